@@ -1,0 +1,274 @@
+"""``jupyter sandbox``: the command-line face of the core (console script ``jupyter-sandbox``)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any, Callable, Sequence
+
+from rich.console import Console
+from rich.markup import escape
+
+from .errors import SandboxError, SpecError
+from .spec import DEFAULT_IMAGE, NETWORK_MODES
+
+err = Console(stderr=True, highlight=False)
+out = Console(highlight=False)
+
+
+def add_spec_arguments(parser: argparse.ArgumentParser) -> None:
+    """The spec options, shared by ``create`` (and named as the magics and REST fields are)."""
+    parser.add_argument("--docker", action="store_true", help="start a Docker daemon inside the sandbox")
+    parser.add_argument("--name", help="unique name (default: a random sb-xxxxxx)")
+    parser.add_argument("--image", help=f"host image to run (default: {DEFAULT_IMAGE})")
+    parser.add_argument("--cpu", help="CPU limit, e.g. 1, 0.5 or 500m")
+    parser.add_argument("--memory", help="memory limit, e.g. 512Mi or 4Gi")
+    parser.add_argument("--network", choices=NETWORK_MODES, help="none (default, loopback only), host, or sandbox")
+    parser.add_argument("--env", action="append", metavar="KEY=VALUE", help="environment variable (repeatable)")
+    parser.add_argument("--timeout", help="seconds the startup may take (default 30)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``jupyter sandbox``."""
+    parser = argparse.ArgumentParser(prog="jupyter sandbox", description="gVisor sandboxes with Docker inside, from Jupyter and the terminal.")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    commands.add_parser("doctor", help="check every host prerequisite, with the fix for each failure")
+
+    create = commands.add_parser("create", help="create a sandbox and wait until it is ready")
+    add_spec_arguments(create)
+    create.add_argument("--json", action="store_true", help="print one JSON event per line, the final state last")
+
+    ls = commands.add_parser("ls", help="list sandboxes")
+    ls.add_argument("--json", action="store_true", help="print JSON")
+
+    status = commands.add_parser("status", help="show one sandbox's state and startup phases")
+    status.add_argument("name")
+    status.add_argument("--json", action="store_true", help="print JSON")
+
+    exec_ = commands.add_parser("exec", help="run a command in a sandbox: exec NAME -- CMD...")
+    exec_.add_argument("name")
+    exec_.add_argument("cmd", nargs=argparse.REMAINDER, help="the command (after --)")
+    exec_.add_argument("--timeout", type=float, help="kill it after this many seconds")
+
+    docker = commands.add_parser("docker", help="run a docker command in a sandbox: docker NAME -- ARGS...")
+    docker.add_argument("name")
+    docker.add_argument("args", nargs=argparse.REMAINDER, help="docker arguments (after --)")
+    docker.add_argument("--timeout", type=float, help="kill it after this many seconds")
+
+    load = commands.add_parser("load", help="copy an image from the host engine into a sandbox's Docker")
+    load.add_argument("name")
+    load.add_argument("image")
+
+    logs = commands.add_parser("logs", help="show a sandbox's dockerd log")
+    logs.add_argument("name")
+    logs.add_argument("-n", "--lines", type=int, default=200, help="how many lines (default 200)")
+
+    restart = commands.add_parser("restart-daemon", help="restart the Docker daemon inside a sandbox")
+    restart.add_argument("name")
+
+    rm = commands.add_parser("rm", help="remove sandboxes")
+    rm.add_argument("names", nargs="*")
+    rm.add_argument("--all", action="store_true", help="remove every sandbox")
+    rm.add_argument("--orphans", action="store_true", help="remove sandboxes whose owning kernel or server is gone")
+
+    image = commands.add_parser("image", help="sandbox images")
+    image_commands = image.add_subparsers(dest="image_command", metavar="ACTION", required=True)
+    build = image_commands.add_parser("build", help="build a Docker-enabled sandbox image")
+    build.add_argument("--docker", action="store_true", help="add Docker engine, CLI, Compose v2 and buildx")
+    build.add_argument("--tag", default=DEFAULT_IMAGE, help=f"image tag (default {DEFAULT_IMAGE})")
+    build.add_argument("--base", help="base image for the Dockerfile route (needs a registry or a local image)")
+    build.add_argument("--offline", action="store_true", help="build the base with debootstrap from the Debian mirror (no registry)")
+    build.add_argument("--suite", default="bookworm", help="Debian suite for --offline (default bookworm)")
+    build.add_argument("--if-missing", action="store_true", help="do nothing if the tag exists")
+    return parser
+
+
+def _strip_dashes(values: Sequence[str]) -> list[str]:
+    values = list(values)
+    return values[1:] if values and values[0] == "--" else values
+
+
+def cmd_create(args: argparse.Namespace) -> int:
+    from .sync import Sandbox
+    from .terminal import JsonLines, LiveProgress
+
+    core = Sandbox.prepare(args.name, docker=args.docker, image=args.image, cpu=args.cpu, memory=args.memory,
+                           network=args.network, env=args.env, timeout=args.timeout, owner="cli")
+    if args.json:
+        lines = JsonLines()
+        core.events.add_listener(lines)
+        try:
+            sandbox = Sandbox.start(core)
+        except SandboxError as error:
+            lines.write({"event": "final", "sandbox": core.name, "state": "failed", **error.to_dict()})
+            return 1
+        lines.write({"event": "final", "sandbox": sandbox.name, "state": "ready", "seconds": round(sandbox.ready_seconds or 0, 3)})
+        return 0
+    with LiveProgress(core.name, core.spec.docker, err) as progress:
+        core.events.add_listener(progress)
+        sandbox = Sandbox.start(core)
+    what = "Docker daemon" if sandbox.spec.docker else "Sandbox"
+    err.print(f"[green]✔[/] {what} in [bold cyan]{sandbox.name}[/] ready in {sandbox.ready_seconds:.2f} s")
+    out.print(sandbox.name)
+    return 0
+
+
+def cmd_ls(args: argparse.Namespace) -> int:
+    from .sync import Sandbox
+    from .terminal import sandbox_table
+
+    infos = Sandbox.list()
+    if args.json:
+        print(json.dumps([{k: v for k, v in i.to_dict().items() if k != "phases"} for i in infos], indent=2))
+    elif infos:
+        out.print(sandbox_table(infos))
+    else:
+        err.print("No sandboxes. Create one with `jupyter sandbox create --docker`.")
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from .sync import Sandbox
+    from .terminal import sandbox_table
+
+    info = Sandbox.get(args.name).status()
+    if args.json:
+        print(json.dumps(info.to_dict(), indent=2))
+        return 0
+    out.print(sandbox_table([info]))
+    out.print(f"reason: {info.reason}")
+    for phase in info.phases:
+        uptime = f"{phase['uptime']:.2f}s" if phase.get("uptime") is not None else ""
+        out.print(f"  {uptime:>7}  {phase['label']:<26} {phase['state']:<8} {phase['message']}")
+    return 0
+
+
+def stream_process(process: Any) -> int:
+    """Copy a running process's output to this terminal as it arrives; return its exit code."""
+    for chunk in process.iter_chunks():
+        target = sys.stdout if chunk.stream == "stdout" else sys.stderr
+        target.buffer.write(chunk.data)
+        target.flush()
+    code = process.wait()
+    if code != 0 and process.hint:
+        err.print(f"[yellow]hint:[/] {escape(process.hint)}")
+    return code
+
+
+def cmd_exec(args: argparse.Namespace) -> int:
+    from .sync import Sandbox
+
+    command = _strip_dashes(args.cmd)
+    if not command:
+        raise SpecError("cmd", "no command given", fix="jupyter sandbox exec NAME -- ls -l")
+    return stream_process(Sandbox.get(args.name).exec(command, timeout=args.timeout))
+
+
+def cmd_docker(args: argparse.Namespace) -> int:
+    from .sync import Sandbox
+
+    docker_args = _strip_dashes(args.args)
+    if not docker_args:
+        raise SpecError("args", "no docker arguments given", fix="jupyter sandbox docker NAME -- ps -a")
+    return stream_process(Sandbox.get(args.name).docker(*docker_args, timeout=args.timeout))
+
+
+def cmd_load(args: argparse.Namespace) -> int:
+    from .sync import Sandbox
+
+    return stream_process(Sandbox.get(args.name).docker.load(args.image))
+
+
+def cmd_logs(args: argparse.Namespace) -> int:
+    from .sync import Sandbox
+
+    sys.stdout.write(Sandbox.get(args.name).dockerd_log(args.lines))
+    return 0
+
+
+def cmd_restart(args: argparse.Namespace) -> int:
+    from .sync import Sandbox
+
+    Sandbox.get(args.name).restart_daemon()
+    err.print(f"[green]✔[/] dockerd in {args.name} restarted and answering")
+    return 0
+
+
+def cmd_rm(args: argparse.Namespace) -> int:
+    from .sync import Sandbox, call
+    from .sandbox import AsyncSandbox
+    from . import labels as L
+
+    if not (args.names or args.all or args.orphans):
+        raise SpecError("names", "no sandbox named", fix="jupyter sandbox rm NAME..., --all or --orphans")
+    targets = list(args.names)
+    if args.all or args.orphans:
+        from .engine import Engine
+
+        for container in call(Engine.default().containers):
+            if args.all or L.owner_alive(container.labels) is False:
+                targets.append(container.labels.get(L.NAME, ""))
+    status = 0
+    for name in dict.fromkeys(targets):
+        try:
+            removed = Sandbox(call(AsyncSandbox.get, name)).terminate()
+            err.print(f"removed {name}" if removed else f"{name} was already gone")
+        except SandboxError as error:
+            err.print(f"[red]{escape(str(error))}[/]")
+            status = 1
+    return status
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from .doctor import run_checks
+
+    ok = True
+    for check in run_checks():
+        mark = "[green]PASS[/]" if check.ok else ("[red]FAIL[/]" if check.required else "[yellow]WARN[/]")
+        err.print(f"{mark}  {check.name}: {escape(check.detail)}")
+        if not check.ok:
+            ok = ok and not check.required
+            err.print(f"      fix: {escape(check.fix)}")
+    err.print("[green]Docker-enabled sandboxes can be created.[/]" if ok else "[red]Docker-enabled sandboxes cannot be created yet.[/]")
+    return 0 if ok else 1
+
+
+def cmd_image(args: argparse.Namespace) -> int:
+    from .images import build_image
+
+    return build_image(tag=args.tag, docker=args.docker, base=args.base, offline=args.offline, suite=args.suite,
+                       if_missing=args.if_missing, console=err)
+
+
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "create": cmd_create, "ls": cmd_ls, "status": cmd_status, "exec": cmd_exec, "docker": cmd_docker,
+    "load": cmd_load, "logs": cmd_logs, "restart-daemon": cmd_restart, "rm": cmd_rm, "doctor": cmd_doctor,
+    "image": cmd_image,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the exit code (a command's own code for exec/docker)."""
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except SpecError as error:
+        err.print(f"[red]error:[/] {escape(str(error))}")
+        return 2
+    except SandboxError as error:
+        err.print(f"[red]error:[/] {escape(str(error))}")
+        return 1
+    except KeyboardInterrupt:
+        err.print("[yellow]interrupted: cleaned up[/]")
+        return 130
+
+
+def run() -> None:
+    """Console-script entry point."""
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    run()

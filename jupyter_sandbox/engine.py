@@ -1,0 +1,215 @@
+"""The host Docker engine: docker-py kept off the event loop, its errors made readable."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import threading
+from typing import Any, Iterator
+
+import docker
+import docker.errors
+import requests.exceptions
+from docker.models.containers import Container
+
+from . import labels
+from .errors import (
+    EngineUnavailable,
+    ImageNotFound,
+    RuntimeNotRegistered,
+    SandboxError,
+    SandboxExists,
+)
+from .runtimes import WANTED_RUNTIMES, network_of, runtime_for
+from .spec import DEFAULT_IMAGE
+from .threads import run_sync
+
+ENGINE_FIX = (
+    "start the Docker engine (`bash scripts/setup-host.sh` does it, or `sudo systemctl start docker`) "
+    "and check that DOCKER_HOST, if set, points at it"
+)
+
+
+def explain(error: BaseException) -> SandboxError:
+    """Turn a docker-py or connection error into a :class:`SandboxError` a user can act on."""
+    if isinstance(error, SandboxError):
+        return error
+    if isinstance(error, (requests.exceptions.ConnectionError, ConnectionError, FileNotFoundError)):
+        return EngineUnavailable(f"Cannot reach the Docker engine: {error}", fix=ENGINE_FIX)
+    if isinstance(error, docker.errors.APIError):
+        text = error.explanation or str(error)
+        if isinstance(text, bytes):
+            text = text.decode(errors="replace")
+        return SandboxError(f"The Docker engine refused the request: {text}")
+    if isinstance(error, docker.errors.DockerException):
+        return EngineUnavailable(f"Cannot reach the Docker engine: {error}", fix=ENGINE_FIX)
+    return SandboxError(f"Unexpected error talking to the Docker engine: {error!r}")
+
+
+@contextlib.contextmanager
+def translated() -> Iterator[None]:
+    """Re-raise docker-py and connection errors as :class:`SandboxError`."""
+    try:
+        yield
+    except SandboxError:
+        raise
+    except (docker.errors.DockerException, requests.exceptions.RequestException, ConnectionError) as error:
+        raise explain(error) from error
+
+
+class Engine:
+    """The host's Docker engine, as jupyter-sandbox uses it.
+
+    Every method is async and runs docker-py in a worker thread.  One engine
+    per process is usually enough: see :meth:`default`.
+
+    Args:
+        client: A docker-py client; by default one from the environment
+            (``DOCKER_HOST`` or the local socket).
+    """
+
+    _default: "Engine | None" = None
+    _default_lock = threading.Lock()
+
+    def __init__(self, client: docker.DockerClient | None = None):
+        self._client = client
+        self._client_lock = threading.Lock()
+
+    @classmethod
+    def default(cls) -> "Engine":
+        """The process-wide engine (created on first use)."""
+        with cls._default_lock:
+            if cls._default is None:
+                cls._default = cls()
+            return cls._default
+
+    @property
+    def client(self) -> docker.DockerClient:
+        """The docker-py client (connects on first use; blocking)."""
+        with self._client_lock:
+            if self._client is None:
+                with translated():
+                    self._client = docker.DockerClient.from_env(max_pool_size=64, timeout=120)
+            return self._client
+
+    async def call(self, function: Any, *args: Any, **kwargs: Any) -> Any:
+        """Run a blocking docker-py call in a thread, translating its errors."""
+
+        def run() -> Any:
+            with translated():
+                return function(*args, **kwargs)
+
+        return await run_sync(run)
+
+    async def ping(self) -> None:
+        """Raise :class:`EngineUnavailable` unless the engine answers."""
+        await self.call(lambda: self.client.ping())
+
+    async def runtimes(self) -> dict[str, dict[str, Any]]:
+        """The runtimes the engine has registered (``docker info``'s ``Runtimes``)."""
+        info = await self.call(lambda: self.client.info())
+        return dict(info.get("Runtimes") or {})
+
+    async def runsc_runtime(self, network: str) -> str:
+        """The registered runsc runtime to use for a network mode.
+
+        Raises:
+            RuntimeNotRegistered: If the engine has none, saying how to register it.
+        """
+        registered = await self.runtimes()
+        name = runtime_for(network, registered)
+        if name is None:
+            wanted = {n: r for n, r in WANTED_RUNTIMES.items() if network_of(r) == network}
+            have = ", ".join(sorted(registered)) or "none"
+            raise RuntimeNotRegistered(
+                f"The Docker engine has no runsc runtime for network mode {network!r} (it has: {have}), "
+                "and a sandbox never runs without gVisor.",
+                fix="run `bash scripts/setup-host.sh`, or merge "
+                + json.dumps({"runtimes": wanted})
+                + " into /etc/docker/daemon.json and send dockerd SIGHUP",
+            )
+        return name
+
+    def is_runsc(self, runtime_name: str, registered: dict[str, dict[str, Any]]) -> bool:
+        """Whether a runtime name is a registered runsc runtime."""
+        return runtime_name in registered and network_of(registered[runtime_name]) is not None
+
+    async def image(self, reference: str) -> dict[str, Any]:
+        """Inspect a host image.
+
+        Raises:
+            ImageNotFound: With how to build or load it.
+        """
+        try:
+            return await self.call(lambda: self.client.api.inspect_image(reference))
+        except SandboxError as error:
+            if isinstance(error.__cause__, docker.errors.ImageNotFound):
+                raise image_not_found(reference) from None
+            raise
+
+    async def find(self, name: str) -> Container | None:
+        """The container of the sandbox called ``name``, if any."""
+        found = await self.call(
+            lambda: self.client.containers.list(all=True, filters={"label": f"{labels.NAME}={name}"})
+        )
+        found = [c for c in found if c.labels.get(labels.MANAGED) == "1"]
+        return found[0] if found else None
+
+    async def containers(self) -> list[Container]:
+        """Every container jupyter-sandbox manages, running or not."""
+        return await self.call(
+            lambda: self.client.containers.list(all=True, filters={"label": f"{labels.MANAGED}=1"})
+        )
+
+    async def create_container(self, name: str, **options: Any) -> Container:
+        """Create (not start) a container, turning a name clash into :class:`SandboxExists`."""
+
+        def create() -> Container:
+            try:
+                return self.client.containers.create(name=labels.container_name(name), **options)
+            except docker.errors.ImageNotFound:
+                raise image_not_found(options.get("image", "")) from None
+            except docker.errors.APIError as error:
+                if error.status_code == 409:
+                    raise SandboxExists(
+                        f"A sandbox named {name!r} already exists.",
+                        fix=f"choose another name, or remove it first with `jupyter sandbox rm {name}`",
+                    ) from None
+                raise
+
+        return await self.call(create)
+
+    async def remove(self, container_id: str) -> bool:
+        """Remove a container and its anonymous volumes; False if it was already gone."""
+
+        def remove() -> bool:
+            try:
+                self.client.api.remove_container(container_id, force=True, v=True)
+                return True
+            except docker.errors.NotFound:
+                return False
+            except docker.errors.APIError as error:
+                if "already in progress" in str(error) or error.status_code == 409:
+                    return self._wait_removed(container_id)
+                raise
+
+        return await self.call(remove)
+
+    def _wait_removed(self, container_id: str) -> bool:
+        try:
+            self.client.api.wait(container_id, condition="removed", timeout=30)
+        except (docker.errors.NotFound, docker.errors.APIError, requests.exceptions.RequestException):
+            pass
+        return True
+
+
+def image_not_found(reference: str) -> ImageNotFound:
+    """The error for a sandbox image missing from the host engine."""
+    if reference == DEFAULT_IMAGE or reference.startswith("jupyter-sandbox/"):
+        fix = f"build it with `jupyter sandbox image build --docker --offline --tag {reference}` (scripts/install.sh does this)"
+    else:
+        fix = (
+            f"pull or load it into the host engine (`docker pull {reference}` or `docker load`), "
+            f"or build a Docker-enabled one with `jupyter sandbox image build --docker --base {reference} --tag NAME`"
+        )
+    return ImageNotFound(f"Image {reference!r} is not in the host Docker engine.", fix=fix)

@@ -1,0 +1,199 @@
+"""One exception family: every error says what happened and how to fix it.
+
+Every face (CLI, magics, REST handlers, Lab panel) shows ``str(error)``, so
+the texts here are the product's error messages.  Each error also carries a
+stable ``code`` and an ``http_status`` for the server extension.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class SandboxError(Exception):
+    """Base of every error jupyter-sandbox raises on purpose.
+
+    Args:
+        message: What went wrong, in one or two sentences.
+        fix: What the user can do about it.
+        detail: Extra text, such as the tail of a daemon log.
+    """
+
+    code = "sandbox_error"
+    http_status = 500
+
+    def __init__(self, message: str, *, fix: str | None = None, detail: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.fix = fix
+        self.detail = detail
+
+    def __str__(self) -> str:
+        text = self.message
+        if self.fix:
+            text += f"\nHow to fix: {self.fix}"
+        if self.detail:
+            text += f"\n{self.detail}"
+        return text
+
+    def to_dict(self) -> dict[str, Any]:
+        """The error as JSON-ready data (used by the REST API and ``--json``)."""
+        data: dict[str, Any] = {"error": self.code, "message": self.message}
+        if self.fix:
+            data["fix"] = self.fix
+        if self.detail:
+            data["detail"] = self.detail
+        return data
+
+
+class SpecError(SandboxError, ValueError):
+    """A sandbox specification field has a value we cannot use.
+
+    Args:
+        field: The name of the field (``name``, ``cpu``, ``memory``...).
+        message: What is wrong with the value.
+        fix: An example of a valid value.
+    """
+
+    code = "bad_spec"
+    http_status = 400
+
+    def __init__(self, field: str, message: str, *, fix: str | None = None):
+        super().__init__(f"{field}: {message}", fix=fix)
+        self.field = field
+
+
+class EngineUnavailable(SandboxError):
+    """The host Docker engine cannot be reached."""
+
+    code = "engine_unavailable"
+    http_status = 503
+
+
+class RuntimeNotRegistered(SandboxError):
+    """The engine has no runsc runtime we could use."""
+
+    code = "runtime_not_registered"
+    http_status = 503
+
+
+class NotIsolated(SandboxError):
+    """A container claimed to be a sandbox does not run under runsc."""
+
+    code = "not_isolated"
+    http_status = 500
+
+
+class ImageNotFound(SandboxError):
+    """The sandbox image is not in the host engine."""
+
+    code = "image_not_found"
+    http_status = 404
+
+
+class NoDockerd(SandboxError):
+    """``docker=True`` was asked for an image that has no ``dockerd``."""
+
+    code = "no_dockerd"
+    http_status = 400
+
+
+class NetworkNamespaceTrap(SandboxError):
+    """runsc refused ``--network=sandbox`` (the root network namespace check)."""
+
+    code = "network_namespace_trap"
+    http_status = 400
+
+
+class SandboxStartFailed(SandboxError):
+    """The engine refused to start the sandbox container."""
+
+    code = "start_failed"
+    http_status = 500
+
+
+class DockerdCrashed(SandboxError):
+    """The Docker daemon inside the sandbox exited.
+
+    Args:
+        exit_code: dockerd's exit status.
+        log_tail: The last lines of its log.
+    """
+
+    code = "dockerd_crashed"
+    http_status = 500
+
+    def __init__(self, message: str, *, exit_code: int | None, log_tail: str, fix: str | None = None):
+        detail = f"Last lines of the dockerd log:\n{log_tail}" if log_tail else None
+        super().__init__(message, fix=fix, detail=detail)
+        self.exit_code = exit_code
+        self.log_tail = log_tail
+
+
+class DaemonTimeout(SandboxError):
+    """The sandbox did not become ready in time.
+
+    Args:
+        phase: The phase it was stuck in.
+        elapsed: Seconds since the create started.
+        log_tail: The last lines of the dockerd log, if any.
+    """
+
+    code = "daemon_timeout"
+    http_status = 504
+
+    def __init__(self, message: str, *, phase: str, elapsed: float, log_tail: str = "", fix: str | None = None):
+        detail = f"Last lines of the dockerd log:\n{log_tail}" if log_tail else None
+        super().__init__(message, fix=fix, detail=detail)
+        self.phase = phase
+        self.elapsed = elapsed
+        self.log_tail = log_tail
+
+
+class SandboxNotFound(SandboxError):
+    """No sandbox of that name exists in the engine."""
+
+    code = "not_found"
+    http_status = 404
+
+
+class SandboxExists(SandboxError):
+    """A sandbox of that name already exists."""
+
+    code = "exists"
+    http_status = 409
+
+
+class SandboxNotRunning(SandboxError):
+    """The sandbox is stopped, gone or failed, so it cannot run commands."""
+
+    code = "not_running"
+    http_status = 409
+
+
+class DockerNotEnabled(SandboxError):
+    """A Docker command was asked of a sandbox created without ``docker=True``."""
+
+    code = "docker_not_enabled"
+    http_status = 409
+
+
+class ExecTimeout(SandboxError):
+    """A command inside the sandbox ran longer than its timeout and was killed."""
+
+    code = "exec_timeout"
+    http_status = 504
+
+
+class NetworkUnavailable(SandboxError):
+    """A command needs a network the sandbox does not have."""
+
+    code = "network_unavailable"
+    http_status = 409
+
+
+class ImageBuildFailed(SandboxError):
+    """Building a sandbox image failed."""
+
+    code = "image_build_failed"
+    http_status = 500

@@ -1,0 +1,251 @@
+"""Startup phases, progress events and their fan-out to any number of listeners."""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from enum import Enum
+from typing import Any, AsyncIterator, Callable
+
+import anyio
+from anyio.streams.memory import MemoryObjectSendStream
+
+
+class Phase(str, Enum):
+    """A step of a sandbox's life, in the order a Docker-enabled create runs them."""
+
+    IMAGE_CHECK = "image_check"
+    SANDBOX_START = "sandbox_start"
+    BOOTED = "booted"
+    DOCKERD_PRESENT = "dockerd_present"
+    CGROUPS = "cgroups"
+    DOCKERD_STARTED = "dockerd_started"
+    SOCKET = "socket"
+    ANSWERING = "answering"
+    READY = "ready"
+    DAEMON = "daemon"
+    """dockerd's state after ready: it exited, or it is being restarted."""
+    REMOVED = "removed"
+
+    @property
+    def label(self) -> str:
+        """A short human title for the phase."""
+        return PHASE_LABELS[self]
+
+
+PHASE_LABELS = {
+    Phase.IMAGE_CHECK: "Image found",
+    Phase.SANDBOX_START: "Sandbox container started",
+    Phase.BOOTED: "Sandbox booted (gVisor)",
+    Phase.DOCKERD_PRESENT: "dockerd found in image",
+    Phase.CGROUPS: "cgroups prepared",
+    Phase.DOCKERD_STARTED: "dockerd started",
+    Phase.SOCKET: "Docker socket up",
+    Phase.ANSWERING: "Daemon answering",
+    Phase.READY: "Ready",
+    Phase.DAEMON: "Docker daemon",
+    Phase.REMOVED: "Removed",
+}
+
+DOCKER_PHASES = [
+    Phase.IMAGE_CHECK, Phase.SANDBOX_START, Phase.BOOTED, Phase.DOCKERD_PRESENT, Phase.CGROUPS,
+    Phase.DOCKERD_STARTED, Phase.SOCKET, Phase.ANSWERING, Phase.READY,
+]
+"""The startup phases of a sandbox with Docker inside, in order."""
+
+PLAIN_PHASES = [Phase.IMAGE_CHECK, Phase.SANDBOX_START, Phase.BOOTED, Phase.READY]
+"""The startup phases of a sandbox without Docker, in order."""
+
+
+def phases_for(docker: bool) -> list[Phase]:
+    """The startup phases a create runs."""
+    return DOCKER_PHASES if docker else PLAIN_PHASES
+
+
+class State(str, Enum):
+    """The state of one phase in a progress event."""
+
+    STARTED = "started"
+    DONE = "done"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class ProgressEvent:
+    """One step of a sandbox's startup (or later life), as every face renders it.
+
+    Attributes:
+        sandbox: The sandbox's name.
+        phase: Which phase (a :class:`Phase` value).
+        state: ``started``, ``done`` or ``failed``.
+        elapsed: Seconds since the create began (host clock).
+        message: One human line.
+        detail: More text, such as a log tail (may be empty).
+        time: Unix time the event was seen.
+        uptime: The sandbox kernel's uptime when it reported the event, if it did.
+    """
+
+    sandbox: str
+    phase: str
+    state: str
+    elapsed: float
+    message: str = ""
+    detail: str = ""
+    time: float = field(default_factory=time.time)
+    uptime: float | None = None
+
+    @property
+    def label(self) -> str:
+        """The phase's human title."""
+        try:
+            return Phase(self.phase).label
+        except ValueError:
+            return self.phase
+
+    @property
+    def is_final(self) -> bool:
+        """True for the event that ends a startup (ready, or any failure)."""
+        return self.state == State.FAILED or (self.phase == Phase.READY and self.state == State.DONE)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready data, with the phase's label added."""
+        data = asdict(self)
+        data["label"] = self.label
+        return data
+
+
+Listener = Callable[[ProgressEvent], None]
+
+
+class EventBus:
+    """Fans progress events out to any number of listeners, replaying history to late ones.
+
+    Publish from the event loop's thread.  Listeners either iterate
+    :meth:`subscribe` (async) or register a callback with :meth:`add_listener`
+    (called in the publisher's thread).
+    """
+
+    def __init__(self) -> None:
+        self.history: list[ProgressEvent] = []
+        self._streams: list[MemoryObjectSendStream[ProgressEvent]] = []
+        self._callbacks: list[Listener] = []
+        self.closed = False
+
+    def publish(self, event: ProgressEvent) -> None:
+        """Record an event and hand it to every listener."""
+        self.history.append(event)
+        for stream in list(self._streams):
+            try:
+                stream.send_nowait(event)
+            except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+                self._streams.remove(stream)
+        for callback in list(self._callbacks):
+            callback(event)
+
+    def add_listener(self, callback: Listener, *, replay: bool = True) -> Callable[[], None]:
+        """Call ``callback`` for every event (past ones first if ``replay``); returns an unsubscribe function."""
+        if replay:
+            for event in self.history:
+                callback(event)
+        self._callbacks.append(callback)
+        return lambda: self._callbacks.remove(callback) if callback in self._callbacks else None
+
+    async def subscribe(self, *, replay: bool = True) -> AsyncIterator[ProgressEvent]:
+        """Iterate events as they are published, until the bus is closed."""
+        send, receive = anyio.create_memory_object_stream[ProgressEvent](math.inf)
+        if replay:
+            for event in self.history:
+                send.send_nowait(event)
+        if self.closed:
+            send.close()
+        else:
+            self._streams.append(send)
+        async with receive:
+            async for event in receive:
+                yield event
+
+    def close(self) -> None:
+        """End every subscription (after the events already published)."""
+        self.closed = True
+        for stream in self._streams:
+            stream.close()
+        self._streams.clear()
+
+
+@dataclass
+class PhaseRow:
+    """One row of a startup view: a phase with its status and timing.
+
+    Attributes:
+        phase: The phase.
+        status: ``pending``, ``running``, ``done`` or ``failed``.
+        started: Elapsed seconds when it started (None while pending).
+        duration: Seconds it took (None until done or failed).
+        message: The latest message for it.
+        detail: Extra text (a log tail on failure).
+    """
+
+    phase: Phase
+    status: str = "pending"
+    started: float | None = None
+    duration: float | None = None
+    message: str = ""
+    detail: str = ""
+
+
+class PhaseTracker:
+    """Folds progress events into one row per startup phase: the model every view renders.
+
+    A phase counts as running from the end of the previous one (or its own
+    ``started`` event), so the spinner always sits on the phase being waited for.
+    """
+
+    def __init__(self, docker: bool):
+        self.rows = [PhaseRow(phase) for phase in phases_for(docker)]
+        self.final: ProgressEvent | None = None
+        self.elapsed = 0.0
+
+    def _row(self, phase: str) -> PhaseRow | None:
+        for row in self.rows:
+            if row.phase.value == phase:
+                return row
+        return None
+
+    def update(self, event: ProgressEvent) -> None:
+        """Apply one event."""
+        self.elapsed = max(self.elapsed, event.elapsed)
+        row = self._row(event.phase)
+        if row is None:
+            return
+        index = self.rows.index(row)
+        if event.state == State.STARTED:
+            row.status, row.started = "running", event.elapsed
+        else:
+            if row.started is None:
+                previous = [r for r in self.rows[:index] if r.duration is not None and r.started is not None]
+                row.started = (previous[-1].started + previous[-1].duration) if previous else 0.0
+            row.status = "done" if event.state == State.DONE else "failed"
+            row.duration = max(0.0, event.elapsed - row.started)
+            if index + 1 < len(self.rows) and row.status == "done" and self.rows[index + 1].status == "pending":
+                self.rows[index + 1].status, self.rows[index + 1].started = "running", event.elapsed
+        if event.message:
+            row.message = event.message
+        if event.detail:
+            row.detail = event.detail
+        if event.is_final:
+            self.final = event
+            if event.state == State.FAILED:
+                for other in self.rows:
+                    if other.status == "running" and other is not row:
+                        other.status = "pending"
+
+    @property
+    def fraction(self) -> float:
+        """Share of phases done, 0 to 1."""
+        return sum(row.status == "done" for row in self.rows) / len(self.rows)
+
+    @property
+    def current(self) -> PhaseRow | None:
+        """The phase being waited for, if any."""
+        return next((row for row in self.rows if row.status == "running"), None)

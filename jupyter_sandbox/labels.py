@@ -1,0 +1,97 @@
+"""Engine labels: the only place sandbox state is kept, so every face sees the same sandboxes."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import time
+from typing import Mapping
+
+from .spec import SandboxSpec
+
+PREFIX = "io.jupyter.sandbox."
+MANAGED = PREFIX + "managed"
+NAME = PREFIX + "name"
+SPEC = PREFIX + "spec"
+DOCKER = PREFIX + "docker"
+OWNER = PREFIX + "owner"
+OWNER_HOST = PREFIX + "owner.host"
+OWNER_PID = PREFIX + "owner.pid"
+OWNER_STARTED = PREFIX + "owner.started"
+SERVER = PREFIX + "server"
+POOL = PREFIX + "pool"
+CREATED = PREFIX + "created"
+
+CONTAINER_PREFIX = "jupyter-sandbox-"
+SERVER_ENV = "JUPYTER_SANDBOX_SERVER_ID"
+"""Set by the server extension; kernels and terminals it starts inherit it."""
+
+
+def container_name(name: str) -> str:
+    """The engine's container name of a sandbox."""
+    return CONTAINER_PREFIX + name
+
+
+def _process_start_time(pid: int) -> str:
+    """The kernel's start time of a process (clock ticks), to tell a reused pid apart."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return ""
+
+
+def owner_labels(owner: str) -> dict[str, str]:
+    """Labels that record who created a sandbox (a kind such as ``cli``, ``kernel``, ``server``)."""
+    pid = os.getpid()
+    labels = {
+        OWNER: owner,
+        OWNER_HOST: socket.gethostname(),
+        OWNER_PID: str(pid),
+        OWNER_STARTED: _process_start_time(pid),
+    }
+    server = os.environ.get(SERVER_ENV)
+    if server:
+        labels[SERVER] = server
+    return labels
+
+
+def sandbox_labels(spec: SandboxSpec, owner: str, *, pool: bool = False) -> dict[str, str]:
+    """All labels of a new sandbox container."""
+    labels = {
+        MANAGED: "1",
+        NAME: spec.name,
+        SPEC: json.dumps(spec.to_dict(), sort_keys=True),
+        DOCKER: "1" if spec.docker else "0",
+        CREATED: f"{time.time():.3f}",
+        **owner_labels(owner),
+    }
+    if pool:
+        labels[POOL] = "1"
+    return labels
+
+
+def spec_from_labels(labels: Mapping[str, str]) -> SandboxSpec:
+    """Rebuild the spec a sandbox was created with from its labels."""
+    data = json.loads(labels.get(SPEC, "{}") or "{}")
+    data.setdefault("name", labels.get(NAME, "unknown"))
+    return SandboxSpec(**data)
+
+
+def owner_alive(labels: Mapping[str, str]) -> bool | None:
+    """Whether the process that owns a sandbox still runs.
+
+    Returns ``None`` when it cannot be told here (another host, or an owner
+    such as ``cli`` whose sandboxes belong to the user, not to a process).
+    """
+    if labels.get(OWNER) not in ("kernel", "server", "pool"):
+        return None
+    if labels.get(OWNER_HOST) != socket.gethostname():
+        return None
+    try:
+        pid = int(labels.get(OWNER_PID, ""))
+    except ValueError:
+        return None
+    started = _process_start_time(pid)
+    return bool(started) and started == labels.get(OWNER_STARTED, started)

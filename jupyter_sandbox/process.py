@@ -1,0 +1,331 @@
+"""Processes inside a sandbox: output streamed as it arrives, exit code, timeout, cancellation.
+
+Every command runs behind a one-line shell wrapper that reports its pid on
+stderr first (stripped before anyone sees it), so a timeout, a Ctrl-C or a
+cancelled task can kill the process *inside* the sandbox: killing the host's
+``runsc exec`` alone would leave it running.
+"""
+
+from __future__ import annotations
+
+import codecs
+import socket
+import threading
+import time
+from typing import Any, AsyncIterator, Callable, Iterable, Iterator, NamedTuple
+
+import anyio
+import docker.utils.socket as docker_socket
+
+from .engine import Engine
+from .errors import ExecTimeout, SandboxError
+from .threads import iterate_in_thread
+
+PID_MARKER = b"@@pid "
+WRAPPER = 'printf "@@pid %s\\n" "$$" >&2; exec "$@"'
+KILL_SCRIPT = 'kill -s "$1" -- "-$2" 2>/dev/null; kill -s "$1" "$2" 2>/dev/null; :'
+STREAM_NAMES = {docker_socket.STDOUT: "stdout", docker_socket.STDERR: "stderr"}
+
+
+class Chunk(NamedTuple):
+    """A piece of a process's output, in the order it was produced.
+
+    Attributes:
+        stream: ``"stdout"`` or ``"stderr"``.
+        data: The raw bytes.
+    """
+
+    stream: str
+    data: bytes
+
+
+class TextDecoder:
+    """Incremental UTF-8 decoding per stream; undecodable bytes become U+FFFD, never an error."""
+
+    def __init__(self) -> None:
+        self._decoders = {name: codecs.getincrementaldecoder("utf-8")(errors="replace") for name in ("stdout", "stderr")}
+
+    def decode(self, chunk: Chunk) -> str:
+        """Decode a chunk, keeping a split multi-byte character for the next one."""
+        return self._decoders[chunk.stream].decode(chunk.data)
+
+    def flush(self, stream: str) -> str:
+        """Whatever is left of a stream at its end."""
+        return self._decoders[stream].decode(b"", final=True)
+
+
+class PidFilter:
+    """Strips the wrapper's ``@@pid N`` line from the start of stderr and remembers N."""
+
+    def __init__(self) -> None:
+        self.pid: int | None = None
+        self._head = b""
+        self._done = False
+
+    def feed(self, chunk: Chunk) -> Chunk | None:
+        """Return the chunk to pass on (None if it was all marker)."""
+        if self._done or chunk.stream != "stderr":
+            return chunk
+        self._head += chunk.data
+        if b"\n" not in self._head and len(self._head) < 64 and PID_MARKER.startswith(self._head[:6]):
+            return None
+        self._done = True
+        line, newline, rest = self._head.partition(b"\n")
+        if newline and line.startswith(PID_MARKER) and line[len(PID_MARKER):].isdigit():
+            self.pid = int(line[len(PID_MARKER):])
+            data = rest
+        else:
+            data = self._head
+        self._head = b""
+        return Chunk("stderr", data) if data else None
+
+    def flush(self) -> Chunk | None:
+        """Any held-back stderr at the end of the stream."""
+        if self._head and not self._done:
+            self._done = True
+            return Chunk("stderr", self._head)
+        return None
+
+
+def wrap(argv: list[str]) -> list[str]:
+    """The argv that runs ``argv`` behind the pid-reporting wrapper."""
+    return ["/bin/sh", "-c", WRAPPER, "jupyter-sandbox-exec", *argv]
+
+
+class AsyncProcess:
+    """A command running inside a sandbox.
+
+    Read its output as it is produced with :meth:`output` (nothing is kept),
+    or call :meth:`wait` and then read :attr:`stdout` / :attr:`stderr`
+    (everything is kept).  A timeout or a cancellation kills the process
+    inside the sandbox.
+
+    Attributes:
+        argv: The command as given.
+        pid: Its pid inside the sandbox, once known.
+        exit_code: Its exit status, once it ended (``None`` before).
+        timed_out: True if it was killed for running past its timeout.
+    """
+
+    def __init__(self, engine: Engine, container_id: str, exec_id: str, sock: Any, argv: list[str], *,
+                 timeout: float | None = None, sandbox: str = ""):
+        self.engine = engine
+        self.container_id = container_id
+        self.exec_id = exec_id
+        self.argv = argv
+        self.sandbox = sandbox
+        self.timeout = timeout
+        self.exit_code: int | None = None
+        self.timed_out = False
+        self.killed = False
+        self._sock = sock
+        self._started = time.monotonic()
+        self._pid_filter = PidFilter()
+        self._stdout = bytearray()
+        self._stderr = bytearray()
+        self._reading = False
+        self._finished = anyio.Event()
+        self._stderr_tail = b""
+        self.explain: Callable[[str], str | None] | None = None
+
+    @classmethod
+    async def start(cls, engine: Engine, container_id: str, argv: list[str], *, env: dict[str, str] | None = None,
+                    workdir: str | None = None, user: str | None = None, timeout: float | None = None,
+                    stdin: bytes | Iterable[bytes] | None = None, sandbox: str = "") -> "AsyncProcess":
+        """Start ``argv`` (a list, run without a shell) in a running container."""
+        if not argv or not all(isinstance(a, str) for a in argv):
+            raise SandboxError(f"A command must be a non-empty list of strings, got {argv!r}",
+                               fix='pass e.g. ["ls", "-l"], or shell=True with one string')
+        api = engine.client.api
+
+        def open_exec() -> tuple[str, Any]:
+            exec_id = api.exec_create(container_id, wrap(argv), stdout=True, stderr=True, stdin=stdin is not None,
+                                      environment=env or None, workdir=workdir, user=user or "")["Id"]
+            return exec_id, api.exec_start(exec_id, socket=True)
+
+        exec_id, sock = await engine.call(open_exec)
+        process = cls(engine, container_id, exec_id, sock, argv, timeout=timeout, sandbox=sandbox)
+        if stdin is not None:
+            threading.Thread(target=process._feed_stdin, args=(stdin,), daemon=True).start()
+        return process
+
+    @property
+    def pid(self) -> int | None:
+        """The process's pid inside the sandbox (known after its first output)."""
+        return self._pid_filter.pid
+
+    @property
+    def stdout(self) -> bytes:
+        """Everything it wrote to stdout that :meth:`output` did not hand out."""
+        return bytes(self._stdout)
+
+    @property
+    def stderr(self) -> bytes:
+        """Everything it wrote to stderr that :meth:`output` did not hand out."""
+        return bytes(self._stderr)
+
+    @property
+    def stdout_text(self) -> str:
+        """:attr:`stdout` decoded as UTF-8 (bad bytes replaced)."""
+        return self.stdout.decode("utf-8", errors="replace")
+
+    @property
+    def stderr_text(self) -> str:
+        """:attr:`stderr` decoded as UTF-8 (bad bytes replaced)."""
+        return self.stderr.decode("utf-8", errors="replace")
+
+    def _raw_socket(self) -> socket.socket | None:
+        return getattr(self._sock, "_sock", None) or (self._sock if isinstance(self._sock, socket.socket) else None)
+
+    def _feed_stdin(self, data: bytes | Iterable[bytes]) -> None:
+        raw = self._raw_socket()
+        if raw is None:
+            return
+        try:
+            for piece in [data] if isinstance(data, (bytes, bytearray)) else data:
+                raw.sendall(piece)
+            raw.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
+
+    def _frames(self) -> Iterator[Chunk]:
+        for stream, data in docker_socket.frames_iter(self._sock, tty=False):
+            yield Chunk(STREAM_NAMES.get(stream, "stdout"), data)
+
+    def _close_socket(self) -> None:
+        raw = self._raw_socket()
+        try:
+            if raw is not None:
+                raw.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        try:
+            self._sock.close()
+        except OSError:
+            pass
+
+    def _remaining(self) -> float:
+        if self.timeout is None:
+            return float("inf")
+        return max(0.0, self.timeout - (time.monotonic() - self._started))
+
+    async def output(self) -> AsyncIterator[Chunk]:
+        """Yield output chunks as the process produces them, until it ends.
+
+        Raises:
+            ExecTimeout: If it ran past its timeout (it has been killed).
+        """
+        if self._reading:
+            raise SandboxError("This process's output is already being read.",
+                               fix="read it from one place only, or call wait() and use .stdout/.stderr")
+        self._reading = True
+        completed = False
+        stream = iterate_in_thread(self._frames, close=self._close_socket)
+        try:
+            while True:
+                # The deadline scope covers only the wait, never a yield.
+                with anyio.move_on_after(self._remaining()) as scope:
+                    try:
+                        chunk = await stream.__anext__()
+                    except StopAsyncIteration:
+                        completed = True
+                if scope.cancelled_caught:
+                    self.timed_out = True
+                    break
+                if completed:
+                    tail = self._pid_filter.flush()
+                    if tail is not None:
+                        yield tail
+                    break
+                passed = self._pid_filter.feed(chunk)
+                if passed is not None and passed.data:
+                    if passed.stream == "stderr":
+                        self._stderr_tail = (self._stderr_tail + passed.data)[-8192:]
+                    yield passed
+        finally:
+            with anyio.CancelScope(shield=True):
+                await stream.aclose()
+                if not completed:
+                    await self.kill()
+                await self._collect_exit_code()
+            self._finished.set()
+        if self.timed_out:
+            raise self._timeout_error()
+
+    @property
+    def hint(self) -> str | None:
+        """After a failure, a sentence on the likely cause and fix (from what it printed), if known."""
+        if self.exit_code in (None, 0) or self.explain is None:
+            return None
+        return self.explain(self._stderr_tail.decode("utf-8", errors="replace"))
+
+    def _timeout_error(self) -> ExecTimeout:
+        return ExecTimeout(
+            f"{' '.join(self.argv)!r} ran longer than its {self.timeout:g} s timeout in sandbox "
+            f"{self.sandbox!r} and was killed.",
+            fix="give it more time (timeout=...), or run it in the background",
+        )
+
+    async def wait(self) -> int:
+        """Wait for the process to end and return its exit code.
+
+        If nobody is reading :meth:`output`, the output is kept in
+        :attr:`stdout` and :attr:`stderr`.
+
+        Raises:
+            ExecTimeout: If it ran past its timeout (it has been killed).
+        """
+        if not self._reading:
+            async for chunk in self.output():
+                (self._stdout if chunk.stream == "stdout" else self._stderr).extend(chunk.data)
+        else:
+            await self._finished.wait()
+            if self.timed_out:
+                raise self._timeout_error()
+        return self.exit_code if self.exit_code is not None else -1
+
+    async def _collect_exit_code(self) -> None:
+        api = self.engine.client.api
+        deadline = time.monotonic() + 5
+        delay = 0.002
+        while True:
+            try:
+                info = await self.engine.call(api.exec_inspect, self.exec_id)
+            except SandboxError:
+                self.exit_code = -1
+                return
+            if not info.get("Running") and info.get("ExitCode") is not None:
+                self.exit_code = int(info["ExitCode"])
+                return
+            if time.monotonic() > deadline:
+                self.exit_code = -1
+                return
+            await anyio.sleep(delay)
+            delay = min(delay * 2, 0.1)
+
+    async def kill(self, grace: float = 2.0) -> None:
+        """Stop the process inside the sandbox: SIGTERM, then SIGKILL after ``grace`` seconds."""
+        self.killed = True
+        pid = self.pid
+        if pid is None:
+            self._close_socket()
+            return
+        api = self.engine.client.api
+
+        def signal(name: str) -> None:
+            exec_id = api.exec_create(self.container_id, ["/bin/sh", "-c", KILL_SCRIPT, "kill", name, str(pid)])["Id"]
+            api.exec_start(exec_id)
+
+        try:
+            await self.engine.call(signal, "TERM")
+            deadline = time.monotonic() + grace
+            while time.monotonic() < deadline:
+                info = await self.engine.call(api.exec_inspect, self.exec_id)
+                if not info.get("Running"):
+                    return
+                await anyio.sleep(0.05)
+            await self.engine.call(signal, "KILL")
+        except SandboxError:
+            pass  # the sandbox is gone: so is the process
+        finally:
+            self._close_socket()

@@ -1,0 +1,502 @@
+"""AsyncSandbox: create, find, run commands in and terminate gVisor sandboxes."""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any, Callable, Iterable
+
+import anyio
+import docker.errors
+from docker.models.containers import Container
+
+from . import labels as L
+from .bootstrap import DOCKERD_LOG, RESTART_SIGNAL, InitReport, InitReportParser, diagnose, init_command
+from .engine import Engine
+from .errors import (
+    DaemonTimeout,
+    DockerdCrashed,
+    NetworkNamespaceTrap,
+    NoDockerd,
+    NotIsolated,
+    SandboxError,
+    SandboxNotFound,
+    SandboxNotRunning,
+    SandboxStartFailed,
+)
+from .events import EventBus, Listener, Phase, ProgressEvent, State, phases_for
+from .process import AsyncProcess
+from .spec import SandboxSpec
+from .status import GONE, READY, SandboxInfo, info_from_container
+from .threads import iterate_in_thread
+
+DOCKER_CAPABILITIES = ["ALL"]
+"""Docker inside gVisor needs, among others, SYS_ADMIN (mounts) and NET_ADMIN; gVisor confines them."""
+
+TRAP_TEXT = "cannot run with network enabled in root network namespace"
+
+
+def _network_trap() -> NetworkNamespaceTrap:
+    return NetworkNamespaceTrap(
+        "runsc refused network mode 'sandbox': \"cannot run with network enabled in root network namespace\". "
+        "This runsc (20240729) decides it runs in the host's network namespace by whether "
+        "/proc/sys/net/core/rmem_default exists, and kernels 6.x show that file in every namespace.",
+        fix="use network='none' (loopback only) or network='host'; gVisor releases from 2024-08 on "
+        "check another file and make 'sandbox' work",
+    )
+
+
+class AsyncSandbox:
+    """A gVisor sandbox on the host's Docker engine, optionally with its own Docker daemon.
+
+    Make one with :meth:`create` (or :meth:`prepare` then :meth:`start` to
+    listen to its events from the first one), or find one with :meth:`get`.
+
+    Attributes:
+        spec: What it was created with.
+        events: Its progress events (startup phases, later daemon changes).
+        container_id: The host engine's container id (empty before it exists).
+    """
+
+    def __init__(self, spec: SandboxSpec, *, engine: Engine | None = None, container_id: str = "",
+                 owner: str = "api", pool: bool = False):
+        self.spec = spec
+        self.engine = engine or Engine.default()
+        self.container_id = container_id
+        self.owner = owner
+        self.pool = pool
+        self.events = EventBus()
+        self.ready_seconds: float | None = None
+        self._ready = False
+        self._started = time.monotonic()
+        self._log_tail_at_timeout = ""
+        from .docker import AsyncDocker
+        from .files import AsyncFiles
+
+        self.docker = AsyncDocker(self)
+        self.files = AsyncFiles(self)
+
+    @property
+    def name(self) -> str:
+        """The sandbox's name."""
+        return self.spec.name
+
+    def __repr__(self) -> str:
+        return f"<AsyncSandbox {self.name!r} image={self.spec.image!r} docker={self.spec.docker}>"
+
+    # -- creating ---------------------------------------------------------
+
+    @classmethod
+    def prepare(cls, spec: SandboxSpec | None = None, *, engine: Engine | None = None, owner: str = "api",
+                **fields: Any) -> "AsyncSandbox":
+        """Validate a spec and return an unstarted sandbox, so listeners can subscribe before :meth:`start`.
+
+        Args:
+            spec: A ready spec, or None to build one from ``fields``
+                (``name``, ``image``, ``docker``, ``cpu``, ``memory``, ``network``, ``env``, ``timeout``).
+            owner: Who creates it, recorded in its labels.
+        """
+        if spec is None:
+            name = fields.pop("name", None)
+            spec = SandboxSpec.parse(name, **fields)
+        elif fields:
+            raise TypeError(f"pass either a spec or fields, not both ({', '.join(fields)})")
+        return cls(spec, engine=engine, owner=owner)
+
+    @classmethod
+    async def create(cls, spec: SandboxSpec | None = None, *, engine: Engine | None = None, owner: str = "api",
+                     on_event: Listener | None = None, **fields: Any) -> "AsyncSandbox":
+        """Create a sandbox and wait until it is ready (its Docker daemon answering, if asked for).
+
+        Raises:
+            SpecError: Before anything is created, if a field is wrong.
+            SandboxError: A subclass saying what failed and how to fix it; the
+                half-created sandbox has been removed.
+        """
+        sandbox = cls.prepare(spec, engine=engine, owner=owner, **fields)
+        if on_event is not None:
+            sandbox.events.add_listener(on_event)
+        await sandbox.start()
+        return sandbox
+
+    def _publish(self, phase: str, state: str, message: str = "", detail: str = "", uptime: float | None = None) -> ProgressEvent:
+        event = ProgressEvent(self.name, str(phase.value if isinstance(phase, Phase) else phase), str(state.value if isinstance(state, State) else state),
+                              round(time.monotonic() - self._started, 4), message, detail, uptime=uptime)
+        self.events.publish(event)
+        return event
+
+    def _current_phase(self) -> str:
+        done = {e.phase for e in self.events.history if e.state != State.STARTED}
+        for phase in phases_for(self.spec.docker):
+            if phase.value not in done:
+                return phase.value
+        return Phase.READY.value
+
+    async def start(self) -> None:
+        """Run the startup phases; on any failure remove whatever was created and raise."""
+        self._started = time.monotonic()
+        try:
+            with anyio.fail_after(self.spec.timeout):
+                await self._start()
+        except TimeoutError:
+            with anyio.CancelScope(shield=True), anyio.move_on_after(5):
+                self._log_tail_at_timeout = await self._read_log_tail()
+            await self._fail_and_clean(self._timeout_error())
+        except BaseException as error:  # includes cancellation: never leave a half-made sandbox
+            await self._fail_and_clean(error)
+        self.events.close()
+
+    async def _read_log_tail(self) -> str:
+        if not (self.container_id and self.spec.docker):
+            return ""
+        try:
+            process = await self.run(["tail", "-n", "30", DOCKERD_LOG], timeout=4)
+        except SandboxError:
+            return ""
+        return process.stdout_text.rstrip()
+
+    async def _fail_and_clean(self, error: BaseException) -> None:
+        with anyio.CancelScope(shield=True):
+            last = self.events.history[-1] if self.events.history else None
+            if isinstance(error, SandboxError) and not (last and last.state == State.FAILED):
+                self._publish(self._current_phase(), State.FAILED, error.message, error.detail or "")
+            elif not isinstance(error, SandboxError) and not (last and last.state == State.FAILED):
+                self._publish(self._current_phase(), State.FAILED, "cancelled" if isinstance(error, anyio.get_cancelled_exc_class()) else repr(error))
+            if self.container_id:
+                try:
+                    await self.engine.remove(self.container_id)
+                except SandboxError:
+                    pass
+            self.events.close()
+        raise error
+
+    def _timeout_error(self) -> DaemonTimeout:
+        phase = self._current_phase()
+        elapsed = time.monotonic() - self._started
+        tail = self._log_tail_at_timeout
+        label = Phase(phase).label if phase in Phase._value2member_map_ else phase
+        return DaemonTimeout(
+            f"Sandbox {self.name!r} was not ready after {elapsed:.1f} s: stuck in phase {phase!r} ({label}).",
+            phase=phase, elapsed=elapsed, log_tail=tail,
+            fix=f"raise the timeout (now {self.spec.timeout:g} s: --timeout / timeout=), "
+            "or read the dockerd log below for why it does not answer",
+        )
+
+    async def _start(self) -> None:
+        spec = self.spec
+        self._publish(Phase.IMAGE_CHECK, State.STARTED, spec.image)
+        image = await self.engine.image(spec.image)
+        registered = await self.engine.runtimes()
+        runtime = await self.engine.runsc_runtime(spec.network)
+        size = image.get("Size", 0) / 1e6
+        self._publish(Phase.IMAGE_CHECK, State.DONE, f"{spec.image} ({image.get('Id', '')[7:19]}, {size:.0f} MB)")
+
+        self._publish(Phase.SANDBOX_START, State.STARTED, f"runtime {runtime}")
+        container = await self.engine.create_container(spec.name, **self._container_options(runtime))
+        self.container_id = container.id
+        actual = container.attrs.get("HostConfig", {}).get("Runtime", "")
+        if not self.engine.is_runsc(actual, registered):
+            raise NotIsolated(f"The engine created sandbox {self.name!r} under runtime {actual!r}, not runsc; it was removed.",
+                              fix="check /etc/docker/daemon.json's default-runtime and runtimes (`jupyter sandbox doctor`)")
+        try:
+            await self.engine.call(container.start)
+        except SandboxError as error:
+            if TRAP_TEXT in str(error):
+                raise _network_trap() from None
+            raise SandboxStartFailed(f"The engine could not start sandbox {self.name!r}: {error.message}",
+                                     fix="run `jupyter sandbox doctor` to check the host") from None
+        self._publish(Phase.SANDBOX_START, State.DONE, f"container {container.short_id} under {actual}")
+        await self._watch_startup(container)
+
+    def _container_options(self, runtime: str) -> dict[str, Any]:
+        spec = self.spec
+        options: dict[str, Any] = dict(
+            image=spec.image,
+            command=init_command(spec.docker),
+            entrypoint=[],
+            labels=L.sandbox_labels(spec, self.owner, pool=self.pool),
+            runtime=runtime,
+            hostname=spec.name[:63],
+            user="0",
+            environment=spec.env or None,
+            detach=True,
+            network_mode="host" if spec.network == "host" else ("none" if spec.network == "none" else None),
+        )
+        if spec.docker:
+            options["cap_add"] = DOCKER_CAPABILITIES
+        if spec.cpu is not None:
+            options["nano_cpus"] = int(spec.cpu * 1e9)
+        if spec.memory is not None:
+            options["mem_limit"] = spec.memory
+            options["memswap_limit"] = spec.memory
+        return {k: v for k, v in options.items() if v is not None}
+
+    async def _watch_startup(self, container: Container) -> None:
+        """Follow the init program's reports (the container log) until ready or failed.
+
+        The log stream replays from the start, so a stream that ends while the
+        container still runs is simply reopened, skipping reports already seen.
+        """
+        seen = 0
+        while True:
+            holder: dict[str, Any] = {}
+
+            def open_stream() -> Any:
+                holder["stream"] = container.logs(stream=True, follow=True, stdout=True, stderr=False)
+                return holder["stream"]
+
+            def close() -> None:
+                if holder.get("stream") is not None:
+                    holder["stream"].close()
+
+            parser = InitReportParser()
+            index = 0
+            async for chunk in iterate_in_thread(open_stream, close=close):
+                for report in parser.feed(chunk.decode("utf-8", errors="replace")):
+                    index += 1
+                    if index <= seen:
+                        continue
+                    seen = index
+                    self._on_report(report)
+                    if report.state == "failed":
+                        raise self._failure(report)
+                    if report.phase == Phase.READY.value and report.state == "done":
+                        self._ready = True
+                        return
+            attrs = await self.engine.call(self.engine.client.api.inspect_container, container.id)
+            if not attrs.get("State", {}).get("Running"):
+                raise await self._exited_during_startup()
+
+    def _on_report(self, report: InitReport) -> None:
+        phase = report.phase
+        message = report.message
+        if phase == Phase.BOOTED.value:
+            kernel = message.replace("kernel", "").strip()
+            if kernel and kernel == os.uname().release:
+                raise NotIsolated(f"Sandbox {self.name!r} reports the host's kernel {kernel}: it is not running under gVisor.",
+                                  fix="check the runsc runtime registration (`jupyter sandbox doctor`)")
+            message = f"gVisor kernel {kernel}, uptime {report.uptime:.2f} s" if report.uptime is not None else message
+        if phase == Phase.READY.value and report.state == "done":
+            self.ready_seconds = time.monotonic() - self._started
+            what = message or "Sandbox"
+            message = f"{what} ready in {self.ready_seconds:.2f} s" if self.spec.docker else f"Sandbox ready in {self.ready_seconds:.2f} s"
+        self._publish(phase, report.state, message, report.log_tail, uptime=report.uptime)
+
+    def _failure(self, report: InitReport) -> SandboxError:
+        if report.phase == Phase.DOCKERD_PRESENT.value:
+            return NoDockerd(
+                f"Image {self.spec.image!r} has no dockerd, so Docker cannot run inside sandbox {self.name!r} ({report.message}).",
+                fix="use the Docker-enabled default image, or build one with "
+                "`jupyter sandbox image build --docker --offline --tag NAME` (or --base IMAGE when a registry is reachable)",
+            )
+        if report.phase == Phase.CGROUPS.value:
+            return SandboxStartFailed(
+                f"Could not mount a writable devices cgroup in sandbox {self.name!r}: {report.message}",
+                fix="use runsc 20240729 or newer (`bash scripts/setup-host.sh` installs it) and an image with util-linux's mount",
+            )
+        code = None
+        words = report.message.split()
+        if words and words[-1].lstrip("-").isdigit():
+            code = int(words[-1])
+        label = Phase(report.phase).label.lower() if report.phase in Phase._value2member_map_ else report.phase
+        return DockerdCrashed(
+            f"dockerd exited with code {code} in sandbox {self.name!r} while waiting for: {label}.",
+            exit_code=code, log_tail=report.log_tail, fix=diagnose(report.log_tail),
+        )
+
+    async def _exited_during_startup(self) -> SandboxError:
+        try:
+            attrs = await self.engine.call(self.engine.client.api.inspect_container, self.container_id)
+            state = attrs.get("State", {})
+            logs = await self.engine.call(self.engine.client.api.logs, self.container_id, tail=20)
+        except SandboxError:
+            return SandboxStartFailed(f"Sandbox {self.name!r} disappeared while starting (removed from outside?).")
+        text = logs.decode("utf-8", errors="replace").strip()
+        return SandboxStartFailed(
+            f"Sandbox {self.name!r} exited during startup with code {state.get('ExitCode')} ({state.get('Error') or 'no error from the engine'}).",
+            fix="check that the image has /bin/sh and that `jupyter sandbox doctor` passes",
+            detail=f"Its output:\n{text}" if text else None,
+        )
+
+    # -- finding ------------------------------------------------------------
+
+    @classmethod
+    async def get(cls, name: str, *, engine: Engine | None = None) -> "AsyncSandbox":
+        """Attach to an existing sandbox by name (created by any process).
+
+        Raises:
+            SandboxNotFound: If the engine has no sandbox of that name.
+        """
+        engine = engine or Engine.default()
+        container = await engine.find(name)
+        if container is None:
+            raise SandboxNotFound(f"No sandbox named {name!r}.", fix="`jupyter sandbox ls` lists the sandboxes")
+        return cls.from_container(container, engine=engine)
+
+    @classmethod
+    def from_container(cls, container: Container, *, engine: Engine | None = None) -> "AsyncSandbox":
+        """Wrap a managed container (as found through its labels)."""
+        spec = L.spec_from_labels(container.labels)
+        sandbox = cls(spec, engine=engine, container_id=container.id, owner=container.labels.get(L.OWNER, ""),
+                      pool=container.labels.get(L.POOL) == "1")
+        return sandbox
+
+    @classmethod
+    async def list(cls, *, engine: Engine | None = None) -> list[SandboxInfo]:
+        """Every sandbox in the engine, with its state, oldest first."""
+        engine = engine or Engine.default()
+        containers = await engine.containers()
+        infos: list[SandboxInfo] = []
+
+        async def one(container: Container) -> None:
+            info = await cls.from_container(container, engine=engine).status()
+            if info.state != GONE:
+                infos.append(info)
+
+        async with anyio.create_task_group() as group:
+            for container in containers:
+                group.start_soon(one, container)
+        return sorted(infos, key=lambda i: (i.created or 0, i.name))
+
+    async def reports(self) -> list[InitReport]:
+        """Everything the init program reported so far (read from the container log)."""
+        try:
+            raw = await self.engine.call(self.engine.client.api.logs, self.container_id, stdout=True, stderr=False)
+        except SandboxError as error:
+            if isinstance(error.__cause__, docker.errors.NotFound):
+                return []
+            raise
+        return InitReportParser().feed(raw.decode("utf-8", errors="replace") + "\n")
+
+    async def status(self) -> SandboxInfo:
+        """The sandbox's current state, read from the engine."""
+        try:
+            attrs = await self.engine.call(self.engine.client.api.inspect_container, self.container_id)
+        except SandboxError as error:
+            if isinstance(error.__cause__, docker.errors.NotFound):
+                return SandboxInfo(name=self.name, state=GONE, reason="the sandbox container no longer exists",
+                                   image=self.spec.image, docker=self.spec.docker, network=self.spec.network)
+            raise
+        reports = await self.reports()
+        phases = [ProgressEvent(self.name, r.phase, r.state, 0.0, r.message, r.log_tail, uptime=r.uptime).to_dict() for r in reports]
+        return info_from_container(attrs, reports, phases)
+
+    async def wait_ready(self, timeout: float | None = None) -> None:
+        """Return once the sandbox is ready (at once if it already is).
+
+        Raises:
+            SandboxNotRunning: If it is stopped or gone.
+            DockerdCrashed: If its Docker daemon failed.
+            DaemonTimeout: If it is still starting after ``timeout`` seconds.
+        """
+        if self._ready:
+            return
+        deadline = time.monotonic() + (timeout if timeout is not None else self.spec.timeout)
+        delay = 0.01
+        while True:
+            info = await self.status()
+            if info.state == READY:
+                self._ready = True
+                return
+            self._raise_if_unusable(info)
+            if time.monotonic() > deadline:
+                raise DaemonTimeout(f"Sandbox {self.name!r} is still starting ({info.reason}).",
+                                    phase=info.phases[-1]["phase"] if info.phases else "sandbox_start",
+                                    elapsed=info.uptime or 0.0, fix="wait longer, or look at `jupyter sandbox logs " + self.name + "`")
+            await anyio.sleep(delay)
+            delay = min(delay * 2, 0.2)
+
+    def _raise_if_unusable(self, info: SandboxInfo) -> None:
+        if info.state in ("stopped", "gone"):
+            raise SandboxNotRunning(f"Sandbox {self.name!r} is {info.state}: {info.reason}.",
+                                    fix=f"create a new one (`jupyter sandbox rm {self.name}` clears the name)")
+        if info.state == "failed":
+            tail = next((p["detail"] for p in reversed(info.phases) if p.get("detail")), "")
+            raise DockerdCrashed(f"The Docker daemon of sandbox {self.name!r} has failed: {info.reason}.",
+                                 exit_code=None, log_tail=tail,
+                                 fix=f"restart it with sb.restart_daemon() or `jupyter sandbox restart-daemon {self.name}`")
+
+    # -- using ----------------------------------------------------------------
+
+    async def exec(self, command: str | Iterable[str], *, shell: bool = False, env: dict[str, str] | None = None,
+                   workdir: str | None = None, user: str | None = None, timeout: float | None = None,
+                   stdin: bytes | Iterable[bytes] | None = None) -> AsyncProcess:
+        """Start a command in the sandbox and return it while it runs.
+
+        Args:
+            command: An argv list (run as is, no shell), or with ``shell=True`` one string for ``/bin/sh -c``.
+            env: Extra environment variables.
+            workdir: Working directory inside the sandbox.
+            user: User to run as (default root).
+            timeout: Seconds after which it is killed (:class:`ExecTimeout` on wait).
+            stdin: Bytes, or an iterable of byte chunks, fed to its stdin.
+        """
+        if shell:
+            if not isinstance(command, str):
+                raise SandboxError("With shell=True the command must be one string.", fix="pass e.g. 'ls -l | wc -l'")
+            argv = ["/bin/sh", "-c", command]
+        elif isinstance(command, str):
+            raise SandboxError(f"A command string needs shell=True; without it pass a list (got {command!r}).",
+                               fix=f"use {command.split()!r} or shell=True")
+        else:
+            argv = list(command)
+        try:
+            return await AsyncProcess.start(self.engine, self.container_id, argv, env=env, workdir=workdir, user=user,
+                                            timeout=timeout, stdin=stdin, sandbox=self.name)
+        except SandboxError as error:
+            raise await self._explain_exec_failure(error) from None
+
+    async def _explain_exec_failure(self, error: SandboxError) -> SandboxError:
+        cause = error.__cause__
+        if isinstance(cause, docker.errors.NotFound) or (isinstance(cause, docker.errors.APIError) and cause.status_code == 409):
+            info = await self.status()
+            return SandboxNotRunning(f"Sandbox {self.name!r} is {info.state}: {info.reason}.",
+                                     fix=f"create a new one (`jupyter sandbox rm {self.name}` clears the name)")
+        return error
+
+    async def run(self, command: str | Iterable[str], **options: Any) -> AsyncProcess:
+        """Run a command to its end, keeping its output; returns the finished process."""
+        process = await self.exec(command, **options)
+        await process.wait()
+        return process
+
+    async def restart_daemon(self, timeout: float | None = None) -> None:
+        """Restart the Docker daemon inside (after a crash, or to reset it) and wait until it answers."""
+        if not self.spec.docker:
+            from .errors import DockerNotEnabled
+
+            raise DockerNotEnabled(f"Sandbox {self.name!r} has no Docker daemon.", fix="create one with docker=True")
+        before = len(await self.reports())
+        try:
+            await self.engine.call(self.engine.client.api.kill, self.container_id, signal=RESTART_SIGNAL)
+        except SandboxError as error:
+            raise await self._explain_exec_failure(error) from None
+        self._ready = False
+        deadline = time.monotonic() + (timeout or self.spec.timeout)
+        delay = 0.01
+        while time.monotonic() < deadline:
+            reports = (await self.reports())[before:]
+            for report in reports:
+                if report.state == "failed":
+                    raise self._failure(report)
+                if report.phase == Phase.READY.value and report.state == "done":
+                    self._ready = True
+                    return
+            await anyio.sleep(delay)
+            delay = min(delay * 2, 0.1)
+        raise DaemonTimeout(f"dockerd in sandbox {self.name!r} did not answer after a restart.", phase="answering",
+                            elapsed=timeout or self.spec.timeout, fix=f"look at `jupyter sandbox logs {self.name}`")
+
+    async def dockerd_log(self, lines: int = 200) -> str:
+        """The last lines of the Docker daemon's log inside the sandbox."""
+        process = await self.run(["tail", "-n", str(lines), DOCKERD_LOG])
+        return process.stdout_text + process.stderr_text
+
+    async def terminate(self) -> bool:
+        """Remove the sandbox and everything it holds; True if it existed (safe to call twice)."""
+        existed = False
+        if self.container_id:
+            existed = await self.engine.remove(self.container_id)
+        self._publish(Phase.REMOVED, State.DONE, f"sandbox {self.name} removed")
+        self.events.close()
+        return existed

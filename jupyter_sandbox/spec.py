@@ -1,0 +1,269 @@
+"""SandboxSpec: what a sandbox should be, parsed and validated before anything is created."""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+from dataclasses import asdict, dataclass, field
+from typing import Any, Mapping
+
+from .errors import SpecError
+
+DEFAULT_IMAGE = "jupyter-sandbox/docker:bookworm"
+"""The Docker-enabled image ``scripts/install.sh`` builds offline."""
+
+DEFAULT_DAEMON_TIMEOUT = 30.0
+NETWORK_MODES = ("none", "host", "sandbox")
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+ENV_KEY_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+MAX_TIMEOUT = 3600.0
+MIN_MEMORY = 6 * 1024**2
+MIN_DOCKER_MEMORY = 128 * 1024**2
+
+_MEMORY_UNITS = {
+    "": 1,
+    "k": 1024, "ki": 1024, "kib": 1024,
+    "m": 1024**2, "mi": 1024**2, "mib": 1024**2,
+    "g": 1024**3, "gi": 1024**3, "gib": 1024**3,
+    "t": 1024**4, "ti": 1024**4, "tib": 1024**4,
+}
+_MEMORY_PATTERN = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([A-Za-z]*)\s*$")
+
+
+def new_name() -> str:
+    """A fresh random sandbox name such as ``sb-3f9a1c``."""
+    return f"sb-{secrets.token_hex(3)}"
+
+
+def parse_name(value: Any) -> str:
+    """Check a sandbox name and return it.
+
+    Raises:
+        SpecError: If the name is empty, too long or has characters Docker
+            does not accept in a container name.
+    """
+    if not isinstance(value, str):
+        raise SpecError("name", f"must be a string, not {type(value).__name__}", fix="use e.g. 'demo'")
+    if not value:
+        raise SpecError("name", "must not be empty", fix="use e.g. 'demo', or leave it out for a random name")
+    if len(value) > 63:
+        raise SpecError("name", f"is {len(value)} characters long; the limit is 63", fix="use a shorter name")
+    if not NAME_PATTERN.match(value):
+        raise SpecError(
+            "name",
+            f"{value!r} has characters that are not allowed",
+            fix="use letters, digits, '_', '.' and '-', starting with a letter or digit (e.g. 'my-sandbox')",
+        )
+    return value
+
+
+def parse_cpu(value: Any) -> float | None:
+    """Parse a CPU count such as ``1``, ``"1.5"`` or ``"500m"`` (millicores).
+
+    Raises:
+        SpecError: If it is not a positive number no larger than the host's CPU count.
+    """
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool):
+        raise SpecError("cpu", "must be a number of CPUs, not a boolean", fix="use e.g. 1 or 0.5")
+    try:
+        if isinstance(value, str) and value.strip().endswith("m"):
+            cpus = float(value.strip()[:-1]) / 1000
+        else:
+            cpus = float(value)
+    except (TypeError, ValueError):
+        raise SpecError("cpu", f"{value!r} is not a number", fix="use e.g. 1, 0.5 or '500m'") from None
+    host_cpus = os.cpu_count() or 1
+    if not cpus > 0 or cpus != cpus:
+        raise SpecError("cpu", f"must be more than 0, got {value!r}", fix="use e.g. 1 or 0.5")
+    if cpus > host_cpus:
+        raise SpecError("cpu", f"{cpus:g} is more than this host's {host_cpus} CPUs", fix=f"use at most {host_cpus}")
+    if cpus < 0.01:
+        raise SpecError("cpu", f"{cpus:g} is below the smallest share (0.01)", fix="use e.g. 0.5")
+    return cpus
+
+
+def parse_memory(value: Any) -> int | None:
+    """Parse a memory size such as ``"512Mi"``, ``"4Gi"``, ``"1G"`` or a byte count.
+
+    ``K``/``M``/``G``/``T`` and ``Ki``/``Mi``/``Gi``/``Ti`` are all powers of
+    1024, as Docker reads them.
+
+    Raises:
+        SpecError: If the text is not a size or is below Docker's 6 MiB minimum.
+    """
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool):
+        raise SpecError("memory", "must be a size, not a boolean", fix="use e.g. '512Mi' or '4Gi'")
+    if isinstance(value, (int, float)):
+        size = int(value)
+    elif isinstance(value, str):
+        match = _MEMORY_PATTERN.match(value)
+        if not match:
+            raise SpecError("memory", f"{value!r} is not a size", fix="use a number and a unit, e.g. '512Mi' or '4Gi'")
+        number, unit = match.groups()
+        if unit.lower() not in _MEMORY_UNITS:
+            raise SpecError(
+                "memory",
+                f"{value!r} has an unknown unit {unit!r}",
+                fix="use Ki, Mi, Gi or Ti (e.g. '512Mi', '4Gi')",
+            )
+        size = int(float(number) * _MEMORY_UNITS[unit.lower()])
+    else:
+        raise SpecError("memory", f"must be a size, not {type(value).__name__}", fix="use e.g. '512Mi'")
+    if size < MIN_MEMORY:
+        raise SpecError("memory", f"{value!r} is below Docker's minimum of 6Mi", fix="use e.g. '512Mi'")
+    return size
+
+
+def parse_network(value: Any) -> str:
+    """Check a network mode (``none``, ``host`` or ``sandbox``)."""
+    if value is None or value == "":
+        return "none"
+    if not isinstance(value, str) or value not in NETWORK_MODES:
+        raise SpecError(
+            "network",
+            f"{value!r} is not a network mode",
+            fix="use 'none' (loopback only, the default), 'host' (the host's network) or 'sandbox' (gVisor's own stack)",
+        )
+    return value
+
+
+def parse_timeout(value: Any, field_name: str = "timeout") -> float:
+    """Parse a timeout in seconds (more than 0, at most an hour)."""
+    if value is None or value == "":
+        return DEFAULT_DAEMON_TIMEOUT
+    if isinstance(value, bool):
+        raise SpecError(field_name, "must be a number of seconds, not a boolean", fix="use e.g. 30")
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        raise SpecError(field_name, f"{value!r} is not a number of seconds", fix="use e.g. 30") from None
+    if not 0 < seconds <= MAX_TIMEOUT:
+        raise SpecError(field_name, f"must be more than 0 and at most {MAX_TIMEOUT:g} seconds, got {value!r}", fix="use e.g. 30")
+    return seconds
+
+
+def parse_env(value: Any) -> dict[str, str]:
+    """Check environment variables (a mapping or ``KEY=VALUE`` strings)."""
+    if value is None:
+        return {}
+    if isinstance(value, (list, tuple)):
+        pairs: dict[str, Any] = {}
+        for item in value:
+            if not isinstance(item, str) or "=" not in item:
+                raise SpecError("env", f"{item!r} is not KEY=VALUE", fix="use e.g. 'DEBUG=1'")
+            key, _, val = item.partition("=")
+            pairs[key] = val
+        value = pairs
+    if not isinstance(value, Mapping):
+        raise SpecError("env", f"must be a mapping, not {type(value).__name__}", fix="use e.g. {'DEBUG': '1'}")
+    env = {}
+    for key, val in value.items():
+        if not isinstance(key, str) or not ENV_KEY_PATTERN.match(key):
+            raise SpecError("env", f"{key!r} is not a variable name", fix="use letters, digits and '_', e.g. 'DEBUG'")
+        if not isinstance(val, (str, int, float)) or isinstance(val, bool) or "\0" in str(val):
+            raise SpecError("env", f"value of {key} must be text without NUL bytes", fix="use e.g. '1'")
+        env[key] = str(val)
+    return env
+
+
+def parse_image(value: Any) -> str:
+    """Check an image reference is a non-empty string without whitespace."""
+    if value is None or value == "":
+        return DEFAULT_IMAGE
+    if not isinstance(value, str) or not value.strip() or any(c.isspace() for c in value):
+        raise SpecError("image", f"{value!r} is not an image reference", fix=f"use e.g. {DEFAULT_IMAGE!r}")
+    return value
+
+
+@dataclass(frozen=True)
+class SandboxSpec:
+    """What a sandbox should be.  Build one with :meth:`parse` to validate it.
+
+    Attributes:
+        name: Unique name; also the suffix of the container name.
+        image: Host engine image the sandbox runs.
+        docker: Start a Docker daemon inside the sandbox.
+        cpu: CPU limit (``None``: no limit).
+        memory: Memory limit in bytes (``None``: no limit).
+        network: ``none``, ``host`` or ``sandbox``.
+        env: Environment variables of every process in the sandbox.
+        timeout: Seconds the whole startup may take (the daemon timeout).
+    """
+
+    name: str
+    image: str = DEFAULT_IMAGE
+    docker: bool = False
+    cpu: float | None = None
+    memory: int | None = None
+    network: str = "none"
+    env: dict[str, str] = field(default_factory=dict)
+    timeout: float = DEFAULT_DAEMON_TIMEOUT
+
+    @classmethod
+    def parse(
+        cls,
+        name: Any = None,
+        *,
+        image: Any = None,
+        docker: Any = False,
+        cpu: Any = None,
+        memory: Any = None,
+        network: Any = None,
+        env: Any = None,
+        timeout: Any = None,
+    ) -> "SandboxSpec":
+        """Validate loose user input (strings from a CLI, JSON from REST) into a spec.
+
+        Raises:
+            SpecError: Naming the first field that is wrong and how to fix it.
+        """
+        if not isinstance(docker, bool):
+            raise SpecError("docker", f"must be true or false, not {docker!r}", fix="use docker=True")
+        spec = cls(
+            name=new_name() if name is None else parse_name(name),
+            image=parse_image(image),
+            docker=docker,
+            cpu=parse_cpu(cpu),
+            memory=parse_memory(memory),
+            network=parse_network(network),
+            env=parse_env(env),
+            timeout=parse_timeout(timeout),
+        )
+        if docker and spec.memory is not None and spec.memory < MIN_DOCKER_MEMORY:
+            raise SpecError("memory", "a sandbox with Docker inside needs at least 128Mi", fix="use e.g. '512Mi'")
+        return spec
+
+    @classmethod
+    def from_dict(cls, data: Any) -> "SandboxSpec":
+        """Validate a JSON object (such as a REST body); unknown fields are refused."""
+        if not isinstance(data, Mapping):
+            raise SpecError("body", f"must be a JSON object, not {type(data).__name__}", fix='send e.g. {"name": "demo", "docker": true}')
+        allowed = {"name", "image", "docker", "cpu", "memory", "network", "env", "timeout"}
+        for key in data:
+            if key not in allowed:
+                raise SpecError(str(key), "is not a known field", fix=f"use only {', '.join(sorted(allowed))}")
+        return cls.parse(**data)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The spec as JSON-ready data."""
+        return asdict(self)
+
+    @property
+    def memory_text(self) -> str | None:
+        """The memory limit in the largest whole binary unit, e.g. ``512Mi``."""
+        return format_memory(self.memory)
+
+
+def format_memory(size: int | None) -> str | None:
+    """Format a byte count as ``512Mi``/``4Gi`` (or plain bytes)."""
+    if size is None:
+        return None
+    for unit, factor in (("Ti", 1024**4), ("Gi", 1024**3), ("Mi", 1024**2), ("Ki", 1024)):
+        if size % factor == 0:
+            return f"{size // factor}{unit}"
+    return str(size)

@@ -1,0 +1,143 @@
+"""A sandbox's state, derived from its container and the phases its init program reported."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Mapping
+
+from . import labels as L
+from .bootstrap import InitReport
+from .spec import SandboxSpec, format_memory
+
+STARTING, READY, FAILED, STOPPED, GONE = "starting", "ready", "failed", "stopped", "gone"
+STATES = (STARTING, READY, FAILED, STOPPED, GONE)
+
+
+def derive_state(container_status: str | None, reports: Iterable[InitReport]) -> tuple[str, str]:
+    """The sandbox state and a one-line reason.
+
+    Args:
+        container_status: The engine's status (``running``, ``exited``...) or
+            ``None`` if the container no longer exists.
+        reports: Everything the init program reported, oldest first.
+    """
+    if container_status is None:
+        return GONE, "the sandbox container no longer exists"
+    state, reason = STARTING, "starting"
+    for report in reports:
+        if report.state == "failed":
+            state, reason = FAILED, report.message or f"{report.phase} failed"
+        elif report.phase == "ready" and report.state == "done":
+            state, reason = READY, report.message or "ready"
+        elif report.phase == "daemon" and report.state == "started":
+            state, reason = STARTING, report.message or "restarting dockerd"
+    if container_status in ("exited", "dead"):
+        return STOPPED, "the sandbox container has stopped" if state != FAILED else reason
+    if container_status == "removing":
+        return GONE, "the sandbox is being removed"
+    if container_status == "paused":
+        return STOPPED, "the sandbox container is paused"
+    return state, reason
+
+
+@dataclass
+class SandboxInfo:
+    """What ``ls``, the panel and ``status`` show about one sandbox.
+
+    Attributes:
+        name: The sandbox's name.
+        state: One of ``starting``, ``ready``, ``failed``, ``stopped``, ``gone``.
+        reason: One line saying why it is in that state.
+        container_id: The host engine's container id.
+        image: The image it runs.
+        docker: Whether it has a Docker daemon inside.
+        cpu: CPU limit, if any.
+        memory: Memory limit such as ``512Mi``, if any.
+        network: Network mode.
+        owner: Who created it (``cli``, ``kernel``, ``server``, ``api``, ``pool``).
+        pool: True while it waits in the warm pool.
+        created: Unix time it was created.
+        started_at: Unix time its container started, if it did.
+        runtime: The engine runtime it runs under (always a runsc one).
+        phases: Its startup phases as reported so far.
+    """
+
+    name: str
+    state: str
+    reason: str = ""
+    container_id: str = ""
+    image: str = ""
+    docker: bool = False
+    cpu: float | None = None
+    memory: str | None = None
+    network: str = "none"
+    owner: str = ""
+    pool: bool = False
+    created: float | None = None
+    started_at: float | None = None
+    runtime: str = ""
+    phases: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def uptime(self) -> float | None:
+        """Seconds since the container started, while it runs."""
+        if self.started_at is None or self.state in (STOPPED, GONE):
+            return None
+        return max(0.0, time.time() - self.started_at)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready data (uptime included)."""
+        data = {k: v for k, v in self.__dict__.items()}
+        data["uptime"] = self.uptime
+        return data
+
+
+def parse_engine_time(text: str | None) -> float | None:
+    """Parse the engine's RFC 3339 timestamps (nanoseconds allowed) into Unix time."""
+    if not text or text.startswith("0001-"):
+        return None
+    from datetime import datetime
+
+    main, _, rest = text.rstrip("Z").partition(".")
+    fraction = float("0." + "".join(ch for ch in rest if ch.isdigit())[:6]) if rest else 0.0
+    try:
+        moment = datetime.strptime(main, "%Y-%m-%dT%H:%M:%S")
+    except ValueError:
+        return None
+    from datetime import timezone
+
+    return moment.replace(tzinfo=timezone.utc).timestamp() + fraction
+
+
+def spec_from_labels_or_none(labels: Mapping[str, str]) -> SandboxSpec | None:
+    """The spec recorded in a container's labels, or None if they are missing or damaged."""
+    try:
+        return L.spec_from_labels(labels)
+    except (ValueError, TypeError):
+        return None
+
+
+def info_from_container(attrs: Mapping[str, Any], reports: list[InitReport], phases: list[dict[str, Any]] | None = None) -> SandboxInfo:
+    """Build a :class:`SandboxInfo` from ``docker inspect`` data and the init program's reports."""
+    labels = attrs.get("Config", {}).get("Labels") or {}
+    spec = spec_from_labels_or_none(labels)
+    status = (attrs.get("State") or {}).get("Status")
+    state, reason = derive_state(status, reports)
+    return SandboxInfo(
+        name=labels.get(L.NAME, attrs.get("Name", "").lstrip("/")),
+        state=state,
+        reason=reason,
+        container_id=attrs.get("Id", ""),
+        image=spec.image if spec else attrs.get("Config", {}).get("Image", ""),
+        docker=labels.get(L.DOCKER) == "1",
+        cpu=spec.cpu if spec else None,
+        memory=format_memory(spec.memory) if spec else None,
+        network=spec.network if spec else "",
+        owner=labels.get(L.OWNER, ""),
+        pool=labels.get(L.POOL) == "1",
+        created=float(labels[L.CREATED]) if labels.get(L.CREATED) else None,
+        started_at=parse_engine_time((attrs.get("State") or {}).get("StartedAt")),
+        runtime=(attrs.get("HostConfig") or {}).get("Runtime", ""),
+        phases=phases or [],
+    )

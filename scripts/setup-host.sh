@@ -1,0 +1,122 @@
+#!/usr/bin/env bash
+# Prepare this machine for jupyter-sandbox, idempotently.
+#
+#   1. Debian packages: docker.io, debootstrap and a runsc new enough for
+#      Docker inside gVisor (bookworm-backports on bookworm, main on trixie).
+#   2. A running Docker engine (started in the background if needed).
+#   3. The runsc runtime registered in /etc/docker/daemon.json (merged).
+#
+# Every step checks first and skips work that is already done, so a second
+# run takes seconds.  Images are built afterwards by the Python package
+# (`jupyter-sandbox image build`), see scripts/install.sh.
+set -euo pipefail
+
+log() { printf '\033[1m[setup-host]\033[0m %s\n' "$*"; }
+die() { printf '\033[31m[setup-host] error:\033[0m %s\n' "$*" >&2; exit 1; }
+
+[ "$(id -u)" = 0 ] || die "run as root: it installs Debian packages and starts dockerd"
+
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+DOCKERD_LOG=${DOCKERD_LOG:-/var/log/jupyter-sandbox-dockerd.log}
+MIN_RUNSC_DATE=20240729
+. /etc/os-release
+CODENAME=${VERSION_CODENAME:-bookworm}
+
+# The mirror the machine already uses (never a hard-coded host name).
+debian_mirror() {
+  local uri=""
+  if ls /etc/apt/sources.list.d/*.sources >/dev/null 2>&1; then
+    uri=$(awk '/^URIs:/ {print $2}' /etc/apt/sources.list.d/*.sources \
+          | grep -v -- '-security' | grep -m1 debian || true)
+  fi
+  if [ -z "$uri" ] && [ -f /etc/apt/sources.list ]; then
+    uri=$(awk '$1=="deb" && $0 !~ /security/ {for (i=2;i<=NF;i++) if ($i ~ /^https?:/) {print $i; exit}}' /etc/apt/sources.list)
+  fi
+  echo "${uri:-http://deb.debian.org/debian}"
+}
+
+APT_UPDATED=0
+apt_update_once() {
+  if [ "$APT_UPDATED" = 0 ]; then
+    log "apt-get update"
+    apt-get update -qq
+    APT_UPDATED=1
+  fi
+}
+
+runsc_date() {
+  # runsc --version prints "runsc version release-20240729.0" (or 0.0~2024...)
+  command -v runsc >/dev/null 2>&1 || { echo 0; return; }
+  runsc --version 2>/dev/null | grep -oE '20[0-9]{6}' | head -1 || echo 0
+}
+
+install_packages() {
+  local missing=()
+  command -v dockerd >/dev/null 2>&1 || missing+=(docker.io)
+  command -v debootstrap >/dev/null 2>&1 || missing+=(debootstrap)
+  command -v ip >/dev/null 2>&1 || missing+=(iproute2)
+  if [ ${#missing[@]} -gt 0 ]; then
+    apt_update_once
+    log "installing ${missing[*]}"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  fi
+
+  if [ "$(runsc_date)" -lt "$MIN_RUNSC_DATE" ]; then
+    if [ "$CODENAME" = bookworm ]; then
+      local list=/etc/apt/sources.list.d/jupyter-sandbox-backports.list
+      if [ ! -f "$list" ]; then
+        log "adding bookworm-backports from $(debian_mirror)"
+        echo "deb $(debian_mirror) bookworm-backports main" > "$list"
+        APT_UPDATED=0
+      fi
+      apt_update_once
+      log "installing runsc from bookworm-backports"
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -t bookworm-backports runsc >/dev/null
+    else
+      apt_update_once
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq runsc >/dev/null
+    fi
+    [ "$(runsc_date)" -ge "$MIN_RUNSC_DATE" ] || die "runsc $(runsc_date) is older than $MIN_RUNSC_DATE: dockerd inside it dies with 'Devices cgroup isn't mounted'"
+  fi
+  log "packages ok: $(dockerd --version), runsc $(runsc_date)"
+}
+
+engine_answers() { timeout 5 docker info >/dev/null 2>&1; }
+
+start_engine() {
+  if engine_answers; then
+    log "docker engine answering"
+    return
+  fi
+  if ! pgrep -x dockerd >/dev/null; then
+    log "starting dockerd (log: $DOCKERD_LOG)"
+    nohup dockerd >>"$DOCKERD_LOG" 2>&1 &
+  fi
+  for _ in $(seq 1 600); do
+    engine_answers && { log "docker engine answering"; return; }
+    sleep 0.1
+  done
+  tail -20 "$DOCKERD_LOG" >&2 || true
+  die "dockerd did not answer within 60 s (log above, full log in $DOCKERD_LOG)"
+}
+
+register_runtime() {
+  local changed
+  changed=$(cd "$HERE/.." && python3 -m jupyter_sandbox.runtimes /etc/docker/daemon.json)
+  if [ "$changed" = changed ]; then
+    log "registered runsc runtimes in /etc/docker/daemon.json"
+    if pgrep -x dockerd >/dev/null; then
+      kill -HUP "$(pgrep -x dockerd | head -1)"
+    fi
+  fi
+  for _ in $(seq 1 100); do
+    docker info --format '{{json .Runtimes}}' 2>/dev/null | grep -q '"runsc-sandbox"' && { log "runsc runtimes registered"; return; }
+    sleep 0.1
+  done
+  die "dockerd does not list the runsc runtimes after reload; see $DOCKERD_LOG"
+}
+
+install_packages
+start_engine
+register_runtime
+log "host ready"

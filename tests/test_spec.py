@@ -1,0 +1,107 @@
+"""Unit tests of spec parsing: every bad value is refused with the field named and a fix."""
+
+import os
+
+import pytest
+from hypothesis import given, strategies as st
+
+from jupyter_sandbox.errors import SpecError
+from jupyter_sandbox.spec import DEFAULT_IMAGE, SandboxSpec, format_memory, parse_memory
+
+
+def test_defaults():
+    spec = SandboxSpec.parse("demo")
+    assert spec.name == "demo"
+    assert spec.image == DEFAULT_IMAGE
+    assert spec.network == "none"
+    assert spec.timeout == 30
+    assert spec.cpu is None and spec.memory is None
+
+
+def test_random_name_when_left_out():
+    a, b = SandboxSpec.parse(), SandboxSpec.parse()
+    assert a.name != b.name and a.name.startswith("sb-")
+
+
+@pytest.mark.parametrize("text, size", [("512Mi", 512 * 2**20), ("4Gi", 4 * 2**30), ("1G", 2**30),
+                                        ("100m", 100 * 2**20), ("1.5Gi", int(1.5 * 2**30)), (2**30, 2**30)])
+def test_memory_sizes(text, size):
+    assert parse_memory(text) == size
+
+
+@pytest.mark.parametrize("value, field, words", [
+    ("", "name", "empty"),
+    ("x" * 64, "name", "64 characters"),
+    ("../x", "name", "not allowed"),
+    ("my box", "name", "not allowed"),
+    ("naïve", "name", "not allowed"),
+])
+def test_bad_names(value, field, words):
+    with pytest.raises(SpecError) as caught:
+        SandboxSpec.parse(value)
+    assert caught.value.field == field
+    assert words in str(caught.value)
+    assert "How to fix" in str(caught.value)
+
+
+@pytest.mark.parametrize("kwargs, field, words", [
+    ({"cpu": 0}, "cpu", "more than 0"),
+    ({"cpu": -1}, "cpu", "more than 0"),
+    ({"cpu": (os.cpu_count() or 1) + 1}, "cpu", "more than this host"),
+    ({"cpu": "abc"}, "cpu", "not a number"),
+    ({"memory": "4Gb"}, "memory", "unknown unit 'Gb'"),
+    ({"memory": "-1"}, "memory", "not a size"),
+    ({"memory": "abc"}, "memory", "not a size"),
+    ({"memory": "1Ki"}, "memory", "minimum"),
+    ({"memory": "64Mi", "docker": True}, "memory", "at least 128Mi"),
+    ({"network": "bridge"}, "network", "not a network mode"),
+    ({"timeout": 0}, "timeout", "more than 0"),
+    ({"timeout": "soon"}, "timeout", "not a number"),
+    ({"timeout": 10**6}, "timeout", "at most"),
+    ({"docker": "yes"}, "docker", "true or false"),
+    ({"env": {"1BAD": "x"}}, "env", "not a variable name"),
+    ({"env": ["NOEQUALS"]}, "env", "KEY=VALUE"),
+    ({"image": "has space"}, "image", "not an image reference"),
+])
+def test_bad_values(kwargs, field, words):
+    with pytest.raises(SpecError) as caught:
+        SandboxSpec.parse("ok", **kwargs)
+    assert caught.value.field == field
+    assert words in caught.value.message
+
+
+def test_from_dict_refuses_unknown_fields_and_wrong_types():
+    with pytest.raises(SpecError) as caught:
+        SandboxSpec.from_dict({"name": "x", "gpu": 1})
+    assert caught.value.field == "gpu"
+    with pytest.raises(SpecError) as caught:
+        SandboxSpec.from_dict(["not", "an", "object"])
+    assert caught.value.field == "body"
+    with pytest.raises(SpecError) as caught:
+        SandboxSpec.from_dict({"name": 5})
+    assert caught.value.field == "name"
+
+
+def test_round_trip_through_dict():
+    spec = SandboxSpec.parse("rt", docker=True, cpu="500m", memory="1Gi", network="host", env={"A": "1"}, timeout=9)
+    assert SandboxSpec(**spec.to_dict()) == spec
+    assert spec.cpu == 0.5 and format_memory(spec.memory) == "1Gi"
+
+
+@given(st.text(max_size=80))
+def test_name_parser_never_crashes(text):
+    try:
+        spec = SandboxSpec.parse(text)
+    except SpecError as error:
+        assert error.field == "name"
+    else:
+        assert spec.name == text and len(text) <= 63
+
+
+@given(st.one_of(st.text(max_size=20), st.integers(), st.floats(allow_nan=True), st.none(), st.booleans()))
+def test_memory_and_cpu_parsers_never_crash(value):
+    for field in ("memory", "cpu", "timeout"):
+        try:
+            SandboxSpec.parse("fuzz", **{field: value})
+        except SpecError as error:
+            assert error.field == field
