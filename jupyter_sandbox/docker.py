@@ -6,7 +6,7 @@ import os
 from typing import TYPE_CHECKING, Any, Iterable, Iterator
 
 from .errors import DockerNotEnabled, SandboxError
-from .files import tar_stream
+from .files import iterate_file, tar_stream
 from .process import AsyncProcess
 
 if TYPE_CHECKING:
@@ -142,7 +142,7 @@ class AsyncDocker:
             raise SandboxError(f"Build context {path!r} is not a directory on this machine.",
                                fix="pass the folder that holds the Dockerfile")
         flags = to_flags({"tag": tag, "file": dockerfile, **options})
-        return await self("build", *flags, "-", stdin=_iterate(tar_stream(path, ".")), timeout=timeout)
+        return await self("build", *flags, "-", stdin=iterate_file(tar_stream(path, None)), timeout=timeout)
 
     async def compose(self, *args: str, project_dir: str | os.PathLike[str] | None = None,
                       timeout: float | None = None) -> AsyncProcess:
@@ -171,11 +171,3 @@ class AsyncDocker:
 
         return await self("load", stdin=chunks(), timeout=timeout)
 
-
-def _iterate(stream: Any) -> Iterator[bytes]:
-    with stream:
-        while True:
-            piece = stream.read(1 << 16)
-            if not piece:
-                return
-            yield piece

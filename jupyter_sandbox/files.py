@@ -1,4 +1,11 @@
-"""``sandbox.files``: copy files in and out through the engine's archive API (tar streams)."""
+"""``sandbox.files``: copy files in and out as tar streams through an exec of ``tar`` inside.
+
+The engine's archive API (``docker cp``) cannot be used: runsc keeps the
+sandbox's root filesystem changes in its own overlay and ``/tmp`` in its own
+tmpfs, so the host sees neither what the sandbox wrote nor reliably shows the
+sandbox what the host copied in.  ``tar`` running inside sees exactly what
+the sandbox's processes see.
+"""
 
 from __future__ import annotations
 
@@ -9,9 +16,7 @@ import shutil
 import tarfile
 import tempfile
 import time
-from typing import IO, TYPE_CHECKING, Any
-
-import docker.errors
+from typing import IO, TYPE_CHECKING, Iterator
 
 from .errors import SandboxError
 
@@ -19,15 +24,43 @@ if TYPE_CHECKING:
     from .sandbox import AsyncSandbox
 
 SPOOL_BYTES = 64 * 1024 * 1024
+CHUNK = 1 << 16
+UNPACK = 'mkdir -p "$1" && exec tar -x -f - -C "$1"'
 
 
-def tar_stream(local: str, arcname: str) -> IO[bytes]:
-    """A tar of a local file or folder under ``arcname``, spooled to disk past 64 MB."""
+def _as_root(info: tarfile.TarInfo) -> tarfile.TarInfo:
+    info.uid = info.gid = 0
+    info.uname = info.gname = "root"
+    return info
+
+
+def tar_stream(local: str, arcname: str | None) -> IO[bytes]:
+    """A tar of a local file or folder, spooled to disk past 64 MB.
+
+    Args:
+        local: The file or folder.
+        arcname: Its name in the archive; ``None`` puts a folder's *contents*
+            at the archive's top (a build context).
+    """
     spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES)
-    with tarfile.open(fileobj=spool, mode="w") as tar:
-        tar.add(local, arcname=arcname)
+    with tarfile.open(fileobj=spool, mode="w", format=tarfile.GNU_FORMAT) as tar:
+        if arcname is None:
+            for entry in sorted(os.listdir(local)):
+                tar.add(os.path.join(local, entry), arcname=entry, filter=_as_root)
+        else:
+            tar.add(local, arcname=arcname, filter=_as_root)
     spool.seek(0)
     return spool
+
+
+def iterate_file(stream: IO[bytes]) -> Iterator[bytes]:
+    """Read a file object in chunks, closing it at the end."""
+    with stream:
+        while True:
+            piece = stream.read(CHUNK)
+            if not piece:
+                return
+            yield piece
 
 
 def _check_remote(path: str) -> str:
@@ -45,80 +78,51 @@ class AsyncFiles:
     def __init__(self, sandbox: "AsyncSandbox"):
         self._sandbox = sandbox
 
-    @property
-    def _api(self) -> Any:
-        return self._sandbox.engine.client.api
-
-    async def _put(self, parent: str, archive: IO[bytes] | bytes) -> None:
-        sandbox = self._sandbox
-
-        def put() -> None:
-            try:
-                self._api.put_archive(sandbox.container_id, parent, archive)
-            except docker.errors.NotFound as error:
-                if "No such container" in str(error):
-                    raise
-                raise FileNotFoundError(parent) from None
-
-        try:
-            await sandbox.engine.call(put)
-        except SandboxError as error:
-            raise await sandbox._explain_exec_failure(error) from None
-        except FileNotFoundError:
-            process = await sandbox.run(["mkdir", "-p", parent])
-            if process.exit_code != 0:
-                raise SandboxError(f"Cannot create folder {parent!r} in sandbox {sandbox.name!r}: {process.stderr_text.strip()}") from None
-            if hasattr(archive, "seek"):
-                archive.seek(0)
-            await sandbox.engine.call(put)
+    async def _unpack(self, parent: str, archive: IO[bytes]) -> None:
+        process = await self._sandbox.exec(["/bin/sh", "-c", UNPACK, "upload", parent], stdin=iterate_file(archive))
+        if await process.wait() != 0:
+            raise SandboxError(f"Could not write into {parent!r} in sandbox {self._sandbox.name!r}: "
+                               f"{process.stderr_text.strip() or 'tar failed'}",
+                               fix="check that the folder is writable and the image has tar")
 
     async def upload(self, local: str | os.PathLike[str], remote: str) -> None:
         """Copy a local file or folder to ``remote`` in the sandbox (a folder's contents become ``remote``)."""
         local = os.fspath(local)
         if not os.path.exists(local):
-            raise SandboxError(f"{local!r} does not exist on this machine.", fix="check the path (relative paths start at the notebook's folder)")
+            raise SandboxError(f"{local!r} does not exist on this machine.",
+                               fix="check the path (relative paths start at the notebook's or shell's folder)")
         remote = _check_remote(remote)
-        archive = tar_stream(local, posixpath.basename(remote))
-        try:
-            await self._put(posixpath.dirname(remote) or "/", archive)
-        finally:
-            archive.close()
+        await self._unpack(posixpath.dirname(remote) or "/", tar_stream(local, posixpath.basename(remote)))
 
     async def write(self, remote: str, data: bytes | str, mode: int = 0o644) -> None:
         """Write ``data`` to a file in the sandbox (creating its folder)."""
         remote = _check_remote(remote)
         payload = data.encode() if isinstance(data, str) else bytes(data)
         buffer = io.BytesIO()
-        with tarfile.open(fileobj=buffer, mode="w") as tar:
-            info = tarfile.TarInfo(posixpath.basename(remote))
+        with tarfile.open(fileobj=buffer, mode="w", format=tarfile.GNU_FORMAT) as tar:
+            info = _as_root(tarfile.TarInfo(posixpath.basename(remote)))
             info.size, info.mode, info.mtime = len(payload), mode, int(time.time())
             tar.addfile(info, io.BytesIO(payload))
-        await self._put(posixpath.dirname(remote) or "/", buffer.getvalue())
+        buffer.seek(0)
+        await self._unpack(posixpath.dirname(remote) or "/", buffer)
 
-    async def _archive(self, remote: str) -> tempfile.SpooledTemporaryFile:
-        sandbox = self._sandbox
+    async def _archive(self, remote: str) -> IO[bytes]:
         remote = _check_remote(remote)
-
-        def get() -> tempfile.SpooledTemporaryFile:
-            spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES)
-            try:
-                stream, _ = self._api.get_archive(sandbox.container_id, remote)
-            except docker.errors.NotFound as error:
-                if "No such container" in str(error):
-                    raise
-                raise SandboxError(f"{remote!r} does not exist in sandbox {sandbox.name!r}.",
-                                   fix="list the folder with sandbox.exec(['ls', '-la', FOLDER])") from None
-            for piece in stream:
-                spool.write(piece)
-            spool.seek(0)
-            return spool
-
-        try:
-            return await sandbox.engine.call(get)
-        except SandboxError as error:
-            if error.__cause__ is None:
-                raise
-            raise await sandbox._explain_exec_failure(error) from None
+        process = await self._sandbox.exec(["tar", "-c", "-f", "-", "-C", posixpath.dirname(remote) or "/",
+                                            posixpath.basename(remote)])
+        spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES)
+        errors = bytearray()
+        async for chunk in process.output():
+            (spool.write(chunk.data) if chunk.stream == "stdout" else errors.extend(chunk.data))
+        if process.exit_code != 0:
+            spool.close()
+            text = errors.decode(errors="replace").strip()
+            if "No such file" in text or "Cannot stat" in text:
+                raise SandboxError(f"{remote!r} does not exist in sandbox {self._sandbox.name!r}.",
+                                   fix="list the folder with sandbox.exec(['ls', '-la', FOLDER])")
+            raise SandboxError(f"Could not read {remote!r} in sandbox {self._sandbox.name!r}: {text or 'tar failed'}")
+        spool.seek(0)
+        return spool
 
     async def read(self, remote: str) -> bytes:
         """The contents of a file in the sandbox."""
@@ -133,20 +137,21 @@ class AsyncFiles:
                            fix="use download() for folders")
 
     async def download(self, remote: str, local: str | os.PathLike[str]) -> None:
-        """Copy a file or folder from the sandbox to ``local`` on this machine."""
+        """Copy a file or folder from the sandbox to ``local`` on this machine (never outside it)."""
         local = os.fspath(local)
         spool = await self._archive(remote)
-        with spool:
-            staging = tempfile.mkdtemp(prefix=".jupyter-sandbox-", dir=os.path.dirname(os.path.abspath(local)) or ".")
-            try:
-                with tarfile.open(fileobj=spool, mode="r|") as tar:
-                    tar.extractall(staging, filter="data")
-                top = os.path.join(staging, posixpath.basename(_check_remote(remote)))
-                if os.path.isdir(local) and not os.path.isdir(top):
-                    local = os.path.join(local, os.path.basename(top))
-                if os.path.isdir(top) and os.path.isdir(local):
-                    shutil.copytree(top, local, dirs_exist_ok=True)
-                else:
-                    os.replace(top, local)
-            finally:
-                shutil.rmtree(staging, ignore_errors=True)
+        parent = os.path.dirname(os.path.abspath(local)) or "."
+        os.makedirs(parent, exist_ok=True)
+        staging = tempfile.mkdtemp(prefix=".jupyter-sandbox-", dir=parent)
+        try:
+            with spool, tarfile.open(fileobj=spool, mode="r|") as tar:
+                tar.extractall(staging, filter="data")
+            top = os.path.join(staging, posixpath.basename(_check_remote(remote)))
+            if os.path.isdir(local) and not os.path.isdir(top):
+                local = os.path.join(local, os.path.basename(top))
+            if os.path.isdir(top) and os.path.isdir(local):
+                shutil.copytree(top, local, dirs_exist_ok=True)
+            else:
+                os.replace(top, local)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)

@@ -23,7 +23,12 @@ from .threads import iterate_in_thread
 
 PID_MARKER = b"@@pid "
 WRAPPER = 'printf "@@pid %s\\n" "$$" >&2; exec "$@"'
-KILL_SCRIPT = 'kill -s "$1" -- "-$2" 2>/dev/null; kill -s "$1" "$2" 2>/dev/null; :'
+KILL_SCRIPT = r"""
+kids() { for s in /proc/[0-9]*/stat; do read -r p _ _ pp _ < "$s" 2>/dev/null && [ "$pp" = "$1" ] && echo "$p"; done; }
+tree() { echo "$1"; for k in $(kids "$1"); do tree "$k"; done; }
+kill -s "$1" $(tree "$2") 2>/dev/null; :
+"""
+"""Signals a process and all its descendants (a shell's children would survive otherwise)."""
 STREAM_NAMES = {docker_socket.STDOUT: "stdout", docker_socket.STDERR: "stderr"}
 
 

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Install everything jupyter-sandbox needs on this machine, idempotently:
+# host pieces (scripts/setup-host.sh), the Python package with its Lab
+# extension, and the default Docker-enabled sandbox image.
+#
+#   bash scripts/install.sh          # runtime only
+#   bash scripts/install.sh --test   # plus what the test suite needs
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+log() { printf '\033[1m[install]\033[0m %s\n' "$*"; }
+
+WITH_TEST=0
+[ "${1:-}" = "--test" ] && WITH_TEST=1
+
+bash scripts/setup-host.sh
+if [ "$WITH_TEST" = 1 ]; then
+  bash scripts/setup-test-host.sh
+fi
+
+# Python package (editable, so the repo is what runs); skipped when nothing changed.
+extras="lab"
+[ "$WITH_TEST" = 1 ] && extras="lab,test"
+stamp=".install-stamp-$extras"
+want="$(cat pyproject.toml | sha256sum | cut -c1-16)-$(python3 --version)"
+if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ] || ! python3 -c "import jupyter_sandbox, jupyter_sandbox_server" 2>/dev/null; then
+  log "pip install -e .[$extras]"
+  python3 -m pip install -q --disable-pip-version-check -e ".[$extras]" 2>&1 | grep -v "Running pip as the 'root' user" || true
+  python3 -c "import jupyter_sandbox, jupyter_sandbox_server"
+  echo "$want" > "$stamp"
+else
+  log "python package up to date"
+fi
+
+if [ -x scripts/build-labextension.sh ]; then
+  bash scripts/build-labextension.sh
+fi
+
+# The default sandbox image: built offline (debootstrap) unless present.
+jupyter-sandbox image build --docker --offline --if-missing
+log "installed"

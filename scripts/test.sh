@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Install everything, then run every test: unit, integration (real runsc
+# sandboxes), notebooks (nbval), server and browser tests.  CI runs exactly this.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+bash scripts/install.sh --test
+
+# Sandboxes left by an interrupted earlier run would only confuse the leak checks.
+jupyter-sandbox rm --orphans >/dev/null 2>&1 || true
+
+status=0
+python3 -m pytest -p no:cacheprovider -ra "$@" || status=$?
+if [ "$status" = 5 ]; then
+  echo "pytest collected no tests: that is a failure" >&2
+  exit 1
+fi
+exit "$status"

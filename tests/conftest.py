@@ -1,0 +1,83 @@
+"""Shared fixtures.  Integration tests run real runsc sandboxes on the host engine:
+if the host is not set up they fail (they never skip), since that is what they test."""
+
+from __future__ import annotations
+
+import os
+from typing import Iterator
+
+import docker
+import pytest
+
+from jupyter_sandbox import labels as L
+from jupyter_sandbox.images import busybox_image
+from jupyter_sandbox.sync import Sandbox
+
+TINY = "jupyter-sandbox-test/tiny:3"
+NO_DOCKERD = "jupyter-sandbox-test/no-dockerd:3"
+DOCKERD_EXITS = "jupyter-sandbox-test/dockerd-exits:3"
+DOCKERD_SILENT = "jupyter-sandbox-test/dockerd-silent:3"
+
+FAKE_DOCKERD_EXITS = """#!/bin/sh
+echo 'level=info msg="fake dockerd starting"'
+echo 'level=fatal msg="fake dockerd: refusing to start on purpose"' >&2
+exit 1
+"""
+FAKE_DOCKERD_SILENT = """#!/bin/sh
+echo 'level=info msg="fake dockerd: never opening the socket"'
+exec sleep 3600
+"""
+
+TEST_IMAGES = {
+    TINY: {},
+    NO_DOCKERD: {},
+    DOCKERD_EXITS: {"/bin/dockerd": FAKE_DOCKERD_EXITS},
+    DOCKERD_SILENT: {"/bin/dockerd": FAKE_DOCKERD_SILENT},
+}
+
+
+@pytest.fixture(scope="session")
+def engine_client() -> docker.DockerClient:
+    """The host engine (the suite fails here, loudly, if there is none)."""
+    client = docker.from_env()
+    client.ping()
+    return client
+
+
+@pytest.fixture(scope="session")
+def test_images(engine_client: docker.DockerClient) -> dict[str, str]:
+    """Tiny busybox images for the tests, built once and reused across runs."""
+    for tag, files in TEST_IMAGES.items():
+        try:
+            engine_client.images.get(tag)
+        except docker.errors.ImageNotFound:
+            busybox_image(tag, files)
+    return {"tiny": TINY, "no_dockerd": NO_DOCKERD, "dockerd_exits": DOCKERD_EXITS, "dockerd_silent": DOCKERD_SILENT}
+
+
+def managed_container_ids(client: docker.DockerClient) -> set[str]:
+    """Ids of every container jupyter-sandbox manages."""
+    return {c.id for c in client.containers.list(all=True, filters={"label": f"{L.MANAGED}=1"})}
+
+
+@pytest.fixture
+def no_leaks(engine_client: docker.DockerClient) -> Iterator[None]:
+    """Fails the test if it leaves a sandbox container, volume or network behind."""
+    containers = managed_container_ids(engine_client)
+    volumes = {v.id for v in engine_client.volumes.list()}
+    networks = {n.id for n in engine_client.networks.list()}
+    yield
+    assert managed_container_ids(engine_client) - containers == set(), "sandbox containers left behind"
+    assert {v.id for v in engine_client.volumes.list()} - volumes == set(), "volumes left behind"
+    assert {n.id for n in engine_client.networks.list()} - networks == set(), "networks left behind"
+
+
+@pytest.fixture(scope="module")
+def docker_sandbox(test_images: dict[str, str]) -> Iterator[Sandbox]:
+    """One Docker-enabled sandbox shared by a module's tests, with the tiny image loaded."""
+    sandbox = Sandbox.create(f"test-{os.getpid()}-{os.urandom(2).hex()}", docker=True, owner="test")
+    try:
+        assert sandbox.docker.load(test_images["tiny"]).wait() == 0
+        yield sandbox
+    finally:
+        sandbox.terminate()

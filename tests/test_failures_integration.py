@@ -1,0 +1,91 @@
+"""Every failure path on real sandboxes: the error names the cause and the fix, and nothing is left behind."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from jupyter_sandbox.doctor import TRAP_FIXED, runsc_date
+from jupyter_sandbox.errors import (
+    DaemonTimeout,
+    DockerdCrashed,
+    ImageNotFound,
+    NetworkNamespaceTrap,
+    NoDockerd,
+    SandboxExists,
+    SpecError,
+)
+from jupyter_sandbox.sync import Sandbox
+
+pytestmark = pytest.mark.integration
+
+
+def test_image_without_dockerd(test_images, no_leaks):
+    with pytest.raises(NoDockerd) as caught:
+        Sandbox.create(docker=True, image=test_images["no_dockerd"], owner="test")
+    text = str(caught.value)
+    assert "has no dockerd" in text and "jupyter sandbox image build --docker" in text
+
+
+def test_dockerd_that_exits_at_once(test_images, no_leaks):
+    events = []
+    with pytest.raises(DockerdCrashed) as caught:
+        Sandbox.create(docker=True, image=test_images["dockerd_exits"], owner="test", on_event=events.append)
+    error = caught.value
+    assert error.exit_code == 1
+    assert "refusing to start on purpose" in error.log_tail
+    assert "dockerd exited with code 1" in str(error)
+    assert events[-1].state == "failed" and "refusing to start on purpose" in events[-1].detail
+
+
+def test_dockerd_that_never_opens_its_socket_times_out_naming_the_phase(test_images, no_leaks):
+    with pytest.raises(DaemonTimeout) as caught:
+        Sandbox.create(docker=True, image=test_images["dockerd_silent"], timeout=3, owner="test")
+    error = caught.value
+    assert error.phase == "socket"
+    assert "stuck in phase 'socket'" in str(error)
+    assert "never opening the socket" in error.log_tail
+    assert "raise the timeout" in str(error)
+
+
+def test_image_not_found(no_leaks):
+    with pytest.raises(ImageNotFound) as caught:
+        Sandbox.create(docker=True, image="no-such-image:never", owner="test")
+    assert "docker pull no-such-image:never" in str(caught.value)
+
+
+@pytest.mark.parametrize("fields", [{"memory": "4Gb"}, {"cpu": -1}, {"name": "../x"}, {"timeout": "soon"}, {"network": "bridge"}])
+def test_bad_specs_create_nothing(fields, engine_client, no_leaks):
+    before = len(engine_client.containers.list(all=True))
+    with pytest.raises(SpecError):
+        Sandbox.create(docker=True, owner="test", **fields)
+    assert len(engine_client.containers.list(all=True)) == before
+
+
+def test_duplicate_name_is_refused_and_the_first_sandbox_kept(no_leaks):
+    name = f"dup-{os.getpid()}"
+    with Sandbox.create(name, owner="test") as first:
+        with pytest.raises(SandboxExists, match="already exists"):
+            Sandbox.create(name, owner="test")
+        assert first.status().state == "ready"
+
+
+def test_network_mode_sandbox_explains_the_root_netns_trap(no_leaks):
+    date = runsc_date() or 0
+    kernel_major = int(os.uname().release.split(".")[0])
+    if date < TRAP_FIXED and kernel_major >= 6:
+        with pytest.raises(NetworkNamespaceTrap) as caught:
+            Sandbox.create(network="sandbox", owner="test")
+        text = str(caught.value)
+        assert "cannot run with network enabled in root network namespace" in text
+        assert "network='none'" in text and "network='host'" in text and "2024-08" in text
+    else:  # a runsc without the trap: the mode simply works
+        with Sandbox.create(network="sandbox", owner="test") as sandbox:
+            assert sandbox.status().state == "ready"
+
+
+def test_host_network_sandbox_sees_the_host_interfaces(no_leaks):
+    with Sandbox.create(network="host", owner="test") as sandbox:
+        routes = sandbox.run(["cat", "/proc/net/dev"]).stdout.read()
+        assert "lo:" in routes and len(routes.splitlines()) > 3
