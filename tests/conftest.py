@@ -56,8 +56,9 @@ def test_images(engine_client: docker.DockerClient) -> dict[str, str]:
 
 
 def managed_container_ids(client: docker.DockerClient) -> set[str]:
-    """Ids of every container jupyter-sandbox manages."""
-    return {c.id for c in client.containers.list(all=True, filters={"label": f"{L.MANAGED}=1"})}
+    """Ids of the sandbox containers this test process created (other processes may be busy too)."""
+    mine = {"label": [f"{L.MANAGED}=1", f"{L.OWNER_PID}={os.getpid()}"]}
+    return {c.id for c in client.containers.list(all=True, filters=mine)}
 
 
 @pytest.fixture
