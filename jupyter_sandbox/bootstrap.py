@@ -30,7 +30,7 @@ INIT_SCRIPT = r"""
 M=@@jupyter-sandbox
 LOG=/var/log/jupyter-sandbox/dockerd.log
 RUN=/run/jupyter-sandbox
-DOCKERD_FLAGS="--iptables=false --ip6tables=false --bridge=none"
+DOCKERD_FLAGS="--iptables=false --ip6tables=false --bridge=none --storage-driver=vfs"
 ev() { read -r u _ < /proc/uptime; printf '%s %s %s %s %s\n' "$M" "$1" "$2" "$u" "${3:-}"; }
 alive() { [ -r "/proc/$1/stat" ] || return 1; read -r _ _ st _ < "/proc/$1/stat"; [ "$st" != Z ]; }
 idle() { trap 'exit 0' TERM INT; while :; do sleep 86400 & wait $!; done; }
