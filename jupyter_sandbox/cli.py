@@ -13,8 +13,9 @@ from rich.markup import escape
 from .errors import SandboxError, SpecError
 from .spec import DEFAULT_IMAGE, NETWORK_MODES
 
-err = Console(stderr=True, highlight=False)
-out = Console(highlight=False)
+# Pipes get wide consoles: a table cut at 80 columns helps no script or log reader.
+err = Console(stderr=True, highlight=False, width=None if sys.stderr.isatty() else 200)
+out = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
 
 
 def add_spec_arguments(parser: argparse.ArgumentParser) -> None:
@@ -72,6 +73,16 @@ def build_parser() -> argparse.ArgumentParser:
     rm.add_argument("names", nargs="*")
     rm.add_argument("--all", action="store_true", help="remove every sandbox")
     rm.add_argument("--orphans", action="store_true", help="remove sandboxes whose owning kernel or server is gone")
+
+    pool = commands.add_parser("pool", help="the warm pool of pre-booted sandboxes")
+    pool_commands = pool.add_subparsers(dest="pool_command", metavar="ACTION", required=True)
+    fill = pool_commands.add_parser("fill", help="keep N ready sandboxes of a spec until Ctrl-C (then drain them)")
+    add_spec_arguments(fill)
+    fill.add_argument("--size", type=int, default=2, help="members to keep ready (default 2)")
+    fill.add_argument("--max-age", type=float, help="replace members older than this many seconds")
+    fill.add_argument("--once", action="store_true", help="fill once and exit, leaving the members for later creates")
+    pool_commands.add_parser("ls", help="list the waiting pool members")
+    pool_commands.add_parser("drain", help="remove every waiting pool member")
 
     image = commands.add_parser("image", help="sandbox images")
     image_commands = image.add_subparsers(dest="image_command", metavar="ACTION", required=True)
@@ -197,27 +208,31 @@ def cmd_restart(args: argparse.Namespace) -> int:
 
 
 def cmd_rm(args: argparse.Namespace) -> int:
-    from .sync import Sandbox, call
-    from .sandbox import AsyncSandbox
     from . import labels as L
+    from .engine import Engine
+    from .sandbox import AsyncSandbox
+    from .sync import Sandbox, call
 
     if not (args.names or args.all or args.orphans):
         raise SpecError("names", "no sandbox named", fix="jupyter sandbox rm NAME..., --all or --orphans")
-    targets = list(args.names)
-    if args.all or args.orphans:
-        from .engine import Engine
-
-        for container in call(Engine.default().containers):
-            if args.all or L.owner_alive(container.labels) is False:
-                targets.append(container.labels.get(L.NAME, ""))
     status = 0
-    for name in dict.fromkeys(targets):
+    targets: dict[str, AsyncSandbox] = {}
+    for name in args.names:
         try:
-            removed = Sandbox(call(AsyncSandbox.get, name)).terminate()
-            err.print(f"removed {name}" if removed else f"{name} was already gone")
+            targets[name] = call(AsyncSandbox.get, name)
         except SandboxError as error:
             err.print(f"[red]{escape(str(error))}[/]")
             status = 1
+    if args.all or args.orphans:
+        for container in call(Engine.default().containers):
+            orphan = L.owner_alive(container.labels) is False and (
+                container.labels.get(L.OWNER) != "pool" or L.in_pool(container.name))
+            if args.all or orphan:
+                sandbox = AsyncSandbox.from_container(container)
+                targets[sandbox.name] = sandbox
+    for name, sandbox in targets.items():
+        removed = Sandbox(sandbox).terminate()
+        err.print(f"removed {name}" if removed else f"{name} was already gone")
     return status
 
 
@@ -235,6 +250,32 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     return 0 if ok else 1
 
 
+def cmd_pool(args: argparse.Namespace) -> int:
+    from .pool import WarmPool, drain_all
+    from .sandbox import AsyncSandbox
+    from .spec import SandboxSpec
+    from .sync import call
+    from .terminal import sandbox_table
+
+    if args.pool_command == "ls":
+        members = [info for info in call(AsyncSandbox.list) if info.pool]
+        out.print(sandbox_table(members)) if members else err.print("The warm pool is empty.")
+        return 0
+    if args.pool_command == "drain":
+        err.print(f"removed {call(drain_all)} pool members")
+        return 0
+    template = SandboxSpec.parse("template", docker=args.docker, image=args.image, cpu=args.cpu, memory=args.memory,
+                                 network=args.network, env=args.env, timeout=args.timeout)
+    pool = WarmPool([template], size=args.size, max_age=args.max_age)
+    if args.once:
+        call(pool.fill)
+        err.print(f"[green]✔[/] pool has {args.size} ready members (created {pool.created} now)")
+        return 0 if not pool.failures else 1
+    err.print(f"keeping {args.size} ready sandboxes; creates with the same spec take one in milliseconds. Ctrl-C stops and drains.")
+    call(pool.run)
+    return 0
+
+
 def cmd_image(args: argparse.Namespace) -> int:
     from .images import build_image
 
@@ -245,7 +286,7 @@ def cmd_image(args: argparse.Namespace) -> int:
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "create": cmd_create, "ls": cmd_ls, "status": cmd_status, "exec": cmd_exec, "docker": cmd_docker,
     "load": cmd_load, "logs": cmd_logs, "restart-daemon": cmd_restart, "rm": cmd_rm, "doctor": cmd_doctor,
-    "image": cmd_image,
+    "image": cmd_image, "pool": cmd_pool,
 }
 
 

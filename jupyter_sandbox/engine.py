@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import threading
+import time
 from typing import Any, Iterator
 
 import docker
@@ -74,6 +75,7 @@ class Engine:
     def __init__(self, client: docker.DockerClient | None = None):
         self._client = client
         self._client_lock = threading.Lock()
+        self._runtimes: tuple[float, dict[str, dict[str, Any]]] | None = None
 
     @classmethod
     def default(cls) -> "Engine":
@@ -105,10 +107,13 @@ class Engine:
         """Raise :class:`EngineUnavailable` unless the engine answers."""
         await self.call(lambda: self.client.ping())
 
-    async def runtimes(self) -> dict[str, dict[str, Any]]:
-        """The runtimes the engine has registered (``docker info``'s ``Runtimes``)."""
-        info = await self.call(lambda: self.client.info())
-        return dict(info.get("Runtimes") or {})
+    async def runtimes(self, *, fresh: bool = False) -> dict[str, dict[str, Any]]:
+        """The runtimes the engine has registered (``docker info``'s ``Runtimes``), cached for 30 s."""
+        now = time.monotonic()
+        if fresh or self._runtimes is None or now - self._runtimes[0] > 30:
+            info = await self.call(lambda: self.client.info())
+            self._runtimes = (now, dict(info.get("Runtimes") or {}))
+        return self._runtimes[1]
 
     async def runsc_runtime(self, network: str) -> str:
         """The registered runsc runtime to use for a network mode.
@@ -118,6 +123,9 @@ class Engine:
         """
         registered = await self.runtimes()
         name = runtime_for(network, registered)
+        if name is None:
+            registered = await self.runtimes(fresh=True)
+            name = runtime_for(network, registered)
         if name is None:
             wanted = {n: r for n, r in WANTED_RUNTIMES.items() if network_of(r) == network}
             have = ", ".join(sorted(registered)) or "none"
@@ -149,24 +157,27 @@ class Engine:
 
     async def find(self, name: str) -> Container | None:
         """The container of the sandbox called ``name``, if any."""
-        found = await self.call(
-            lambda: self.client.containers.list(all=True, filters={"label": f"{labels.NAME}={name}"})
-        )
-        found = [c for c in found if c.labels.get(labels.MANAGED) == "1"]
-        return found[0] if found else None
+        def get() -> Container | None:
+            try:
+                container = self.client.containers.get(labels.container_name(name))
+            except docker.errors.NotFound:
+                return None
+            return container if container.labels.get(labels.MANAGED) == "1" else None
+
+        return await self.call(get)
 
     async def containers(self) -> list[Container]:
         """Every container jupyter-sandbox manages, running or not."""
         return await self.call(
-            lambda: self.client.containers.list(all=True, filters={"label": f"{labels.MANAGED}=1"})
+            lambda: self.client.containers.list(all=True, filters={"label": f"{labels.MANAGED}=1"}, ignore_removed=True)
         )
 
-    async def create_container(self, name: str, **options: Any) -> Container:
+    async def create_container(self, name: str, *, container_name: str | None = None, **options: Any) -> Container:
         """Create (not start) a container, turning a name clash into :class:`SandboxExists`."""
 
         def create() -> Container:
             try:
-                return self.client.containers.create(name=labels.container_name(name), **options)
+                return self.client.containers.create(name=container_name or labels.container_name(name), **options)
             except docker.errors.ImageNotFound:
                 raise image_not_found(options.get("image", "")) from None
             except docker.errors.APIError as error:
@@ -178,6 +189,22 @@ class Engine:
                 raise
 
         return await self.call(create)
+
+    async def rename(self, container_id: str, new_name: str) -> bool:
+        """Rename a container; False if the name is taken or the container is gone (atomic in the engine)."""
+
+        def rename() -> bool:
+            try:
+                self.client.api.rename(container_id, new_name)
+                return True
+            except docker.errors.NotFound:
+                return False
+            except docker.errors.APIError as error:
+                if error.status_code == 409:
+                    return False
+                raise
+
+        return await self.call(rename)
 
     async def remove(self, container_id: str) -> bool:
         """Remove a container and its anonymous volumes; False if it was already gone."""

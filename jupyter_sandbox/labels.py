@@ -21,9 +21,12 @@ OWNER_PID = PREFIX + "owner.pid"
 OWNER_STARTED = PREFIX + "owner.started"
 SERVER = PREFIX + "server"
 POOL = PREFIX + "pool"
+POOL_KEY = PREFIX + "pool.key"
 CREATED = PREFIX + "created"
 
 CONTAINER_PREFIX = "jupyter-sandbox-"
+POOL_CONTAINER_PREFIX = "jupyter-sandbox--pool-"
+"""Pool members' container names; no user name can produce it (names start with a letter or digit)."""
 SERVER_ENV = "JUPYTER_SANDBOX_SERVER_ID"
 """Set by the server extension; kernels and terminals it starts inherit it."""
 
@@ -31,6 +34,19 @@ SERVER_ENV = "JUPYTER_SANDBOX_SERVER_ID"
 def container_name(name: str) -> str:
     """The engine's container name of a sandbox."""
     return CONTAINER_PREFIX + name
+
+
+def name_of(container_name: str, labels: Mapping[str, str]) -> str:
+    """A sandbox's name: its container name without the prefix (a claimed pool member was renamed)."""
+    container_name = container_name.lstrip("/")
+    if container_name.startswith(CONTAINER_PREFIX) and not container_name.startswith(POOL_CONTAINER_PREFIX):
+        return container_name[len(CONTAINER_PREFIX):]
+    return labels.get(NAME, container_name)
+
+
+def in_pool(container_name: str) -> bool:
+    """Whether a container is a warm-pool member still waiting to be claimed."""
+    return container_name.lstrip("/").startswith(POOL_CONTAINER_PREFIX)
 
 
 def _process_start_time(pid: int) -> str:
@@ -57,7 +73,7 @@ def owner_labels(owner: str) -> dict[str, str]:
     return labels
 
 
-def sandbox_labels(spec: SandboxSpec, owner: str, *, pool: bool = False) -> dict[str, str]:
+def sandbox_labels(spec: SandboxSpec, owner: str, *, pool_key: str | None = None) -> dict[str, str]:
     """All labels of a new sandbox container."""
     labels = {
         MANAGED: "1",
@@ -67,8 +83,9 @@ def sandbox_labels(spec: SandboxSpec, owner: str, *, pool: bool = False) -> dict
         CREATED: f"{time.time():.3f}",
         **owner_labels(owner),
     }
-    if pool:
+    if pool_key:
         labels[POOL] = "1"
+        labels[POOL_KEY] = pool_key
     return labels
 
 

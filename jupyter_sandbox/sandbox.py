@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from typing import Any, Callable, Iterable
@@ -59,12 +60,16 @@ class AsyncSandbox:
     """
 
     def __init__(self, spec: SandboxSpec, *, engine: Engine | None = None, container_id: str = "",
-                 owner: str = "api", pool: bool = False):
+                 owner: str = "api", pool_key: str | None = None, use_pool: bool = True):
         self.spec = spec
         self.engine = engine or Engine.default()
         self.container_id = container_id
         self.owner = owner
-        self.pool = pool
+        self.pool_key = pool_key
+        """Set for a warm-pool member: it is created under a pool name with this key."""
+        self.use_pool = use_pool and pool_key is None
+        """Whether :meth:`start` may take a matching ready sandbox from a warm pool."""
+        self.from_pool = False
         self.events = EventBus()
         self.ready_seconds: float | None = None
         self._ready = False
@@ -88,24 +93,25 @@ class AsyncSandbox:
 
     @classmethod
     def prepare(cls, spec: SandboxSpec | None = None, *, engine: Engine | None = None, owner: str = "api",
-                **fields: Any) -> "AsyncSandbox":
+                use_pool: bool = True, **fields: Any) -> "AsyncSandbox":
         """Validate a spec and return an unstarted sandbox, so listeners can subscribe before :meth:`start`.
 
         Args:
             spec: A ready spec, or None to build one from ``fields``
                 (``name``, ``image``, ``docker``, ``cpu``, ``memory``, ``network``, ``env``, ``timeout``).
             owner: Who creates it, recorded in its labels.
+            use_pool: Take a ready sandbox from a warm pool when one matches.
         """
         if spec is None:
             name = fields.pop("name", None)
             spec = SandboxSpec.parse(name, **fields)
         elif fields:
             raise TypeError(f"pass either a spec or fields, not both ({', '.join(fields)})")
-        return cls(spec, engine=engine, owner=owner)
+        return cls(spec, engine=engine, owner=owner, use_pool=use_pool)
 
     @classmethod
     async def create(cls, spec: SandboxSpec | None = None, *, engine: Engine | None = None, owner: str = "api",
-                     on_event: Listener | None = None, **fields: Any) -> "AsyncSandbox":
+                     on_event: Listener | None = None, use_pool: bool = True, **fields: Any) -> "AsyncSandbox":
         """Create a sandbox and wait until it is ready (its Docker daemon answering, if asked for).
 
         Raises:
@@ -113,7 +119,7 @@ class AsyncSandbox:
             SandboxError: A subclass saying what failed and how to fix it; the
                 half-created sandbox has been removed.
         """
-        sandbox = cls.prepare(spec, engine=engine, owner=owner, **fields)
+        sandbox = cls.prepare(spec, engine=engine, owner=owner, use_pool=use_pool, **fields)
         if on_event is not None:
             sandbox.events.add_listener(on_event)
         await sandbox.start()
@@ -184,15 +190,22 @@ class AsyncSandbox:
 
     async def _start(self) -> None:
         spec = self.spec
+        if self.use_pool:
+            from .pool import claim
+
+            if await claim(self):
+                return
         self._publish(Phase.IMAGE_CHECK, State.STARTED, spec.image)
         image = await self.engine.image(spec.image)
+        runtime = await self.engine.runsc_runtime(spec.network)  # cached after the first create
         registered = await self.engine.runtimes()
-        runtime = await self.engine.runsc_runtime(spec.network)
         size = image.get("Size", 0) / 1e6
         self._publish(Phase.IMAGE_CHECK, State.DONE, f"{spec.image} ({image.get('Id', '')[7:19]}, {size:.0f} MB)")
 
         self._publish(Phase.SANDBOX_START, State.STARTED, f"runtime {runtime}")
-        container = await self.engine.create_container(spec.name, **self._container_options(runtime))
+        container_name = L.POOL_CONTAINER_PREFIX + spec.name if self.pool_key else None
+        container = await self.engine.create_container(spec.name, container_name=container_name,
+                                                       **self._container_options(runtime))
         self.container_id = container.id
         actual = container.attrs.get("HostConfig", {}).get("Runtime", "")
         if not self.engine.is_runsc(actual, registered):
@@ -214,7 +227,7 @@ class AsyncSandbox:
             image=spec.image,
             command=init_command(spec.docker),
             entrypoint=[],
-            labels=L.sandbox_labels(spec, self.owner, pool=self.pool),
+            labels=L.sandbox_labels(spec, self.owner, pool_key=self.pool_key),
             runtime=runtime,
             hostname=spec.name[:63],
             user="0",
@@ -336,10 +349,8 @@ class AsyncSandbox:
     @classmethod
     def from_container(cls, container: Container, *, engine: Engine | None = None) -> "AsyncSandbox":
         """Wrap a managed container (as found through its labels)."""
-        spec = L.spec_from_labels(container.labels)
-        sandbox = cls(spec, engine=engine, container_id=container.id, owner=container.labels.get(L.OWNER, ""),
-                      pool=container.labels.get(L.POOL) == "1")
-        return sandbox
+        spec = dataclasses.replace(L.spec_from_labels(container.labels), name=L.name_of(container.name, container.labels))
+        return cls(spec, engine=engine, container_id=container.id, owner=container.labels.get(L.OWNER, ""))
 
     @classmethod
     async def list(cls, *, engine: Engine | None = None) -> list[SandboxInfo]:
@@ -363,7 +374,7 @@ class AsyncSandbox:
         try:
             raw = await self.engine.call(self.engine.client.api.logs, self.container_id, stdout=True, stderr=False)
         except SandboxError as error:
-            if isinstance(error.__cause__, docker.errors.NotFound):
+            if _vanished(error):
                 return []
             raise
         return InitReportParser().feed(raw.decode("utf-8", errors="replace") + "\n")
@@ -373,12 +384,13 @@ class AsyncSandbox:
         try:
             attrs = await self.engine.call(self.engine.client.api.inspect_container, self.container_id)
         except SandboxError as error:
-            if isinstance(error.__cause__, docker.errors.NotFound):
+            if _vanished(error):
                 return SandboxInfo(name=self.name, state=GONE, reason="the sandbox container no longer exists",
                                    image=self.spec.image, docker=self.spec.docker, network=self.spec.network)
             raise
         reports = await self.reports()
-        phases = [ProgressEvent(self.name, r.phase, r.state, 0.0, r.message, r.log_tail, uptime=r.uptime).to_dict() for r in reports]
+        phases = [ProgressEvent(self.name, r.phase, r.state, r.uptime or 0.0, r.message, r.log_tail, uptime=r.uptime).to_dict()
+                  for r in reports]
         return info_from_container(attrs, reports, phases)
 
     async def wait_ready(self, timeout: float | None = None) -> None:
@@ -500,3 +512,10 @@ class AsyncSandbox:
         self._publish(Phase.REMOVED, State.DONE, f"sandbox {self.name} removed")
         self.events.close()
         return existed
+
+
+def _vanished(error: SandboxError) -> bool:
+    """Whether an engine error means the container is gone or on its way out (removed concurrently)."""
+    cause = error.__cause__
+    return isinstance(cause, docker.errors.NotFound) or (
+        isinstance(cause, docker.errors.APIError) and cause.status_code == 409 and "removal" in str(cause))

@@ -125,7 +125,7 @@ def info_from_container(attrs: Mapping[str, Any], reports: list[InitReport], pha
     status = (attrs.get("State") or {}).get("Status")
     state, reason = derive_state(status, reports)
     return SandboxInfo(
-        name=labels.get(L.NAME, attrs.get("Name", "").lstrip("/")),
+        name=L.name_of(attrs.get("Name", ""), labels),
         state=state,
         reason=reason,
         container_id=attrs.get("Id", ""),
@@ -135,7 +135,7 @@ def info_from_container(attrs: Mapping[str, Any], reports: list[InitReport], pha
         memory=format_memory(spec.memory) if spec else None,
         network=spec.network if spec else "",
         owner=labels.get(L.OWNER, ""),
-        pool=labels.get(L.POOL) == "1",
+        pool=L.in_pool(attrs.get("Name", "")),
         created=float(labels[L.CREATED]) if labels.get(L.CREATED) else None,
         started_at=parse_engine_time((attrs.get("State") or {}).get("StartedAt")),
         runtime=(attrs.get("HostConfig") or {}).get("Runtime", ""),

@@ -53,17 +53,37 @@ def portal() -> BlockingPortal:
         return _portal
 
 
+def start(function: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) -> tuple["Future[T]", threading.Event]:
+    """Start an async function on the background loop; returns its future and an event set once it has
+    fully ended (a cancelled future reports at once, while the task may still be cleaning up)."""
+    finished = threading.Event()
+
+    async def runner() -> T:
+        try:
+            return await function(*args, **kwargs)
+        finally:
+            finished.set()
+
+    return portal().start_task_soon(runner), finished
+
+
+def cancel_and_wait(future: "Future[Any]", finished: threading.Event, timeout: float = 60) -> None:
+    """Cancel a task started with :func:`start` and wait until its cleanup has run."""
+    future.cancel()
+    finished.wait(timeout)
+
+
 def call(function: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) -> T:
-    """Run an async function on the background loop and wait for it; Ctrl-C cancels it cleanly."""
-    future: Future[T] = portal().start_task_soon(functools.partial(function, *args, **kwargs))
+    """Run an async function on the background loop and wait for it.
+
+    Ctrl-C (or a kernel interrupt) cancels it and waits for its cleanup (a
+    half-created sandbox removed, a command killed inside) before re-raising.
+    """
+    future, finished = start(function, *args, **kwargs)
     try:
         return future.result()
     except KeyboardInterrupt:
-        future.cancel()
-        try:
-            future.result(timeout=30)
-        except BaseException:
-            pass
+        cancel_and_wait(future, finished)
         raise
 
 
@@ -169,7 +189,7 @@ class Process:
                     return
                 await send.send(done)
 
-        future = portal().start_task_soon(produce)
+        future, finished = start(produce)
         try:
             while True:
                 item = call(receive.receive)
@@ -181,12 +201,8 @@ class Process:
         except anyio.EndOfStream:
             return
         finally:
-            if not future.done():
-                future.cancel()
-                try:
-                    future.result(timeout=30)
-                except BaseException:
-                    pass
+            if not finished.is_set():
+                cancel_and_wait(future, finished)
 
 
 def _wrap_result(value: Any) -> Any:

@@ -1,0 +1,88 @@
+"""The warm pool on real sandboxes: hands out working sandboxes, refills, drains, never hands one out twice."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import anyio
+import pytest
+
+from jupyter_sandbox import labels as L
+from jupyter_sandbox.engine import Engine
+from jupyter_sandbox.pool import WarmPool, pool_key
+from jupyter_sandbox.sandbox import AsyncSandbox
+from jupyter_sandbox.spec import SandboxSpec
+from jupyter_sandbox.sync import Sandbox, call
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def template() -> SandboxSpec:
+    """A spec only this test process uses, so no other process claims its members."""
+    return SandboxSpec.parse("template", docker=True, env={"POOL_TEST": f"{os.getpid()}-{time.time()}"})
+
+
+def test_create_takes_a_ready_member_and_it_works(template, no_leaks):
+    pool = WarmPool([template], size=1)
+    call(pool.fill)
+    try:
+        with Sandbox.create("from-pool-" + str(os.getpid()), docker=True, env=template.env, owner="test") as sandbox:
+            assert sandbox.core.from_pool
+            assert sandbox.status().state == "ready" and not sandbox.status().pool
+            assert sandbox.docker.ps().wait() == 0
+            assert sandbox.run(["hostname"]).exit_code == 0
+            other = SandboxSpec.parse("x", docker=True, memory="300Mi", env=template.env)
+            assert pool_key(other) != pool_key(template)
+    finally:
+        call(pool.drain)
+
+
+def test_pool_refills_after_a_claim_and_drains_when_stopped(template, no_leaks):
+    pool = WarmPool([template], size=1)
+
+    async def scenario() -> None:
+        async with anyio.create_task_group() as group:
+            await group.start(pool.run)
+            with anyio.fail_after(120):
+                while pool.created < 1:
+                    await anyio.sleep(0.05)
+                claimed = await AsyncSandbox.create(docker=True, env=template.env, owner="test")
+                assert claimed.from_pool
+                while pool.created < 2:  # the claim made the pool create a replacement
+                    await anyio.sleep(0.05)
+            await claimed.terminate()
+            group.cancel_scope.cancel()  # stopping the pool drains it
+
+    call(scenario)
+    assert pool.created == 2, pool.failures
+    left = call(Engine.default().containers)
+    assert not [c for c in left if c.labels.get(L.POOL_KEY) == pool_key(template)], "a stopped pool must leave no members"
+
+
+def test_concurrent_creates_never_get_the_same_member(template, no_leaks):
+    pool = WarmPool([template], size=2)
+    call(pool.fill)
+
+    async def create_many() -> list[AsyncSandbox]:
+        made: list[AsyncSandbox] = []
+
+        async def one(i: int) -> None:
+            made.append(await AsyncSandbox.create(name=f"race-{os.getpid()}-{i}", docker=True, env=template.env, owner="test"))
+
+        async with anyio.create_task_group() as group:
+            for i in range(4):
+                group.start_soon(one, i)
+        return made
+
+    sandboxes = call(create_many)
+    try:
+        assert len({s.container_id for s in sandboxes}) == 4
+        assert sum(s.from_pool for s in sandboxes) == 2
+        for sandbox in sandboxes:
+            assert call(sandbox.status).state == "ready"
+    finally:
+        for sandbox in sandboxes:
+            call(sandbox.terminate)
+        call(pool.drain)
