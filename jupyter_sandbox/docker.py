@@ -50,6 +50,10 @@ def explain_failure(argv: list[str], stderr: str, network: str) -> str | None:
                     "or create the sandbox with network='host'.")
         return ("The Docker daemon in the sandbox could not reach the registry (no network route or DNS from this host). "
                 "Copy images in from the host with sandbox.docker.load(IMAGE) instead.")
+    if "cannot connect to the docker daemon" in text:
+        return ("The sandbox's Docker daemon is not running (it exited or was killed). Restart it with "
+                "sandbox.restart_daemon(), `jupyter sandbox restart-daemon NAME` or `%sandbox restart-daemon`; "
+                "inner containers stopped with it and come back only if started with --restart=always.")
     if "'compose' is not a docker command" in text or "unknown command \"compose\"" in text:
         return ("This image has no Docker Compose v2 plugin. The default image has it; "
                 "build one with `jupyter sandbox image build --docker --offline`.")

@@ -171,6 +171,12 @@ class SandboxNotRunning(SandboxError):
     http_status = 409
 
 
+class SandboxDied(SandboxNotRunning):
+    """The whole sandbox died while a command ran in it (for example killed for exceeding its memory limit)."""
+
+    code = "sandbox_died"
+
+
 class DockerNotEnabled(SandboxError):
     """A Docker command was asked of a sandbox created without ``docker=True``."""
 

@@ -18,10 +18,12 @@ import anyio
 import docker.utils.socket as docker_socket
 
 from .engine import Engine
-from .errors import ExecTimeout, SandboxError
+from .errors import ExecTimeout, SandboxDied, SandboxError
 from .threads import iterate_in_thread
 
 PID_MARKER = b"@@pid "
+RUNSC_GONE = b'urpc method "containerManager'
+"""What runsc prints for an exec whose sandbox died under it."""
 WRAPPER = 'printf "@@pid %s\\n" "$$" >&2; exec "$@"'
 KILL_SCRIPT = r"""
 kids() { for s in /proc/[0-9]*/stat; do read -r p _ _ pp _ < "$s" 2>/dev/null && [ "$pp" = "$1" ] && echo "$p"; done; }
@@ -131,6 +133,8 @@ class AsyncProcess:
         self._reading = False
         self._finished = anyio.Event()
         self._stderr_tail = b""
+        self.sandbox_error: SandboxDied | None = None
+        """Set when the sandbox itself died under the command (then :meth:`wait` raises it)."""
         self.explain: Callable[[str], str | None] | None = None
 
     @classmethod
@@ -253,9 +257,13 @@ class AsyncProcess:
                 if not completed:
                     await self.kill()
                 await self._collect_exit_code()
+                if self.exit_code == 128 and RUNSC_GONE in self._stderr_tail:
+                    self.sandbox_error = await self._sandbox_death()
             self._finished.set()
         if self.timed_out:
             raise self._timeout_error()
+        if self.sandbox_error is not None:
+            raise self.sandbox_error
 
     @property
     def hint(self) -> str | None:
@@ -287,7 +295,36 @@ class AsyncProcess:
             await self._finished.wait()
             if self.timed_out:
                 raise self._timeout_error()
+            if self.sandbox_error is not None:
+                raise self.sandbox_error
         return self.exit_code if self.exit_code is not None else -1
+
+    async def _sandbox_death(self) -> SandboxDied:
+        """Why the sandbox died under this command, read from the engine once it noticed."""
+        api = self.engine.client.api
+        state: dict[str, Any] = {}
+        limit = None
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            try:
+                attrs = await self.engine.call(api.inspect_container, self.container_id)
+            except SandboxError:
+                break
+            state, limit = attrs.get("State", {}), attrs.get("HostConfig", {}).get("Memory")
+            if not state.get("Running"):
+                break
+            await anyio.sleep(0.05)
+        command = " ".join(self.argv)
+        if state.get("OOMKilled"):
+            from .spec import format_memory
+
+            return SandboxDied(
+                f"Sandbox {self.sandbox!r} was killed by the host for using more than its memory limit "
+                f"({format_memory(limit) if limit else 'none set'}) while running {command!r}; it is gone with everything in it.",
+                fix="create it with more memory (e.g. memory='2Gi'), or make the command use less; the host was not affected")
+        return SandboxDied(f"Sandbox {self.sandbox!r} died while running {command!r} (its container exit code: "
+                           f"{state.get('ExitCode', 'unknown')}).",
+                           fix=f"see `jupyter sandbox status {self.sandbox}`; the host's kernel log (dmesg) may say why")
 
     async def _collect_exit_code(self) -> None:
         api = self.engine.client.api

@@ -18,11 +18,11 @@ RUNSC_PATH = "/usr/bin/runsc"
 
 WANTED_RUNTIMES: dict[str, dict[str, Any]] = {
     # loopback only: the safe default
-    "runsc": {"path": RUNSC_PATH, "runtimeArgs": ["--network=none", "--net-raw"]},
+    "runsc": {"path": RUNSC_PATH, "runtimeArgs": ["--network=none", "--net-raw", "--cpu-num-from-quota"]},
     # the host's network stack, as asked for with network="host"
-    "runsc-host": {"path": RUNSC_PATH, "runtimeArgs": ["--network=host", "--net-raw"]},
+    "runsc-host": {"path": RUNSC_PATH, "runtimeArgs": ["--network=host", "--net-raw", "--cpu-num-from-quota"]},
     # gVisor's own network stack on a Docker bridge (fails on runsc 20240729 + kernel >= 6)
-    "runsc-sandbox": {"path": RUNSC_PATH, "runtimeArgs": ["--net-raw"]},
+    "runsc-sandbox": {"path": RUNSC_PATH, "runtimeArgs": ["--net-raw", "--cpu-num-from-quota"]},
 }
 """The runtimes ``setup-host.sh`` registers, by name."""
 

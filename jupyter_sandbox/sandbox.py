@@ -424,9 +424,11 @@ class AsyncSandbox:
                                     fix=f"create a new one (`jupyter sandbox rm {self.name}` clears the name)")
         if info.state == "failed":
             tail = next((p["detail"] for p in reversed(info.phases) if p.get("detail")), "")
-            raise DockerdCrashed(f"The Docker daemon of sandbox {self.name!r} has failed: {info.reason}.",
+            raise DockerdCrashed(f"The Docker daemon of sandbox {self.name!r} has failed: {info.reason}. "
+                                 "Its inner containers stopped with it.",
                                  exit_code=None, log_tail=tail,
-                                 fix=f"restart it with sb.restart_daemon() or `jupyter sandbox restart-daemon {self.name}`")
+                                 fix=f"restart it with sb.restart_daemon() or `jupyter sandbox restart-daemon {self.name}` "
+                                 "(containers started with --restart=always come back by themselves)")
 
     # -- using ----------------------------------------------------------------
 

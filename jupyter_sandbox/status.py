@@ -14,7 +14,7 @@ STARTING, READY, FAILED, STOPPED, GONE = "starting", "ready", "failed", "stopped
 STATES = (STARTING, READY, FAILED, STOPPED, GONE)
 
 
-def derive_state(container_status: str | None, reports: Iterable[InitReport]) -> tuple[str, str]:
+def derive_state(container_status: str | None, reports: Iterable[InitReport], *, oom_killed: bool = False) -> tuple[str, str]:
     """The sandbox state and a one-line reason.
 
     Args:
@@ -33,6 +33,8 @@ def derive_state(container_status: str | None, reports: Iterable[InitReport]) ->
         elif report.phase == "daemon" and report.state == "started":
             state, reason = STARTING, report.message or "restarting dockerd"
     if container_status in ("exited", "dead"):
+        if oom_killed:
+            return STOPPED, "killed by the host: out of memory (it exceeded its memory limit)"
         return STOPPED, "the sandbox container has stopped" if state != FAILED else reason
     if container_status == "removing":
         return GONE, "the sandbox is being removed"
@@ -123,7 +125,7 @@ def info_from_container(attrs: Mapping[str, Any], reports: list[InitReport], pha
     labels = attrs.get("Config", {}).get("Labels") or {}
     spec = spec_from_labels_or_none(labels)
     status = (attrs.get("State") or {}).get("Status")
-    state, reason = derive_state(status, reports)
+    state, reason = derive_state(status, reports, oom_killed=bool((attrs.get("State") or {}).get("OOMKilled")))
     return SandboxInfo(
         name=L.name_of(attrs.get("Name", ""), labels),
         state=state,
