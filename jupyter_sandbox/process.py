@@ -203,15 +203,12 @@ class AsyncProcess:
 
     def _close_socket(self) -> None:
         raw = self._raw_socket()
-        try:
-            if raw is not None:
-                raw.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
-        try:
-            self._sock.close()
-        except OSError:
-            pass
+        for close in (lambda: raw.shutdown(socket.SHUT_RDWR) if raw else None, self._sock.close,
+                      lambda: raw.close() if raw else None):
+            try:
+                close()
+            except OSError:
+                pass
 
     def _remaining(self) -> float:
         if self.timeout is None:

@@ -1,0 +1,99 @@
+"""Load on real sandboxes: 8 Docker-enabled sandboxes at once, 50 concurrent execs, then nothing left:
+the same containers, volumes, networks, file descriptors and threads as before.  Big and binary output."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+import tracemalloc
+
+import anyio
+import pytest
+
+from jupyter_sandbox.sandbox import AsyncSandbox
+from jupyter_sandbox.sync import Sandbox, call
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+def resources(client) -> dict[str, int]:
+    """What a leak would grow: engine objects, and this process's descriptors and threads."""
+    return {
+        "containers": len(client.containers.list(all=True)),
+        "volumes": len(client.volumes.list()),
+        "networks": len(client.networks.list()),
+        "fds": len(os.listdir("/proc/self/fd")),
+        "threads": threading.active_count(),
+    }
+
+
+def settled(client, baseline: dict[str, int], seconds: float = 30) -> dict[str, int]:
+    """Resources once idle worker threads and pooled connections have wound down (bounded wait)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        now = resources(client)
+        if all(now[k] <= baseline[k] for k in baseline) or time.monotonic() > deadline:
+            return now
+        time.sleep(0.25)
+
+
+async def burst(count: int, execs: int) -> list[int]:
+    sandboxes: list[AsyncSandbox] = []
+
+    async def create(i: int) -> None:
+        sandboxes.append(await AsyncSandbox.create(name=f"load-{os.getpid()}-{i}", docker=True, owner="test",
+                                                   timeout=180, use_pool=False))
+
+    codes: list[int] = []
+
+    async def run(i: int) -> None:
+        sandbox = sandboxes[i % len(sandboxes)]
+        process = await (sandbox.docker.ps() if i % 2 else sandbox.exec(["sh", "-c", f"echo {i}; ls / > /dev/null"]))
+        codes.append(await process.wait())
+
+    try:
+        async with anyio.create_task_group() as group:
+            for i in range(count):
+                group.start_soon(create, i)
+        async with anyio.create_task_group() as group:
+            for i in range(execs):
+                group.start_soon(run, i)
+    finally:
+        with anyio.CancelScope(shield=True):
+            for sandbox in sandboxes:
+                await sandbox.terminate()
+    assert len(sandboxes) == count
+    return codes
+
+
+def test_eight_sandboxes_fifty_execs_and_nothing_left(engine_client, no_leaks):
+    call(burst, 1, 50)  # warm-up: fills thread pools and the engine connection pool to this concurrency
+    baseline = settled(engine_client, resources(engine_client), seconds=15)
+    codes = call(burst, 8, 50)
+    assert codes == [0] * 50
+    after = settled(engine_client, baseline)
+    print(f"\nresources before {baseline}\nresources after  {after}")
+    assert after == baseline
+
+
+def test_ten_megabytes_stream_through_without_being_held(docker_sandbox):
+    size = 10 * 1024 * 1024
+    process = docker_sandbox.exec(["head", "-c", str(size), "/dev/zero"])
+    tracemalloc.start()
+    total = 0
+    for chunk in process.iter_chunks():
+        total += len(chunk.data)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert process.wait() == 0 and total == size
+    assert process.core.stdout == b"", "streamed output must not be kept"
+    assert peak < size / 4, f"peak traced memory {peak} bytes while streaming {size}"
+
+
+def test_binary_and_invalid_utf8_output_never_breaks_decoding(docker_sandbox):
+    process = docker_sandbox.exec(["sh", "-c", "head -c 300000 /dev/urandom; printf '\\377\\376 tail\\n'"])
+    text = "".join(text for _, text in process.iter_output())
+    assert process.wait() == 0 and text.endswith("\ufffd\ufffd tail\n")
+    raw = docker_sandbox.exec(["head", "-c", "65536", "/dev/urandom"])
+    assert sum(len(c.data) for c in raw.iter_chunks()) == 65536
