@@ -58,16 +58,17 @@ def explain_failure(argv: list[str], stderr: str, network: str) -> str | None:
         return ("This image has no Docker Compose v2 plugin. The default image has it; "
                 "build one with `jupyter sandbox image build --docker --offline`.")
     if "error executing setns process" in text:
-        return ("gVisor cannot enter this inner container's namespaces. Start the inner container with "
-                "--pid=host --ipc=host --uts=host --network=host (sandbox.docker.run(..., exec_ready=True) does it), "
-                "then exec works.")
+        return ("gVisor cannot join a nested PID namespace, so `docker exec` into an inner container only works when "
+                "that container shares the sandbox's PID namespace: start it with --pid=host "
+                "(sandbox.docker.run(..., exec_ready=True) does it), then exec works.")
     if "unable to find image" in text or "pull access denied" in text or "no such image" in text:
         return "The image is not in the sandbox's daemon. Load it from the host with sandbox.docker.load(IMAGE)."
     return None
 
 
-EXEC_READY = {"pid": "host", "ipc": "host", "uts": "host", "network": "host"}
-"""Namespaces an inner container must share with the sandbox for ``docker exec`` to work under gVisor."""
+EXEC_READY = {"pid": "host"}
+"""What an inner container must share with the sandbox for ``docker exec`` into it to work under gVisor:
+its PID namespace (gVisor cannot setns into a nested one; the other namespaces do not matter)."""
 
 
 class AsyncDocker:
@@ -102,7 +103,7 @@ class AsyncDocker:
         """``docker run [OPTIONS] IMAGE [COMMAND...]``; options as keywords (``rm=True, network="host"``).
 
         Args:
-            exec_ready: Share the sandbox's pid/ipc/uts/network namespaces so
+            exec_ready: Share the sandbox's PID namespace (``--pid=host``) so
                 ``docker exec`` into this container works under gVisor.
         """
         if exec_ready:

@@ -1,14 +1,17 @@
 """Processes inside a sandbox: output streamed as it arrives, exit code, timeout, cancellation.
 
-Every command runs behind a one-line shell wrapper that reports its pid on
-stderr first (stripped before anyone sees it), so a timeout, a Ctrl-C or a
-cancelled task can kill the process *inside* the sandbox: killing the host's
-``runsc exec`` alone would leave it running.
+Every command gets a unique token in its environment (``JUPYTER_SANDBOX_EXEC``),
+which its children inherit, so a timeout, a Ctrl-C or a cancelled task can
+kill the whole process tree *inside* the sandbox by finding the token in
+``/proc/*/environ``: killing the host's ``runsc exec`` alone would leave it
+running, and a pid reported on an output stream can arrive after the output
+that made someone give up on the command.
 """
 
 from __future__ import annotations
 
 import codecs
+import secrets
 import socket
 import threading
 import time
@@ -21,16 +24,13 @@ from .engine import Engine
 from .errors import ExecTimeout, SandboxDied, SandboxError
 from .threads import iterate_in_thread
 
-PID_MARKER = b"@@pid "
 RUNSC_GONE = b'urpc method "containerManager'
 """What runsc prints for an exec whose sandbox died under it."""
-WRAPPER = 'printf "@@pid %s\\n" "$$" >&2; exec "$@"'
+TOKEN_VARIABLE = "JUPYTER_SANDBOX_EXEC"
 KILL_SCRIPT = r"""
-kids() { for s in /proc/[0-9]*/stat; do read -r p _ _ pp _ < "$s" 2>/dev/null && [ "$pp" = "$1" ] && echo "$p"; done; }
-tree() { echo "$1"; for k in $(kids "$1"); do tree "$k"; done; }
-kill -s "$1" $(tree "$2") 2>/dev/null; :
+for f in $(grep -l "$2=$3" /proc/[0-9]*/environ 2>/dev/null); do p=${f#/proc/}; kill -s "$1" "${p%/environ}" 2>/dev/null; done; :
 """
-"""Signals a process and all its descendants (a shell's children would survive otherwise)."""
+"""Signals every process whose environment carries the exec's token: the command and all its descendants."""
 STREAM_NAMES = {docker_socket.STDOUT: "stdout", docker_socket.STDERR: "stderr"}
 
 
@@ -61,44 +61,6 @@ class TextDecoder:
         return self._decoders[stream].decode(b"", final=True)
 
 
-class PidFilter:
-    """Strips the wrapper's ``@@pid N`` line from the start of stderr and remembers N."""
-
-    def __init__(self) -> None:
-        self.pid: int | None = None
-        self._head = b""
-        self._done = False
-
-    def feed(self, chunk: Chunk) -> Chunk | None:
-        """Return the chunk to pass on (None if it was all marker)."""
-        if self._done or chunk.stream != "stderr":
-            return chunk
-        self._head += chunk.data
-        if b"\n" not in self._head and len(self._head) < 64 and PID_MARKER.startswith(self._head[:6]):
-            return None
-        self._done = True
-        line, newline, rest = self._head.partition(b"\n")
-        if newline and line.startswith(PID_MARKER) and line[len(PID_MARKER):].isdigit():
-            self.pid = int(line[len(PID_MARKER):])
-            data = rest
-        else:
-            data = self._head
-        self._head = b""
-        return Chunk("stderr", data) if data else None
-
-    def flush(self) -> Chunk | None:
-        """Any held-back stderr at the end of the stream."""
-        if self._head and not self._done:
-            self._done = True
-            return Chunk("stderr", self._head)
-        return None
-
-
-def wrap(argv: list[str]) -> list[str]:
-    """The argv that runs ``argv`` behind the pid-reporting wrapper."""
-    return ["/bin/sh", "-c", WRAPPER, "jupyter-sandbox-exec", *argv]
-
-
 class AsyncProcess:
     """A command running inside a sandbox.
 
@@ -109,7 +71,7 @@ class AsyncProcess:
 
     Attributes:
         argv: The command as given.
-        pid: Its pid inside the sandbox, once known.
+        token: The value of ``JUPYTER_SANDBOX_EXEC`` in its environment (and its children's).
         exit_code: Its exit status, once it ended (``None`` before).
         timed_out: True if it was killed for running past its timeout.
     """
@@ -127,12 +89,13 @@ class AsyncProcess:
         self.killed = False
         self._sock = sock
         self._started = time.monotonic()
-        self._pid_filter = PidFilter()
+        self.token = secrets.token_hex(8)
         self._stdout = bytearray()
         self._stderr = bytearray()
         self._reading = False
         self._finished = anyio.Event()
         self._stderr_tail = b""
+        self._stdout_tail = b""
         self.sandbox_error: SandboxDied | None = None
         """Set when the sandbox itself died under the command (then :meth:`wait` raises it)."""
         self.explain: Callable[[str], str | None] | None = None
@@ -146,22 +109,20 @@ class AsyncProcess:
             raise SandboxError(f"A command must be a non-empty list of strings, got {argv!r}",
                                fix='pass e.g. ["ls", "-l"], or shell=True with one string')
         api = engine.client.api
+        token = secrets.token_hex(8)
 
         def open_exec() -> tuple[str, Any]:
-            exec_id = api.exec_create(container_id, wrap(argv), stdout=True, stderr=True, stdin=stdin is not None,
-                                      environment=env or None, workdir=workdir, user=user or "")["Id"]
+            environment = {**(env or {}), TOKEN_VARIABLE: token}
+            exec_id = api.exec_create(container_id, argv, stdout=True, stderr=True, stdin=stdin is not None,
+                                      environment=environment, workdir=workdir, user=user or "")["Id"]
             return exec_id, api.exec_start(exec_id, socket=True)
 
         exec_id, sock = await engine.call(open_exec)
         process = cls(engine, container_id, exec_id, sock, argv, timeout=timeout, sandbox=sandbox)
+        process.token = token
         if stdin is not None:
             threading.Thread(target=process._feed_stdin, args=(stdin,), daemon=True).start()
         return process
-
-    @property
-    def pid(self) -> int | None:
-        """The process's pid inside the sandbox (known after its first output)."""
-        return self._pid_filter.pid
 
     @property
     def stdout(self) -> bytes:
@@ -239,14 +200,13 @@ class AsyncProcess:
                     self.timed_out = True
                     break
                 if completed:
-                    tail = self._pid_filter.flush()
-                    if tail is not None:
-                        yield tail
                     break
-                passed = self._pid_filter.feed(chunk)
-                if passed is not None and passed.data:
+                passed = chunk
+                if passed.data:
                     if passed.stream == "stderr":
                         self._stderr_tail = (self._stderr_tail + passed.data)[-8192:]
+                    else:
+                        self._stdout_tail = (self._stdout_tail + passed.data)[-4096:]
                     yield passed
         finally:
             with anyio.CancelScope(shield=True):
@@ -264,10 +224,10 @@ class AsyncProcess:
 
     @property
     def hint(self) -> str | None:
-        """After a failure, a sentence on the likely cause and fix (from what it printed), if known."""
+        """After a failure, a sentence on the likely cause and fix (from the tail of what it printed), if known."""
         if self.exit_code in (None, 0) or self.explain is None:
             return None
-        return self.explain(self._stderr_tail.decode("utf-8", errors="replace"))
+        return self.explain((self._stderr_tail + b"\n" + self._stdout_tail).decode("utf-8", errors="replace"))
 
     def _timeout_error(self) -> ExecTimeout:
         return ExecTimeout(
@@ -343,16 +303,13 @@ class AsyncProcess:
             delay = min(delay * 2, 0.1)
 
     async def kill(self, grace: float = 2.0) -> None:
-        """Stop the process inside the sandbox: SIGTERM, then SIGKILL after ``grace`` seconds."""
+        """Stop the process and its descendants inside the sandbox: SIGTERM, then SIGKILL after ``grace`` seconds."""
         self.killed = True
-        pid = self.pid
-        if pid is None:
-            self._close_socket()
-            return
         api = self.engine.client.api
 
         def signal(name: str) -> None:
-            exec_id = api.exec_create(self.container_id, ["/bin/sh", "-c", KILL_SCRIPT, "kill", name, str(pid)])["Id"]
+            exec_id = api.exec_create(self.container_id, ["/bin/sh", "-c", KILL_SCRIPT, "kill", name, TOKEN_VARIABLE,
+                                                          self.token])["Id"]
             api.exec_start(exec_id)
 
         try:
@@ -361,9 +318,11 @@ class AsyncProcess:
             while time.monotonic() < deadline:
                 info = await self.engine.call(api.exec_inspect, self.exec_id)
                 if not info.get("Running"):
-                    return
+                    break
                 await anyio.sleep(0.05)
-            await self.engine.call(signal, "KILL")
+            else:
+                await self.engine.call(signal, "KILL")
+            await self.engine.call(signal, "KILL")  # children that ignored SIGTERM or outlived their parent
         except SandboxError:
             pass  # the sandbox is gone: so is the process
         finally:

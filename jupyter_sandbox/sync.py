@@ -145,9 +145,9 @@ class Process:
         return self.core.exit_code
 
     @property
-    def pid(self) -> int | None:
-        """Its pid inside the sandbox, once known."""
-        return self.core.pid
+    def token(self) -> str:
+        """The ``JUPYTER_SANDBOX_EXEC`` value in its environment (and its children's)."""
+        return self.core.token
 
     @property
     def hint(self) -> str | None:
@@ -388,6 +388,12 @@ class Sandbox:
     def terminate(self) -> bool:
         """Remove it and everything in it; True if it existed."""
         return call(self._core.terminate)
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
+        """The status card (HTML, and its plain-text twin) with the inner containers, for ``display(sb)``."""
+        from .display import sandbox_bundle
+
+        return sandbox_bundle(self)
 
     def _repr_html_(self) -> str:
         from .display import status_card

@@ -5,7 +5,7 @@ from hypothesis import given, strategies as st
 from jupyter_sandbox.bootstrap import InitReportParser, diagnose
 from jupyter_sandbox.docker import explain_failure, to_flags
 from jupyter_sandbox.events import EventBus, PhaseTracker, ProgressEvent
-from jupyter_sandbox.process import Chunk, PidFilter, TextDecoder
+from jupyter_sandbox.process import Chunk, TextDecoder
 from jupyter_sandbox.runtimes import WANTED_RUNTIMES, merge_into, runtime_for
 from jupyter_sandbox.status import derive_state
 
@@ -80,15 +80,6 @@ def test_flags():
         ["--rm", "--network=host", "--env=A=1", "-p=80:80", "-p=81:81"]
 
 
-def test_pid_marker_is_stripped_however_it_arrives():
-    for pieces in ([b"@@pid 42\nhello"], [b"@@p", b"id 4", b"2\n", b"hello"]):
-        f = PidFilter()
-        out = [f.feed(Chunk("stderr", p)) for p in pieces]
-        assert b"".join(c.data for c in out if c) == b"hello" and f.pid == 42
-    f = PidFilter()
-    assert f.feed(Chunk("stderr", b"sh: not found\n")).data == b"sh: not found\n" and f.pid is None
-
-
 def test_decoder_survives_split_and_invalid_utf8():
     decoder = TextDecoder()
     snowman = "☃".encode()
@@ -100,6 +91,7 @@ def test_hints():
     assert "load" in explain_failure(["docker", "pull", "x"], "dial tcp: lookup registry: no route to host", "none")
     assert "Compose v2" in explain_failure(["docker", "compose", "up"], "docker: 'compose' is not a docker command.", "none")
     assert explain_failure(["docker", "ps"], "", "none") is None
+    assert "--pid=host" in explain_failure(["docker", "exec", "c", "true"], "OCI runtime exec failed: error executing setns process", "none")
     assert "runsc 20240729" in diagnose("level=fatal msg=\"Devices cgroup isn't mounted\"")
 
 

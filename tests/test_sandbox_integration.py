@@ -147,3 +147,15 @@ def test_terminate_leaves_nothing_and_is_idempotent(engine_client, no_leaks):
         Sandbox.get(sandbox.name)
     with pytest.raises(SandboxNotRunning):
         sandbox.exec(["true"])
+
+
+def test_exec_into_inner_containers(docker_sandbox, test_images):
+    """gVisor cannot join a nested PID namespace: plain containers refuse exec (with a hint), exec_ready ones take it."""
+    assert docker_sandbox.docker.run(test_images["tiny"], "sleep", "300", detach=True, name="plain-inner").wait() == 0
+    refused = docker_sandbox.docker.exec("plain-inner", "echo", "ok")
+    assert refused.wait() != 0 and "--pid=host" in refused.hint
+    assert docker_sandbox.docker.run(test_images["tiny"], "sleep", "300", detach=True, name="exec-inner", exec_ready=True).wait() == 0
+    accepted = docker_sandbox.docker.exec("exec-inner", "echo", "ok")
+    assert accepted.wait() == 0 and accepted.stdout.read() == "ok\n"
+    privileged = docker_sandbox.docker.run(test_images["tiny"], "echo", "privileged", rm=True, privileged=True)
+    assert privileged.wait() == 0 and privileged.stdout.read() == "privileged\n"
