@@ -102,28 +102,37 @@ def _strip_dashes(values: Sequence[str]) -> list[str]:
 
 
 def cmd_create(args: argparse.Namespace) -> int:
-    from .sync import Sandbox
+    from .sync import Sandbox, call
     from .terminal import JsonLines, LiveProgress
 
     core = Sandbox.prepare(args.name, docker=args.docker, image=args.image, cpu=args.cpu, memory=args.memory,
                            network=args.network, env=args.env, timeout=args.timeout, owner="cli")
-    if args.json:
-        lines = JsonLines()
-        core.events.add_listener(lines)
-        try:
+    lines = JsonLines() if args.json else None
+    try:
+        if lines is not None:
+            core.events.add_listener(lines)
+            try:
+                sandbox = Sandbox.start(core)
+            except SandboxError as error:
+                lines.write({"event": "final", "sandbox": core.name, "state": "failed", **error.to_dict()})
+                return 1
+            lines.write({"event": "final", "sandbox": sandbox.name, "state": "ready",
+                         "seconds": round(sandbox.ready_seconds or 0, 3)})
+            return 0
+        with LiveProgress(core.name, core.spec.docker, err) as progress:
+            core.events.add_listener(progress)
             sandbox = Sandbox.start(core)
-        except SandboxError as error:
-            lines.write({"event": "final", "sandbox": core.name, "state": "failed", **error.to_dict()})
-            return 1
-        lines.write({"event": "final", "sandbox": sandbox.name, "state": "ready", "seconds": round(sandbox.ready_seconds or 0, 3)})
+        what = "Docker daemon" if sandbox.spec.docker else "Sandbox"
+        err.print(f"[green]✔[/] {what} in [bold cyan]{sandbox.name}[/] ready in {sandbox.ready_seconds:.2f} s")
+        out.print(sandbox.name)
         return 0
-    with LiveProgress(core.name, core.spec.docker, err) as progress:
-        core.events.add_listener(progress)
-        sandbox = Sandbox.start(core)
-    what = "Docker daemon" if sandbox.spec.docker else "Sandbox"
-    err.print(f"[green]✔[/] {what} in [bold cyan]{sandbox.name}[/] ready in {sandbox.ready_seconds:.2f} s")
-    out.print(sandbox.name)
-    return 0
+    except KeyboardInterrupt:
+        # Interrupted before the user was told it is ready (even if it just became ready): roll back.
+        if core.container_id:
+            call(core.terminate)
+        if lines is not None:
+            lines.write({"event": "final", "sandbox": core.name, "state": "cancelled"})
+        raise
 
 
 def cmd_ls(args: argparse.Namespace) -> int:
