@@ -1,0 +1,148 @@
+"""Rich display of sandboxes in notebooks: a status card and a list, each as HTML with a plain-text twin.
+
+``display(sb)`` (and a cell ending in ``sb``) shows :func:`sandbox_bundle`:
+the card with name, image, state, uptime and the containers running in the
+sandbox's own Docker daemon.  Terminal IPython and nbconvert to text get the
+``text/plain`` twin of the same facts.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from typing import TYPE_CHECKING, Any, Iterable
+
+from .errors import SandboxError
+from .status import SandboxInfo
+
+if TYPE_CHECKING:
+    from .sync import Sandbox
+
+STATE_COLORS = {"starting": "#b26a00", "ready": "#2e7d32", "failed": "#c62828", "stopped": "#757575", "gone": "#757575"}
+CONTAINER_FIELDS = ("ID", "Image", "Command", "Status", "Names")
+PS_TIMEOUT = 10.0
+LIST_COLUMNS = ("NAME", "STATE", "DOCKER", "IMAGE", "NETWORK", "UPTIME", "OWNER")
+
+
+def duration(seconds: float | None) -> str:
+    """A short human duration: ``42s``, ``3m05s``, ``2h07m``; ``-`` for None."""
+    if seconds is None:
+        return "-"
+    if seconds < 60:
+        return f"{seconds:.0f}s"
+    if seconds < 3600:
+        return f"{seconds // 60:.0f}m{seconds % 60:02.0f}s"
+    return f"{seconds // 3600:.0f}h{seconds % 3600 // 60:02.0f}m"
+
+
+def inner_containers(sandbox: "Sandbox", info: SandboxInfo) -> list[dict[str, str]] | None:
+    """The containers running in the sandbox's own daemon (``docker ps``), or None if it cannot be asked."""
+    if not (info.docker and info.state == "ready"):
+        return None
+    try:
+        process = sandbox.docker("ps", "--format", "{{json .}}", timeout=PS_TIMEOUT)
+        if process.wait() != 0:
+            return None
+        lines = process.stdout.read().splitlines()
+    except SandboxError:
+        return None
+    containers = []
+    for line in lines:
+        try:
+            data = json.loads(line)
+        except ValueError:
+            continue
+        containers.append({field: str(data.get(field, "")) for field in CONTAINER_FIELDS})
+    return containers
+
+
+def _facts(info: SandboxInfo) -> list[tuple[str, str]]:
+    return [
+        ("image", info.image), ("docker", "yes" if info.docker else "no"), ("network", info.network or "-"),
+        ("cpu", f"{info.cpu:g}" if info.cpu else "-"), ("memory", info.memory or "-"),
+        ("uptime", duration(info.uptime)), ("owner", info.owner or "-"), ("runtime", info.runtime or "-"),
+    ]
+
+
+def status_text(info: SandboxInfo, containers: list[dict[str, str]] | None = None) -> str:
+    """The status card as plain text."""
+    lines = [f"Sandbox {info.name}: {info.state} ({info.reason})"]
+    facts = _facts(info)
+    for start in range(0, len(facts), 4):
+        lines.append("  " + "   ".join(f"{key} {value}" for key, value in facts[start:start + 4]))
+    if containers is not None:
+        if not containers:
+            lines.append("  inner containers: none running")
+        else:
+            lines.append(f"  inner containers ({len(containers)}):")
+            lines.extend(f"    {c['Names']}  {c['Image']}  {c['Status']}" for c in containers)
+    return "\n".join(lines)
+
+
+def status_card(info: SandboxInfo, containers: list[dict[str, str]] | None = None) -> str:
+    """The status card as HTML: name, state and reason, the spec, uptime, and the inner containers."""
+    color = STATE_COLORS.get(info.state, "#757575")
+    facts = "".join(f"<tr><th style='text-align: left; padding-right: 1em;'>{key}</th>"
+                    f"<td style='text-align: left;'><code>{html.escape(value)}</code></td></tr>"
+                    for key, value in _facts(info))
+    parts = [
+        "<div style='border: 1px solid var(--jp-border-color1, #ddd); border-radius: 4px; padding: 0.6em 0.9em; "
+        "display: inline-block; min-width: 28em;'>",
+        f"<div><b>Sandbox</b> <code>{html.escape(info.name)}</code> "
+        f"<span style='color: {color}; font-weight: bold;'>● {html.escape(info.state)}</span> "
+        f"<span style='color: #757575;'>{html.escape(info.reason)}</span></div>",
+        f"<table style='margin: 0.4em 0;'>{facts}</table>",
+    ]
+    if containers is not None:
+        parts.append(_containers_html(containers))
+    parts.append("</div>")
+    return "".join(parts)
+
+
+def _containers_html(containers: list[dict[str, str]]) -> str:
+    if not containers:
+        return "<div style='color: #757575;'>Inner containers: none running</div>"
+    head = "".join(f"<th style='text-align: left;'>{field.upper()}</th>" for field in CONTAINER_FIELDS)
+    rows = "".join("<tr>" + "".join(f"<td style='text-align: left;'><code>{html.escape(c[field])}</code></td>"
+                                    for field in CONTAINER_FIELDS) + "</tr>" for c in containers)
+    return f"<div><b>Inner containers</b> ({len(containers)})</div><table><tr>{head}</tr>{rows}</table>"
+
+
+def sandbox_bundle(sandbox: "Sandbox") -> dict[str, str]:
+    """``text/plain`` and ``text/html`` for ``display(sandbox)``, from one status read."""
+    try:
+        info = sandbox.status()
+    except SandboxError as error:
+        return {"text/plain": str(error), "text/html": f"<pre>{html.escape(str(error))}</pre>"}
+    containers = inner_containers(sandbox, info)
+    return {"text/plain": status_text(info, containers), "text/html": status_card(info, containers)}
+
+
+def _list_row(info: SandboxInfo, current: str | None) -> list[str]:
+    name = ("* " if info.name == current else "  ") + info.name + (" (pool)" if info.pool else "")
+    return [name, info.state, "yes" if info.docker else "no", info.image, info.network or "-",
+            duration(info.uptime), info.owner or "-"]
+
+
+def sandbox_list_bundle(infos: Iterable[SandboxInfo], current: str | None = None) -> dict[str, str]:
+    """``%sandbox ls``: a table of sandboxes (the current one marked ``*``) as text and HTML."""
+    rows = [_list_row(info, current) for info in infos]
+    if not rows:
+        text = "No sandboxes. Create one with %sandbox create --docker."
+        return {"text/plain": text, "text/html": f"<p>{html.escape(text)}</p>"}
+    table = [list(LIST_COLUMNS)] + rows
+    widths = [max(len(row[column]) for row in table) for column in range(len(LIST_COLUMNS))]
+    text = "\n".join("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in table)
+    head = "".join(f"<th style='text-align: left;'>{column}</th>" for column in LIST_COLUMNS)
+    body = "".join(
+        "<tr>" + "".join(f"<td style='text-align: left; color: {STATE_COLORS.get(row[1], 'inherit') if i == 1 else 'inherit'};'>"
+                         f"{html.escape(cell.strip())}</td>" for i, cell in enumerate(row)) + "</tr>"
+        for row in rows)
+    return {"text/plain": text, "text/html": f"<table><tr>{head}</tr>{body}</table>"}
+
+
+def show(bundle: dict[str, Any]) -> None:
+    """Display a mime bundle in the current cell (text only outside a kernel)."""
+    from IPython.display import display
+
+    display(bundle, raw=True)

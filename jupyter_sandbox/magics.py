@@ -1,0 +1,289 @@
+"""``%sandbox`` and ``%%sandbox_docker``: the notebook face, registered by ``%load_ext jupyter_sandbox``.
+
+Thin on purpose: arguments are parsed here (with IPython's
+``magic_arguments``, so ``%sandbox?`` is generated from them, the create
+options being the CLI's own ``add_spec_arguments``), and everything else is
+done by :mod:`jupyter_sandbox.notebook` (creates, the kernel's sandboxes)
+and :mod:`jupyter_sandbox.streaming` (commands with live output).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shlex
+import sys
+from typing import Any, Iterator
+
+from IPython.core.error import UsageError
+from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
+from IPython.core.magic_arguments import ArgDecorator, argument, argument_group, magic_arguments
+
+from .cellparse import DockerLine, logical_lines, split_command
+from .cli import add_spec_arguments
+from .errors import ExecTimeout, SandboxError
+from .notebook import KernelSandboxes, session
+from .progress import MODES
+from .streaming import CommandResult, load_image, run_command, run_docker
+
+ACTIONS = ("create", "ls", "status", "use", "logs", "exec", "load", "rm", "restart-daemon", "doctor")
+CREATE_ONLY = ("docker", "name", "image", "cpu", "memory", "network", "env", "keep", "progress")
+TIMEOUT_EXIT_CODE = 124
+"""``_exit_code`` after a command was killed for its timeout (as coreutils' ``timeout`` reports it)."""
+RED, RESET = "\x1b[0;31m", "\x1b[0m"
+
+
+class spec_arguments(ArgDecorator):
+    """Adds the CLI's create options (``cli.add_spec_arguments``): one definition, the same names in both faces."""
+
+    def add_to_parser(self, parser: Any, group: Any) -> None:
+        """Add the options to the parser (or to the current argument group)."""
+        add_spec_arguments(group if group is not None else parser)
+
+
+@contextlib.contextmanager
+def shown_errors() -> Iterator[None]:
+    """Let the core's errors reach IPython as their message and fix alone, without a traceback."""
+    try:
+        yield
+    except SandboxError as error:
+        lines = str(error).splitlines() or [error.message]
+        rendered = [f"{RED}{type(error).__name__}{RESET}: {lines[0]}", *lines[1:]]
+        error._render_traceback_ = lambda: rendered  # type: ignore[attr-defined]
+        raise
+
+
+def split_at_dashes(line: str) -> tuple[list[str], list[str]]:
+    """Split a magic line into its options and the command after the first ``--``."""
+    try:
+        words = shlex.split(line)
+    except ValueError as error:
+        raise UsageError(f"cannot split the arguments: {error}") from None
+    if "--" in words:
+        index = words.index("--")
+        return words[:index], words[index + 1:]
+    return words, []
+
+
+def usage(magic: Any) -> str:
+    """The magic's usage line(s), generated from its arguments."""
+    return "usage: " + magic.parser.format_usage().strip().removeprefix("::").strip()
+
+
+def parse(magic: Any, words: list[str], help_hint: str) -> Any:
+    """Parse with the magic's own parser; a mistake shows the usage line (and nothing runs)."""
+    try:
+        return magic.parser.parse_args(words)
+    except UsageError as error:
+        raise UsageError(f"{error}\n{usage(magic)}\n{help_hint}") from None
+
+
+@magics_class
+class SandboxMagics(Magics):
+    """The ``%sandbox`` line magic and the ``%%sandbox_docker`` cell magic.
+
+    Args:
+        shell: The IPython shell.
+        sandboxes: The kernel's sandboxes (created, attached, current).
+    """
+
+    def __init__(self, shell: Any, sandboxes: KernelSandboxes):
+        super().__init__(shell)
+        self.sandboxes = sandboxes
+
+    @magic_arguments()
+    @argument("action", nargs="?", choices=ACTIONS, metavar="ACTION", help="one of: " + ", ".join(ACTIONS))
+    @argument("names", nargs="*", metavar="ARG",
+              help="a sandbox name (default: the current sandbox); for load: [NAME] IMAGE; for rm: NAME...")
+    @argument("-h", "--help", action="store_true", help="show this help")
+    @argument_group("create (options named as in `jupyter sandbox create`)")
+    @spec_arguments()
+    @argument("--keep", action="store_true", help="leave the sandbox running when this kernel shuts down")
+    @argument("--progress", choices=MODES, default="auto",
+              help="startup view: widget, text lines, or auto (widget in a kernel; $JUPYTER_SANDBOX_PROGRESS)")
+    @argument_group("rm")
+    @argument("--all", action="store_true", help="remove every sandbox of this kernel (created or attached here)")
+    @line_magic
+    def sandbox(self, line: str = "") -> Any:
+        """Create and manage gVisor sandboxes, with their own Docker daemon, from this kernel.
+
+        %sandbox create --docker [--name N] [--image I] [--cpu C] [--memory M]
+                        [--network MODE] [--timeout S] [--env K=V] [--keep]
+        %sandbox ls | status [N] | use N | logs [N] | exec [N] -- CMD...
+        %sandbox load [N] IMAGE | rm [N...|--all] | restart-daemon [N] | doctor
+
+        N defaults to the current sandbox: the last one created or picked
+        with `use`.  Sandboxes created here are terminated when the kernel
+        shuts down, unless created with --keep; `use N` re-attaches to one
+        after a kernel restart.
+
+        Examples:
+          sb = %sandbox create --docker --name demo
+          %sandbox load busybox:latest
+          %sandbox exec -- cat /etc/os-release
+          %sandbox rm demo
+        """
+        head, command = split_at_dashes(line)
+        args = parse(self.sandbox, head, "%sandbox? or %sandbox --help shows every option")
+        if args.help or args.action is None:
+            if args.action is None and not args.help:
+                raise UsageError(f"say what to do\n{usage(self.sandbox)}")
+            print(self.sandbox.__doc__)
+            return None
+        self._check_options(args, command)
+        with shown_errors():
+            return getattr(self, "_" + args.action.replace("-", "_"))(args, command)
+
+    def _check_options(self, args: Any, command: list[str]) -> None:
+        if args.action != "create":
+            given = [f"--{name}" for name in CREATE_ONLY if getattr(args, name) not in (None, False, "auto")]
+            if args.timeout is not None and args.action not in ("exec", "load"):
+                given.append("--timeout")
+            if given:
+                raise UsageError(f"{', '.join(given)} only applies to `%sandbox create`")
+        if args.all and args.action != "rm":
+            raise UsageError("--all only applies to `%sandbox rm`")
+        if command and args.action != "exec":
+            raise UsageError("only `%sandbox exec [N] -- CMD...` takes a command after --")
+        most = {"create": 0, "ls": 0, "doctor": 0, "load": 2, "rm": None}.get(args.action, 1)
+        if most is not None and len(args.names) > most:
+            raise UsageError(f"too many arguments for `%sandbox {args.action}`: {' '.join(args.names)}\n"
+                             f"{usage(self.sandbox)}")
+
+    def _target(self, args: Any) -> Any:
+        return self.sandboxes.get(args.names[0] if args.names else None)
+
+    def _create(self, args: Any, command: list[str]) -> Any:
+        return self.sandboxes.create(args.name, docker=args.docker, image=args.image, cpu=args.cpu, memory=args.memory,
+                                     network=args.network, env=args.env, timeout=args.timeout, keep=args.keep,
+                                     progress=args.progress)
+
+    def _ls(self, args: Any, command: list[str]) -> None:
+        from .display import sandbox_list_bundle, show
+        from .sync import Sandbox
+
+        show(sandbox_list_bundle(Sandbox.list(), self.sandboxes.current))
+
+    def _status(self, args: Any, command: list[str]) -> None:
+        from .display import sandbox_bundle, show
+
+        show(sandbox_bundle(self._target(args)))
+
+    def _use(self, args: Any, command: list[str]) -> Any:
+        if not args.names:
+            raise UsageError("say which sandbox: %sandbox use NAME (`%sandbox ls` lists them)")
+        sandbox = self.sandboxes.use(args.names[0])
+        print(f"Using sandbox {sandbox.name} ({sandbox.status().state}).")
+        return sandbox
+
+    def _logs(self, args: Any, command: list[str]) -> None:
+        sys.stdout.write(self._target(args).dockerd_log())
+
+    def _exec(self, args: Any, command: list[str]) -> None:
+        if not command:
+            raise UsageError("give the command after --: %sandbox exec [N] -- ls -l")
+        timeout = float(args.timeout) if args.timeout else None
+        self._report(shlex.join(command), run_command(self._target(args), command, timeout=timeout))
+
+    def _load(self, args: Any, command: list[str]) -> None:
+        if not args.names:
+            raise UsageError("say which image: %sandbox load [N] IMAGE")
+        sandbox = self.sandboxes.get(args.names[0] if len(args.names) == 2 else None)
+        timeout = float(args.timeout) if args.timeout else None
+        self._report(f"docker load ({args.names[-1]})", load_image(sandbox, args.names[-1], timeout=timeout))
+
+    def _rm(self, args: Any, command: list[str]) -> None:
+        if args.all:
+            targets = list(self.sandboxes.sandboxes.values())
+        else:
+            targets = [self._target(args)] if not args.names else [self.sandboxes.get(name) for name in args.names]
+        if not targets:
+            print("This kernel has no sandboxes.")
+        for sandbox in targets:
+            removed = sandbox.terminate()
+            self.sandboxes.forget(sandbox.name)
+            print(f"removed {sandbox.name}" if removed else f"{sandbox.name} was already gone")
+
+    def _restart_daemon(self, args: Any, command: list[str]) -> None:
+        sandbox = self._target(args)
+        sandbox.restart_daemon()
+        print(f"dockerd in {sandbox.name} restarted and answering")
+
+    def _doctor(self, args: Any, command: list[str]) -> None:
+        from .doctor import run_checks
+
+        ok = True
+        for check in run_checks():
+            mark = "PASS" if check.ok else ("FAIL" if check.required else "WARN")
+            print(f"{mark}  {check.name}: {check.detail}")
+            if not check.ok:
+                ok = ok and not check.required
+                print(f"      fix: {check.fix}")
+        print("Docker-enabled sandboxes can be created." if ok else "Docker-enabled sandboxes cannot be created yet.")
+
+    def _report(self, what: str, result: CommandResult) -> bool:
+        """Record the exit code as ``_exit_code`` (as ``!cmd`` does) and explain a failure; True if it succeeded."""
+        self.shell.user_ns["_exit_code"] = result.exit_code
+        if result.exit_code != 0:
+            print(f"✘ {what} exited with code {result.exit_code}", file=sys.stderr)
+            if result.hint:
+                print(f"hint: {result.hint}", file=sys.stderr)
+        return result.exit_code == 0
+
+    @magic_arguments()
+    @argument("name", nargs="?", help="the sandbox (default: the current one)")
+    @argument("--keep-going", action="store_true", help="run the next lines even after a command failed")
+    @argument("--timeout", type=float, help="kill each command after this many seconds")
+    @cell_magic
+    def sandbox_docker(self, line: str, cell: str) -> None:
+        """Run each line of the cell as a docker command inside the sandbox, output streamed live.
+
+        The leading `docker` is optional; `#` comments, blank lines and
+        trailing-backslash continuations work; $name and {expr} expand from
+        the notebook's variables as in `!cmd` (so write Go templates as
+        '{{{{.Names}}}}').  Arguments go to docker as argv, never through a
+        shell.  The cell stops at the first failing command (unless
+        --keep-going) and sets _exit_code.
+
+        Example:
+          %%sandbox_docker demo
+          # images come from the host with %sandbox load (no registry needed)
+          docker run --rm --network=none busybox:latest \\
+              echo hello from {name}
+          ps -a
+        """
+        args = parse(self.sandbox_docker, line.split(), "%%sandbox_docker? shows every option")
+        commands: list[DockerLine] = []
+        with shown_errors():
+            for lineno, text in logical_lines(cell):
+                # depth=2 reads the locals of the frame that ran the cell (IPython's own rule for magic lines).
+                expanded = self.shell.var_expand(text, depth=2)
+                commands.append(DockerLine(lineno, text, split_command(lineno, expanded)))
+            sandbox = self.sandboxes.get(args.name)
+            self.shell.user_ns["_exit_code"] = 0
+            for command in commands:
+                if len(commands) > 1:
+                    print(f"$ docker {shlex.join(command.argv)}", flush=True)
+                try:
+                    result = run_docker(sandbox, command.argv, timeout=args.timeout)
+                except ExecTimeout as error:
+                    print(f"✘ {error.message}", file=sys.stderr)
+                    self.shell.user_ns["_exit_code"] = TIMEOUT_EXIT_CODE
+                    if args.keep_going:
+                        continue
+                    return
+                if not self._report(f"docker {shlex.join(command.argv)}", result) and not args.keep_going:
+                    return
+
+
+def register(ipython: Any) -> None:
+    """Register the magics with a shell (called by ``%load_ext jupyter_sandbox``)."""
+    ipython.register_magics(SandboxMagics(ipython, session()))
+
+
+def unregister(ipython: Any) -> None:
+    """Terminate the sandboxes this kernel created (unless kept) and remove the magics."""
+    session().shutdown()
+    magics = ipython.magics_manager.magics
+    magics["line"].pop("sandbox", None)
+    magics["cell"].pop("sandbox_docker", None)
+    ipython.magics_manager.registry.pop("SandboxMagics", None)
