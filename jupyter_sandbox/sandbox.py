@@ -3,51 +3,31 @@
 from __future__ import annotations
 
 import dataclasses
-import os
 import time
-from typing import Any, Callable, Iterable
+from typing import Any, Iterable
 
 import anyio
 import docker.errors
 from docker.models.containers import Container
 
 from . import labels as L
-from .bootstrap import DOCKERD_LOG, RESTART_SIGNAL, InitReport, InitReportParser, diagnose, init_command
+from .bootstrap import DOCKERD_LOG, RESTART_SIGNAL, InitReport, InitReportParser
 from .engine import Engine
 from .errors import (
     DaemonTimeout,
     DockerdCrashed,
-    NetworkNamespaceTrap,
-    NoDockerd,
-    NotIsolated,
     SandboxError,
     SandboxNotFound,
     SandboxNotRunning,
-    SandboxStartFailed,
 )
-from .events import EventBus, Listener, Phase, ProgressEvent, State, phases_for
+from .events import EventBus, Listener, Phase, ProgressEvent, State
 from .process import AsyncProcess
 from .spec import SandboxSpec
+from .startup import StartupMixin
 from .status import GONE, READY, SandboxInfo, info_from_container
-from .threads import iterate_in_thread
-
-DOCKER_CAPABILITIES = ["ALL"]
-"""Docker inside gVisor needs, among others, SYS_ADMIN (mounts) and NET_ADMIN; gVisor confines them."""
-
-TRAP_TEXT = "cannot run with network enabled in root network namespace"
 
 
-def _network_trap() -> NetworkNamespaceTrap:
-    return NetworkNamespaceTrap(
-        "runsc refused network mode 'sandbox': \"cannot run with network enabled in root network namespace\". "
-        "This runsc (20240729) decides it runs in the host's network namespace by whether "
-        "/proc/sys/net/core/rmem_default exists, and kernels 6.x show that file in every namespace.",
-        fix="use network='none' (loopback only) or network='host'; gVisor releases from 2024-08 on "
-        "check another file and make 'sandbox' work",
-    )
-
-
-class AsyncSandbox:
+class AsyncSandbox(StartupMixin):
     """A gVisor sandbox on the host's Docker engine, optionally with its own Docker daemon.
 
     Make one with :meth:`create` (or :meth:`prepare` then :meth:`start` to
@@ -80,11 +60,6 @@ class AsyncSandbox:
 
         self.docker = AsyncDocker(self)
         self.files = AsyncFiles(self)
-
-    @property
-    def name(self) -> str:
-        """The sandbox's name."""
-        return self.spec.name
 
     def __repr__(self) -> str:
         return f"<AsyncSandbox {self.name!r} image={self.spec.image!r} docker={self.spec.docker}>"
@@ -124,214 +99,6 @@ class AsyncSandbox:
             sandbox.events.add_listener(on_event)
         await sandbox.start()
         return sandbox
-
-    def _publish(self, phase: str, state: str, message: str = "", detail: str = "", uptime: float | None = None) -> ProgressEvent:
-        event = ProgressEvent(self.name, str(phase.value if isinstance(phase, Phase) else phase), str(state.value if isinstance(state, State) else state),
-                              round(time.monotonic() - self._started, 4), message, detail, uptime=uptime)
-        self.events.publish(event)
-        return event
-
-    def _current_phase(self) -> str:
-        done = {e.phase for e in self.events.history if e.state != State.STARTED}
-        for phase in phases_for(self.spec.docker):
-            if phase.value not in done:
-                return phase.value
-        return Phase.READY.value
-
-    async def start(self) -> None:
-        """Run the startup phases; on any failure remove whatever was created and raise."""
-        self._started = time.monotonic()
-        try:
-            with anyio.fail_after(self.spec.timeout):
-                await self._start()
-        except TimeoutError:
-            with anyio.CancelScope(shield=True), anyio.move_on_after(5):
-                self._log_tail_at_timeout = await self._read_log_tail()
-            await self._fail_and_clean(self._timeout_error())
-        except BaseException as error:  # includes cancellation: never leave a half-made sandbox
-            await self._fail_and_clean(error)
-        self.events.close()
-
-    async def _read_log_tail(self) -> str:
-        if not (self.container_id and self.spec.docker):
-            return ""
-        try:
-            process = await self.run(["tail", "-n", "30", DOCKERD_LOG], timeout=4)
-        except SandboxError:
-            return ""
-        return process.stdout_text.rstrip()
-
-    async def _fail_and_clean(self, error: BaseException) -> None:
-        with anyio.CancelScope(shield=True):
-            last = self.events.history[-1] if self.events.history else None
-            if isinstance(error, SandboxError) and not (last and last.state == State.FAILED):
-                self._publish(self._current_phase(), State.FAILED, error.message, error.detail or "")
-            elif not isinstance(error, SandboxError) and not (last and last.state == State.FAILED):
-                self._publish(self._current_phase(), State.FAILED, "cancelled" if isinstance(error, anyio.get_cancelled_exc_class()) else repr(error))
-            if self.container_id:
-                try:
-                    await self.engine.remove(self.container_id)
-                except SandboxError:
-                    pass
-            self.events.close()
-        raise error
-
-    def _timeout_error(self) -> DaemonTimeout:
-        phase = self._current_phase()
-        elapsed = time.monotonic() - self._started
-        tail = self._log_tail_at_timeout
-        label = Phase(phase).label if phase in Phase._value2member_map_ else phase
-        return DaemonTimeout(
-            f"Sandbox {self.name!r} was not ready after {elapsed:.1f} s: stuck in phase {phase!r} ({label}).",
-            phase=phase, elapsed=elapsed, log_tail=tail,
-            fix=f"raise the timeout (now {self.spec.timeout:g} s: --timeout / timeout=), "
-            "or read the dockerd log below for why it does not answer",
-        )
-
-    async def _start(self) -> None:
-        spec = self.spec
-        if self.use_pool:
-            from .pool import claim
-
-            if await claim(self):
-                return
-        self._publish(Phase.IMAGE_CHECK, State.STARTED, spec.image)
-        image = await self.engine.image(spec.image)
-        runtime = await self.engine.runsc_runtime(spec.network)  # cached after the first create
-        registered = await self.engine.runtimes()
-        size = image.get("Size", 0) / 1e6
-        self._publish(Phase.IMAGE_CHECK, State.DONE, f"{spec.image} ({image.get('Id', '')[7:19]}, {size:.0f} MB)")
-
-        self._publish(Phase.SANDBOX_START, State.STARTED, f"runtime {runtime}")
-        container_name = L.POOL_CONTAINER_PREFIX + spec.name if self.pool_key else None
-        container = await self.engine.create_container(spec.name, container_name=container_name,
-                                                       **self._container_options(runtime))
-        self.container_id = container.id
-        actual = container.attrs.get("HostConfig", {}).get("Runtime", "")
-        if not self.engine.is_runsc(actual, registered):
-            raise NotIsolated(f"The engine created sandbox {self.name!r} under runtime {actual!r}, not runsc; it was removed.",
-                              fix="check /etc/docker/daemon.json's default-runtime and runtimes (`jupyter sandbox doctor`)")
-        try:
-            await self.engine.call(container.start)
-        except SandboxError as error:
-            if TRAP_TEXT in str(error):
-                raise _network_trap() from None
-            raise SandboxStartFailed(f"The engine could not start sandbox {self.name!r}: {error.message}",
-                                     fix="run `jupyter sandbox doctor` to check the host") from None
-        self._publish(Phase.SANDBOX_START, State.DONE, f"container {container.short_id} under {actual}")
-        await self._watch_startup(container)
-
-    def _container_options(self, runtime: str) -> dict[str, Any]:
-        spec = self.spec
-        options: dict[str, Any] = dict(
-            image=spec.image,
-            command=init_command(spec.docker),
-            entrypoint=[],
-            labels=L.sandbox_labels(spec, self.owner, pool_key=self.pool_key),
-            runtime=runtime,
-            hostname=spec.name[:63],
-            user="0",
-            environment=spec.env or None,
-            detach=True,
-            network_mode="host" if spec.network == "host" else ("none" if spec.network == "none" else None),
-        )
-        if spec.docker:
-            options["cap_add"] = DOCKER_CAPABILITIES
-        if spec.cpu is not None:
-            options["nano_cpus"] = int(spec.cpu * 1e9)
-        if spec.memory is not None:
-            options["mem_limit"] = spec.memory
-            options["memswap_limit"] = spec.memory
-        return {k: v for k, v in options.items() if v is not None}
-
-    async def _watch_startup(self, container: Container) -> None:
-        """Follow the init program's reports (the container log) until ready or failed.
-
-        The log stream replays from the start, so a stream that ends while the
-        container still runs is simply reopened, skipping reports already seen.
-        """
-        seen = 0
-        while True:
-            holder: dict[str, Any] = {}
-
-            def open_stream() -> Any:
-                holder["stream"] = container.logs(stream=True, follow=True, stdout=True, stderr=False)
-                return holder["stream"]
-
-            def close() -> None:
-                if holder.get("stream") is not None:
-                    holder["stream"].close()
-
-            parser = InitReportParser()
-            index = 0
-            async for chunk in iterate_in_thread(open_stream, close=close):
-                for report in parser.feed(chunk.decode("utf-8", errors="replace")):
-                    index += 1
-                    if index <= seen:
-                        continue
-                    seen = index
-                    self._on_report(report)
-                    if report.state == "failed":
-                        raise self._failure(report)
-                    if report.phase == Phase.READY.value and report.state == "done":
-                        self._ready = True
-                        return
-            attrs = await self.engine.call(self.engine.client.api.inspect_container, container.id)
-            if not attrs.get("State", {}).get("Running"):
-                raise await self._exited_during_startup()
-
-    def _on_report(self, report: InitReport) -> None:
-        phase = report.phase
-        message = report.message
-        if phase == Phase.BOOTED.value:
-            kernel = message.replace("kernel", "").strip()
-            if kernel and kernel == os.uname().release:
-                raise NotIsolated(f"Sandbox {self.name!r} reports the host's kernel {kernel}: it is not running under gVisor.",
-                                  fix="check the runsc runtime registration (`jupyter sandbox doctor`)")
-            message = f"gVisor kernel {kernel}, uptime {report.uptime:.2f} s" if report.uptime is not None else message
-        if phase == Phase.READY.value and report.state == "done":
-            self.ready_seconds = time.monotonic() - self._started
-            what = message or "Sandbox"
-            message = f"{what} ready in {self.ready_seconds:.2f} s" if self.spec.docker else f"Sandbox ready in {self.ready_seconds:.2f} s"
-        self._publish(phase, report.state, message, report.log_tail, uptime=report.uptime)
-
-    def _failure(self, report: InitReport) -> SandboxError:
-        if report.phase == Phase.DOCKERD_PRESENT.value:
-            return NoDockerd(
-                f"Image {self.spec.image!r} has no dockerd, so Docker cannot run inside sandbox {self.name!r} ({report.message}).",
-                fix="use the Docker-enabled default image, or build one with "
-                "`jupyter sandbox image build --docker --offline --tag NAME` (or --base IMAGE when a registry is reachable)",
-            )
-        if report.phase == Phase.CGROUPS.value:
-            return SandboxStartFailed(
-                f"Could not mount a writable devices cgroup in sandbox {self.name!r}: {report.message}",
-                fix="use runsc 20240729 or newer (`bash scripts/setup-host.sh` installs it) and an image with util-linux's mount",
-            )
-        code = None
-        words = report.message.split()
-        if words and words[-1].lstrip("-").isdigit():
-            code = int(words[-1])
-        label = Phase(report.phase).label.lower() if report.phase in Phase._value2member_map_ else report.phase
-        return DockerdCrashed(
-            f"dockerd exited with code {code} in sandbox {self.name!r} while waiting for: {label}.",
-            exit_code=code, log_tail=report.log_tail, fix=diagnose(report.log_tail),
-        )
-
-    async def _exited_during_startup(self) -> SandboxError:
-        try:
-            attrs = await self.engine.call(self.engine.client.api.inspect_container, self.container_id)
-            state = attrs.get("State", {})
-            logs = await self.engine.call(self.engine.client.api.logs, self.container_id, tail=20)
-        except SandboxError:
-            return SandboxStartFailed(f"Sandbox {self.name!r} disappeared while starting (removed from outside?).")
-        text = logs.decode("utf-8", errors="replace").strip()
-        return SandboxStartFailed(
-            f"Sandbox {self.name!r} exited during startup with code {state.get('ExitCode')} ({state.get('Error') or 'no error from the engine'}).",
-            fix="check that the image has /bin/sh and that `jupyter sandbox doctor` passes",
-            detail=f"Its output:\n{text}" if text else None,
-        )
-
-    # -- finding ------------------------------------------------------------
 
     @classmethod
     async def get(cls, name: str, *, engine: Engine | None = None) -> "AsyncSandbox":

@@ -99,6 +99,8 @@ def parse_memory(value: Any) -> int | None:
     if isinstance(value, bool):
         raise SpecError("memory", "must be a size, not a boolean", fix="use e.g. '512Mi' or '4Gi'")
     if isinstance(value, (int, float)):
+        if value != value or value in (float("inf"), float("-inf")):
+            raise SpecError("memory", f"{value!r} is not a size", fix="use e.g. '512Mi' or '4Gi'")
         size = int(value)
     elif isinstance(value, str):
         match = _MEMORY_PATTERN.match(value)
@@ -116,7 +118,23 @@ def parse_memory(value: Any) -> int | None:
         raise SpecError("memory", f"must be a size, not {type(value).__name__}", fix="use e.g. '512Mi'")
     if size < MIN_MEMORY:
         raise SpecError("memory", f"{value!r} is below Docker's minimum of 6Mi", fix="use e.g. '512Mi'")
+    host = host_memory()
+    if host and size > host:
+        raise SpecError("memory", f"{value!r} is more than this host's {format_memory(host - host % 2**20)} of memory",
+                        fix=f"use at most {format_memory(host - host % 2**30) or '1Gi'}")
     return size
+
+
+def host_memory() -> int | None:
+    """The host's total memory in bytes (from /proc/meminfo), if it can be read."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemTotal:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
 
 
 def parse_network(value: Any) -> str:

@@ -12,7 +12,7 @@ import anyio
 import pytest
 
 from jupyter_sandbox.sandbox import AsyncSandbox
-from jupyter_sandbox.sync import Sandbox, call
+from jupyter_sandbox.sync import call
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

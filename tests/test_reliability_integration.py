@@ -13,7 +13,6 @@ import time
 import anyio
 import pytest
 
-from jupyter_sandbox import labels as L
 from jupyter_sandbox.engine import Engine
 from jupyter_sandbox.errors import NotIsolated, SandboxDied, SandboxNotRunning
 from jupyter_sandbox.sandbox import AsyncSandbox

@@ -10,7 +10,6 @@ import pytest
 
 from jupyter_sandbox.errors import DockerNotEnabled, ExecTimeout, SandboxNotFound, SandboxNotRunning
 from jupyter_sandbox.events import DOCKER_PHASES
-from jupyter_sandbox.sandbox import AsyncSandbox
 from jupyter_sandbox.sync import Sandbox, call
 
 pytestmark = pytest.mark.integration

@@ -53,6 +53,8 @@ def test_bad_names(value, field, words):
     ({"memory": "-1"}, "memory", "not a size"),
     ({"memory": "abc"}, "memory", "not a size"),
     ({"memory": "1Ki"}, "memory", "minimum"),
+    ({"memory": "64Ti"}, "memory", "more than this host"),
+    ({"memory": float("inf")}, "memory", "not a size"),
     ({"memory": "64Mi", "docker": True}, "memory", "at least 128Mi"),
     ({"network": "bridge"}, "network", "not a network mode"),
     ({"timeout": 0}, "timeout", "more than 0"),
