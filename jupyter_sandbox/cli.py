@@ -13,6 +13,8 @@ from rich.markup import escape
 from .errors import SandboxError, SpecError
 from .spec import DEFAULT_IMAGE, NETWORK_MODES
 
+TINY_IMAGE = "jupyter-sandbox/tiny:latest"
+
 # Pipes get wide consoles: a table cut at 80 columns helps no script or log reader.
 err = Console(stderr=True, highlight=False, width=None if sys.stderr.isatty() else 200)
 out = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
@@ -93,6 +95,8 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("--offline", action="store_true", help="build the base with debootstrap from the Debian mirror (no registry)")
     build.add_argument("--suite", default="bookworm", help="Debian suite for --offline (default bookworm)")
     build.add_argument("--if-missing", action="store_true", help="do nothing if the tag exists")
+    tiny = image_commands.add_parser("tiny", help="a 2 MB busybox image to load into sandboxes (offline demos)")
+    tiny.add_argument("--tag", default=TINY_IMAGE, help=f"image tag (default {TINY_IMAGE})")
     return parser
 
 
@@ -286,8 +290,12 @@ def cmd_pool(args: argparse.Namespace) -> int:
 
 
 def cmd_image(args: argparse.Namespace) -> int:
-    from .images import build_image
+    from .images import build_image, busybox_image
 
+    if args.image_command == "tiny":
+        busybox_image(args.tag)
+        err.print(f"[green]✔[/] built {args.tag}")
+        return 0
     return build_image(tag=args.tag, docker=args.docker, base=args.base, offline=args.offline, suite=args.suite,
                        if_missing=args.if_missing, console=err)
 

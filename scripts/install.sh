@@ -37,4 +37,6 @@ fi
 
 # The default sandbox image: built offline (debootstrap) unless present.
 jupyter-sandbox image build --docker --offline --if-missing
+# A 2 MB image to load into sandboxes in demos and notebooks (no registry here).
+docker image inspect jupyter-sandbox/tiny:latest >/dev/null 2>&1 || jupyter-sandbox image tiny
 log "installed"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Debian packages only the tests need (idempotent): busybox-static for the tiny
-# offline test images, chromium for the browser end-to-end test.
+# Debian packages only the tests need (idempotent): chromium for the browser tests
+# (busybox-static, for the tiny offline images, comes with setup-host.sh).
 set -euo pipefail
 log() { printf '\033[1m[setup-test-host]\033[0m %s\n' "$*"; }
 missing=()
