@@ -150,3 +150,19 @@ def test_resource_limits_asked_for_are_enforced(engine_client):
         if os.path.exists(cgroup):  # the host kernel enforces the CPU share
             with open(cgroup) as f:
                 assert f.read().strip() == "100000"
+
+
+@pytest.mark.slow
+def test_host_engine_restart_is_survived(engine_client, no_leaks):
+    """dockerd restarted under live sandboxes: they read as stopped, everything keeps answering, new ones start."""
+    sandbox = Sandbox.create(owner="test")
+    pid = int(subprocess.run(["pgrep", "-x", "dockerd"], capture_output=True, text=True, check=True).stdout.split()[0])
+    os.kill(pid, signal.SIGTERM)
+    assert wait_for(lambda: not os.path.exists(f"/proc/{pid}"), seconds=60)
+    subprocess.run(["bash", "scripts/setup-host.sh"], check=True, capture_output=True, timeout=300)
+    assert wait_for(lambda: sandbox.status().state in ("stopped", "gone"), seconds=30)
+    with pytest.raises(SandboxNotRunning):
+        sandbox.exec(["true"])
+    sandbox.terminate()
+    with Sandbox.create(docker=True, owner="test") as fresh:  # the same Engine object reconnects by itself
+        assert fresh.docker.ps().wait() == 0
