@@ -177,6 +177,40 @@ def exec_overhead(image: str, runs: int) -> dict[str, Any]:
     return {label: summary(values) for label, values in timings.items()}
 
 
+def magic_overhead(image: str, runs: int) -> dict[str, Any]:
+    """One ``%%sandbox_docker`` line (``docker version``) in a real IPython shell against a raw ``docker exec``."""
+    import contextlib
+    import io
+
+    from IPython.core.interactiveshell import InteractiveShell
+
+    from jupyter_sandbox.sync import Sandbox
+
+    shell = InteractiveShell.instance()
+    shell.run_line_magic("load_ext", "jupyter_sandbox")
+    sandbox = Sandbox.create(name="bench-magic", image=image, docker=True, owner="benchmark")
+    container = sandbox.core.container_id
+    timings: dict[str, list[float]] = {"%%sandbox_docker line": [], "docker exec CLI": []}
+
+    def magic() -> None:
+        with contextlib.redirect_stdout(io.StringIO()):
+            shell.run_cell_magic("sandbox_docker", sandbox.name, "version --format '{{.Server.Version}}'")
+
+    def cli() -> None:
+        subprocess.run(["docker", "exec", container, "docker", "version", "--format", "{{.Server.Version}}"],
+                       check=True, capture_output=True)
+
+    try:
+        for _ in range(runs):
+            for label, function in (("%%sandbox_docker line", magic), ("docker exec CLI", cli)):
+                start = time.monotonic()
+                function()
+                timings[label].append(time.monotonic() - start)
+    finally:
+        sandbox.terminate()
+    return {label: summary(values) for label, values in timings.items()}
+
+
 def idle_memory(image: str) -> dict[str, float]:
     """Memory of one idle Docker-enabled sandbox: the engine's cgroup figure and runsc processes' RSS."""
     from jupyter_sandbox.sync import Sandbox
@@ -200,9 +234,9 @@ def idle_memory(image: str) -> dict[str, float]:
 
 def table(results: dict[str, dict[str, float]]) -> str:
     """The printed table."""
-    lines = [f"{'variant':<22}{'median':>9}{'p95':>9}{'min':>9}{'n':>4}"]
+    lines = [f"{'variant':<40}{'median':>9}{'p95':>9}{'min':>9}{'n':>4}"]
     for label, stats in results.items():
-        lines.append(f"{label:<22}{stats['median']:>8.2f}s{stats['p95']:>8.2f}s{stats['min']:>8.2f}s{stats['n']:>4}")
+        lines.append(f"{label:<40}{stats['median']:>8.3f}s{stats['p95']:>8.3f}s{stats['min']:>8.3f}s{stats['n']:>4}")
     return "\n".join(lines)
 
 
@@ -233,6 +267,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.pool:
         results["ours, from warm pool"] = summary(anyio.run(pool_runs, args.image, args.runs))
     overhead = exec_overhead(args.image, args.exec_runs)
+    magic = magic_overhead(args.image, args.exec_runs)
     memory = idle_memory(args.image)
 
     ours, floor, seed = results["ours"]["median"], results["floor"]["median"], results["seed protocol"]["median"]
@@ -242,10 +277,12 @@ def main(argv: list[str] | None = None) -> int:
         "concurrent/single": results[f"ours, {args.concurrent} concurrent"]["median"] / ours,
         "exec ours - docker exec CLI (ms)": 1000 * (overhead["ours"]["median"] - overhead["docker exec CLI"]["median"]),
         "exec ours - docker-py exec (ms)": 1000 * (overhead["ours"]["median"] - overhead["docker-py exec"]["median"]),
+        "magic line - docker exec CLI (ms)": 1000 * (magic["%%sandbox_docker line"]["median"] - magic["docker exec CLI"]["median"]),
     }
     print(table(results))
     print()
     print(table({f"exec true: {k}": v for k, v in overhead.items()}))
+    print(table({f"docker version: {k}": v for k, v in magic.items()}))
     print()
     for label, value in ratios.items():
         print(f"{label:<36}{value:8.2f}")
@@ -253,7 +290,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'idle sandbox memory, runsc RSS (MiB)':<36}{memory['runsc_rss_mib']:8.1f}")
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"startup": results, "exec": overhead, "ratios": ratios, "memory": memory}, f, indent=2)
+            json.dump({"startup": results, "exec": overhead, "magic": magic, "ratios": ratios, "memory": memory}, f, indent=2)
     return 0
 
 
