@@ -28,12 +28,16 @@ ICONS = {"pending": "·", "done": "✔", "failed": "✘"}
 MONO = "font-family: var(--jp-code-font-family, monospace); font-size: var(--jp-code-font-size, 13px);"
 
 
+LOG_HEADING = "Last lines of the dockerd log:"
+
+
 def log_tail_of(error: BaseException | None, event: ProgressEvent | None) -> str:
-    """The dockerd log tail that explains a failure: from the error, else the failed event."""
+    """The dockerd log tail that explains a failure: from the error, else the failed event's detail."""
     tail = getattr(error, "log_tail", "") or ""
     if not tail and event is not None and event.state == "failed":
         tail = event.detail
-    return tail.rstrip()
+    tail = tail.strip("\n")
+    return tail[len(LOG_HEADING):].lstrip("\n") if tail.startswith(LOG_HEADING) else tail
 
 
 def row_html(row: PhaseRow, ticking: float | None = None, frame: int = 0) -> str:
@@ -49,7 +53,7 @@ def row_html(row: PhaseRow, ticking: float | None = None, frame: int = 0) -> str
     return (
         f'<div style="display: flex; gap: 0.8em; line-height: 1.6; {MONO}">'
         f'<span style="width: 1.2em; color: {color};">{icon}</span>'
-        f'<span style="width: 15em; color: {color if row.status != "done" else "inherit"};">{html.escape(row.phase.label)}</span>'
+        f'<span style="width: 17em; color: {color if row.status != "done" else "inherit"};">{html.escape(row.phase.label)}</span>'
         f'<span style="width: 5em; text-align: right; color: #757575;">{timing}</span>'
         f'<span style="{message_style} white-space: nowrap; overflow: hidden; text-overflow: ellipsis;">'
         f"{html.escape(row.message)}</span></div>"
@@ -162,7 +166,7 @@ class StartupWidget:
         for row, view in zip(self.tracker.rows, self.rows):
             if only_running and row.status != "running":
                 continue
-            ticking = elapsed - row.started if row.status == "running" and row.started is not None else None
+            ticking = max(0.0, elapsed - row.started) if row.status == "running" and row.started is not None else None
             value = row_html(row, ticking, self._frame)
             if view.value != value:
                 view.value = value
@@ -185,7 +189,9 @@ class StartupWidget:
         elif self.state == "failed":
             self.outcome.value = self._failure_html(final)
             tail = log_tail_of(self.error, final)
-            if tail and not self.log.outputs:
+            shown = "".join(output.get("text", "") for output in self.log.outputs)
+            if tail and shown != tail + "\n":
+                self.log.outputs = ()  # never `with out:` from a thread: set the outputs directly
                 self.log.append_stdout(tail + "\n")
                 self.log_box.layout.display = None
 
