@@ -41,14 +41,21 @@ class spec_arguments(ArgDecorator):
 
 
 @contextlib.contextmanager
-def shown_errors() -> Iterator[None]:
-    """Let the core's errors reach IPython as their message and fix alone, without a traceback."""
+def shown_errors(interrupted: str) -> Iterator[None]:
+    """Let the core's errors (and an interrupt) reach IPython as a message alone, without a traceback.
+
+    Args:
+        interrupted: What a KeyboardInterrupt left behind, e.g. "the command was stopped inside the sandbox".
+    """
     try:
         yield
     except SandboxError as error:
         lines = str(error).splitlines() or [error.message]
         rendered = [f"{RED}{type(error).__name__}{RESET}: {lines[0]}", *lines[1:]]
         error._render_traceback_ = lambda: rendered  # type: ignore[attr-defined]
+        raise
+    except KeyboardInterrupt as interrupt:
+        interrupt._render_traceback_ = lambda: [f"{RED}KeyboardInterrupt{RESET}: {interrupted}"]  # type: ignore[attr-defined]
         raise
 
 
@@ -67,6 +74,24 @@ def split_at_dashes(line: str) -> tuple[list[str], list[str]]:
 def usage(magic: Any) -> str:
     """The magic's usage line(s), generated from its arguments."""
     return "usage: " + magic.parser.format_usage().strip().removeprefix("::").strip()
+
+
+def help_text(magic: Any) -> str:
+    """The magic's full help (what ``%magic?`` shows), with a plain ``usage:`` heading."""
+    return "usage: " + (magic.__doc__ or "").strip().removeprefix("::").strip()
+
+
+def seconds(value: str | None) -> float | None:
+    """A ``--timeout`` value in seconds (None if not given); a bad one is a usage error."""
+    if value is None:
+        return None
+    try:
+        number = float(value)
+    except ValueError:
+        raise UsageError(f"--timeout: {value!r} is not a number of seconds") from None
+    if not number > 0:
+        raise UsageError(f"--timeout: must be more than 0, got {value!r}")
+    return number
 
 
 def parse(magic: Any, words: list[str], help_hint: str) -> Any:
@@ -127,10 +152,12 @@ class SandboxMagics(Magics):
         if args.help or args.action is None:
             if args.action is None and not args.help:
                 raise UsageError(f"say what to do\n{usage(self.sandbox)}")
-            print(self.sandbox.__doc__)
+            print(help_text(self.sandbox))
             return None
         self._check_options(args, command)
-        with shown_errors():
+        interrupted = {"create": "the create was cancelled and what it had started was removed",
+                       "exec": "the command was stopped inside the sandbox"}.get(args.action, "stopped")
+        with shown_errors(interrupted):
             return getattr(self, "_" + args.action.replace("-", "_"))(args, command)
 
     def _check_options(self, args: Any, command: list[str]) -> None:
@@ -181,15 +208,13 @@ class SandboxMagics(Magics):
     def _exec(self, args: Any, command: list[str]) -> None:
         if not command:
             raise UsageError("give the command after --: %sandbox exec [N] -- ls -l")
-        timeout = float(args.timeout) if args.timeout else None
-        self._report(shlex.join(command), run_command(self._target(args), command, timeout=timeout))
+        self._report(shlex.join(command), run_command(self._target(args), command, timeout=seconds(args.timeout)))
 
     def _load(self, args: Any, command: list[str]) -> None:
         if not args.names:
             raise UsageError("say which image: %sandbox load [N] IMAGE")
         sandbox = self.sandboxes.get(args.names[0] if len(args.names) == 2 else None)
-        timeout = float(args.timeout) if args.timeout else None
-        self._report(f"docker load ({args.names[-1]})", load_image(sandbox, args.names[-1], timeout=timeout))
+        self._report(f"docker load ({args.names[-1]})", load_image(sandbox, args.names[-1], timeout=seconds(args.timeout)))
 
     def _rm(self, args: Any, command: list[str]) -> None:
         if args.all:
@@ -242,7 +267,7 @@ class SandboxMagics(Magics):
         the notebook's variables as in `!cmd` (so write Go templates as
         '{{{{.Names}}}}').  Arguments go to docker as argv, never through a
         shell.  The cell stops at the first failing command (unless
-        --keep-going) and sets _exit_code.
+        --keep-going) and sets _exit_code (the first failure's code, or 0).
 
         Example:
           %%sandbox_docker demo
@@ -253,13 +278,13 @@ class SandboxMagics(Magics):
         """
         args = parse(self.sandbox_docker, line.split(), "%%sandbox_docker? shows every option")
         commands: list[DockerLine] = []
-        with shown_errors():
+        with shown_errors("the docker command was stopped inside the sandbox, and the containers it created removed"):
             for lineno, text in logical_lines(cell):
                 # depth=2 reads the locals of the frame that ran the cell (IPython's own rule for magic lines).
                 expanded = self.shell.var_expand(text, depth=2)
                 commands.append(DockerLine(lineno, text, split_command(lineno, expanded)))
             sandbox = self.sandboxes.get(args.name)
-            self.shell.user_ns["_exit_code"] = 0
+            self.shell.user_ns["_exit_code"] = first_failure = 0
             for command in commands:
                 if len(commands) > 1:
                     print(f"$ docker {shlex.join(command.argv)}", flush=True)
@@ -267,11 +292,12 @@ class SandboxMagics(Magics):
                     result = run_docker(sandbox, command.argv, timeout=args.timeout)
                 except ExecTimeout as error:
                     print(f"✘ {error.message}", file=sys.stderr)
-                    self.shell.user_ns["_exit_code"] = TIMEOUT_EXIT_CODE
-                    if args.keep_going:
-                        continue
-                    return
-                if not self._report(f"docker {shlex.join(command.argv)}", result) and not args.keep_going:
+                    result = CommandResult(TIMEOUT_EXIT_CODE)
+                else:
+                    self._report(f"docker {shlex.join(command.argv)}", result)
+                first_failure = first_failure or result.exit_code
+                self.shell.user_ns["_exit_code"] = first_failure
+                if result.exit_code != 0 and not args.keep_going:
                     return
 
 

@@ -104,6 +104,7 @@ def test_keep_going_runs_every_line(shell, tiny, capsys):
     shell.run_cell(f"%%sandbox_docker --keep-going\nrun --rm {tiny} sh -c 'exit 4'\nrun --rm {tiny} echo after\n")
     captured = capsys.readouterr()
     assert "after\n" in captured.out and "exited with code 4" in captured.err
+    assert shell.user_ns["_exit_code"] == 4  # the first failure's, though the last line succeeded
 
 
 def test_variables_expand_from_the_notebook_like_bang_commands(shell, tiny, capsys):
@@ -129,6 +130,7 @@ def test_interrupting_a_docker_line_stops_it_inside(shell, sb, tiny, monkeypatch
     result = shell.run_cell(f"%%sandbox_docker\nrun --rm {tiny} sh -c 'echo started; sleep 4747'\n")
     monkeypatch.undo()
     assert isinstance(result.error_in_exec, KeyboardInterrupt)
+    assert "stopped inside the sandbox" in result.error_in_exec._render_traceback_()[0]  # no traceback shown
     assert "sleep 4747" not in running(sb)
     assert sb.docker.ps(all=True, quiet=True).stdout.read().strip() == "", "the interrupted run's container is removed"
 
