@@ -219,3 +219,15 @@ def test_kept_sandboxes_survive_the_session_and_use_reattaches(shell, capsys, en
     finally:
         shell.run_line_magic("sandbox", f"rm {name}")
     assert containers_named(engine_client, name) == []
+
+
+def test_unloading_the_extension_terminates_the_kernels_sandboxes(shell, engine_client, no_leaks):
+    name = unique("mg-unload")
+    shell.run_line_magic("sandbox", f"create --name {name} --progress text")
+    shell.run_line_magic("unload_ext", "jupyter_sandbox")
+    try:
+        assert not containers_named(engine_client, name)
+        assert shell.find_line_magic("sandbox") is None and shell.find_cell_magic("sandbox_docker") is None
+    finally:
+        shell.run_line_magic("load_ext", "jupyter_sandbox")
+    assert shell.find_line_magic("sandbox") is not None
