@@ -16,13 +16,13 @@ and terminated when it shuts down, unless kept.
 from __future__ import annotations
 
 import atexit
-import dataclasses
 import queue
 import threading
 from typing import Any, Callable
 
 from .errors import SandboxError
 from .events import EventBus, ProgressEvent
+from .pool import pool_key
 from .progress import choose_mode, make_view
 from .sandbox import AsyncSandbox
 from .streaming import CLEANUP_SECONDS, END, wait_for_items
@@ -106,10 +106,6 @@ class CreateJob:
         self.finished.wait(CLEANUP_SECONDS)
 
 
-def _same_kind(a: Any, b: Any) -> bool:
-    return dataclasses.replace(a, name="", timeout=0) == dataclasses.replace(b, name="", timeout=0)
-
-
 class KernelSandboxes:
     """This kernel's sandboxes: the ones it created (terminated at shutdown unless kept),
     the ones it attached to, the current one, and the creates still running."""
@@ -149,7 +145,7 @@ class KernelSandboxes:
             if job is None and existing is None:
                 job = self.jobs[core.name] = CreateJob(core)
         if existing is not None and job is None:
-            if not _same_kind(existing.spec, core.spec):
+            if pool_key(existing.spec) != pool_key(core.spec):  # the same spec but for name and timeout
                 raise SandboxError(f"This kernel already created a sandbox named {core.name!r} with another spec.",
                                    fix=f"remove it first (%sandbox rm {core.name}) or choose another name")
             print(f"Sandbox {core.name} already exists in this kernel: using it.")
