@@ -118,10 +118,11 @@ def children_of(pid: int) -> set[str]:
 
 @pytest.fixture(scope="module")
 def page(lab):
-    playwright_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright (test extra)")
+    from playwright.sync_api import sync_playwright  # the test extra; browsers come from Debian, not downloads
+
     assert os.path.exists(CHROMIUM), "run scripts/setup-test-host.sh (installs Debian's chromium)"
     OUTPUT.mkdir(exist_ok=True)
-    with playwright_api.sync_playwright() as playwright:
+    with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
         page = browser.new_page(viewport={"width": 1280, "height": 1000})
         page.goto(lab)
