@@ -65,12 +65,12 @@ def managed_container_ids(client: docker.DockerClient) -> set[str]:
 def no_leaks(engine_client: docker.DockerClient) -> Iterator[None]:
     """Fails the test if it leaves a sandbox container, volume or network behind."""
     containers = managed_container_ids(engine_client)
-    volumes = {v.id for v in engine_client.volumes.list()}
-    networks = {n.id for n in engine_client.networks.list()}
+    volumes = {v.name for v in engine_client.volumes.list()}
+    networks = {n.name for n in engine_client.networks.list()}  # by name: an engine restart renews the ids
     yield
     assert managed_container_ids(engine_client) - containers == set(), "sandbox containers left behind"
-    assert {v.id for v in engine_client.volumes.list()} - volumes == set(), "volumes left behind"
-    assert {n.id for n in engine_client.networks.list()} - networks == set(), "networks left behind"
+    assert {v.name for v in engine_client.volumes.list()} - volumes == set(), "volumes left behind"
+    assert {n.name for n in engine_client.networks.list()} - networks == set(), "networks left behind"
 
 
 @pytest.fixture(scope="module")
