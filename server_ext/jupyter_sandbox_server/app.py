@@ -1,0 +1,73 @@
+"""The server extension: one :class:`SandboxManager` in the web app's settings, one route table."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+from typing import Any
+
+from jupyter_server.extension.application import ExtensionApp
+from jupyter_server.utils import url_path_join
+
+from jupyter_sandbox.labels import SERVER_ENV
+
+from .handlers import (
+    MANAGER_SETTING,
+    ContainersHandler,
+    ExecHandler,
+    LogsHandler,
+    SandboxesHandler,
+    SandboxHandler,
+)
+from .manager import SandboxManager
+from .websocket import SandboxEventsHandler
+
+NAMESPACE = "sandbox/api"
+"""Every route lives under ``<base_url>/sandbox/api/``."""
+NAME = r"(?P<name>[A-Za-z0-9][A-Za-z0-9_.-]{0,62})"
+
+
+def routes() -> list[tuple[str, Any]]:
+    """The extension's route table, relative to the server's base URL."""
+    one = url_path_join(NAMESPACE, "sandboxes", NAME)
+    return [
+        (url_path_join(NAMESPACE, "sandboxes"), SandboxesHandler),
+        (one, SandboxHandler),
+        (url_path_join(one, "exec"), ExecHandler),
+        (url_path_join(one, "logs"), LogsHandler),
+        (url_path_join(one, "containers"), ContainersHandler),
+        (url_path_join(NAMESPACE, "events"), SandboxEventsHandler),
+    ]
+
+
+class SandboxExtensionApp(ExtensionApp):
+    """jupyter-sandbox's server side: REST API, events websocket, cleanup at shutdown.
+
+    Configure the create defaults and ``keep_on_exit`` on ``SandboxManager``.
+    """
+
+    name = "jupyter_sandbox_server"
+    load_other_extensions = True
+    classes = [SandboxManager]
+
+    def initialize_settings(self) -> None:
+        """Create the manager and mark this server in the environment kernels inherit."""
+        os.environ.setdefault(SERVER_ENV, f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}")
+        manager = SandboxManager(parent=self.serverapp, log=self.log)
+        self.settings[MANAGER_SETTING] = manager
+        self.log.info("jupyter-sandbox: REST API at %s", url_path_join(self.serverapp.base_url, NAMESPACE))
+
+    def initialize_handlers(self) -> None:
+        """Add the route table (the base URL is prepended by ExtensionApp)."""
+        self.handlers.extend(routes())
+
+    async def _start_jupyter_server_extension(self, serverapp: Any) -> None:
+        """Once the event loop runs: start following every sandbox on the engine."""
+        self.settings[MANAGER_SETTING].start()
+
+    async def stop_extension(self) -> None:
+        """At server shutdown: stop watching and remove this server's sandboxes (unless kept)."""
+        manager: SandboxManager | None = self.settings.get(MANAGER_SETTING)
+        if manager is not None:
+            await manager.stop()

@@ -1,0 +1,172 @@
+"""REST handlers under ``/sandbox/api/``: thin, authenticated, errors as JSON.
+
+Every verb is ``@tornado.web.authenticated`` and ``@authorized`` on the
+``sandbox`` resource; the work happens in the :class:`SandboxManager` kept in
+``web_app.settings``.  A :class:`~jupyter_sandbox.errors.SandboxError` becomes
+a response with the error's ``http_status`` and ``to_dict()`` body (plus
+``field`` for a bad request field).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from typing import Any
+
+import tornado.iostream
+import tornado.web
+from jupyter_server.auth.decorator import authorized
+from jupyter_server.base.handlers import APIHandler
+
+from jupyter_sandbox.errors import SandboxError, SpecError
+from jupyter_sandbox.process import TextDecoder
+
+from .manager import SandboxManager
+
+AUTH_RESOURCE = "sandbox"
+MANAGER_SETTING = "jupyter_sandbox_manager"
+MAX_LOG_LINES = 10000
+
+
+def error_body(error: SandboxError) -> dict[str, Any]:
+    """The JSON body for an error: ``to_dict()``, plus the field name of a spec error."""
+    body = error.to_dict()
+    if isinstance(error, SpecError):
+        body["field"] = error.field
+    return body
+
+
+class SandboxAPIHandler(APIHandler):
+    """Base of the REST handlers: the manager, JSON bodies, and typed errors as JSON responses."""
+
+    auth_resource = AUTH_RESOURCE
+
+    @property
+    def manager(self) -> SandboxManager:
+        """The server's one :class:`SandboxManager`."""
+        return self.settings[MANAGER_SETTING]
+
+    def json_body(self) -> Any:
+        """The request body as JSON (a :class:`SpecError` naming ``body`` if it is not)."""
+        try:
+            return json.loads(self.request.body or b"{}")
+        except ValueError as error:
+            raise SpecError("body", f"is not valid JSON ({error})", fix='send e.g. {"name": "demo", "docker": true}') from None
+
+    def write_json(self, data: Any, status: int = 200) -> None:
+        """Finish with a JSON body."""
+        self.set_status(status)
+        self.set_header("Content-Type", "application/json")
+        self.finish(json.dumps(data))
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        """Render a :class:`SandboxError` with its own status and fields; anything else as APIHandler does."""
+        error = (kwargs.get("exc_info") or (None, None, None))[1]
+        if isinstance(error, SandboxError):
+            self.set_status(error.http_status)
+            self.set_header("Content-Type", "application/json")
+            self.finish(json.dumps(error_body(error)))
+            return
+        super().write_error(status_code, **kwargs)
+
+    def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
+        """One line for an expected :class:`SandboxError`, a traceback only for real bugs."""
+        if isinstance(value, SandboxError):
+            self.log.warning("%s %s: %s", self.request.method, self.request.path, value.message)
+            return
+        super().log_exception(typ, value, tb)
+
+
+class SandboxesHandler(SandboxAPIHandler):
+    """``/sandbox/api/sandboxes``: list and create."""
+
+    @tornado.web.authenticated
+    @authorized
+    async def get(self) -> None:
+        """List every sandbox on the engine (``SandboxInfo.to_dict()`` each)."""
+        self.write_json(await self.manager.list())
+
+    @tornado.web.authenticated
+    @authorized
+    async def post(self) -> None:
+        """Start a create; answers 202 with the name at once, progress follows on the events websocket."""
+        spec = self.manager.spec_from_body(self.json_body())
+        await self.manager.create(spec)
+        self.set_header("Location", self.request.path.rstrip("/") + "/" + spec.name)
+        self.write_json({"name": spec.name, "state": "starting", "spec": spec.to_dict()}, status=202)
+
+
+class SandboxHandler(SandboxAPIHandler):
+    """``/sandbox/api/sandboxes/<name>``: one sandbox."""
+
+    @tornado.web.authenticated
+    @authorized
+    async def get(self, name: str) -> None:
+        """The sandbox's state and startup phases."""
+        self.write_json(await self.manager.status(name))
+
+    @tornado.web.authenticated
+    @authorized
+    async def delete(self, name: str) -> None:
+        """Remove the sandbox and everything in it."""
+        await self.manager.terminate(name)
+        self.set_status(204)
+        self.finish()
+
+
+class ExecHandler(SandboxAPIHandler):
+    """``/sandbox/api/sandboxes/<name>/exec``: run a command, streaming its output as JSON lines."""
+
+    @tornado.web.authenticated
+    @authorized
+    async def post(self, name: str) -> None:
+        """Body ``{"command": [argv...], "timeout": seconds?}``.
+
+        Answers ``application/x-ndjson``: ``{"stream": "stdout"|"stderr", "text": ...}``
+        per chunk as it arrives, then ``{"exit_code": N}`` (or ``{"error": ..., "message": ...}``).
+        """
+        body = self.json_body()
+        if not isinstance(body, dict):
+            raise SpecError("body", "must be a JSON object", fix='send e.g. {"command": ["ls", "-l"]}')
+        process = await self.manager.exec(name, body.get("command"), body.get("timeout"))
+        self.set_header("Content-Type", "application/x-ndjson")
+        self.set_header("Cache-Control", "no-cache")
+        decoder = TextDecoder()  # a character split across chunks stays whole
+        try:
+            try:
+                async with contextlib.aclosing(process.output()) as output:
+                    async for chunk in output:
+                        self.write(json.dumps({"stream": chunk.stream, "text": decoder.decode(chunk)}) + "\n")
+                        await self.flush()
+                final: dict[str, Any] = {"exit_code": process.exit_code}
+            except SandboxError as error:
+                final = error_body(error)
+            self.write(json.dumps(final) + "\n")
+            self.finish()
+        except tornado.iostream.StreamClosedError:
+            pass  # the client left: leaving output() above killed the command
+
+
+class LogsHandler(SandboxAPIHandler):
+    """``/sandbox/api/sandboxes/<name>/logs``: the dockerd log inside the sandbox."""
+
+    @tornado.web.authenticated
+    @authorized
+    async def get(self, name: str) -> None:
+        """``?lines=N`` (default 200) last lines, as ``{"sandbox", "lines", "log"}``."""
+        text = self.get_query_argument("lines", "200")
+        if not text.isdigit() or not 0 < int(text) <= MAX_LOG_LINES:
+            raise SpecError("lines", f"must be a whole number from 1 to {MAX_LOG_LINES}, got {text!r}", fix="use e.g. ?lines=200")
+        log = await self.manager.dockerd_log(name, int(text))
+        self.write_json({"sandbox": name, "lines": int(text), "log": log})
+
+
+class ContainersHandler(SandboxAPIHandler):
+    """``/sandbox/api/sandboxes/<name>/containers``: the inner ``docker ps``."""
+
+    @tornado.web.authenticated
+    @authorized
+    async def get(self, name: str) -> None:
+        """``docker ps --format '{{json .}}'`` as a JSON list (``?all=true`` adds stopped ones)."""
+        include_stopped = self.get_query_argument("all", "false").lower() in ("1", "true", "yes")
+        self.write_json(await self.manager.containers(name, include_stopped))

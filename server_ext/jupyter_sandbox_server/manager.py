@@ -1,0 +1,174 @@
+"""SandboxManager: the server's one object that creates, finds and removes sandboxes.
+
+Handlers stay thin and call this; it runs every core call on the server's
+event loop (the core keeps docker-py in threads), starts creates in the
+background so a POST answers at once, and owns the cross-process
+:class:`~jupyter_sandbox.watch.SandboxWatcher` that feeds the events websocket.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+from typing import Any
+
+from traitlets import Bool, Float, Unicode, Union
+from traitlets.config import LoggingConfigurable
+
+from jupyter_sandbox import labels as L
+from jupyter_sandbox.engine import Engine
+from jupyter_sandbox.errors import DockerNotEnabled, SandboxError, SandboxExists, SandboxNotFound, SpecError
+from jupyter_sandbox.process import AsyncProcess
+from jupyter_sandbox.sandbox import AsyncSandbox
+from jupyter_sandbox.spec import DEFAULT_DAEMON_TIMEOUT, DEFAULT_IMAGE, SandboxSpec
+from jupyter_sandbox.watch import SandboxWatcher
+
+OWNER = "server"
+
+
+class SandboxManager(LoggingConfigurable):
+    """Creates and removes sandboxes for the REST API and the Lab panel.
+
+    The create defaults below apply to fields a request leaves out; they are
+    named as ``jupyter sandbox create``'s options.  Configure them as
+    ``c.SandboxManager.docker = True`` in ``jupyter_server_config.py``.
+    """
+
+    image = Unicode(DEFAULT_IMAGE, help="Host image a sandbox runs when a create does not name one (--image).").tag(config=True)
+    docker = Bool(False, help="Start a Docker daemon inside sandboxes whose create does not say (--docker).").tag(config=True)
+    cpu = Union([Float(), Unicode()], default_value=None, allow_none=True,
+                help="CPU limit for creates that give none, e.g. 1, 0.5 or '500m' (--cpu).").tag(config=True)
+    memory = Unicode(None, allow_none=True, help="Memory limit for creates that give none, e.g. '512Mi' (--memory).").tag(config=True)
+    network = Unicode("none", help="Network mode for creates that give none: none, host or sandbox (--network).").tag(config=True)
+    timeout = Float(DEFAULT_DAEMON_TIMEOUT, help="Seconds a startup may take for creates that give none (--timeout).").tag(config=True)
+    keep_on_exit = Bool(False, help="Keep the sandboxes this server created when it stops (by default they are removed).").tag(config=True)
+
+    def __init__(self, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.engine = Engine.default()
+        self.watcher = SandboxWatcher(self.engine)
+        self._watch_task: asyncio.Task[None] | None = None
+        self._creates: dict[str, asyncio.Task[None]] = {}
+
+    # -- lifecycle -------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start following the engine's sandboxes (idempotent; needs the running event loop)."""
+        if self._watch_task is None or self._watch_task.done():
+            self._watch_task = asyncio.ensure_future(self.watcher.run())
+
+    async def stop(self) -> None:
+        """Stop the watcher and pending creates; remove this server's sandboxes unless ``keep_on_exit``."""
+        tasks = [t for t in [self._watch_task, *self._creates.values()] if t is not None and not t.done()]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if self.keep_on_exit:
+            return
+        removed = 0
+        for container in await self.engine.containers():
+            mine = container.labels.get(L.OWNER) == OWNER and container.labels.get(L.OWNER_PID) == str(os.getpid()) \
+                and container.labels.get(L.OWNER_HOST) == socket.gethostname()
+            if mine:
+                removed += await self.engine.remove(container.id)
+        if removed:
+            self.log.info("jupyter-sandbox: removed %d sandbox(es) this server created", removed)
+
+    # -- requests ------------------------------------------------------------------
+
+    def spec_from_body(self, body: Any) -> SandboxSpec:
+        """Validate a create request's JSON body, filling left-out fields from the configured defaults.
+
+        Raises:
+            SpecError: Naming the wrong field.
+        """
+        if not isinstance(body, dict):
+            return SandboxSpec.from_dict(body)  # raises, naming the body
+        defaults = {"image": self.image, "docker": self.docker, "cpu": self.cpu, "memory": self.memory,
+                    "network": self.network, "timeout": self.timeout}
+        filled = {**{k: v for k, v in defaults.items() if v is not None}, **body}
+        return SandboxSpec.from_dict(filled)
+
+    async def list(self) -> list[dict[str, Any]]:
+        """Every sandbox on the engine, as JSON-ready dicts."""
+        return [info.to_dict() for info in await AsyncSandbox.list(engine=self.engine)]
+
+    async def find(self, name: str) -> AsyncSandbox:
+        """The sandbox called ``name`` (raises :class:`SandboxNotFound`)."""
+        return await AsyncSandbox.get(name, engine=self.engine)
+
+    async def status(self, name: str) -> dict[str, Any]:
+        """One sandbox's state and phases, as a JSON-ready dict."""
+        return (await (await self.find(name)).status()).to_dict()
+
+    async def create(self, spec: SandboxSpec) -> None:
+        """Start creating a sandbox in the background; progress goes to the watcher's listeners.
+
+        Raises:
+            SandboxExists: If the name is taken (checked before anything starts).
+        """
+        if spec.name in self._creates or await self.engine.find(spec.name) is not None:
+            raise SandboxExists(f"A sandbox named {spec.name!r} already exists.",
+                                fix=f"choose another name, or remove it first (DELETE /sandbox/api/sandboxes/{spec.name})")
+        self.start()
+        sandbox = AsyncSandbox.prepare(spec, engine=self.engine, owner=OWNER)
+        self.watcher.announce(spec, OWNER)
+        sandbox.events.add_listener(self.watcher.record)
+        self._creates[spec.name] = asyncio.ensure_future(self._run_create(sandbox))
+
+    async def _run_create(self, sandbox: AsyncSandbox) -> None:
+        try:
+            await sandbox.start()
+            self.log.info("jupyter-sandbox: %s ready in %.2f s", sandbox.name, sandbox.ready_seconds or 0)
+        except SandboxError as error:  # already published as a failed phase
+            self.log.warning("jupyter-sandbox: creating %s failed: %s", sandbox.name, error.message)
+        finally:
+            self._creates.pop(sandbox.name, None)
+
+    async def terminate(self, name: str) -> None:
+        """Remove a sandbox (or dismiss a create that failed before its container existed)."""
+        task = self._creates.get(name)
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        try:
+            sandbox = await self.find(name)
+        except SandboxNotFound:
+            if task is None and not self.watcher.forget(name):
+                raise
+            return
+        await sandbox.terminate()
+
+    async def exec(self, name: str, command: Any, timeout: Any = None) -> AsyncProcess:
+        """Start an argv list in a sandbox and return the running process."""
+        if not isinstance(command, list) or not command or not all(isinstance(a, str) for a in command):
+            raise SpecError("command", f"must be a non-empty list of strings, got {json.dumps(command)}",
+                            fix='send e.g. {"command": ["ls", "-l"]}')
+        if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0):
+            raise SpecError("timeout", f"must be a positive number of seconds, got {json.dumps(timeout)}", fix="use e.g. 30")
+        sandbox = await self.find(name)
+        return await sandbox.exec(command, timeout=timeout)
+
+    async def dockerd_log(self, name: str, lines: int) -> str:
+        """The last ``lines`` lines of a sandbox's dockerd log."""
+        sandbox = await self._docker_sandbox(name)
+        return await sandbox.dockerd_log(lines)
+
+    async def containers(self, name: str, include_stopped: bool) -> list[dict[str, Any]]:
+        """The sandbox's inner containers (``docker ps --format '{{json .}}'``)."""
+        sandbox = await self._docker_sandbox(name)
+        process = await sandbox.docker.ps(all=include_stopped, format="{{json .}}")
+        await process.wait()
+        if process.exit_code != 0:
+            raise SandboxError(f"`docker ps` failed in sandbox {name!r}: {process.stderr_text.strip()}",
+                               fix=f"look at its dockerd log (GET /sandbox/api/sandboxes/{name}/logs)")
+        return [json.loads(line) for line in process.stdout_text.splitlines() if line.strip()]
+
+    async def _docker_sandbox(self, name: str) -> AsyncSandbox:
+        sandbox = await self.find(name)
+        if not sandbox.spec.docker:
+            raise DockerNotEnabled(f"Sandbox {name!r} was created without Docker inside, so it has no dockerd.",
+                                   fix="create one with Docker on (\"docker\": true)")
+        return sandbox
