@@ -1,0 +1,203 @@
+/**
+ * The panel's actions as commands, so the command palette and the panel's
+ * buttons do the same thing: create, terminate, dockerd log, inner containers.
+ */
+import { JupyterFrontEnd } from '@jupyterlab/application';
+import {
+  Dialog,
+  InputDialog,
+  MainAreaWidget,
+  showDialog,
+  showErrorMessage
+} from '@jupyterlab/apputils';
+
+import {
+  ICreateRequest,
+  IInnerContainer,
+  SandboxAPIError,
+  requestAPI
+} from './api';
+import { ContainersView, CreateSandboxForm, TextView } from './dialogs';
+import { SandboxModel } from './model';
+
+/** Command ids (all under the extension's npm name). */
+export namespace CommandIDs {
+  export const open = 'jupyter-sandbox:open';
+  export const create = 'jupyter-sandbox:create';
+  export const refresh = 'jupyter-sandbox:refresh';
+  export const terminate = 'jupyter-sandbox:terminate';
+  export const dismiss = 'jupyter-sandbox:dismiss';
+  export const logs = 'jupyter-sandbox:logs';
+  export const containers = 'jupyter-sandbox:containers';
+}
+
+/** Commands offered in the palette. */
+export const PALETTE_COMMANDS = [
+  CommandIDs.open,
+  CommandIDs.create,
+  CommandIDs.refresh,
+  CommandIDs.terminate,
+  CommandIDs.logs,
+  CommandIDs.containers
+];
+
+/** The error text to show: the server's message and its fix. */
+function describe(error: unknown): string {
+  return error instanceof SandboxAPIError ? error.fullMessage : String(error);
+}
+
+/**
+ * Register the commands.
+ *
+ * @param app - the application
+ * @param model - the sandboxes model the panel shows
+ * @param openPanel - reveals the side panel
+ */
+export function addCommands(
+  app: JupyterFrontEnd,
+  model: SandboxModel,
+  openPanel: () => void
+): void {
+  const { commands, shell } = app;
+
+  /** The name passed by the panel, or one picked from a list (palette). */
+  async function pickName(args: any, title: string, dockerOnly = false): Promise<string | null> {
+    if (typeof args.name === 'string' && args.name) {
+      return args.name;
+    }
+    const names = model.sandboxes
+      .filter(s => s.state !== 'gone' && (!dockerOnly || s.docker))
+      .map(s => s.name);
+    if (names.length === 0) {
+      await showErrorMessage(title, 'There is no sandbox to choose.');
+      return null;
+    }
+    const result = await InputDialog.getItem({ title, items: names });
+    return result.button.accept ? result.value : null;
+  }
+
+  commands.addCommand(CommandIDs.open, {
+    label: 'Show Sandboxes Panel',
+    caption: 'Show the gVisor sandboxes panel',
+    execute: () => openPanel()
+  });
+
+  commands.addCommand(CommandIDs.refresh, {
+    label: 'Refresh Sandboxes',
+    execute: () => model.refresh()
+  });
+
+  commands.addCommand(CommandIDs.create, {
+    label: 'Create Sandbox…',
+    caption: 'Create a gVisor sandbox, optionally with its own Docker daemon',
+    execute: async () => {
+      openPanel();
+      const result = await showDialog<ICreateRequest>({
+        title: 'Create a sandbox',
+        body: new CreateSandboxForm(),
+        buttons: [Dialog.cancelButton(), Dialog.okButton({ label: 'Create' })]
+      });
+      if (!result.button.accept || !result.value) {
+        return;
+      }
+      try {
+        const answer = await requestAPI<{ name: string; spec: any }>('sandboxes', {
+          method: 'POST',
+          body: JSON.stringify(result.value)
+        });
+        model.expect({
+          name: answer.name,
+          image: answer.spec.image,
+          docker: answer.spec.docker,
+          network: answer.spec.network,
+          owner: 'server'
+        });
+      } catch (error) {
+        const field = error instanceof SandboxAPIError && error.field ? ` (field “${error.field}”)` : '';
+        await showErrorMessage(`Could not create the sandbox${field}`, describe(error));
+      }
+    }
+  });
+
+  commands.addCommand(CommandIDs.terminate, {
+    label: 'Terminate Sandbox…',
+    execute: async args => {
+      const name = await pickName(args, 'Terminate which sandbox?');
+      if (!name) {
+        return;
+      }
+      const confirm = await showDialog({
+        title: 'Terminate sandbox',
+        body: `Terminate “${name}”? It is removed with everything in it, inner containers and images included.`,
+        buttons: [Dialog.cancelButton(), Dialog.warnButton({ label: 'Terminate' })]
+      });
+      if (!confirm.button.accept) {
+        return;
+      }
+      try {
+        await requestAPI<void>(`sandboxes/${encodeURIComponent(name)}`, { method: 'DELETE' });
+        model.dismiss(name);
+      } catch (error) {
+        await showErrorMessage(`Could not terminate ${name}`, describe(error));
+      }
+    }
+  });
+
+  commands.addCommand(CommandIDs.dismiss, {
+    label: 'Dismiss Sandbox',
+    execute: async args => {
+      const name = String(args.name ?? '');
+      const info = model.get(name);
+      if (info && info.state === 'failed' && !info.container_id) {
+        // The server keeps a failed create on show until it is dismissed.
+        await requestAPI<void>(`sandboxes/${encodeURIComponent(name)}`, { method: 'DELETE' }).catch(() => undefined);
+      }
+      model.dismiss(name);
+    }
+  });
+
+  commands.addCommand(CommandIDs.logs, {
+    label: 'Show Sandbox dockerd Log…',
+    execute: async args => {
+      const name = await pickName(args, 'dockerd log of which sandbox?', true);
+      if (!name) {
+        return;
+      }
+      const view = new TextView('jp-SandboxLogView');
+      const widget = new MainAreaWidget({ content: view });
+      widget.id = `jupyter-sandbox-log-${name}`;
+      widget.title.label = `dockerd log: ${name}`;
+      widget.title.closable = true;
+      shell.add(widget, 'main');
+      try {
+        const answer = await requestAPI<{ log: string }>(`sandboxes/${encodeURIComponent(name)}/logs?lines=500`);
+        view.setText(answer.log || '(the log is empty)');
+      } catch (error) {
+        view.setText(describe(error));
+      }
+    }
+  });
+
+  commands.addCommand(CommandIDs.containers, {
+    label: 'List Sandbox Containers…',
+    execute: async args => {
+      const name = await pickName(args, 'Containers of which sandbox?', true);
+      if (!name) {
+        return;
+      }
+      const view = new ContainersView();
+      const widget = new MainAreaWidget({ content: view });
+      widget.id = `jupyter-sandbox-containers-${name}`;
+      widget.title.label = `containers: ${name}`;
+      widget.title.closable = true;
+      shell.add(widget, 'main');
+      try {
+        view.setContainers(
+          await requestAPI<IInnerContainer[]>(`sandboxes/${encodeURIComponent(name)}/containers?all=true`)
+        );
+      } catch (error) {
+        view.setError(describe(error));
+      }
+    }
+  });
+}

@@ -1,0 +1,152 @@
+/**
+ * The small views the panel opens: the create form (a dialog body), the
+ * dockerd log and the inner containers (main-area widgets).
+ */
+import { Widget } from '@lumino/widgets';
+
+import { ICreateRequest, IInnerContainer } from './api';
+
+/** Network modes a sandbox can have (the core's NETWORK_MODES). */
+const NETWORK_MODES = [
+  ['none', 'none (loopback only)'],
+  ['host', 'host (the host network)'],
+  ['sandbox', "sandbox (gVisor's own stack)"]
+];
+
+/** The create form: name, image, Docker on/off, cpu, memory, network. */
+export class CreateSandboxForm extends Widget {
+  constructor() {
+    super();
+    this.addClass('jp-SandboxCreateForm');
+    this._name = this._field('Name', 'input', 'name', 'random sb-xxxxxx if empty');
+    this._image = this._field('Image', 'input', 'image', 'server default image');
+    this._docker = document.createElement('input');
+    this._docker.type = 'checkbox';
+    this._docker.checked = true;
+    this._docker.name = 'docker';
+    const dockerLabel = document.createElement('label');
+    dockerLabel.className = 'jp-SandboxCreateForm-check';
+    dockerLabel.append(this._docker, ' Docker daemon inside');
+    this.node.appendChild(dockerLabel);
+    this._cpu = this._field('CPU', 'input', 'cpu', 'e.g. 1, 0.5 or 500m (no limit if empty)');
+    this._memory = this._field('Memory', 'input', 'memory', 'e.g. 512Mi or 2Gi (no limit if empty)');
+    const network = this._field('Network', 'select', 'network', '') as unknown as HTMLSelectElement;
+    for (const [value, text] of NETWORK_MODES) {
+      const option = document.createElement('option');
+      option.value = value;
+      option.textContent = text;
+      network.appendChild(option);
+    }
+    this._network = network;
+  }
+
+  /** The request body: only the fields filled in. */
+  getValue(): ICreateRequest {
+    const body: ICreateRequest = { docker: this._docker.checked, network: this._network.value };
+    const text = (input: HTMLInputElement) => input.value.trim();
+    if (text(this._name)) {
+      body.name = text(this._name);
+    }
+    if (text(this._image)) {
+      body.image = text(this._image);
+    }
+    if (text(this._cpu)) {
+      body.cpu = text(this._cpu);
+    }
+    if (text(this._memory)) {
+      body.memory = text(this._memory);
+    }
+    return body;
+  }
+
+  private _field(
+    title: string,
+    tag: 'input' | 'select',
+    name: string,
+    placeholder: string
+  ): HTMLInputElement {
+    const label = document.createElement('label');
+    label.className = 'jp-SandboxCreateForm-field';
+    const span = document.createElement('span');
+    span.textContent = title;
+    const element = document.createElement(tag) as HTMLInputElement;
+    element.name = name;
+    element.className = tag === 'input' ? 'jp-mod-styled jp-InputGroup' : 'jp-mod-styled';
+    if (placeholder) {
+      element.placeholder = placeholder;
+    }
+    label.append(span, element);
+    this.node.appendChild(label);
+    return element;
+  }
+
+  private _name: HTMLInputElement;
+  private _image: HTMLInputElement;
+  private _docker: HTMLInputElement;
+  private _cpu: HTMLInputElement;
+  private _memory: HTMLInputElement;
+  private _network: HTMLSelectElement;
+}
+
+/** Plain text in a scrollable pre, e.g. the dockerd log. */
+export class TextView extends Widget {
+  constructor(className: string) {
+    super();
+    this.addClass('jp-SandboxTextView');
+    this.addClass(className);
+    this._pre = document.createElement('pre');
+    this.node.appendChild(this._pre);
+  }
+
+  /** Replace the text (and scroll to its end, where a log's news is). */
+  setText(text: string): void {
+    this._pre.textContent = text;
+    this.node.scrollTop = this.node.scrollHeight;
+  }
+
+  private _pre: HTMLPreElement;
+}
+
+/** A table of a sandbox's inner containers. */
+export class ContainersView extends Widget {
+  constructor() {
+    super();
+    this.addClass('jp-SandboxContainersView');
+  }
+
+  /** Show these containers (or a line saying there are none). */
+  setContainers(containers: IInnerContainer[]): void {
+    this.node.textContent = '';
+    if (containers.length === 0) {
+      const empty = document.createElement('p');
+      empty.textContent = 'No containers in this sandbox.';
+      this.node.appendChild(empty);
+      return;
+    }
+    const columns = ['ID', 'Image', 'Command', 'Status', 'Names'];
+    const table = document.createElement('table');
+    const head = table.createTHead().insertRow();
+    for (const column of columns) {
+      const cell = document.createElement('th');
+      cell.textContent = column;
+      head.appendChild(cell);
+    }
+    const body = table.createTBody();
+    for (const container of containers) {
+      const row = body.insertRow();
+      for (const column of columns) {
+        row.insertCell().textContent = container[column] ?? '';
+      }
+    }
+    this.node.appendChild(table);
+  }
+
+  /** Show an error instead of the table. */
+  setError(message: string): void {
+    this.node.textContent = '';
+    const error = document.createElement('p');
+    error.className = 'jp-SandboxError';
+    error.textContent = message;
+    this.node.appendChild(error);
+  }
+}

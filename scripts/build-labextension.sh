@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Build the JupyterLab extension (labextension/ -> jupyter_sandbox/labextension/),
+# idempotently: skipped when the built output is newer than every source file,
+# package.json and package-lock.json.  Then make sure Lab finds it for an
+# editable install (a symlink in the environment's share/jupyter/labextensions).
+#
+#   bash scripts/build-labextension.sh          # build if needed
+#   FORCE=1 bash scripts/build-labextension.sh  # always rebuild
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+log() { printf '\033[1m[build-labextension]\033[0m %s\n' "$*"; }
+
+SRC=labextension
+OUT=jupyter_sandbox/labextension
+STAMP="$OUT/static/style.js"
+
+command -v npm >/dev/null 2>&1 || {
+  log "npm is missing: installing Debian's nodejs and npm"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
+}
+
+needs_build() {
+  [ "${FORCE:-0}" = 1 ] && return 0
+  [ -f "$STAMP" ] && [ -f "$OUT/package.json" ] || return 0
+  # Any source newer than the built output means a rebuild.
+  [ -n "$(find "$SRC/src" "$SRC/style" "$SRC/package.json" "$SRC/package-lock.json" "$SRC/tsconfig.json" \
+          -newer "$STAMP" -print -quit 2>/dev/null)" ]
+}
+
+if needs_build; then
+  log "building the Lab extension"
+  cd "$SRC"
+  if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+    npm ci --no-fund --no-audit --loglevel=error
+  fi
+  npm run --silent build:prod
+  cd ..
+  touch "$STAMP"
+else
+  log "Lab extension up to date"
+fi
+
+# Editable installs: Lab reads prebuilt extensions from share/jupyter/labextensions;
+# point it at the build output so a rebuild needs no reinstall.
+target="$(python3 -c 'import sys; print(sys.prefix)')/share/jupyter/labextensions/jupyter-sandbox"
+if python3 -c 'import jupyter_sandbox, pathlib, sys; sys.exit(0 if pathlib.Path(jupyter_sandbox.__file__).parent.resolve() == pathlib.Path("jupyter_sandbox").resolve() else 1)' 2>/dev/null; then
+  if [ "$(readlink -f "$target" 2>/dev/null)" != "$(readlink -f "$OUT")" ]; then
+    log "linking $target -> $OUT (editable install)"
+    mkdir -p "$(dirname "$target")"
+    rm -rf "$target"
+    ln -s "$(pwd)/$OUT" "$target"
+  fi
+fi
