@@ -164,6 +164,9 @@ export class SandboxModel {
       }
       case 'event': {
         const event = message.event;
+        if (event.phase === 'removed' && !this._sandboxes.has(event.sandbox)) {
+          break; // terminated from here and dismissed already
+        }
         const current = this._sandboxes.get(event.sandbox) ?? emptyInfo(event.sandbox);
         this._sandboxes.set(event.sandbox, {
           ...current,
@@ -174,6 +177,9 @@ export class SandboxModel {
       case 'sandbox': {
         const info = message.sandbox;
         const current = this._sandboxes.get(info.name);
+        if (info.state === 'gone' && !current) {
+          break; // nothing on screen to mark gone (dismissed, or never seen)
+        }
         let phases = current?.phases ?? [];
         for (const event of info.phases ?? []) {
           phases = addPhase(phases, event);

@@ -119,10 +119,14 @@ function SandboxCard(props: {
       <div className="jp-SandboxCard-meta">
         <div title="image">{info.image || '…'}{info.docker ? ' · Docker inside' : ''}</div>
         <div>{limits}</div>
-        <div>
-          {uptime !== null && <span className="jp-SandboxCard-uptime">up {formatSeconds(uptime)}</span>}
-          {startupSeconds !== null && <span> · ready in {formatSeconds(startupSeconds)}</span>}
-          {info.owner && <span> · by {info.owner}</span>}
+        <div className="jp-SandboxCard-times">
+          {[
+            uptime !== null ? `up ${formatSeconds(uptime)}` : '',
+            startupSeconds !== null ? `ready in ${formatSeconds(startupSeconds)}` : '',
+            info.owner ? `by ${info.owner}` : ''
+          ]
+            .filter(part => part)
+            .join(' · ')}
         </div>
         {info.reason && info.state !== 'ready' && info.state !== 'starting' && (
           <div className="jp-SandboxCard-reason">{info.reason}</div>

@@ -1,0 +1,192 @@
+"""End to end in a real browser: JupyterLab with the Sandboxes panel, driven by Playwright.
+
+Uses Debian's Chromium (``scripts/setup-test-host.sh`` installs it; Playwright
+cannot download browsers here) against ``jupyter lab`` started as a
+subprocess on a free loopback port with a token.  Screenshots land in
+``test-output/``.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any, Iterator
+
+import docker
+import pytest
+
+from jupyter_sandbox import labels as L
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+OUTPUT = Path(__file__).resolve().parent.parent / "test-output"
+STARTUP_TIMEOUT = 120.0
+UI_TIMEOUT_MS = 120_000
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 nobody listens on right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def lab_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A running ``jupyter lab`` (with our extensions) and a URL template (``{workspace}``) with its token."""
+    home = tmp_path_factory.mktemp("lab")
+    port, token = free_port(), secrets.token_hex(16)
+    env = {**os.environ, "JUPYTER_CONFIG_DIR": str(home / "config"), "JUPYTER_RUNTIME_DIR": str(home / "runtime")}
+    env.pop(L.SERVER_ENV, None)
+    command = [sys.executable, "-m", "jupyterlab", "--no-browser", "--allow-root", "--ip=127.0.0.1", f"--port={port}",
+               f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={home}",
+               f"--LabApp.workspaces_dir={home / 'workspaces'}", f"--LabApp.user_settings_dir={home / 'settings'}",
+               "--LabApp.news_url=None", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"]
+    log = open(home / "lab.log", "wb")
+    process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + STARTUP_TIMEOUT
+    while True:
+        try:
+            with urllib.request.urlopen(f"{base}/sandbox/api/sandboxes?token={token}", timeout=5) as response:
+                if response.status == 200:
+                    break
+        except OSError:
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            pytest.fail(f"jupyter lab did not start:\n{(home / 'lab.log').read_text()[-3000:]}")
+        time.sleep(0.2)
+    try:
+        yield f"{base}/lab/workspaces/{{workspace}}?token={token}"
+    finally:
+        process.send_signal(signal.SIGTERM)  # the server removes the sandboxes it created
+        try:
+            process.wait(60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """Debian's Chromium under Playwright."""
+    os.environ.setdefault("PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD", "1")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def panel(browser: Any, lab_url: str) -> Iterator[Any]:
+    """A Lab page with the Sandboxes panel open."""
+    page = browser.new_page(viewport={"width": 1400, "height": 900})
+    page.set_default_timeout(UI_TIMEOUT_MS)
+    page.goto(lab_url.format(workspace=f"e2e-{secrets.token_hex(4)}"))  # a fresh layout for every page
+    page.locator("#jupyterlab-splash").wait_for(state="detached")  # the layout is restored by then
+    if not page.locator(".jp-SandboxPanel").is_visible():  # a restored layout may have it open already
+        page.locator('.lm-TabBar-tab[data-id="jupyter-sandbox-panel"]').click()
+    page.locator(".jp-SandboxPanel").wait_for(state="visible")
+    yield page
+    page.close()
+
+
+def card(page: Any, name: str) -> Any:
+    """The panel's card of one sandbox."""
+    return page.locator(f'.jp-SandboxCard[data-sandbox-name="{name}"]')
+
+
+def record_card_states(page: Any, name: str) -> None:
+    """Remember, in the page, every (state, phases done) the card shows as it changes."""
+    page.evaluate("""name => {
+        window.__cardStates = [];
+        const look = () => {
+            const card = document.querySelector(`.jp-SandboxCard[data-sandbox-name="${name}"]`);
+            if (!card) return;
+            const done = card.querySelectorAll('.jp-SandboxPhase[data-status="done"]').length;
+            const seen = `${card.dataset.state}:${done}`;
+            if (window.__cardStates[window.__cardStates.length - 1] !== seen) window.__cardStates.push(seen);
+        };
+        new MutationObserver(look).observe(document.body, {subtree: true, childList: true, attributes: true});
+    }""", name)
+
+
+def container_exists(name: str) -> bool:
+    """Whether the host engine still has the sandbox's container."""
+    try:
+        docker.from_env().containers.get(L.container_name(name))
+        return True
+    except docker.errors.NotFound:
+        return False
+
+
+def test_create_watch_phases_and_terminate_from_the_panel(panel: Any) -> None:
+    page = panel
+    name = f"e2e-{os.getpid()}-{secrets.token_hex(2)}"
+    OUTPUT.mkdir(exist_ok=True)
+    record_card_states(page, name)
+    page.locator(".jp-SandboxPanel-create").click()
+    dialog = page.locator(".jp-Dialog")
+    dialog.locator('input[name="name"]').fill(name)
+    assert dialog.locator('input[name="docker"]').is_checked()
+    dialog.locator('input[name="memory"]').fill("1Gi")
+    page.screenshot(path=str(OUTPUT / "sandbox-create-form.png"))
+    dialog.locator(".jp-Dialog-button.jp-mod-accept").click()
+    try:
+        card(page, name).locator('.jp-SandboxBadge[data-state="ready"]').wait_for()
+        states = page.evaluate("window.__cardStates")
+        assert any(s.startswith("starting:") and int(s.split(":")[1]) >= 1 for s in states), states
+        assert states[-1].startswith("ready:")
+        phases = card(page, name).locator(".jp-SandboxPhase")
+        assert phases.locator('xpath=self::*[@data-status="done"]').count() == phases.count() >= 8
+        assert "1Gi memory" in card(page, name).inner_text()
+        card(page, name).locator(".jp-SandboxCard-phases summary").click()
+        page.screenshot(path=str(OUTPUT / "sandbox-panel-ready.png"))
+
+        card(page, name).locator(".jp-SandboxAction-logs").click()
+        page.locator(".jp-SandboxLogView pre", has_text="API listen").wait_for()
+        card(page, name).locator(".jp-SandboxAction-containers").click()
+        page.locator(".jp-SandboxContainersView", has_text="No containers").wait_for()
+        page.screenshot(path=str(OUTPUT / "sandbox-log-and-containers.png"))
+
+        card(page, name).locator(".jp-SandboxAction-terminate").click()
+        page.locator(".jp-Dialog", has_text=f"Terminate “{name}”").locator(".jp-Dialog-button.jp-mod-warn").click()
+        card(page, name).wait_for(state="detached")
+        assert not container_exists(name)
+    finally:
+        if container_exists(name):
+            subprocess.run([sys.executable, "-m", "jupyter_sandbox.cli", "rm", name], check=False)
+
+
+def test_a_sandbox_created_by_the_cli_appears_with_its_phases(panel: Any) -> None:
+    page = panel
+    name = f"e2e-cli-{os.getpid()}-{secrets.token_hex(2)}"
+    record_card_states(page, name)
+    cli = [sys.executable, "-m", "jupyter_sandbox.cli"]
+    try:
+        subprocess.run([*cli, "create", "--docker", "--name", name], check=True, capture_output=True)
+        badge = card(page, name).locator('.jp-SandboxBadge[data-state="ready"]')
+        badge.wait_for()
+        assert "by cli" in card(page, name).inner_text()
+        for phase in ("booted", "dockerd_started", "answering", "ready"):
+            assert card(page, name).locator(f'.jp-SandboxPhase[data-phase="{phase}"][data-status="done"]').count() == 1
+        OUTPUT.mkdir(exist_ok=True)
+        page.screenshot(path=str(OUTPUT / "sandbox-panel-cli.png"))
+    finally:
+        subprocess.run([*cli, "rm", name], check=False, capture_output=True)
+    card(page, name).locator('.jp-SandboxBadge[data-state="gone"]').wait_for()
+    card(page, name).locator(".jp-SandboxAction-dismiss").click()
+    card(page, name).wait_for(state="detached")
