@@ -20,6 +20,12 @@ command -v npm >/dev/null 2>&1 || {
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
 }
 
+# The npm build runs `jupyter-builder build` (PyPI's jupyter-builder; jupyterlab depends on it).
+command -v jupyter-builder >/dev/null 2>&1 || {
+  log "installing jupyter-builder"
+  python3 -m pip install -q --disable-pip-version-check jupyter-builder 2>&1 | grep -v "Running pip as the 'root' user" || true
+}
+
 needs_build() {
   [ "${FORCE:-0}" = 1 ] && return 0
   [ -f "$STAMP" ] && [ -f "$OUT/package.json" ] || return 0
