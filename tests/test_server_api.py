@@ -54,12 +54,7 @@ async def wait_for_state(jp_fetch: Any, name: str, states: tuple[str, ...] = ("r
     """Poll one sandbox until it reaches one of ``states``."""
     deadline = time.monotonic() + READY_TIMEOUT
     while True:
-        try:
-            info = await fetch_json(jp_fetch, "sandbox", "api", "sandboxes", name)
-        except HTTPClientError as error:
-            if error.code != 404:
-                raise
-            info = {"state": "absent"}
+        info = await fetch_json(jp_fetch, "sandbox", "api", "sandboxes", name)
         if info["state"] in states:
             return info
         assert time.monotonic() < deadline, f"{name} stuck in {info['state']}"
@@ -86,6 +81,8 @@ async def test_create_use_and_delete_a_docker_sandbox(jp_fetch: Any, jp_serverap
     assert response.code == 202
     assert json.loads(response.body)["name"] == name
     try:
+        right_after = await fetch_json(jp_fetch, "sandbox", "api", "sandboxes", name)  # never a 404 after a 202
+        assert right_after["name"] == name and right_after["state"] in ("starting", "ready")
         info = await wait_for_state(jp_fetch, name)
         print(f"POST answered in {accepted_after:.3f} s; ready after {time.monotonic() - started:.2f} s")
         assert info["state"] == "ready", info

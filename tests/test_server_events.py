@@ -139,6 +139,8 @@ async def test_a_create_that_fails_before_its_container_shows_failed_until_dismi
     failed = await messages.until_state(name, "failed")
     assert "not in the host Docker engine" in failed["reason"]
     assert ("image_check", "failed") in messages.phases(name)
+    shown = json.loads((await jp_fetch("sandbox", "api", "sandboxes", name)).body)
+    assert shown["state"] == "failed" and shown["container_id"] == ""
     response = await jp_fetch("sandbox", "api", "sandboxes", name, method="DELETE")
     assert response.code == 204
     await messages.until_state(name, "gone")

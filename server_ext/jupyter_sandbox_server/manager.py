@@ -100,8 +100,18 @@ class SandboxManager(LoggingConfigurable):
         return await AsyncSandbox.get(name, engine=self.engine)
 
     async def status(self, name: str) -> dict[str, Any]:
-        """One sandbox's state and phases, as a JSON-ready dict."""
-        return (await (await self.find(name)).status()).to_dict()
+        """One sandbox's state and phases, as a JSON-ready dict.
+
+        A create this server accepted shows as ``starting`` (or ``failed``)
+        before its container exists, so a GET right after the 202 never 404s.
+        """
+        try:
+            return (await (await self.find(name)).status()).to_dict()
+        except SandboxNotFound:
+            pending = next((s for s in self.watcher.snapshot() if s["name"] == name and not s["container_id"]), None)
+            if pending is None:
+                raise
+            return pending
 
     async def create(self, spec: SandboxSpec) -> None:
         """Start creating a sandbox in the background; progress goes to the watcher's listeners.
