@@ -150,6 +150,25 @@ async def test_a_create_that_fails_before_its_container_shows_failed_until_dismi
     messages.connection.close()
 
 
+@pytest.mark.integration
+async def test_a_dockerd_crash_after_ready_reaches_the_panel(jp_fetch: Any, jp_ws_fetch: Any, jp_serverapp: Any,
+                                                             no_leaks: None) -> None:
+    messages = Messages(await jp_ws_fetch("sandbox", "api", "events"))
+    await messages.next()
+    name = new_name("crash")
+    await jp_fetch("sandbox", "api", "sandboxes", method="POST", body=json.dumps({"name": name, "docker": True}))
+    try:
+        assert (await messages.until_state(name, "ready", "failed"))["state"] == "ready"
+        await jp_fetch("sandbox", "api", "sandboxes", name, "exec", method="POST",
+                       body=json.dumps({"command": ["sh", "-c", "kill -9 $(cat /run/jupyter-sandbox/dockerd.pid)"]}))
+        failed = await messages.until_state(name, "failed")
+        assert "dockerd exited" in failed["reason"]
+        assert ("daemon", "failed") in messages.phases(name)
+    finally:
+        await jp_fetch("sandbox", "api", "sandboxes", name, method="DELETE")
+    messages.connection.close()
+
+
 async def test_the_events_websocket_needs_a_valid_token(jp_ws_fetch: Any, jp_serverapp: Any) -> None:
     for headers in ({"Authorization": ""}, {"Authorization": "token not-the-token"}):
         with pytest.raises(HTTPClientError) as caught:

@@ -53,7 +53,7 @@ class SandboxExtensionApp(ExtensionApp):
 
     def initialize_settings(self) -> None:
         """Create the manager and mark this server in the environment kernels inherit."""
-        os.environ.setdefault(SERVER_ENV, f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}")
+        os.environ[SERVER_ENV] = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
         manager = SandboxManager(parent=self.serverapp, log=self.log)
         self.settings[MANAGER_SETTING] = manager
         self.log.info("jupyter-sandbox: REST API at %s", url_path_join(self.serverapp.base_url, NAMESPACE))
