@@ -34,6 +34,19 @@ UI_TIMEOUT_MS = 120_000
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
+@pytest.fixture
+def jp_asyncio_loop() -> Iterator[None]:
+    """No in-process server here: when the server tests load pytest-jupyter, keep its loop
+    fixture away from the loop Playwright's sync API is running."""
+    yield None
+
+
+@pytest.fixture
+def jp_server_cleanup() -> Iterator[None]:
+    """Nothing to clean: the Lab server of this module is a subprocess (see jp_asyncio_loop)."""
+    yield
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 nobody listens on right now."""
     with socket.socket() as probe:
