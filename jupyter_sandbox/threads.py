@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import functools
 import threading
 from typing import Any, AsyncIterator, Callable, Iterator, TypeVar
@@ -61,7 +62,8 @@ async def iterate_in_thread(
         try:
             from_thread.run(send.send, end, token=token)
             from_thread.run_sync(send.close, token=token)
-        except (anyio.BrokenResourceError, anyio.ClosedResourceError, RuntimeError):
+        except (anyio.BrokenResourceError, anyio.ClosedResourceError, RuntimeError,
+                concurrent.futures.CancelledError):  # the consumer was cancelled while we handed over
             pass
 
     threading.Thread(target=pump, name="jupyter-sandbox-stream", daemon=True).start()
