@@ -65,7 +65,7 @@ export function phaseRows(
     message: '',
     detail: ''
   }));
-  let lastEnd: { elapsed: number; time: number } | null = null;
+  let lastEnd: IProgressEvent | null = null;
   let stopped = false; // after a failure or the running phase, later phases stay pending
   for (const row of rows) {
     const mine = events.filter(e => e.phase === row.phase);
@@ -80,15 +80,15 @@ export function phaseRows(
       row.message = last.message;
       row.detail = mine.find(e => e.detail)?.detail ?? '';
     }
-    const began = start ? { elapsed: start.elapsed, time: start.time } : lastEnd;
+    const began = start ?? lastEnd;
     if (end) {
       row.status = end.state === 'failed' ? 'failed' : 'done';
-      row.seconds = began ? Math.max(0, end.elapsed - began.elapsed) : null;
-      lastEnd = { elapsed: end.elapsed, time: end.time };
+      row.seconds = began ? secondsBetween(began, end) : null;
+      lastEnd = end;
       stopped = stopped || end.state === 'failed';
-    } else if (!stopped && (start || lastEnd)) {
+    } else if (!stopped && began) {
       row.status = 'running';
-      row.seconds = began ? Math.max(0, nowSeconds - began.time) : null;
+      row.seconds = Math.max(0, nowSeconds - began.time);
       stopped = true;
     }
   }
@@ -106,6 +106,20 @@ export function phaseRows(
     }
   });
   return rows.filter((row, index) => !(index < lastEndIndex && row.status === 'pending'));
+}
+
+/**
+ * Seconds from one event to another.  Events about one sandbox come from two
+ * processes (the creator and the server's watcher) whose `elapsed` clocks
+ * start a few milliseconds apart, so the sandbox kernel's own uptime, the
+ * same for both, is used where there is one: the first phase reported from
+ * inside (booted) took its uptime, counted from the sandbox's boot.
+ */
+function secondsBetween(from: IProgressEvent, to: IProgressEvent): number {
+  if (to.uptime !== null) {
+    return Math.max(0, to.uptime - (from.uptime ?? 0));
+  }
+  return Math.max(0, to.elapsed - from.elapsed);
 }
 
 /** Seconds as the panel shows them: `0.42 s`, `12.3 s`, `4 min 05 s`, `2 h 03 min`. */
