@@ -197,6 +197,7 @@ def test_a_sandbox_created_by_the_cli_appears_with_its_phases(panel: Any) -> Non
         for phase in ("booted", "dockerd_started", "answering", "ready"):
             assert card(page, name).locator(f'.jp-SandboxPhase[data-phase="{phase}"][data-status="done"]').count() == 1
         OUTPUT.mkdir(exist_ok=True)
+        card(page, name).locator(".jp-SandboxCard-phases summary").click()
         page.screenshot(path=str(OUTPUT / "sandbox-panel-cli.png"))
     finally:
         subprocess.run([*cli, "rm", name], check=False, capture_output=True)
