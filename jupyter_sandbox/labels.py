@@ -44,6 +44,18 @@ def name_of(container_name: str, labels: Mapping[str, str]) -> str:
     return labels.get(NAME, container_name)
 
 
+def visible_to(labels: Mapping[str, str], server_id: str | None) -> bool:
+    """Whether a Jupyter server may see and touch a sandbox.
+
+    A sandbox made by a server, or by a kernel or terminal it started, carries
+    that server's id; other servers neither list nor touch it.  Sandboxes made
+    outside any server (a plain shell's CLI, a script) belong to the user and
+    every server of the host shows them.
+    """
+    owner_server = labels.get(SERVER, "")
+    return not owner_server or not server_id or owner_server == server_id
+
+
 def in_pool(container_name: str) -> bool:
     """Whether a container is a warm-pool member still waiting to be claimed."""
     return container_name.lstrip("/").startswith(POOL_CONTAINER_PREFIX)

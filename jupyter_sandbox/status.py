@@ -62,6 +62,7 @@ class SandboxInfo:
         created: Unix time it was created.
         started_at: Unix time its container started, if it did.
         runtime: The engine runtime it runs under (always a runsc one).
+        server: The id of the Jupyter server it belongs to (empty: the user's).
         phases: Its startup phases as reported so far.
     """
 
@@ -79,6 +80,7 @@ class SandboxInfo:
     created: float | None = None
     started_at: float | None = None
     runtime: str = ""
+    server: str = ""
     phases: list[dict[str, Any]] = field(default_factory=list)
 
     @property
@@ -141,5 +143,6 @@ def info_from_container(attrs: Mapping[str, Any], reports: list[InitReport], pha
         created=float(labels[L.CREATED]) if labels.get(L.CREATED) else None,
         started_at=parse_engine_time((attrs.get("State") or {}).get("StartedAt")),
         runtime=(attrs.get("HostConfig") or {}).get("Runtime", ""),
+        server=labels.get(L.SERVER, ""),
         phases=phases or [],
     )

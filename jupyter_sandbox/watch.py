@@ -89,10 +89,12 @@ class SandboxWatcher:
     Args:
         engine: The host engine (the process-wide default if omitted).
         max_backoff: Longest wait, in seconds, between reconnection attempts.
+        server_id: Follow only the sandboxes this Jupyter server may see (see ``labels.visible_to``).
     """
 
-    def __init__(self, engine: Engine | None = None, *, max_backoff: float = 5.0):
+    def __init__(self, engine: Engine | None = None, *, max_backoff: float = 5.0, server_id: str | None = None):
         self.engine = engine or Engine.default()
+        self.server_id = server_id
         self.max_backoff = max_backoff
         self.connected = False
         self.last_error = ""
@@ -221,6 +223,8 @@ class SandboxWatcher:
                 self._drop(tracked, "the sandbox container no longer exists")
             return  # anything else is the engine going away: the reconnect resynchronises
         labels = (attrs.get("Config") or {}).get("Labels") or {}
+        if not L.visible_to(labels, self.server_id):
+            return  # another Jupyter server's sandbox
         name = L.name_of(attrs.get("Name", ""), labels)
         tracked = self._by_id(container_id)
         if tracked is not None and tracked.name != name:  # a pool member claimed under a new name

@@ -91,7 +91,8 @@ start_engine() {
   fi
   if ! pgrep -x dockerd >/dev/null; then
     log "starting dockerd (log: $DOCKERD_LOG)"
-    nohup dockerd >>"$DOCKERD_LOG" 2>&1 &
+    # its own session: it must outlive the shell (or test) that happened to start it
+    setsid nohup dockerd >>"$DOCKERD_LOG" 2>&1 </dev/null &
   fi
   for _ in $(seq 1 600); do
     engine_answers && { log "docker engine answering"; return; }

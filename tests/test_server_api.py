@@ -245,3 +245,62 @@ async def test_configured_defaults_and_keep_on_exit(jp_fetch: Any, jp_serverapp:
         assert container_exists(name)
     finally:
         await (await AsyncSandbox.get(name)).terminate()
+
+
+@pytest.mark.integration
+async def test_another_servers_sandboxes_are_neither_listed_nor_touched(jp_fetch: Any, jp_serverapp: Any,
+                                                                         monkeypatch: pytest.MonkeyPatch,
+                                                                         no_leaks: None) -> None:
+    mine = os.environ[L.SERVER_ENV]
+    name = new_name("foreign")
+    monkeypatch.setenv(L.SERVER_ENV, "other-host:1:feedbeef")  # as a kernel of another server would create it
+    foreign = await AsyncSandbox.create(name=name, owner="kernel")
+    monkeypatch.setenv(L.SERVER_ENV, mine)
+    user_name = new_name("user")
+    monkeypatch.delenv(L.SERVER_ENV)  # a plain shell's CLI: the user's, visible to every server
+    users = await AsyncSandbox.create(name=user_name, owner="cli")
+    monkeypatch.setenv(L.SERVER_ENV, mine)
+    try:
+        listed = [s["name"] for s in await fetch_json(jp_fetch, "sandbox", "api", "sandboxes")]
+        assert name not in listed and user_name in listed
+        await expect_error(jp_fetch, 404, "sandbox", "api", "sandboxes", name)
+        await expect_error(jp_fetch, 404, "sandbox", "api", "sandboxes", name, method="DELETE")
+        await expect_error(jp_fetch, 404, "sandbox", "api", "sandboxes", name, "exec", method="POST",
+                           body=json.dumps({"command": ["true"]}))
+        assert (await foreign.status()).state == "ready"  # untouched
+        manager = jp_serverapp.web_app.settings["jupyter_sandbox_manager"]
+        assert name not in [s["name"] for s in manager.watcher.snapshot()]
+    finally:
+        await foreign.terminate()
+        await users.terminate()
+
+
+POOL_CONFIG = {
+    "ServerApp": {"jpserver_extensions": {"jupyter_sandbox_server": True}},
+    "SandboxManager": {"pool_size": 1, "docker": True, "memory": "640Mi"},
+}
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("jp_server_config", [POOL_CONFIG])
+async def test_server_warm_pool_serves_creates_and_empties_on_stop(jp_fetch: Any, jp_serverapp: Any,
+                                                                   no_leaks: None) -> None:
+    manager = jp_serverapp.web_app.settings["jupyter_sandbox_manager"]
+    manager.start()
+
+    def members() -> list[Any]:
+        return [c for c in docker.from_env().containers.list(filters={"label": f"{L.POOL}=1"})
+                if L.in_pool(c.name) and c.labels.get(L.OWNER_PID) == str(os.getpid())]
+
+    deadline = time.monotonic() + READY_TIMEOUT
+    while not members() or (await AsyncSandbox.from_container(members()[0]).status()).state != "ready":
+        assert time.monotonic() < deadline, "the server's pool never got a ready member"
+        await asyncio.sleep(0.1)
+    member_id = members()[0].id
+    name = new_name("pooled")
+    await jp_fetch("sandbox", "api", "sandboxes", method="POST", body=json.dumps({"name": name}))
+    info = await wait_for_state(jp_fetch, name)
+    assert info["state"] == "ready" and info["container_id"] == member_id and info["memory"] == "640Mi"
+    await manager.stop()
+    assert not members(), "stopping the server must empty its pool"
+    assert not container_exists(name)

@@ -14,13 +14,14 @@ import os
 import socket
 from typing import Any
 
-from traitlets import Bool, Float, Unicode, Union
+from traitlets import Bool, Float, Int, Unicode, Union
 from traitlets.config import LoggingConfigurable
 
 from jupyter_sandbox import labels as L
 from jupyter_sandbox.engine import Engine
 from jupyter_sandbox.errors import DockerNotEnabled, SandboxError, SandboxExists, SandboxNotFound, SpecError
 from jupyter_sandbox.process import AsyncProcess
+from jupyter_sandbox.pool import WarmPool
 from jupyter_sandbox.sandbox import AsyncSandbox
 from jupyter_sandbox.spec import DEFAULT_DAEMON_TIMEOUT, DEFAULT_IMAGE, SandboxSpec
 from jupyter_sandbox.watch import SandboxWatcher
@@ -44,13 +45,20 @@ class SandboxManager(LoggingConfigurable):
     network = Unicode("none", help="Network mode for creates that give none: none, host or sandbox (--network).").tag(config=True)
     timeout = Float(DEFAULT_DAEMON_TIMEOUT, help="Seconds a startup may take for creates that give none (--timeout).").tag(config=True)
     keep_on_exit = Bool(False, help="Keep the sandboxes this server created when it stops (by default they are removed).").tag(config=True)
+    pool_size = Int(0, help="Warm pool: Docker-ready sandboxes to keep booted for creates with the default spec "
+                    "(0: no pool). A matching create takes one in milliseconds; the pool is emptied when the server stops.").tag(config=True)
+    pool_max_age = Float(None, allow_none=True, help="Warm pool: replace members older than this many seconds.").tag(config=True)
 
     def __init__(self, **kwargs: Any):
         super().__init__(**kwargs)
         self.engine = Engine.default()
-        self.watcher = SandboxWatcher(self.engine)
+        self.server_id = os.environ.get(L.SERVER_ENV) or None
+        self.watcher = SandboxWatcher(self.engine, server_id=self.server_id)
         self._watch_task: asyncio.Task[None] | None = None
+        self._pool_task: asyncio.Task[None] | None = None
         self._creates: dict[str, asyncio.Task[None]] = {}
+        self._made: set[str] = set()
+        """Container ids this server created, including pool members it claimed (their labels say 'pool')."""
 
     # -- lifecycle -------------------------------------------------------------
 
@@ -58,10 +66,14 @@ class SandboxManager(LoggingConfigurable):
         """Start following the engine's sandboxes (idempotent; needs the running event loop)."""
         if self._watch_task is None or self._watch_task.done():
             self._watch_task = asyncio.ensure_future(self.watcher.run())
+        if self.pool_size > 0 and (self._pool_task is None or self._pool_task.done()):
+            template = self.spec_from_body({"name": "pool-template", "docker": True})
+            pool = WarmPool([template], size=self.pool_size, max_age=self.pool_max_age, engine=self.engine)
+            self._pool_task = asyncio.ensure_future(pool.run())
 
     async def stop(self) -> None:
         """Stop the watcher and pending creates; remove this server's sandboxes unless ``keep_on_exit``."""
-        tasks = [t for t in [self._watch_task, *self._creates.values()] if t is not None and not t.done()]
+        tasks = [t for t in [self._watch_task, self._pool_task, *self._creates.values()] if t is not None and not t.done()]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -71,7 +83,7 @@ class SandboxManager(LoggingConfigurable):
         for container in await self.engine.containers():
             mine = container.labels.get(L.OWNER) == OWNER and container.labels.get(L.OWNER_PID) == str(os.getpid()) \
                 and container.labels.get(L.OWNER_HOST) == socket.gethostname()
-            if mine:
+            if mine or container.id in self._made:
                 removed += await self.engine.remove(container.id)
         if removed:
             self.log.info("jupyter-sandbox: removed %d sandbox(es) this server created", removed)
@@ -93,11 +105,15 @@ class SandboxManager(LoggingConfigurable):
 
     async def list(self) -> list[dict[str, Any]]:
         """Every sandbox on the engine, as JSON-ready dicts."""
-        return [info.to_dict() for info in await AsyncSandbox.list(engine=self.engine)]
+        infos = await AsyncSandbox.list(engine=self.engine)
+        return [info.to_dict() for info in infos if L.visible_to({L.SERVER: info.server}, self.server_id)]
 
     async def find(self, name: str) -> AsyncSandbox:
-        """The sandbox called ``name`` (raises :class:`SandboxNotFound`)."""
-        return await AsyncSandbox.get(name, engine=self.engine)
+        """The sandbox called ``name``, if this server may see it (raises :class:`SandboxNotFound`)."""
+        container = await self.engine.find(name)
+        if container is None or not L.visible_to(container.labels, self.server_id):
+            raise SandboxNotFound(f"No sandbox named {name!r}.", fix="GET /sandbox/api/sandboxes lists the sandboxes")
+        return AsyncSandbox.from_container(container, engine=self.engine)
 
     async def status(self, name: str) -> dict[str, Any]:
         """One sandbox's state and phases, as a JSON-ready dict.
@@ -131,6 +147,7 @@ class SandboxManager(LoggingConfigurable):
     async def _run_create(self, sandbox: AsyncSandbox) -> None:
         try:
             await sandbox.start()
+            self._made.add(sandbox.container_id)
             self.log.info("jupyter-sandbox: %s ready in %.2f s", sandbox.name, sandbox.ready_seconds or 0)
         except SandboxError as error:  # already published as a failed phase
             self.log.warning("jupyter-sandbox: creating %s failed: %s", sandbox.name, error.message)
