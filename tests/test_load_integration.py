@@ -74,7 +74,8 @@ def test_eight_sandboxes_fifty_execs_and_nothing_left(engine_client, no_leaks):
     assert codes == [0] * 50
     after = settled(engine_client, baseline)
     print(f"\nresources before {baseline}\nresources after  {after}")
-    assert after == baseline
+    grown = {k: (baseline[k], after[k]) for k in baseline if after[k] > baseline[k]}
+    assert not grown, f"leaked (before, after): {grown}"  # fewer is fine: idle workers from earlier tests expire
 
 
 def test_ten_megabytes_stream_through_without_being_held(docker_sandbox):
