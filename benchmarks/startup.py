@@ -146,6 +146,19 @@ async def pool_runs(image: str, runs: int) -> list[float]:
     return times
 
 
+def floor_concurrent(image: str, count: int) -> list[float]:
+    """``count`` bare floor runs at once: what the machine itself allows under the same load."""
+    import threading
+
+    results: list[float] = []
+    threads = [threading.Thread(target=lambda i=i: results.append(run_floor(image, 100 + i))) for i in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return results
+
+
 def exec_overhead(image: str, runs: int) -> dict[str, Any]:
     """``sandbox.exec(["true"])`` against a raw ``docker exec`` of the same sandbox."""
     from jupyter_sandbox.sync import Sandbox
@@ -264,6 +277,7 @@ def main(argv: list[str] | None = None) -> int:
     concurrent = anyio.run(run_concurrent, args.image, args.concurrent)
     results = {label: summary(values) for label, values in timings.items() if values}
     results[f"ours, {args.concurrent} concurrent"] = summary(concurrent)
+    results[f"floor, {args.concurrent} concurrent"] = summary(floor_concurrent(args.image, args.concurrent))
     if args.pool:
         results["ours, from warm pool"] = summary(anyio.run(pool_runs, args.image, args.runs))
     overhead = exec_overhead(args.image, args.exec_runs)
@@ -275,6 +289,7 @@ def main(argv: list[str] | None = None) -> int:
         "ours/floor": ours / floor,
         "seed/ours": seed / ours,
         "concurrent/single": results[f"ours, {args.concurrent} concurrent"]["median"] / ours,
+        "floor concurrent/single": results[f"floor, {args.concurrent} concurrent"]["median"] / floor,
         "exec ours - docker exec CLI (ms)": 1000 * (overhead["ours"]["median"] - overhead["docker exec CLI"]["median"]),
         "exec ours - docker-py exec (ms)": 1000 * (overhead["ours"]["median"] - overhead["docker-py exec"]["median"]),
         "magic line - docker exec CLI (ms)": 1000 * (magic["%%sandbox_docker line"]["median"] - magic["docker exec CLI"]["median"]),

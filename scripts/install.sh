@@ -22,10 +22,17 @@ extras="lab"
 [ "$WITH_TEST" = 1 ] && extras="lab,test"
 stamp=".install-stamp-$extras"
 want="$(cat pyproject.toml | sha256sum | cut -c1-16)-$(python3 --version)"
-if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ] || ! python3 -c "import jupyter_sandbox, jupyter_sandbox_server" 2>/dev/null; then
+# The import must resolve to this checkout (an editable install of another clone would not).
+here_check='import os, sys, jupyter_sandbox as a, jupyter_sandbox_server as b
+sys.exit(0 if all(os.path.realpath(m.__file__).startswith(sys.argv[1] + os.sep) for m in (a, b)) else 1)'
+repo="$(pwd -P)"
+if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ] || ! (cd / && python3 -c "$here_check" "$repo") 2>/dev/null; then
   log "pip install -e .[$extras]"
   python3 -m pip install -q --disable-pip-version-check -e ".[$extras]" 2>&1 | grep -v "Running pip as the 'root' user" || true
-  python3 -c "import jupyter_sandbox, jupyter_sandbox_server"
+  # pip keeps an editable install of another clone of the same version: point it here.
+  (cd / && python3 -c "$here_check" "$repo") 2>/dev/null || \
+    python3 -m pip install -q --disable-pip-version-check --no-deps --force-reinstall -e "$repo" 2>&1 | grep -v "Running pip as the 'root' user" || true
+  (cd / && python3 -c "$here_check" "$repo")
   echo "$want" > "$stamp"
 else
   log "python package up to date"

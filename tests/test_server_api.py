@@ -304,3 +304,14 @@ async def test_server_warm_pool_serves_creates_and_empties_on_stop(jp_fetch: Any
     await manager.stop()
     assert not members(), "stopping the server must empty its pool"
     assert not container_exists(name)
+
+
+@pytest.mark.integration
+async def test_delete_while_starting_cancels_the_create_and_leaves_nothing(jp_fetch: Any, jp_serverapp: Any,
+                                                                          no_leaks: None) -> None:
+    name = new_name("cancel")
+    await jp_fetch("sandbox", "api", "sandboxes", method="POST", body=json.dumps({"name": name, "docker": True}))
+    response = await jp_fetch("sandbox", "api", "sandboxes", name, method="DELETE")
+    assert response.code == 204
+    assert not container_exists(name)
+    await expect_error(jp_fetch, 404, "sandbox", "api", "sandboxes", name)

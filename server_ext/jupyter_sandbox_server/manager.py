@@ -163,7 +163,8 @@ class SandboxManager(LoggingConfigurable):
         try:
             sandbox = await self.find(name)
         except SandboxNotFound:
-            if task is None and not self.watcher.forget(name):
+            forgotten = self.watcher.forget(name)  # a cancelled or failed create: dismiss it from the panel
+            if task is None and not forgotten:
                 raise
             return
         await sandbox.terminate()
