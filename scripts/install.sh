@@ -28,6 +28,10 @@ sys.exit(0 if all(os.path.realpath(m.__file__).startswith(sys.argv[1] + os.sep) 
 repo="$(pwd -P)"
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ] || ! (cd / && python3 -c "$here_check" "$repo") 2>/dev/null; then
   log "pip install -e .[$extras]"
+  # build-labextension.sh links Lab's copy of the extension to this checkout; pip must not
+  # write (or uninstall) through that link into the build output.
+  lab_link="$(python3 -c 'import sys; print(sys.prefix)')/share/jupyter/labextensions/jupyter-sandbox"
+  [ -L "$lab_link" ] && rm -f "$lab_link"
   python3 -m pip install -q --disable-pip-version-check -e ".[$extras]" 2>&1 | grep -v "Running pip as the 'root' user" || true
   # pip keeps an editable install of another clone of the same version: point it here.
   (cd / && python3 -c "$here_check" "$repo") 2>/dev/null || \
