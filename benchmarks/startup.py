@@ -159,6 +159,17 @@ def floor_concurrent(image: str, count: int) -> list[float]:
     return results
 
 
+def time_alternately(functions: dict[str, Callable[[], None]], runs: int) -> dict[str, dict[str, float]]:
+    """Time each function ``runs`` times, taking turns so noise hits them alike; summaries by label."""
+    timings: dict[str, list[float]] = {label: [] for label in functions}
+    for _ in range(runs):
+        for label, function in functions.items():
+            start = time.monotonic()
+            function()
+            timings[label].append(time.monotonic() - start)
+    return {label: summary(values) for label, values in timings.items()}
+
+
 def exec_overhead(image: str, runs: int) -> dict[str, Any]:
     """``sandbox.exec(["true"])`` against a raw ``docker exec`` of the same sandbox."""
     from jupyter_sandbox.sync import Sandbox
@@ -178,16 +189,10 @@ def exec_overhead(image: str, runs: int) -> dict[str, Any]:
         api.exec_start(exec_id)
         api.exec_inspect(exec_id)
 
-    timings: dict[str, list[float]] = {"ours": [], "docker exec CLI": [], "docker-py exec": []}
     try:
-        for _ in range(runs):
-            for label, function in (("ours", ours), ("docker exec CLI", cli), ("docker-py exec", api_call)):
-                start = time.monotonic()
-                function()
-                timings[label].append(time.monotonic() - start)
+        return time_alternately({"ours": ours, "docker exec CLI": cli, "docker-py exec": api_call}, runs)
     finally:
         sandbox.terminate()
-    return {label: summary(values) for label, values in timings.items()}
 
 
 def magic_overhead(image: str, runs: int) -> dict[str, Any]:
@@ -203,7 +208,6 @@ def magic_overhead(image: str, runs: int) -> dict[str, Any]:
     shell.run_line_magic("load_ext", "jupyter_sandbox")
     sandbox = Sandbox.create(name="bench-magic", image=image, docker=True, owner="benchmark")
     container = sandbox.core.container_id
-    timings: dict[str, list[float]] = {"%%sandbox_docker line": [], "docker exec CLI": []}
 
     def magic() -> None:
         with contextlib.redirect_stdout(io.StringIO()):
@@ -214,14 +218,9 @@ def magic_overhead(image: str, runs: int) -> dict[str, Any]:
                        check=True, capture_output=True)
 
     try:
-        for _ in range(runs):
-            for label, function in (("%%sandbox_docker line", magic), ("docker exec CLI", cli)):
-                start = time.monotonic()
-                function()
-                timings[label].append(time.monotonic() - start)
+        return time_alternately({"%%sandbox_docker line": magic, "docker exec CLI": cli}, runs)
     finally:
         sandbox.terminate()
-    return {label: summary(values) for label, values in timings.items()}
 
 
 def idle_memory(image: str) -> dict[str, float]:

@@ -9,6 +9,7 @@ import os
 import threading
 
 import pytest
+from conftest import Tripwire
 from IPython.core.error import UsageError
 import IPython
 from IPython.testing.globalipapp import start_ipython
@@ -33,21 +34,6 @@ def shell():
 
 def unique(prefix: str) -> str:
     return f"{prefix}-{os.getpid()}-{os.urandom(2).hex()}"
-
-
-class Tripwire(io.StringIO):
-    """A stdout that calls ``action`` once, the first time a line containing ``marker`` is written."""
-
-    def __init__(self, marker: str, action):
-        super().__init__()
-        self.marker, self.action, self.fired = marker, action, False
-
-    def write(self, text: str) -> int:
-        written = super().write(text)
-        if not self.fired and self.marker in self.getvalue():
-            self.fired = True
-            self.action()
-        return written
 
 
 def containers_named(engine_client, name: str) -> list:

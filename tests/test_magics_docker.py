@@ -3,32 +3,17 @@
 from __future__ import annotations
 
 import _thread
-import io
 import os
 import threading
 
 import pytest
+from conftest import Tripwire
 import IPython
 from IPython.testing.globalipapp import start_ipython
 
 from jupyter_sandbox.notebook import session
 
 pytestmark = pytest.mark.integration
-
-
-class Tripwire(io.StringIO):
-    """A stdout that calls ``action`` once, the first time its text contains ``marker``."""
-
-    def __init__(self, marker: str, action):
-        super().__init__()
-        self.marker, self.action, self.fired = marker, action, False
-
-    def write(self, text: str) -> int:
-        written = super().write(text)
-        if not self.fired and self.marker in self.getvalue():
-            self.fired = True
-            self.action()
-        return written
 
 
 def interrupt_main_soon() -> None:
