@@ -140,6 +140,20 @@ def parse_cell(cell: str, expand: Callable[[str], str] = lambda text: text) -> l
             never expanded.
 
     Raises:
-        CellSyntaxError: For the first line that cannot be parsed.
+        CellSyntaxError: For the first line that cannot be parsed, or a cell
+            too big to be a list of docker commands.
     """
-    return [DockerLine(lineno, text, split_command(lineno, expand(text))) for lineno, text in logical_lines(cell)]
+    if len(cell) > MAX_CELL_BYTES:
+        raise CellSyntaxError(1, f"the cell has {len(cell):,} characters; %%sandbox_docker takes at most {MAX_CELL_BYTES:,}",
+                              fix="put long scripts in a file: sb.files.upload(...) then %sandbox exec -- sh FILE")
+    lines = logical_lines(cell)
+    if len(lines) > MAX_COMMANDS:
+        raise CellSyntaxError(lines[MAX_COMMANDS][0], f"the cell has {len(lines)} commands; %%sandbox_docker runs at most {MAX_COMMANDS}",
+                              fix="split it over several cells, or put the commands in a script and run it with %sandbox exec")
+    return [DockerLine(lineno, text, split_command(lineno, expand(text))) for lineno, text in lines]
+
+
+MAX_CELL_BYTES = 1_000_000
+"""Cells longer than this are refused before anything runs."""
+MAX_COMMANDS = 500
+"""Docker commands one cell may hold."""

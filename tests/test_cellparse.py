@@ -102,3 +102,11 @@ def test_strip_comment_only_ever_cuts(line):
 def test_lines_without_special_characters_pass_through(lines):
     expected = [(number, line.strip()) for number, line in enumerate(lines, start=1) if line.strip()]
     assert logical_lines("\n".join(lines)) == expected
+
+
+def test_huge_cells_are_refused_before_anything_runs():
+    with pytest.raises(CellSyntaxError, match="at most 500"):
+        parse_cell("ps\n" * 501)
+    with pytest.raises(CellSyntaxError, match="at most 1,000,000"):
+        parse_cell("# " + "x" * 1_000_001)
+    assert len(parse_cell("ps\n" * 500)) == 500
