@@ -3,7 +3,6 @@ if the host is not set up they fail (they never skip), since that is what they t
 
 from __future__ import annotations
 
-import io
 import os
 from typing import Iterator
 
@@ -83,18 +82,3 @@ def docker_sandbox(test_images: dict[str, str]) -> Iterator[Sandbox]:
         yield sandbox
     finally:
         sandbox.terminate()
-
-
-class Tripwire(io.StringIO):
-    """A stdout that calls ``action`` once, the first time its text contains ``marker``."""
-
-    def __init__(self, marker: str, action):
-        super().__init__()
-        self.marker, self.action, self.fired = marker, action, False
-
-    def write(self, text: str) -> int:
-        written = super().write(text)
-        if not self.fired and self.marker in self.getvalue():
-            self.fired = True
-            self.action()
-        return written

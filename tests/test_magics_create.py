@@ -9,7 +9,7 @@ import os
 import threading
 
 import pytest
-from conftest import Tripwire
+from sandbox_test_support import Tripwire
 from IPython.core.error import UsageError
 import IPython
 from IPython.testing.globalipapp import start_ipython

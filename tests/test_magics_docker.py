@@ -7,7 +7,7 @@ import os
 import threading
 
 import pytest
-from conftest import Tripwire
+from sandbox_test_support import Tripwire
 import IPython
 from IPython.testing.globalipapp import start_ipython
 

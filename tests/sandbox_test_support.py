@@ -1,0 +1,20 @@
+"""Helpers shared by test modules (a module of its own: `conftest` is ambiguous next to notebooks/conftest.py)."""
+
+from __future__ import annotations
+
+import io
+
+
+class Tripwire(io.StringIO):
+    """A stdout that calls ``action`` once, the first time its text contains ``marker``."""
+
+    def __init__(self, marker: str, action):
+        super().__init__()
+        self.marker, self.action, self.fired = marker, action, False
+
+    def write(self, text: str) -> int:
+        written = super().write(text)
+        if not self.fired and self.marker in self.getvalue():
+            self.fired = True
+            self.action()
+        return written
