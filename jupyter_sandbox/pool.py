@@ -28,7 +28,9 @@ from . import labels as L
 from .engine import Engine
 from .errors import SandboxError, SandboxExists
 from .events import Phase, State
+from .bootstrap import InitReport
 from .spec import SandboxSpec
+from .status import READY, derive_state
 from .threads import iterate_in_thread
 
 if TYPE_CHECKING:
@@ -71,19 +73,14 @@ async def claim(sandbox: "AsyncSandbox") -> bool:
         return False
     target = L.container_name(sandbox.name)
     for candidate in candidates:
-        member = None
-        for report in await _reports(engine, candidate.id):
-            if report.phase == Phase.READY.value and report.state == "done":
-                member = candidate
-            if report.state == "failed":
-                member = None
-        if member is None:
-            continue
+        reports = await type(sandbox).from_container(candidate, engine=engine).reports()
+        if derive_state("running", reports)[0] != READY:
+            continue  # still starting, or its daemon failed
 
         def rename() -> str:
             with _host_lock():
                 try:
-                    engine.client.api.rename(member.name, target)
+                    engine.client.api.rename(candidate.name, target)
                     return "claimed"
                 except Exception as error:  # translated below
                     status = getattr(error, "status_code", None)
@@ -94,27 +91,17 @@ async def claim(sandbox: "AsyncSandbox") -> bool:
             raise SandboxExists(f"A sandbox named {sandbox.name!r} already exists.",
                                 fix=f"choose another name, or remove it first with `jupyter sandbox rm {sandbox.name}`")
         if outcome == "claimed":
-            sandbox.container_id = member.id
+            sandbox.container_id = candidate.id
             sandbox.from_pool = True
-            await _replay_phases(sandbox, member.name)
+            _replay_phases(sandbox, candidate.name, reports)
             return True
     return False
 
 
-async def _reports(engine: Engine, container_id: str) -> list[Any]:
-    from .bootstrap import InitReportParser
-
-    try:
-        raw = await engine.call(engine.client.api.logs, container_id, stdout=True, stderr=False)
-    except SandboxError:
-        return []
-    return InitReportParser().feed(raw.decode("utf-8", errors="replace") + "\n")
-
-
-async def _replay_phases(sandbox: "AsyncSandbox", member: str) -> None:
+def _replay_phases(sandbox: "AsyncSandbox", member: str, reports: list[InitReport]) -> None:
     sandbox._publish(Phase.IMAGE_CHECK, State.DONE, f"{sandbox.spec.image} (warm pool)")
     sandbox._publish(Phase.SANDBOX_START, State.DONE, f"taken from the warm pool ({member})")
-    for report in await _reports(sandbox.engine, sandbox.container_id):
+    for report in reports:
         if report.state == "done" and report.phase not in (Phase.READY.value, Phase.DAEMON.value):
             sandbox._publish(report.phase, State.DONE, f"pre-booted: {report.message}".rstrip(": "), uptime=report.uptime)
     sandbox.ready_seconds = time.monotonic() - sandbox._started
