@@ -82,3 +82,24 @@ def docker_sandbox(test_images: dict[str, str]) -> Iterator[Sandbox]:
         yield sandbox
     finally:
         sandbox.terminate()
+
+
+@pytest.fixture(scope="module")
+def shell():
+    """A real IPython shell with the extension loaded; the sandboxes it owns are removed at the end."""
+    import IPython
+    from IPython.testing.globalipapp import start_ipython
+
+    from jupyter_sandbox.notebook import session
+
+    ip = start_ipython() or IPython.get_ipython()  # the one test shell of this process
+    ip.run_line_magic("load_ext", "jupyter_sandbox")
+    yield ip
+    session().shutdown()
+
+
+@pytest.fixture(autouse=True)
+def no_server_id_leaks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An in-process test server sets JUPYTER_SANDBOX_SERVER_ID; undo it after each test so later
+    subprocesses (the CLI, a real Lab) do not label their sandboxes with a server that is gone."""
+    monkeypatch.delenv(L.SERVER_ENV, raising=False)

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import io
 
+import docker
+
+from jupyter_sandbox import labels as L
+
 
 class Tripwire(io.StringIO):
     """A stdout that calls ``action`` once, the first time its text contains ``marker``."""
@@ -18,3 +22,12 @@ class Tripwire(io.StringIO):
             self.fired = True
             self.action()
         return written
+
+
+def container_exists(name: str) -> bool:
+    """Whether the host engine has a sandbox container of this name."""
+    try:
+        docker.from_env().containers.get(L.container_name(name))
+        return True
+    except docker.errors.NotFound:
+        return False

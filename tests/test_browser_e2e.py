@@ -19,8 +19,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any, Iterator
 
-import docker
 import pytest
+from sandbox_test_support import container_exists
 
 from jupyter_sandbox import labels as L
 
@@ -135,15 +135,6 @@ def record_card_states(page: Any, name: str) -> None:
         };
         new MutationObserver(look).observe(document.body, {subtree: true, childList: true, attributes: true});
     }""", name)
-
-
-def container_exists(name: str) -> bool:
-    """Whether the host engine still has the sandbox's container."""
-    try:
-        docker.from_env().containers.get(L.container_name(name))
-        return True
-    except docker.errors.NotFound:
-        return False
 
 
 def test_create_watch_phases_and_terminate_from_the_panel(panel: Any) -> None:

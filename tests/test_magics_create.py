@@ -11,8 +11,6 @@ import threading
 import pytest
 from sandbox_test_support import Tripwire
 from IPython.core.error import UsageError
-import IPython
-from IPython.testing.globalipapp import start_ipython
 
 from jupyter_sandbox import labels as L
 from jupyter_sandbox.errors import DockerdCrashed, SandboxError, SpecError
@@ -21,15 +19,6 @@ from jupyter_sandbox.notebook import session
 from jupyter_sandbox.widgets import StartupWidget
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="module")
-def shell():
-    """A real IPython shell with the extension loaded; the sandboxes it owns are removed at the end."""
-    ip = start_ipython() or IPython.get_ipython()  # the one test shell of this process
-    ip.run_line_magic("load_ext", "jupyter_sandbox")
-    yield ip
-    session().shutdown()
 
 
 def unique(prefix: str) -> str:

@@ -8,8 +8,6 @@ import threading
 
 import pytest
 from sandbox_test_support import Tripwire
-import IPython
-from IPython.testing.globalipapp import start_ipython
 
 from jupyter_sandbox.notebook import session
 
@@ -19,14 +17,6 @@ pytestmark = pytest.mark.integration
 def interrupt_main_soon() -> None:
     """What a kernel interrupt does to the waiting cell, from another thread."""
     threading.Thread(target=_thread.interrupt_main).start()
-
-
-@pytest.fixture(scope="module")
-def shell():
-    ip = start_ipython() or IPython.get_ipython()  # the one test shell of this process
-    ip.run_line_magic("load_ext", "jupyter_sandbox")
-    yield ip
-    session().shutdown()
 
 
 @pytest.fixture(scope="module")

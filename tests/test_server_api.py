@@ -14,6 +14,7 @@ from typing import Any
 
 import docker
 import pytest
+from sandbox_test_support import container_exists
 from tornado.httpclient import HTTPClientError
 
 from jupyter_sandbox import labels as L
@@ -59,15 +60,6 @@ async def wait_for_state(jp_fetch: Any, name: str, states: tuple[str, ...] = ("r
             return info
         assert time.monotonic() < deadline, f"{name} stuck in {info['state']}"
         await asyncio.sleep(0.2)
-
-
-def container_exists(name: str) -> bool:
-    """Whether the host engine has a sandbox container of this name."""
-    try:
-        docker.from_env().containers.get(L.container_name(name))
-        return True
-    except docker.errors.NotFound:
-        return False
 
 
 @pytest.mark.integration
