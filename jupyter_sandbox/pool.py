@@ -86,12 +86,14 @@ async def claim(sandbox: "AsyncSandbox") -> bool:
                     status = getattr(error, "status_code", None)
                     return "exists" if status == 409 else "taken"
 
-        outcome = await engine.call(rename)
+        with anyio.CancelScope(shield=True):  # a claimed member's id must not be lost to a cancellation
+            outcome = await engine.call(rename)
+            if outcome == "claimed":
+                sandbox.container_id = candidate.id
         if outcome == "exists":
             raise SandboxExists(f"A sandbox named {sandbox.name!r} already exists.",
                                 fix=f"choose another name, or remove it first with `jupyter sandbox rm {sandbox.name}`")
         if outcome == "claimed":
-            sandbox.container_id = candidate.id
             sandbox.from_pool = True
             _replay_phases(sandbox, candidate.name, reports)
             return True

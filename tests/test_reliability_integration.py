@@ -107,6 +107,37 @@ def test_cancelling_an_async_create_half_way_leaves_nothing(no_leaks):
     assert "cgroups" in seen
 
 
+@pytest.mark.parametrize("delay", [0.0, 0.002, 0.005, 0.01, 0.02, 0.04])
+def test_cancelling_while_the_engine_creates_the_container_leaves_nothing(delay, engine_client, no_leaks):
+    """A cancel landing during the engine's create call (a DELETE from the panel, a Ctrl-C) must not
+    lose the new container's id: the container appears a moment later and has to be removed too."""
+    name = f"race-{os.getpid()}-{int(delay * 1000)}"
+
+    async def create_and_cancel() -> None:
+        creating = anyio.Event()
+
+        def on_event(event) -> None:
+            if event.phase == "sandbox_start" and event.state == "started":
+                creating.set()
+
+        async def cancel_soon(scope: anyio.CancelScope) -> None:
+            await creating.wait()
+            await anyio.sleep(delay)
+            scope.cancel()
+
+        async with anyio.create_task_group() as group:
+            group.start_soon(cancel_soon, group.cancel_scope)
+            await AsyncSandbox.create(name=name, docker=True, owner="test", on_event=on_event)
+
+    call(create_and_cancel)
+    # An abandoned create call would make its container a moment after the cancel: look for a while.
+    leaked = wait_for(lambda: engine_client.containers.list(all=True, filters={"name": f"jupyter-sandbox-{name}"}),
+                      seconds=1.5)
+    for container in leaked:
+        container.remove(force=True)
+    assert not leaked, "the cancelled create left its container behind"
+
+
 def test_memory_limit_hit_kills_only_that_sandbox(no_leaks):
     with Sandbox.create(memory="256Mi", owner="test") as bystander:
         with Sandbox.create(memory="256Mi", owner="test") as hungry:
