@@ -18,6 +18,7 @@ import socket
 import subprocess
 import sys
 import time
+import warnings
 from typing import Iterator
 
 import pytest
@@ -65,6 +66,8 @@ def lab(tmp_path_factory, test_images, engine_client) -> Iterator[str]:
     (root / "demo.ipynb").write_text(notebook_json(cells))
     port, token = free_port(), secrets.token_hex(16)
     env = {key: value for key, value in os.environ.items() if key != PROGRESS_ENV}
+    # The user's own Jupyter config and running servers stay out of it.
+    env.update(JUPYTER_CONFIG_DIR=str(root / "config"), JUPYTER_RUNTIME_DIR=str(root / "runtime"))
     # No "get notified about Jupyter news?" toast over the screenshots.
     notification = root / "settings" / "@jupyterlab" / "apputils-extension" / "notification.jupyterlab-settings"
     notification.parent.mkdir(parents=True)
@@ -136,19 +139,56 @@ def prompt(page, index: int) -> str:
     return page.locator(".jp-Notebook .jp-Cell").nth(index).locator(".jp-InputPrompt").inner_text()
 
 
+def dismiss_dialogs(page) -> list[str]:
+    """Close the modal dialogs Lab raised on its own (they swallow clicks); return their texts.
+
+    A kernel choice is accepted (the notebook asks for python3); any other dialog is cancelled,
+    or acknowledged when it has only one button. Each one is reported as a warning and saved as
+    a screenshot, so a run that met one says which.
+    """
+    seen: list[str] = []
+    dialogs = page.locator(".jp-Dialog")
+    while dialogs.count() and len(seen) < 5:
+        dialog = dialogs.first
+        text = " ".join(dialog.inner_text().split())
+        seen.append(text)
+        warnings.warn(f"JupyterLab raised a dialog by itself: {text[:400]!r}", stacklevel=2)
+        OUTPUT.mkdir(exist_ok=True)
+        page.screenshot(path=str(OUTPUT / f"lab-dialog-{secrets.token_hex(3)}.png"))
+        if dialog.locator("select").count():
+            button = dialog.locator(".jp-Dialog-button.jp-mod-accept")
+        elif dialog.locator(".jp-Dialog-button.jp-mod-reject").count():
+            button = dialog.locator(".jp-Dialog-button.jp-mod-reject")
+        else:
+            button = dialog.locator(".jp-Dialog-button")
+        button.last.click(timeout=10_000)
+        dialog.wait_for(state="detached", timeout=10_000)
+    return seen
+
+
 def run_cell(page, index: int, wait: bool = True) -> None:
     """Run one cell with Shift+Enter (again if Lab was not ready to take it); optionally wait for its end."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
     cell = page.locator(".jp-Notebook .jp-Cell").nth(index)
+    dialogs: list[str] = []
     for _ in range(5):
-        cell.locator(".jp-InputArea-editor").click()
+        dialogs += dismiss_dialogs(page)
+        try:
+            cell.locator(".jp-InputArea-editor").click(timeout=10_000)
+        except PlaywrightTimeout:  # a dialog came up between the look and the click: dismiss it, again
+            continue
         page.keyboard.press("Shift+Enter")
         try:
             page.wait_for_function(
                 f"() => /\\[(\\*|\\d+)\\]/.test(document.querySelectorAll('.jp-Notebook .jp-Cell')[{index}]"
                 ".querySelector('.jp-InputPrompt').innerText)", timeout=10_000)
             break
-        except Exception:  # playwright's TimeoutError: Lab did not take the keypress yet
+        except PlaywrightTimeout:  # Lab did not take the keypress yet
             continue
+    else:
+        page.screenshot(path=str(OUTPUT / f"lab-cell-{index}-not-run.png"))
+        pytest.fail(f"Lab did not run cell {index} after 5 tries; dialogs it raised: {dialogs or 'none'}")
     if wait:
         page.wait_for_function(
             f"() => /\\[\\d+\\]/.test(document.querySelectorAll('.jp-Notebook .jp-Cell')[{index}]"
