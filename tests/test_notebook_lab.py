@@ -130,9 +130,26 @@ def page(lab):
         page = browser.new_page(viewport={"width": 1280, "height": 1000})
         page.goto(lab)
         page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=90_000)
-        page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=90_000)
+        wait_for_idle_kernel(page, timeout=90)
         yield page
         browser.close()
+
+
+def wait_for_idle_kernel(page, timeout: float) -> None:
+    """Wait for the notebook's kernel to be idle, answering any dialog Lab raises meanwhile (a kernel choice)."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    dialogs: list[str] = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        dialogs += dismiss_dialogs(page)
+        try:
+            page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=2_000)
+            return
+        except PlaywrightTimeout:
+            continue
+    page.screenshot(path=str(OUTPUT / "lab-kernel-not-idle.png"))
+    pytest.fail(f"the notebook's kernel was not idle after {timeout:g} s; dialogs Lab raised: {dialogs or 'none'}")
 
 
 def prompt(page, index: int) -> str:
@@ -155,7 +172,7 @@ def dismiss_dialogs(page) -> list[str]:
         warnings.warn(f"JupyterLab raised a dialog by itself: {text[:400]!r}", stacklevel=2)
         OUTPUT.mkdir(exist_ok=True)
         page.screenshot(path=str(OUTPUT / f"lab-dialog-{secrets.token_hex(3)}.png"))
-        if dialog.locator("select").count():
+        if dialog.locator("select").count() or "Select Kernel" in text:
             button = dialog.locator(".jp-Dialog-button.jp-mod-accept")
         elif dialog.locator(".jp-Dialog-button.jp-mod-reject").count():
             button = dialog.locator(".jp-Dialog-button.jp-mod-reject")
