@@ -8,6 +8,7 @@ from typing import Iterator
 
 import docker
 import pytest
+from sandbox_test_support import unique_name
 
 from jupyter_sandbox import labels as L
 from jupyter_sandbox.images import busybox_image
@@ -76,7 +77,7 @@ def no_leaks(engine_client: docker.DockerClient) -> Iterator[None]:
 @pytest.fixture(scope="module")
 def docker_sandbox(test_images: dict[str, str]) -> Iterator[Sandbox]:
     """One Docker-enabled sandbox shared by a module's tests, with the tiny image loaded."""
-    sandbox = Sandbox.create(f"test-{os.getpid()}-{os.urandom(2).hex()}", docker=True, owner="test")
+    sandbox = Sandbox.create(unique_name("test"), docker=True, owner="test")
     try:
         assert sandbox.docker.load(test_images["tiny"]).wait() == 0
         yield sandbox

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import os
+from typing import Any
 
 import docker
 
@@ -31,3 +33,16 @@ def container_exists(name: str) -> bool:
         return True
     except docker.errors.NotFound:
         return False
+
+
+def unique_name(prefix: str) -> str:
+    """A sandbox name that no other test, or other test process, uses."""
+    return f"{prefix}-{os.getpid()}-{os.urandom(2).hex()}"
+
+
+def server_config(**sandbox_manager: Any) -> dict[str, Any]:
+    """A test server's config: our extension enabled, plus ``SandboxManager`` settings if given."""
+    config: dict[str, Any] = {"ServerApp": {"jpserver_extensions": {"jupyter_sandbox_server": True}}}
+    if sandbox_manager:
+        config["SandboxManager"] = sandbox_manager
+    return config

@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import _thread
 import io
-import os
 import threading
 
 import pytest
-from sandbox_test_support import Tripwire
+from sandbox_test_support import Tripwire, unique_name
 from IPython.core.error import UsageError
 
 from jupyter_sandbox import labels as L
@@ -21,16 +20,12 @@ from jupyter_sandbox.widgets import StartupWidget
 pytestmark = pytest.mark.integration
 
 
-def unique(prefix: str) -> str:
-    return f"{prefix}-{os.getpid()}-{os.urandom(2).hex()}"
-
-
 def containers_named(engine_client, name: str) -> list:
     return engine_client.containers.list(all=True, filters={"label": f"{L.NAME}={name}"})
 
 
 def test_text_progress_shows_every_phase_in_order_and_returns_the_current_sandbox(shell, capsys, no_leaks):
-    name = unique("mg-text")
+    name = unique_name("mg-text")
     sandbox = shell.run_line_magic("sandbox", f"create --docker --name {name} --progress text")
     try:
         out = capsys.readouterr().out
@@ -50,7 +45,7 @@ def test_text_progress_shows_every_phase_in_order_and_returns_the_current_sandbo
 
 
 def test_widget_model_ends_ready(shell, no_leaks):
-    name = unique("mg-widget")
+    name = unique_name("mg-widget")
     sandbox = shell.run_line_magic("sandbox", f"create --docker --name {name} --progress widget")
     try:
         widget = session().views[name]
@@ -69,7 +64,7 @@ def test_widget_model_ends_ready(shell, no_leaks):
 
 
 def test_widget_model_ends_failed_with_cause_fix_and_log_tail(shell, test_images, no_leaks):
-    name = unique("mg-crash")
+    name = unique_name("mg-crash")
     with pytest.raises(DockerdCrashed) as caught:
         shell.run_line_magic("sandbox", f"create --docker --name {name} --image {test_images['dockerd_exits']} --progress widget")
     widget = session().views[name]
@@ -111,7 +106,7 @@ def test_help_is_generated_from_the_arguments(shell, capsys):
 
 
 def test_interrupting_a_create_removes_the_half_made_sandbox(shell, engine_client, test_images, no_leaks, monkeypatch):
-    name = unique("mg-intr")
+    name = unique_name("mg-intr")
     # dockerd-silent never opens its socket: the create is guaranteed to still be waiting when interrupted.
     tripwire = Tripwire("dockerd started", lambda: threading.Thread(target=_thread.interrupt_main).start())
     monkeypatch.setattr("sys.stdout", tripwire)
@@ -125,7 +120,7 @@ def test_interrupting_a_create_removes_the_half_made_sandbox(shell, engine_clien
 
 
 def test_a_create_running_elsewhere_is_watched_not_started_twice(shell, engine_client, test_images, no_leaks, monkeypatch):
-    name = unique("mg-join")
+    name = unique_name("mg-join")
     first_outcome: dict = {}
     in_flight = threading.Event()
 
@@ -167,7 +162,7 @@ def test_a_create_running_elsewhere_is_watched_not_started_twice(shell, engine_c
 
 
 def test_creating_the_same_name_again_reuses_this_kernels_sandbox(shell, capsys, no_leaks):
-    name = unique("mg-again")
+    name = unique_name("mg-again")
     first = shell.run_line_magic("sandbox", f"create --name {name} --progress text")
     try:
         again = shell.run_line_magic("sandbox", f"create --name {name} --progress text")
@@ -180,7 +175,7 @@ def test_creating_the_same_name_again_reuses_this_kernels_sandbox(shell, capsys,
 
 
 def test_kept_sandboxes_survive_the_session_and_use_reattaches(shell, capsys, engine_client):
-    name = unique("mg-keep")
+    name = unique_name("mg-keep")
     shell.run_line_magic("sandbox", f"create --name {name} --keep --progress text")
     try:
         assert name not in session().owned
@@ -197,7 +192,7 @@ def test_kept_sandboxes_survive_the_session_and_use_reattaches(shell, capsys, en
 
 
 def test_unloading_the_extension_terminates_the_kernels_sandboxes(shell, engine_client, no_leaks):
-    name = unique("mg-unload")
+    name = unique_name("mg-unload")
     shell.run_line_magic("sandbox", f"create --name {name} --progress text")
     shell.run_line_magic("unload_ext", "jupyter_sandbox")
     try:

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import _thread
-import os
 import threading
 
 import pytest
-from sandbox_test_support import Tripwire
+from sandbox_test_support import Tripwire, unique_name
 
 from jupyter_sandbox.notebook import session
 
@@ -22,7 +21,7 @@ def interrupt_main_soon() -> None:
 @pytest.fixture(scope="module")
 def sb(shell, test_images):
     """A Docker-enabled sandbox created by the magic (the current one), with the tiny image loaded."""
-    name = f"mg-docker-{os.getpid()}-{os.urandom(2).hex()}"
+    name = unique_name("mg-docker")
     sandbox = shell.run_line_magic("sandbox", f"create --docker --name {name} --progress text")
     shell.run_line_magic("sandbox", f"load {test_images['tiny']}")
     yield sandbox
@@ -146,7 +145,7 @@ def test_ls_status_logs_restart_and_doctor(shell, sb, capsys):
 def test_rm_all_removes_only_this_kernels_sandboxes(shell, capsys):
     from jupyter_sandbox.sync import Sandbox
 
-    name = f"mg-rm-{os.getpid()}-{os.urandom(2).hex()}"
+    name = unique_name("mg-rm")
     extra = shell.run_line_magic("sandbox", f"create --name {name} --progress text")
     with Sandbox.create(owner="test") as outsider:  # not this kernel's: rm --all must leave it
         known = set(session().sandboxes)

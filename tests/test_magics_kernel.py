@@ -8,6 +8,7 @@ from typing import Any, Iterator
 
 import pytest
 from jupyter_client.manager import KernelManager, start_new_kernel
+from sandbox_test_support import unique_name
 
 from jupyter_sandbox import labels as L
 from jupyter_sandbox.progress import PROGRESS_ENV
@@ -47,13 +48,9 @@ def sandbox_exists(engine_client: Any, name: str) -> bool:
     return bool(engine_client.containers.list(all=True, filters={"label": f"{L.NAME}={name}"}))
 
 
-def unique(prefix: str) -> str:
-    return f"{prefix}-{os.getpid()}-{os.urandom(2).hex()}"
-
-
 def test_create_in_a_kernel_shows_the_live_widget_over_comms(kernel, engine_client):
     manager, client = kernel
-    name = unique("mk-widget")
+    name = unique_name("mk-widget")
     try:
         messages = run(client, f"sb = %sandbox create --docker --name {name}")
         shown = [m["content"]["data"] for m in messages if m["msg_type"] == "display_data"]
@@ -73,7 +70,7 @@ def test_create_in_a_kernel_shows_the_live_widget_over_comms(kernel, engine_clie
 
 def test_a_kernel_interrupt_stops_the_docker_command_inside(kernel, test_images):
     manager, client = kernel
-    name = unique("mk-intr")
+    name = unique_name("mk-intr")
     run(client, f"sb = %sandbox create --docker --name {name} --progress text\n%sandbox load {test_images['tiny']}")
     msg_id = client.execute(f"%%sandbox_docker\nrun --rm {test_images['tiny']} sh -c 'echo started; sleep 4949'\n")
     seen, interrupted, errors = "", False, []
@@ -99,7 +96,7 @@ def test_a_kernel_interrupt_stops_the_docker_command_inside(kernel, test_images)
 
 def test_kept_sandboxes_survive_a_restart_and_use_reattaches(kernel, engine_client):
     manager, client = kernel
-    gone, kept = unique("mk-gone"), unique("mk-kept")
+    gone, kept = unique_name("mk-gone"), unique_name("mk-kept")
     try:
         run(client, f"a = %sandbox create --name {gone} --progress text\nb = %sandbox create --name {kept} --keep --progress text")
         manager.restart_kernel(now=False)

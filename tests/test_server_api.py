@@ -14,7 +14,7 @@ from typing import Any
 
 import docker
 import pytest
-from sandbox_test_support import container_exists
+from sandbox_test_support import container_exists, server_config, unique_name
 from tornado.httpclient import HTTPClientError
 
 from jupyter_sandbox import labels as L
@@ -28,12 +28,12 @@ READY_TIMEOUT = 120.0
 @pytest.fixture
 def jp_server_config() -> dict[str, Any]:
     """Enable the extension in the test server."""
-    return {"ServerApp": {"jpserver_extensions": {"jupyter_sandbox_server": True}}}
+    return server_config()
 
 
 def new_name(tag: str) -> str:
     """A sandbox name no other test process uses."""
-    return f"srv-{tag}-{os.getpid()}-{os.urandom(2).hex()}"
+    return unique_name(f"srv-{tag}")
 
 
 async def fetch_json(jp_fetch: Any, *parts: str, **kwargs: Any) -> Any:
@@ -217,10 +217,7 @@ async def test_shutdown_removes_this_servers_sandboxes(jp_fetch: Any, jp_servera
     assert not container_exists(name)
 
 
-KEEP_CONFIG = {
-    "ServerApp": {"jpserver_extensions": {"jupyter_sandbox_server": True}},
-    "SandboxManager": {"keep_on_exit": True, "docker": True, "memory": "768Mi"},
-}
+KEEP_CONFIG = server_config(keep_on_exit=True, docker=True, memory="768Mi")
 
 
 @pytest.mark.integration
@@ -267,10 +264,7 @@ async def test_another_servers_sandboxes_are_neither_listed_nor_touched(jp_fetch
         await users.terminate()
 
 
-POOL_CONFIG = {
-    "ServerApp": {"jpserver_extensions": {"jupyter_sandbox_server": True}},
-    "SandboxManager": {"pool_size": 1, "docker": True, "memory": "640Mi"},
-}
+POOL_CONFIG = server_config(pool_size=1, docker=True, memory="640Mi")
 
 
 @pytest.mark.integration

@@ -11,13 +11,14 @@ import warnings
 from typing import Any
 
 from jupyter_server.utils import JupyterServerAuthWarning
+from sandbox_test_support import server_config
 
 pytest_plugins = ["pytest_jupyter.jupyter_server"]
 
 
 def test_no_handler_of_ours_skips_authentication(jp_configurable_serverapp: Any) -> None:
-    config = {"ServerApp": {"allow_unauthenticated_access": False,
-                            "jpserver_extensions": {"jupyter_sandbox_server": True}}}
+    config = server_config()
+    config["ServerApp"]["allow_unauthenticated_access"] = False
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", JupyterServerAuthWarning)
         app = jp_configurable_serverapp(config=config)

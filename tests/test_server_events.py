@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import sys
 import time
 from typing import Any
 
 import pytest
+from sandbox_test_support import server_config, unique_name
 from tornado.httpclient import HTTPClientError
 
 pytest_plugins = ["pytest_jupyter.jupyter_server"]
@@ -20,12 +20,12 @@ MESSAGE_TIMEOUT = 120.0
 @pytest.fixture
 def jp_server_config() -> dict[str, Any]:
     """Enable the extension in the test server."""
-    return {"ServerApp": {"jpserver_extensions": {"jupyter_sandbox_server": True}}}
+    return server_config()
 
 
 def new_name(tag: str) -> str:
     """A sandbox name no other test process uses."""
-    return f"ev-{tag}-{os.getpid()}-{os.urandom(2).hex()}"
+    return unique_name(f"ev-{tag}")
 
 
 class Messages:

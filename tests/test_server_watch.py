@@ -16,6 +16,7 @@ from typing import Any
 import anyio
 import docker
 import pytest
+from sandbox_test_support import unique_name
 
 from jupyter_sandbox.engine import Engine
 from jupyter_sandbox.sandbox import AsyncSandbox
@@ -95,7 +96,7 @@ def test_watcher_reconnects_and_resynchronises(test_images: dict[str, str], no_l
     watcher = SandboxWatcher(engine, max_backoff=0.5)
     updates: list[WatchUpdate] = []
     watcher.add_listener(updates.append)
-    name = f"watch-{os.getpid()}-{os.urandom(2).hex()}"
+    name = unique_name("watch")
 
     def state_of(wanted: str) -> Any:
         return next((u for u in reversed(updates) if u.kind == "sandbox" and u.data["name"] == name
