@@ -8,6 +8,7 @@ import threading
 import time
 from typing import Any, Iterator
 
+import anyio
 import docker
 import docker.errors
 import requests.exceptions
@@ -173,7 +174,12 @@ class Engine:
         )
 
     async def create_container(self, name: str, *, container_name: str | None = None, **options: Any) -> Container:
-        """Create (not start) a container, turning a name clash into :class:`SandboxExists`."""
+        """Create (not start) a container, turning a name clash into :class:`SandboxExists`.
+
+        Not cancellable: a cancel would abandon the engine's call half-way and lose the id of a
+        container that still appears, so it waits for the answer and lands at the caller's next
+        checkpoint, when the caller knows the id and can remove the container.
+        """
 
         def create() -> Container:
             try:
@@ -188,7 +194,8 @@ class Engine:
                     ) from None
                 raise
 
-        return await self.call(create)
+        with anyio.CancelScope(shield=True):
+            return await self.call(create)
 
     async def rename(self, container_id: str, new_name: str) -> bool:
         """Rename a container; False if the name is taken or the container is gone (atomic in the engine)."""

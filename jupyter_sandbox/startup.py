@@ -11,7 +11,6 @@ import time
 from typing import TYPE_CHECKING, Any
 
 import anyio
-import anyio.lowlevel
 from docker.models.containers import Container
 
 from . import labels as L
@@ -153,13 +152,9 @@ class StartupMixin:
 
         self._publish(Phase.SANDBOX_START, State.STARTED, f"runtime {runtime}")
         container_name = L.POOL_CONTAINER_PREFIX + spec.name if self.pool_key else None
-        # Shielded: a cancellation during the engine's create would abandon the call and lose the
-        # new container's id, leaving a container nobody removes. It lands right after, cleanly.
-        with anyio.CancelScope(shield=True):
-            container = await self.engine.create_container(spec.name, container_name=container_name,
-                                                           **self._container_options(runtime))
-            self.container_id = container.id
-        await anyio.lowlevel.checkpoint()
+        container = await self.engine.create_container(spec.name, container_name=container_name,
+                                                       **self._container_options(runtime))
+        self.container_id = container.id  # before any await: a pending cancel lands after this, at the next one
         actual = container.attrs.get("HostConfig", {}).get("Runtime", "")
         if not self.engine.is_runsc(actual, registered):
             raise NotIsolated(f"The engine created sandbox {self.name!r} under runtime {actual!r}, not runsc; it was removed.",

@@ -12,7 +12,9 @@ import time
 
 import anyio
 import pytest
+from sandbox_test_support import container_exists, unique_name
 
+from jupyter_sandbox import labels as L
 from jupyter_sandbox.engine import Engine
 from jupyter_sandbox.errors import NotIsolated, SandboxDied, SandboxNotRunning
 from jupyter_sandbox.sandbox import AsyncSandbox
@@ -88,7 +90,7 @@ def test_ctrl_c_during_cli_create_leaves_nothing(engine_client):
             process.send_signal(signal.SIGINT)  # the sandbox exists now and dockerd is starting
             break
     assert process.wait(timeout=120) == 130
-    assert not engine_client.containers.list(all=True, filters={"name": f"jupyter-sandbox-{name}"})
+    assert not container_exists(name)
 
 
 def test_cancelling_an_async_create_half_way_leaves_nothing(no_leaks):
@@ -111,7 +113,7 @@ def test_cancelling_an_async_create_half_way_leaves_nothing(no_leaks):
 def test_cancelling_while_the_engine_creates_the_container_leaves_nothing(delay, engine_client, no_leaks):
     """A cancel landing during the engine's create call (a DELETE from the panel, a Ctrl-C) must not
     lose the new container's id: the container appears a moment later and has to be removed too."""
-    name = f"race-{os.getpid()}-{int(delay * 1000)}"
+    name = unique_name(f"race-{int(delay * 1000)}")
 
     async def create_and_cancel() -> None:
         creating = anyio.Event()
@@ -131,10 +133,9 @@ def test_cancelling_while_the_engine_creates_the_container_leaves_nothing(delay,
 
     call(create_and_cancel)
     # An abandoned create call would make its container a moment after the cancel: look for a while.
-    leaked = wait_for(lambda: engine_client.containers.list(all=True, filters={"name": f"jupyter-sandbox-{name}"}),
-                      seconds=1.5)
-    for container in leaked:
-        container.remove(force=True)
+    leaked = wait_for(lambda: container_exists(name), seconds=1.5)
+    if leaked:
+        engine_client.containers.get(L.container_name(name)).remove(force=True)
     assert not leaked, "the cancelled create left its container behind"
 
 
