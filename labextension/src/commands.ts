@@ -10,6 +10,7 @@ import {
   showDialog,
   showErrorMessage
 } from '@jupyterlab/apputils';
+import { Widget } from '@lumino/widgets';
 
 import {
   ICreateRequest,
@@ -59,6 +60,15 @@ export function addCommands(
   openPanel: () => void
 ): void {
   const { commands, shell } = app;
+
+  /** Show a view in a closable main-area tab. */
+  function openInMainArea(view: Widget, id: string, label: string): void {
+    const widget = new MainAreaWidget({ content: view });
+    widget.id = id;
+    widget.title.label = label;
+    widget.title.closable = true;
+    shell.add(widget, 'main');
+  }
 
   /** The name passed by the panel, or one picked from a list (palette). */
   async function pickName(args: any, title: string, dockerOnly = false): Promise<string | null> {
@@ -164,11 +174,7 @@ export function addCommands(
         return;
       }
       const view = new TextView('jp-SandboxLogView');
-      const widget = new MainAreaWidget({ content: view });
-      widget.id = `jupyter-sandbox-log-${name}`;
-      widget.title.label = `dockerd log: ${name}`;
-      widget.title.closable = true;
-      shell.add(widget, 'main');
+      openInMainArea(view, `jupyter-sandbox-log-${name}`, `dockerd log: ${name}`);
       try {
         const answer = await requestAPI<{ log: string }>(`sandboxes/${encodeURIComponent(name)}/logs?lines=500`);
         view.setText(answer.log || '(the log is empty)');
@@ -186,11 +192,7 @@ export function addCommands(
         return;
       }
       const view = new ContainersView();
-      const widget = new MainAreaWidget({ content: view });
-      widget.id = `jupyter-sandbox-containers-${name}`;
-      widget.title.label = `containers: ${name}`;
-      widget.title.closable = true;
-      shell.add(widget, 'main');
+      openInMainArea(view, `jupyter-sandbox-containers-${name}`, `containers: ${name}`);
       try {
         view.setContainers(
           await requestAPI<IInnerContainer[]>(`sandboxes/${encodeURIComponent(name)}/containers?all=true`)
