@@ -15,16 +15,62 @@ import sys
 from typing import Any, Mapping
 
 RUNSC_PATH = "/usr/bin/runsc"
+WRAPPER_PATH = "/usr/local/lib/jupyter-sandbox/runsc"
+"""``scripts/runsc-netns-wrapper``, installed by ``setup-host.sh`` where the runsc needs it."""
 
-WANTED_RUNTIMES: dict[str, dict[str, Any]] = {
-    # loopback only: the safe default
-    "runsc": {"path": RUNSC_PATH, "runtimeArgs": ["--network=none", "--net-raw", "--cpu-num-from-quota"]},
-    # the host's network stack, as asked for with network="host"
-    "runsc-host": {"path": RUNSC_PATH, "runtimeArgs": ["--network=host", "--net-raw", "--cpu-num-from-quota"]},
-    # gVisor's own network stack on a Docker bridge (fails on runsc 20240729 + kernel >= 6)
-    "runsc-sandbox": {"path": RUNSC_PATH, "runtimeArgs": ["--net-raw", "--cpu-num-from-quota"]},
-}
-"""The runtimes ``setup-host.sh`` registers, by name."""
+NETNS_FIXED = 20240807
+"""The first gVisor release whose root-netns check works on kernels >= 6.11 (it reads ``dev_weight``)."""
+
+COMMON_ARGS = [
+    "--net-raw",
+    "--cpu-num-from-quota",
+    # The sandbox's root filesystem writes are sandbox memory, so the memory limit bounds them
+    # (the default, root:self, keeps them in an unbounded hidden file on the host's disk).
+    "--overlay2=root:memory",
+    # Lets the inner dockerd *create* a socket on a host directory given to it; never "open"/"all",
+    # which would let code inside connect to host sockets.
+    "--host-uds=create",
+]
+
+
+def runsc_release(path: str = RUNSC_PATH) -> int:
+    """The release date of a runsc binary (e.g. ``20240729``), or 0 when it cannot be read."""
+    import re
+    import subprocess
+
+    try:
+        text = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=10).stdout
+    except (OSError, subprocess.SubprocessError):
+        return 0
+    match = re.search(r"(20\d{6})", text)
+    return int(match.group(1)) if match else 0
+
+
+def needs_wrapper(release: int) -> bool:
+    """Whether network mode ``sandbox`` needs the wrapper: runsc before 2024-08-07 on kernel 6.x or later."""
+    major = int((os.uname().release.split(".") or ["0"])[0] or 0)
+    return release < NETNS_FIXED and major >= 6
+
+
+def wanted_runtimes(sandbox_path: str = RUNSC_PATH) -> dict[str, dict[str, Any]]:
+    """The runtimes ``setup-host.sh`` registers, by name.
+
+    Args:
+        sandbox_path: The binary for network mode ``sandbox``: runsc itself, or the wrapper
+            where this runsc refuses that mode (see :func:`needs_wrapper`).
+    """
+    return {
+        # loopback only
+        "runsc": {"path": RUNSC_PATH, "runtimeArgs": ["--network=none", *COMMON_ARGS]},
+        # the host's network stack, as asked for with network="host"
+        "runsc-host": {"path": RUNSC_PATH, "runtimeArgs": ["--network=host", *COMMON_ARGS]},
+        # gVisor's own network stack, on the product's own bridge network
+        "runsc-sandbox": {"path": sandbox_path, "runtimeArgs": ["--network=sandbox", *COMMON_ARGS]},
+    }
+
+
+WANTED_RUNTIMES = wanted_runtimes()
+"""The runtimes as they look with runsc itself for every mode (what error messages suggest)."""
 
 
 def network_of(runtime: Mapping[str, Any]) -> str | None:
@@ -52,24 +98,24 @@ def runtime_for(network: str, registered: Mapping[str, Mapping[str, Any]]) -> st
     return None
 
 
-def merge_into(config: dict[str, Any]) -> bool:
+def merge_into(config: dict[str, Any], wanted_by_name: Mapping[str, dict[str, Any]] | None = None) -> bool:
     """Add the wanted runtimes to a daemon.json mapping; True if anything changed."""
     runtimes = config.setdefault("runtimes", {})
     changed = False
-    for name, wanted in WANTED_RUNTIMES.items():
+    for name, wanted in (wanted_by_name or WANTED_RUNTIMES).items():
         if runtimes.get(name) != wanted:
             runtimes[name] = wanted
             changed = True
     return changed
 
 
-def register(path: str = "/etc/docker/daemon.json") -> bool:
+def register(path: str = "/etc/docker/daemon.json", sandbox_path: str = RUNSC_PATH) -> bool:
     """Merge the runtimes into a daemon.json file, keeping its other keys; True if it changed."""
     config: dict[str, Any] = {}
     if os.path.exists(path) and os.path.getsize(path):
         with open(path) as f:
             config = json.load(f)
-    if not merge_into(config):
+    if not merge_into(config, wanted_runtimes(sandbox_path)):
         return False
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with open(path + ".tmp", "w") as f:
@@ -80,4 +126,5 @@ def register(path: str = "/etc/docker/daemon.json") -> bool:
 
 
 if __name__ == "__main__":
-    print("changed" if register(*sys.argv[1:2]) else "unchanged")
+    # python3 -m jupyter_sandbox.runtimes DAEMON_JSON [SANDBOX_RUNTIME_PATH]
+    print("changed" if register(*sys.argv[1:3]) else "unchanged")

@@ -102,9 +102,26 @@ start_engine() {
   die "dockerd did not answer within 60 s (log above, full log in $DOCKERD_LOG)"
 }
 
+# runsc before 2024-08-07 refuses network mode "sandbox" on kernel >= 6.x ("cannot run with
+# network enabled in root network namespace"): install the wrapper that hides /proc/sys/net/core
+# from its check, and register it for that mode.  Newer runsc gets the plain binary.
+WRAPPER=/usr/local/lib/jupyter-sandbox/runsc
+install_netns_wrapper() {
+  if (cd "$HERE/.." && python3 -c 'import sys; from jupyter_sandbox.runtimes import needs_wrapper, runsc_release; sys.exit(0 if needs_wrapper(runsc_release()) else 1)'); then
+    if ! cmp -s "$HERE/runsc-netns-wrapper" "$WRAPPER"; then
+      log "installing the runsc network-namespace wrapper at $WRAPPER"
+      install -D -m 0755 "$HERE/runsc-netns-wrapper" "$WRAPPER"
+    fi
+    SANDBOX_RUNTIME=$WRAPPER
+  else
+    SANDBOX_RUNTIME=/usr/bin/runsc
+  fi
+}
+
 register_runtime() {
   local changed
-  changed=$(cd "$HERE/.." && python3 -m jupyter_sandbox.runtimes /etc/docker/daemon.json)
+  install_netns_wrapper
+  changed=$(cd "$HERE/.." && python3 -m jupyter_sandbox.runtimes /etc/docker/daemon.json "$SANDBOX_RUNTIME")
   if [ "$changed" = changed ]; then
     log "registered runsc runtimes in /etc/docker/daemon.json"
     if pgrep -x dockerd >/dev/null; then
