@@ -17,6 +17,7 @@ Every line is parsed before anything runs, so a typo on line 5 runs nothing.
 
 from __future__ import annotations
 
+import re
 import shlex
 from dataclasses import dataclass, field
 from typing import Callable
@@ -85,18 +86,26 @@ def _ends_with_continuation(line: str) -> bool:
     return trailing % 2 == 1
 
 
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
+"""``\\n``, ``\\r\\n`` and a lone ``\\r`` (old Mac files, pasted text) each end a line."""
+
+
+def cell_lines(cell: str) -> list[str]:
+    """A cell's physical lines: every line break (``\\n``, ``\\r\\n``, a lone ``\\r``) ends one."""
+    return _LINE_BREAK.split(cell)
+
+
 def logical_lines(cell: str) -> list[tuple[int, str]]:
     """Join ``\\`` continuations, drop comments and blank lines.
 
     Returns:
         ``(lineno, text)`` for each command, ``lineno`` being the 1-based
-        cell line where it starts.
+        cell line where it starts (lines counted as :func:`cell_lines` does).
     """
     commands: list[tuple[int, str]] = []
     pending = ""
     start = 0
-    for number, raw in enumerate(cell.split("\n"), start=1):
-        line = raw[:-1] if raw.endswith("\r") else raw
+    for number, line in enumerate(cell_lines(cell), start=1):
         if not pending:
             start = number
         if _ends_with_continuation(line):
@@ -143,6 +152,16 @@ def parse_cell(cell: str, expand: Callable[[str], str] = lambda text: text) -> l
         CellSyntaxError: For the first line that cannot be parsed, or a cell
             too big to be a list of docker commands.
     """
+    return [DockerLine(lineno, text, split_command(lineno, expand(text))) for lineno, text in bounded_lines(cell)]
+
+
+def bounded_lines(cell: str) -> list[tuple[int, str]]:
+    """:func:`logical_lines` of a cell, refusing cells too big to be a list of docker commands.
+
+    Raises:
+        CellSyntaxError: If the cell has more than :data:`MAX_CELL_BYTES` characters
+            or more than :data:`MAX_COMMANDS` commands.
+    """
     if len(cell) > MAX_CELL_BYTES:
         raise CellSyntaxError(1, f"the cell has {len(cell):,} characters; %%sandbox_docker takes at most {MAX_CELL_BYTES:,}",
                               fix="put long scripts in a file: sb.files.upload(...) then %sandbox exec -- sh FILE")
@@ -150,7 +169,7 @@ def parse_cell(cell: str, expand: Callable[[str], str] = lambda text: text) -> l
     if len(lines) > MAX_COMMANDS:
         raise CellSyntaxError(lines[MAX_COMMANDS][0], f"the cell has {len(lines)} commands; %%sandbox_docker runs at most {MAX_COMMANDS}",
                               fix="split it over several cells, or put the commands in a script and run it with %sandbox exec")
-    return [DockerLine(lineno, text, split_command(lineno, expand(text))) for lineno, text in lines]
+    return lines
 
 
 MAX_CELL_BYTES = 1_000_000

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from dataclasses import asdict, dataclass, field
@@ -10,6 +11,8 @@ from typing import Any, AsyncIterator, Callable
 
 import anyio
 from anyio.streams.memory import MemoryObjectSendStream
+
+log = logging.getLogger(__name__)
 
 
 class Phase(str, Enum):
@@ -123,7 +126,8 @@ class EventBus:
 
     Publish from the event loop's thread.  Listeners either iterate
     :meth:`subscribe` (async) or register a callback with :meth:`add_listener`
-    (called in the publisher's thread).
+    (called in the publisher's thread).  A callback that raises is logged and
+    skipped: a broken view never stops (or removes) the sandbox it shows.
     """
 
     def __init__(self) -> None:
@@ -141,13 +145,13 @@ class EventBus:
             except (anyio.BrokenResourceError, anyio.ClosedResourceError):
                 self._streams.remove(stream)
         for callback in list(self._callbacks):
-            callback(event)
+            _call_listener(callback, event)
 
     def add_listener(self, callback: Listener, *, replay: bool = True) -> Callable[[], None]:
         """Call ``callback`` for every event (past ones first if ``replay``); returns an unsubscribe function."""
         if replay:
             for event in self.history:
-                callback(event)
+                _call_listener(callback, event)
         self._callbacks.append(callback)
         return lambda: self._callbacks.remove(callback) if callback in self._callbacks else None
 
@@ -171,6 +175,13 @@ class EventBus:
         for stream in self._streams:
             stream.close()
         self._streams.clear()
+
+
+def _call_listener(callback: Listener, event: ProgressEvent) -> None:
+    try:
+        callback(event)
+    except Exception:
+        log.exception("a progress listener (%r) failed on %s/%s; the sandbox goes on", callback, event.phase, event.state)
 
 
 @dataclass

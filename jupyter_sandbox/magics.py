@@ -18,7 +18,7 @@ from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import ArgDecorator, argument, argument_group, magic_arguments
 
-from .cellparse import DockerLine, logical_lines, split_command
+from .cellparse import DockerLine, bounded_lines, split_command
 from .cli import add_spec_arguments
 from .errors import ExecTimeout, SandboxError
 from .notebook import KernelSandboxes, session
@@ -279,7 +279,7 @@ class SandboxMagics(Magics):
         args = parse(self.sandbox_docker, line.split(), "%%sandbox_docker? shows every option")
         commands: list[DockerLine] = []
         with shown_errors("the docker command was stopped inside the sandbox, and the containers it created removed"):
-            for lineno, text in logical_lines(cell):
+            for lineno, text in bounded_lines(cell):
                 # depth=2 reads the locals of the frame that ran the cell (IPython's own rule for magic lines).
                 expanded = self.shell.var_expand(text, depth=2)
                 commands.append(DockerLine(lineno, text, split_command(lineno, expanded)))

@@ -313,7 +313,7 @@ class Sandbox:
     @classmethod
     def create(cls, name: str | None = None, *, docker: bool = False, image: str | None = None, cpu: Any = None,
                memory: Any = None, network: str | None = None, env: Any = None, timeout: Any = None,
-               on_event: Listener | None = None, owner: str = "api") -> "Sandbox":
+               on_event: Listener | None = None, owner: str = "api", use_pool: bool = True) -> "Sandbox":
         """Create a sandbox and wait until it is ready.
 
         Args:
@@ -327,18 +327,19 @@ class Sandbox:
             timeout: Seconds the startup may take (default 30).
             on_event: Called with each :class:`ProgressEvent` (in the loop's thread).
             owner: Recorded in the labels (``api``, ``cli``, ``kernel``...).
+            use_pool: Take a ready sandbox from a warm pool when one matches (False: always boot a new one).
         """
         core = cls.prepare(name, docker=docker, image=image, cpu=cpu, memory=memory, network=network, env=env,
-                           timeout=timeout, owner=owner)
+                           timeout=timeout, owner=owner, use_pool=use_pool)
         if on_event is not None:
             core.events.add_listener(on_event)
         call(core.start)
         return cls(core)
 
     @staticmethod
-    def prepare(name: str | None = None, *, owner: str = "api", **fields: Any) -> AsyncSandbox:
+    def prepare(name: str | None = None, *, owner: str = "api", use_pool: bool = True, **fields: Any) -> AsyncSandbox:
         """Validate a spec into an unstarted :class:`AsyncSandbox` (listen to ``.events``, then ``Sandbox.start``)."""
-        return AsyncSandbox.prepare(None, owner=owner, name=name, **fields)
+        return AsyncSandbox.prepare(None, owner=owner, use_pool=use_pool, name=name, **fields)
 
     @classmethod
     def start(cls, core: AsyncSandbox) -> "Sandbox":

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from jupyter_sandbox.cellparse import CellSyntaxError, logical_lines, parse_cell, strip_comment
+from jupyter_sandbox.cellparse import CellSyntaxError, cell_lines, logical_lines, parse_cell, strip_comment
 
 
 def argvs(cell: str, **kwargs) -> list[list[str]]:
@@ -85,11 +85,11 @@ def test_any_text_parses_or_fails_with_a_line_number(cell):
     try:
         commands = parse_cell(cell)
     except CellSyntaxError as error:
-        assert 1 <= error.lineno <= cell.count("\n") + 1
+        assert 1 <= error.lineno <= len(cell_lines(cell))
         return
     for parsed in commands:
         assert parsed.argv and all(isinstance(arg, str) for arg in parsed.argv)
-        assert 1 <= parsed.lineno <= cell.count("\n") + 1
+        assert 1 <= parsed.lineno <= len(cell_lines(cell))
         assert not parsed.source.startswith("#")
 
 
@@ -102,6 +102,13 @@ def test_strip_comment_only_ever_cuts(line):
 def test_lines_without_special_characters_pass_through(lines):
     expected = [(number, line.strip()) for number, line in enumerate(lines, start=1) if line.strip()]
     assert logical_lines("\n".join(lines)) == expected
+
+
+def test_a_lone_carriage_return_ends_a_line():
+    assert logical_lines("\r#") == []
+    assert logical_lines("ps\r# c") == [(1, "ps")]
+    assert logical_lines("ps\rimages\r\nversion") == [(1, "ps"), (2, "images"), (3, "version")]
+    assert argvs("run a \\\rb") == [["run", "a", "b"]]
 
 
 def test_huge_cells_are_refused_before_anything_runs():

@@ -89,3 +89,20 @@ def test_host_network_sandbox_sees_the_host_interfaces(no_leaks):
     with Sandbox.create(network="host", owner="test") as sandbox:
         routes = sandbox.run(["cat", "/proc/net/dev"]).stdout.read()
         assert "lo:" in routes and len(routes.splitlines()) > 3
+
+
+def test_a_listener_that_raises_never_kills_the_sandbox(test_images, no_leaks, caplog):
+    """A broken view (an on_event callback, a widget) is logged and skipped; the create goes on."""
+    seen = []
+
+    def broken_view(event) -> None:
+        seen.append(event.phase)
+        raise RuntimeError("a view that always fails")
+
+    sandbox = Sandbox.create(image=test_images["tiny"], owner="test", use_pool=False, on_event=broken_view)
+    try:
+        assert sandbox.status().state == "ready"
+        assert "ready" in seen and "booted" in seen
+        assert "a progress listener" in caplog.text and "a view that always fails" in caplog.text
+    finally:
+        sandbox.terminate()

@@ -98,6 +98,13 @@ def test_a_syntax_error_runs_nothing(shell, tiny, sb, capsys):
     assert "never-started" not in sb.docker.ps(all=True).stdout.read()
 
 
+def test_a_huge_cell_is_refused_before_anything_runs(shell, tiny, sb):
+    cell = f"run -d --name never-started-huge {tiny} sleep 100\n" + "ps\n" * 500
+    result = shell.run_cell("%%sandbox_docker\n" + cell)
+    assert not result.success and "at most 500" in str(result.error_in_exec)
+    assert "never-started-huge" not in sb.docker.ps(all=True).stdout.read()
+
+
 def test_interrupting_a_docker_line_stops_it_inside(shell, sb, tiny, monkeypatch):
     out = Tripwire("started", interrupt_main_soon)
     monkeypatch.setattr("sys.stdout", out)
