@@ -36,6 +36,12 @@ alive() { [ -r "/proc/$1/stat" ] || return 1; read -r _ _ st _ < "/proc/$1/stat"
 idle() { trap 'exit 0' TERM INT; while :; do sleep 86400 & wait $!; done; }
 read -r _ _ kernel _ < /proc/version || kernel=unknown
 ev booted done "kernel $kernel"
+CA=/usr/local/share/ca-certificates/jupyter-sandbox
+if [ -d $CA ]; then
+  bundle=/etc/ssl/certs/ca-certificates.crt
+  for b in /etc/pki/tls/certs/ca-bundle.crt /etc/ssl/cert.pem; do [ -f $bundle ] || [ ! -f $b ] || bundle=$b; done
+  mkdir -p "${bundle%/*}"; cat $CA/*.crt >> "$bundle" 2>/dev/null
+fi
 if [ "${1:-plain}" != docker ]; then ev ready done; idle; fi
 
 if [ -n "${BASH_VERSION:-}" ]; then

@@ -14,6 +14,7 @@ import anyio
 from docker.models.containers import Container
 
 from . import labels as L
+from . import trust
 from .bootstrap import DOCKERD_LOG, InitReport, InitReportParser, diagnose, init_command
 from .errors import (
     DaemonTimeout,
@@ -159,6 +160,9 @@ class StartupMixin:
         if not self.engine.is_runsc(actual, registered):
             raise NotIsolated(f"The engine created sandbox {self.name!r} under runtime {actual!r}, not runsc; it was removed.",
                               fix="check /etc/docker/daemon.json's default-runtime and runtimes (`jupyter sandbox doctor`)")
+        certificates = trust.extra_certificates()
+        if certificates:  # the host's extra CAs, appended to the image's bundle by the init program
+            await self.engine.call(container.put_archive, "/", trust.archive(certificates))
         try:
             await self.engine.call(container.start)
         except SandboxError as error:
@@ -179,7 +183,7 @@ class StartupMixin:
             runtime=runtime,
             hostname=spec.name[:63],
             user="0",
-            environment=spec.env or None,
+            environment={**trust.proxy_environment(), **spec.env} or None,
             detach=True,
             network_mode="host" if spec.network == "host" else ("none" if spec.network == "none" else None),
         )
