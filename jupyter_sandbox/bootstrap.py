@@ -66,6 +66,28 @@ fi
 wait
 ev cgroups done
 
+# runsc before 2025-07 cannot setns into a nested PID namespace, so `docker exec` fails for
+# every inner container that has its own.  With SHARED_PID=1 the inner dockerd's default
+# runtime is runc behind this filter, which drops the PID namespace from each new container's
+# OCI config: every inner container shares the sandbox's PID namespace, however it was created.
+if [ "${JUPYTER_SANDBOX_SHARED_PID:-0}" = 1 ]; then
+  cat > $RUN/runc <<'RUNC'
+#!/bin/sh
+bundle= create=0 prev=
+for a in "$@"; do
+  case "$prev" in --bundle|-b) bundle=$a ;; esac
+  case "$a" in create|run) create=1 ;; --bundle=*) bundle=${a#--bundle=} ;; esac
+  prev=$a
+done
+if [ "$create" = 1 ] && [ -f "$bundle/config.json" ]; then
+  sed -i -e 's/{"type":"pid"},//' -e 's/,{"type":"pid"}//' -e 's/\[{"type":"pid"}\]/[]/' "$bundle/config.json"
+fi
+exec runc "$@"
+RUNC
+  chmod 755 $RUN/runc
+  DOCKERD_FLAGS="$DOCKERD_FLAGS --add-runtime=shared-pid=$RUN/runc --default-runtime=shared-pid"
+fi
+
 tail_log() {
   tail -n 30 "$LOG" 2>/dev/null | while IFS= read -r line; do printf '%s-log %s\n' "$M" "$line"; done
 }

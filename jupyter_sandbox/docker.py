@@ -58,17 +58,13 @@ def explain_failure(argv: list[str], stderr: str, network: str) -> str | None:
         return ("This image has no Docker Compose v2 plugin. The default image has it; "
                 "build one with `jupyter sandbox image build --docker --offline`.")
     if "error executing setns process" in text:
-        return ("gVisor cannot join a nested PID namespace, so `docker exec` into an inner container only works when "
-                "that container shares the sandbox's PID namespace: start it with --pid=host "
-                "(sandbox.docker.run(..., exec_ready=True) does it), then exec works.")
+        return ("gVisor before 2025-07 cannot join a nested PID namespace, so `docker exec` only works into inner "
+                "containers that share the sandbox's. Every container the sandbox's daemon creates does, unless it "
+                "was given another one (--pid=container:NAME): drop that option, or use --pid=host.")
     if "unable to find image" in text or "pull access denied" in text or "no such image" in text:
         return "The image is not in the sandbox's daemon. Load it from the host with sandbox.docker.load(IMAGE)."
     return None
 
-
-EXEC_READY = {"pid": "host"}
-"""What an inner container must share with the sandbox for ``docker exec`` into it to work under gVisor:
-its PID namespace (gVisor cannot setns into a nested one; the other namespaces do not matter)."""
 
 
 class AsyncDocker:
@@ -98,16 +94,12 @@ class AsyncDocker:
         process.explain = lambda stderr: explain_failure(argv, stderr, sandbox.spec.network)
         return process
 
-    async def run(self, image: str, *command: str, exec_ready: bool = False, timeout: float | None = None,
-                  **options: Any) -> AsyncProcess:
+    async def run(self, image: str, *command: str, timeout: float | None = None, **options: Any) -> AsyncProcess:
         """``docker run [OPTIONS] IMAGE [COMMAND...]``; options as keywords (``rm=True, network="host"``).
 
-        Args:
-            exec_ready: Share the sandbox's PID namespace (``--pid=host``) so
-                ``docker exec`` into this container works under gVisor.
+        ``docker exec`` into the container works however it was started (see the init program's
+        shared PID namespace in :mod:`jupyter_sandbox.bootstrap`).
         """
-        if exec_ready:
-            options = {**EXEC_READY, **options}
         return await self("run", *to_flags(options), image, *command, timeout=timeout)
 
     async def pull(self, image: str, timeout: float | None = None) -> AsyncProcess:

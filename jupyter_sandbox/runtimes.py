@@ -9,6 +9,7 @@ the runtimes in ``/etc/docker/daemon.json``::
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import sys
@@ -44,6 +45,21 @@ def runsc_release(path: str = RUNSC_PATH) -> int:
         return 0
     match = re.search(r"(20\d{6})", text)
     return int(match.group(1)) if match else 0
+
+
+SETNS_FIXED = 20250707
+"""The first gVisor release that can ``setns`` into a nested PID namespace (``docker exec`` inside)."""
+
+
+@functools.lru_cache(maxsize=8)
+def release_of(path: str) -> int:
+    """:func:`runsc_release`, asked once per binary per process."""
+    return runsc_release(path)
+
+
+def needs_shared_pid(release: int) -> bool:
+    """Whether inner containers must share the sandbox's PID namespace for ``docker exec`` to work."""
+    return release < SETNS_FIXED
 
 
 def needs_wrapper(release: int) -> bool:

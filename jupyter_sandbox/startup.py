@@ -26,7 +26,8 @@ from .errors import (
     SandboxStartFailed,
 )
 from .events import Phase, ProgressEvent, State, phases_for
-from .threads import iterate_in_thread
+from .runtimes import needs_shared_pid, release_of
+from .threads import iterate_in_thread, run_sync
 
 if TYPE_CHECKING:
     from .engine import Engine
@@ -36,6 +37,9 @@ if TYPE_CHECKING:
 
 DOCKER_CAPABILITIES = ["ALL"]
 """Docker inside gVisor needs, among others, SYS_ADMIN (mounts) and NET_ADMIN; gVisor confines them."""
+
+SHARED_PID_ENV = "JUPYTER_SANDBOX_SHARED_PID"
+"""Tells the init program to give inner containers the sandbox's PID namespace (see bootstrap.py)."""
 
 TRAP_TEXT = "cannot run with network enabled in root network namespace"
 
@@ -153,8 +157,11 @@ class StartupMixin:
 
         self._publish(Phase.SANDBOX_START, State.STARTED, f"runtime {runtime}")
         container_name = L.POOL_CONTAINER_PREFIX + spec.name if self.pool_key else None
-        container = await self.engine.create_container(spec.name, container_name=container_name,
-                                                       **self._container_options(runtime))
+        options = self._container_options(runtime)
+        runtime_path = registered[runtime].get("path", "")
+        if spec.docker and await run_sync(lambda: needs_shared_pid(release_of(runtime_path))):
+            options["environment"] = {**options.get("environment", {}), SHARED_PID_ENV: "1"}
+        container = await self.engine.create_container(spec.name, container_name=container_name, **options)
         self.container_id = container.id  # before any await: a pending cancel lands after this, at the next one
         actual = container.attrs.get("HostConfig", {}).get("Runtime", "")
         if not self.engine.is_runsc(actual, registered):
