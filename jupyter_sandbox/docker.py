@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
 from typing import TYPE_CHECKING, Any, Iterable, Iterator
 
+from . import compose as compose_rewrite
 from .errors import DockerNotEnabled, SandboxError
 from .files import iterate_file, tar_stream
 from .process import AsyncProcess
@@ -67,6 +69,10 @@ def explain_failure(argv: list[str], stderr: str, network: str) -> str | None:
 
 
 
+NOTED_COMPOSE_COMMANDS = ("up", "run", "create", "config")
+"""Compose commands before which the rewrite's notes are printed (not every exec, logs or down)."""
+
+
 class AsyncDocker:
     """The Docker CLI inside a sandbox.  Each call starts ``docker ...`` in the
     sandbox and returns the running :class:`~jupyter_sandbox.process.AsyncProcess`;
@@ -79,8 +85,12 @@ class AsyncDocker:
         self._sandbox = sandbox
 
     async def __call__(self, *args: str, stdin: bytes | Iterable[bytes] | None = None, timeout: float | None = None,
-                       workdir: str | None = None) -> AsyncProcess:
-        """Run ``docker ARGS...`` in the sandbox (arguments are passed as argv, never through a shell)."""
+                       workdir: str | None = None, preface: str = "") -> AsyncProcess:
+        """Run ``docker ARGS...`` in the sandbox (arguments are passed as argv, never through a shell).
+
+        Args:
+            preface: Lines printed to the command's stderr before it starts (notes for the user).
+        """
         sandbox = self._sandbox
         if not sandbox.spec.docker:
             raise DockerNotEnabled(f"Sandbox {sandbox.name!r} was created without Docker inside.",
@@ -90,7 +100,8 @@ class AsyncDocker:
                 raise SandboxError(f"Docker arguments must be strings, got {arg!r}", fix="convert it with str()")
         await sandbox.wait_ready()
         argv = ["docker", *args]
-        process = await sandbox.exec(argv, stdin=stdin, timeout=timeout, workdir=workdir)
+        command = ["sh", "-c", 'printf "%s\\n" "$1" >&2; shift; exec "$@"', "sh", preface, *argv] if preface else argv
+        process = await sandbox.exec(command, stdin=stdin, timeout=timeout, workdir=workdir)
         process.explain = lambda stderr: explain_failure(argv, stderr, sandbox.spec.network)
         return process
 
@@ -142,8 +153,18 @@ class AsyncDocker:
         return await self("build", *flags, "-", stdin=iterate_file(tar_stream(path, None)), timeout=timeout)
 
     async def compose(self, *args: str, project_dir: str | os.PathLike[str] | None = None,
-                      timeout: float | None = None) -> AsyncProcess:
-        """``docker compose ARGS...``; ``project_dir`` (a local folder) is copied into the sandbox first."""
+                      timeout: float | None = None, rewrite: bool = True) -> AsyncProcess:
+        """``docker compose ARGS...``; ``project_dir`` (a local folder) is copied into the sandbox first.
+
+        Args:
+            rewrite: Run the project as rewritten by :func:`jupyter_sandbox.compose.rewrite`
+                (services on the sandbox's network stack, reaching each other by name), so
+                compose files work as written; the changes are printed to stderr first.
+                ``False`` runs the file exactly as written.
+
+        Raises:
+            ComposeNotSupported: If the project cannot run on one shared network stack.
+        """
         if project_dir is None:
             return await self("compose", *args, timeout=timeout)
         local = os.fspath(project_dir)
@@ -152,7 +173,27 @@ class AsyncDocker:
                                fix="pass the folder that holds compose.yaml")
         remote = "/root/compose/" + (os.path.basename(os.path.abspath(local)) or "project")
         await self._sandbox.files.upload(local, remote)
-        return await self("compose", "--project-directory", remote, *args, timeout=timeout, workdir=remote)
+        base = ["compose", "--project-directory", remote]
+        rewritten = await self._rewritten(base) if rewrite else None
+        if rewritten is None:
+            return await self(*base, *args, timeout=timeout, workdir=remote)
+        target = f"{remote}/{compose_rewrite.REWRITTEN_FILE}"
+        await self._sandbox.files.write(target, rewritten.to_json())
+        verb = next((arg for arg in args if not arg.startswith("-")), "")
+        shown = rewritten.notes if verb in NOTED_COMPOSE_COMMANDS else []
+        notes = "\n".join(f"jupyter-sandbox: {note}" for note in shown)
+        return await self(*base, "-f", target, *args, timeout=timeout, workdir=remote, preface=notes)
+
+    async def _rewritten(self, base: list[str]) -> compose_rewrite.Rewrite | None:
+        """The project rewritten for the sandbox, or None when compose cannot read it (it then says why itself)."""
+        config = await self(*base, "config", "--format", "json", timeout=60)
+        if await config.wait() != 0:
+            return None
+        try:
+            project = json.loads(config.stdout_text)
+        except ValueError:
+            return None
+        return compose_rewrite.rewrite(project)
 
     async def load(self, image: str, timeout: float | None = None) -> AsyncProcess:
         """Copy an image from the host engine into the sandbox's daemon (``docker save | docker load``).

@@ -163,6 +163,39 @@ def test_exec_into_inner_containers(docker_sandbox, test_images):
     assert privileged.wait() == 0 and privileged.stdout.read() == "privileged\n"
 
 
+def test_a_compose_project_as_written_reaches_services_by_name_and_port(docker_sandbox, test_images, tmp_path):
+    """No embedded DNS and no -p on this runsc: the project is rewritten onto the sandbox's stack, and says so."""
+    tiny = test_images["tiny"]
+    (tmp_path / "compose.yaml").write_text(f"""services:
+  web:
+    image: {tiny}
+    command: ["sh", "-c", "mkdir -p /w && echo hello-from-web > /w/index.html && exec busybox httpd -f -p 8000 -h /w"]
+    ports: ["8080:8000"]
+    networks: [front]
+  client:
+    image: {tiny}
+    depends_on: [web]
+    command: ["sleep", "300"]
+    networks: [front]
+networks:
+  front: {{}}
+""")
+    up = docker_sandbox.docker.compose("up", "-d", project_dir=tmp_path)
+    assert up.wait() == 0, up.stderr.read()
+    try:
+        notes = up.stderr.read()
+        assert "service web: port 8080->8000/tcp is not published" in notes and "127.0.0.1:8000" in notes
+        by_name = docker_sandbox.docker.compose("exec", "-T", "client", "busybox", "wget", "-qO-",
+                                                "http://web:8000/", project_dir=tmp_path)
+        assert by_name.wait() == 0 and by_name.stdout.read() == "hello-from-web\n"
+        assert "jupyter-sandbox:" not in by_name.stderr.read()
+        by_port = docker_sandbox.docker.run(tiny, "busybox", "wget", "-qO-", "http://127.0.0.1:8000/",
+                                            rm=True, network="host")
+        assert by_port.wait() == 0 and by_port.stdout.read() == "hello-from-web\n"
+    finally:
+        assert docker_sandbox.docker.compose("down", "-t", "1", project_dir=tmp_path).wait() == 0
+
+
 def test_compose_exec_into_a_service_started_with_up(docker_sandbox, test_images, tmp_path):
     (tmp_path / "compose.yaml").write_text(f"services:\n  app:\n    image: {test_images['tiny']}\n    command: sleep 300\n")
     assert docker_sandbox.docker.compose("up", "-d", project_dir=tmp_path).wait() == 0
