@@ -11,6 +11,7 @@ files and variables resolve there) into an equivalent on that stack:
   ``networks``, ``hostname``, ``links`` and ``mac_address`` (they need a network of its own);
 * every service name (and network alias) resolves to ``127.0.0.1`` through ``extra_hosts``,
   so services reach each other by name on the port they listen on;
+* builds run on that stack too (``build.network: host``: BuildKit's default bridge does not exist);
 * ``ports:`` are dropped: a service is reachable inside the sandbox on its own
   (target) port, and from Jupyter through the sandbox's port proxy.
 
@@ -94,6 +95,9 @@ def rewrite(project: dict[str, Any]) -> Rewrite:
                          + (f", without {', '.join(dropped)}" if dropped else ""))
         for key in _NEEDS_OWN_NETWORK:
             spec.pop(key, None)
+        build = spec.get("build")
+        if isinstance(build, dict) and not build.get("network"):
+            spec["build"] = {**build, "network": "host"}  # BuildKit's default, "bridge", does not exist inside
         others = [other for other in names if other != name]
         if others:
             hosts = spec.get("extra_hosts") or []
