@@ -20,7 +20,10 @@ err = Console(stderr=True, highlight=False, width=None if sys.stderr.isatty() el
 out = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
 
 
-def add_spec_arguments(parser: argparse.ArgumentParser) -> None:
+STARTUP_TIMEOUT_HELP = "seconds the startup may take (default 30)"
+
+
+def add_spec_arguments(parser: argparse.ArgumentParser, timeout_help: str = STARTUP_TIMEOUT_HELP) -> None:
     """The spec options, shared by ``create`` (and named as the magics and REST fields are)."""
     parser.add_argument("--docker", action="store_true", help="start a Docker daemon inside the sandbox")
     parser.add_argument("--name", help="unique name (default: a random sb-xxxxxx)")
@@ -29,7 +32,7 @@ def add_spec_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--memory", help="memory limit, e.g. 512Mi or 4Gi")
     parser.add_argument("--network", choices=NETWORK_MODES, help="none (default, loopback only), host, or sandbox")
     parser.add_argument("--env", action="append", metavar="KEY=VALUE", help="environment variable (repeatable)")
-    parser.add_argument("--timeout", help="seconds the startup may take (default 30)")
+    parser.add_argument("--timeout", help=timeout_help)
 
 
 def build_parser() -> argparse.ArgumentParser:

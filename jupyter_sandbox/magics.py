@@ -37,7 +37,8 @@ class spec_arguments(ArgDecorator):
 
     def add_to_parser(self, parser: Any, group: Any) -> None:
         """Add the options to the parser (or to the current argument group)."""
-        add_spec_arguments(group if group is not None else parser)
+        add_spec_arguments(group if group is not None else parser, timeout_help=(
+            "create: seconds the startup may take (default 30); exec and load: stop the command after this many seconds"))
 
 
 @contextlib.contextmanager

@@ -37,6 +37,26 @@ TEST_IMAGES = {
 }
 
 
+RESTARTS_ENGINE_OPT_IN = "JUPYTER_SANDBOX_TEST_RESTART_ENGINE"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked ``restarts_engine`` stop the host's dockerd, with every container on it: they run
+    in CI (``CI=true``, a machine of its own) or when asked with JUPYTER_SANDBOX_TEST_RESTART_ENGINE=1,
+    and are deselected (said on the terminal, never skipped quietly) on anyone else's machine."""
+    if os.environ.get("CI") == "true" or os.environ.get(RESTARTS_ENGINE_OPT_IN) == "1":
+        return
+    chosen = [item for item in items if item.get_closest_marker("restarts_engine") is None]
+    dropped = [item for item in items if item.get_closest_marker("restarts_engine") is not None]
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = chosen
+        reporter = config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:
+            reporter.write_line(f"deselected {len(dropped)} test(s) that restart the host's dockerd; "
+                                f"set {RESTARTS_ENGINE_OPT_IN}=1 (or CI=true) to run them")
+
+
 @pytest.fixture(scope="session")
 def engine_client() -> docker.DockerClient:
     """The host engine (the suite fails here, loudly, if there is none)."""

@@ -102,6 +102,7 @@ def test_help_is_generated_from_the_arguments(shell, capsys):
                    "--progress", "--all"):
         assert option in text
     assert text.startswith("usage: %sandbox [-h] [--docker]")
+    assert "exec and load: stop the command after this many seconds" in " ".join(text.split())
     assert text.strip().removeprefix("usage:").strip() in shell.find_line_magic("sandbox").__doc__  # as %sandbox?
 
 

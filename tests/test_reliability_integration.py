@@ -185,6 +185,7 @@ def test_resource_limits_asked_for_are_enforced(engine_client):
 
 
 @pytest.mark.slow
+@pytest.mark.restarts_engine
 def test_host_engine_restart_is_survived(engine_client, no_leaks):
     """dockerd restarted under live sandboxes: they read as stopped, everything keeps answering, new ones start."""
     sandbox = Sandbox.create(owner="test")
