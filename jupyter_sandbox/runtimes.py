@@ -114,33 +114,82 @@ def runtime_for(network: str, registered: Mapping[str, Mapping[str, Any]]) -> st
     return None
 
 
-def merge_into(config: dict[str, Any], wanted_by_name: Mapping[str, dict[str, Any]] | None = None) -> bool:
-    """Add the wanted runtimes to a daemon.json mapping; True if anything changed."""
+OUR_FLAGS = frozenset({
+    "--network=none", "--network=host", "--network=sandbox", "--net-raw", "--cpu-num-from-quota",
+    "--overlay2=root:memory", "--host-uds=create",
+})
+"""Every runtime flag a version of jupyter-sandbox has registered: an entry made only of these is ours to update."""
+REPLACE_ENV = "JUPYTER_SANDBOX_REPLACE_RUNTIMES"
+
+
+class RuntimeConflict(Exception):
+    """daemon.json has a runtime of one of our names that an admin set up differently."""
+
+
+def is_ours(entry: Mapping[str, Any]) -> bool:
+    """Whether a daemon.json runtime entry was written by (some version of) jupyter-sandbox."""
+    args = entry.get("runtimeArgs") or []
+    return (set(entry) <= {"path", "runtimeArgs"} and entry.get("path") in (RUNSC_PATH, WRAPPER_PATH)
+            and isinstance(args, list) and set(args) <= OUR_FLAGS)
+
+
+def merge_into(config: dict[str, Any], wanted_by_name: Mapping[str, dict[str, Any]] | None = None, *,
+               replace_foreign: bool = False) -> list[str]:
+    """Add or update the wanted runtimes in a daemon.json mapping, keeping every other key.
+
+    Returns:
+        One line per change (empty when nothing changed).
+
+    Raises:
+        RuntimeConflict: If a runtime of one of our names was set up by someone else (and
+            ``replace_foreign`` is not set): it is never replaced silently.
+    """
     runtimes = config.setdefault("runtimes", {})
-    changed = False
+    changes: list[str] = []
     for name, wanted in (wanted_by_name or WANTED_RUNTIMES).items():
-        if runtimes.get(name) != wanted:
-            runtimes[name] = wanted
-            changed = True
-    return changed
+        current = runtimes.get(name)
+        if current == wanted:
+            continue
+        if current is not None and not is_ours(current) and not replace_foreign:
+            raise RuntimeConflict(
+                f"daemon.json already has a runtime named {name!r} that jupyter-sandbox did not write: "
+                f"{json.dumps(current)}. It would be replaced by {json.dumps(wanted)}. Rename yours, or set "
+                f"{REPLACE_ENV}=1 to let jupyter-sandbox replace it.")
+        changes.append(f"{'updated' if current else 'added'} runtime {name}: {json.dumps(wanted)}"
+                       + (f" (was {json.dumps(current)})" if current else ""))
+        runtimes[name] = wanted
+    return changes
 
 
-def register(path: str = "/etc/docker/daemon.json", sandbox_path: str = RUNSC_PATH) -> bool:
-    """Merge the runtimes into a daemon.json file, keeping its other keys; True if it changed."""
+def register(path: str = "/etc/docker/daemon.json", sandbox_path: str = RUNSC_PATH) -> list[str]:
+    """Merge the runtimes into a daemon.json file, keeping its other keys; returns the changes made.
+
+    Raises:
+        RuntimeConflict: See :func:`merge_into` (``JUPYTER_SANDBOX_REPLACE_RUNTIMES=1`` overrides).
+    """
     config: dict[str, Any] = {}
     if os.path.exists(path) and os.path.getsize(path):
         with open(path) as f:
             config = json.load(f)
-    if not merge_into(config, wanted_runtimes(sandbox_path)):
-        return False
+    changes = merge_into(config, wanted_runtimes(sandbox_path), replace_foreign=os.environ.get(REPLACE_ENV) == "1")
+    if not changes:
+        return []
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with open(path + ".tmp", "w") as f:
         json.dump(config, f, indent=2)
         f.write("\n")
     os.replace(path + ".tmp", path)
-    return True
+    return changes
 
 
 if __name__ == "__main__":
-    # python3 -m jupyter_sandbox.runtimes DAEMON_JSON [SANDBOX_RUNTIME_PATH]
-    print("changed" if register(*sys.argv[1:3]) else "unchanged")
+    # python3 -m jupyter_sandbox.runtimes DAEMON_JSON [SANDBOX_RUNTIME_PATH]: the changes on stderr,
+    # "changed" or "unchanged" on stdout; exit 1 (saying why) rather than replace an admin's runtime.
+    try:
+        made = register(*sys.argv[1:3])
+    except RuntimeConflict as conflict:
+        print(f"error: {conflict}", file=sys.stderr)
+        sys.exit(1)
+    for change in made:
+        print(change, file=sys.stderr)
+    print("changed" if made else "unchanged")

@@ -121,7 +121,9 @@ install_netns_wrapper() {
 register_runtime() {
   local changed
   install_netns_wrapper
-  changed=$(cd "$HERE/.." && python3 -m jupyter_sandbox.runtimes /etc/docker/daemon.json "$SANDBOX_RUNTIME")
+  # Says each change on stderr; refuses (and stops here) rather than replace a runtime an admin set up.
+  changed=$(cd "$HERE/.." && python3 -m jupyter_sandbox.runtimes /etc/docker/daemon.json "$SANDBOX_RUNTIME") \
+    || die "not changing /etc/docker/daemon.json (reason above)"
   if [ "$changed" = changed ]; then
     log "registered runsc runtimes in /etc/docker/daemon.json"
     if pgrep -x dockerd >/dev/null; then

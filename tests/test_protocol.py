@@ -1,12 +1,13 @@
 """Unit tests of the pure logic: init-script protocol, phase tracking, states, flags, pid marker, hints."""
 
+import pytest
 from hypothesis import given, strategies as st
 
 from jupyter_sandbox.bootstrap import InitReportParser, diagnose
 from jupyter_sandbox.docker import explain_failure, to_flags
 from jupyter_sandbox.events import EventBus, PhaseTracker, ProgressEvent
 from jupyter_sandbox.process import Chunk, TextDecoder
-from jupyter_sandbox.runtimes import WANTED_RUNTIMES, merge_into, runtime_for
+from jupyter_sandbox.runtimes import WANTED_RUNTIMES, RuntimeConflict, merge_into, runtime_for
 from jupyter_sandbox.status import derive_state
 
 OUTPUT = """\
@@ -103,3 +104,20 @@ def test_runtime_lookup_and_merge():
     config = {"runtimes": {"other": {"path": "/x"}}, "debug": True}
     assert merge_into(config) and config["debug"] and "other" in config["runtimes"]
     assert not merge_into(config)
+
+
+def test_an_older_runtime_of_ours_is_updated_and_says_so():
+    config = {"runtimes": {"runsc": {"path": "/usr/bin/runsc", "runtimeArgs": ["--network=none", "--net-raw"]}}}
+    changes = merge_into(config)
+    assert any(line.startswith("updated runtime runsc:") and "(was " in line for line in changes)
+    assert config["runtimes"]["runsc"] == WANTED_RUNTIMES["runsc"]
+
+
+def test_an_admins_runtime_of_our_name_is_never_replaced_silently():
+    theirs = {"path": "/opt/gvisor/runsc", "runtimeArgs": ["--platform=kvm"]}
+    config = {"runtimes": {"runsc": dict(theirs)}}
+    with pytest.raises(RuntimeConflict) as caught:
+        merge_into(config)
+    assert "did not write" in str(caught.value) and "JUPYTER_SANDBOX_REPLACE_RUNTIMES=1" in str(caught.value)
+    assert config["runtimes"]["runsc"] == theirs
+    assert merge_into(config, replace_foreign=True) and config["runtimes"]["runsc"] == WANTED_RUNTIMES["runsc"]
