@@ -26,7 +26,13 @@ want="$(cat pyproject.toml | sha256sum | cut -c1-16)-$(python3 --version)"
 here_check='import os, sys, jupyter_sandbox as a, jupyter_sandbox_server as b
 sys.exit(0 if all(os.path.realpath(m.__file__).startswith(sys.argv[1] + os.sep) for m in (a, b)) else 1)'
 repo="$(pwd -P)"
-if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ] || ! (cd / && python3 -c "$here_check" "$repo") 2>/dev/null; then
+# An install with the test extras also serves the runtime-only one: switching between
+# run-lab.sh and test.sh does not reinstall.
+stamp_current() {
+  [ "$(cat "$stamp" 2>/dev/null)" = "$want" ] && return 0
+  [ "$WITH_TEST" = 0 ] && [ "$(cat ".install-stamp-lab,test" 2>/dev/null)" = "$want" ]
+}
+if ! stamp_current || ! (cd / && python3 -c "$here_check" "$repo") 2>/dev/null; then
   log "pip install -e .[$extras]"
   # build-labextension.sh links Lab's copy of the extension to this checkout; pip must not
   # write (or uninstall) through that link into the build output.
