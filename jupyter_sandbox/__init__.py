@@ -6,9 +6,14 @@ importing it (as Jupyter does to find the hooks) stays cheap.
 
 from __future__ import annotations
 
+from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
-__version__ = "0.1.0"
+try:
+    __version__ = version("jupyter-sandbox")
+    """The installed version: labextension/package.json's, the one source of it (see pyproject.toml)."""
+except PackageNotFoundError:  # imported from a checkout that was never installed
+    __version__ = "0+unknown"
 
 __all__ = ["AsyncSandbox", "Sandbox", "SandboxSpec", "SandboxError", "ProgressEvent", "Phase", "__version__"]
 

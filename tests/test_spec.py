@@ -107,3 +107,13 @@ def test_memory_and_cpu_parsers_never_crash(value):
             SandboxSpec.parse("fuzz", **{field: value})
         except SpecError as error:
             assert error.field == field
+
+
+def test_one_version_for_the_package_and_the_lab_extension():
+    import json
+    import pathlib
+
+    import jupyter_sandbox
+
+    package_json = pathlib.Path(__file__).resolve().parent.parent / "labextension" / "package.json"
+    assert jupyter_sandbox.__version__ == json.loads(package_json.read_text())["version"]
