@@ -12,6 +12,7 @@ from sandbox_test_support import unique_name
 
 from jupyter_sandbox import labels as L
 from jupyter_sandbox.images import busybox_image
+from jupyter_sandbox.ports import BASE_URL_ENV
 from jupyter_sandbox.sync import Sandbox
 
 TINY = "jupyter-sandbox-test/tiny:3"
@@ -104,3 +105,4 @@ def no_server_id_leaks(monkeypatch: pytest.MonkeyPatch) -> None:
     """An in-process test server sets JUPYTER_SANDBOX_SERVER_ID; undo it after each test so later
     subprocesses (the CLI, a real Lab) do not label their sandboxes with a server that is gone."""
     monkeypatch.delenv(L.SERVER_ENV, raising=False)
+    monkeypatch.delenv(BASE_URL_ENV, raising=False)

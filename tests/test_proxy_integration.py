@@ -22,7 +22,10 @@ from sandbox_test_support import server_config, unique_name
 from tornado.httpclient import HTTPClientError, HTTPRequest
 from tornado.websocket import websocket_connect
 
+from IPython.utils.capture import capture_output
+
 from jupyter_sandbox import labels as L
+from jupyter_sandbox.errors import SpecError
 from jupyter_sandbox.sandbox import AsyncSandbox
 from jupyter_sandbox.sync import Sandbox, call
 
@@ -217,3 +220,18 @@ async def test_unknown_none_mode_and_other_servers_sandboxes(jp_fetch: Any, jp_s
         await foreign.terminate()
     body = await expect_error(jp_fetch, 404, "sandbox", "proxy", offline.name, "80", "index.html")
     assert "No sandbox named" in body
+
+
+def test_expose_magic_shows_a_clickable_link(shell: Any, web_sandbox: Sandbox) -> None:
+    name = web_sandbox.name
+    with capture_output() as captured:
+        shell.run_line_magic("sandbox", f"expose {name} {HTTP_PORT}")
+        shell.run_line_magic("sandbox", f"expose {name} {LOOPBACK_PORT}")
+    link = f"/sandbox/proxy/{name}/{HTTP_PORT}/"
+    assert link == web_sandbox.url(HTTP_PORT)
+    reachable, loopback = (output.data for output in captured.outputs)
+    assert f'<a href="{link}" target="_blank"' in reachable["text/html"]
+    assert reachable["text/plain"] == f"{name}:{HTTP_PORT} -> {link}"
+    assert "listens only on 127.0.0.1" in loopback["text/plain"]
+    with pytest.raises(SpecError, match="port"):
+        shell.run_line_magic("sandbox", f"expose {name} 70000")
