@@ -277,8 +277,11 @@ class AsyncSandbox(StartupMixin):
 
     # -- ports ----------------------------------------------------------------
 
-    async def address(self) -> str:
+    async def address(self, attrs: dict[str, Any] | None = None) -> str:
         """The address the host reaches this sandbox's ports at (read from the engine: any network it is on).
+
+        Args:
+            attrs: The engine's inspect data of its container when the caller has it fresh (saves a call).
 
         Raises:
             NetworkUnavailable: If the sandbox has network ``none`` (ports need network ``sandbox``).
@@ -286,10 +289,11 @@ class AsyncSandbox(StartupMixin):
         """
         if self.spec.network == "none":
             return sandbox_address("none", {}, self.name)
-        try:
-            attrs = await self.engine.call(self.engine.client.api.inspect_container, self.container_id)
-        except SandboxError as error:
-            raise await self._explain_exec_failure(error) from None
+        if attrs is None:
+            try:
+                attrs = await self.engine.call(self.engine.client.api.inspect_container, self.container_id)
+            except SandboxError as error:
+                raise await self._explain_exec_failure(error) from None
         if not (attrs.get("State") or {}).get("Running"):
             info = await self.status()
             raise SandboxNotRunning(f"Sandbox {self.name!r} is {info.state}: {info.reason}.",

@@ -123,10 +123,13 @@ class SandboxManager(LoggingConfigurable):
 
     async def find(self, name: str) -> AsyncSandbox:
         """The sandbox called ``name``, if this server may see it (raises :class:`SandboxNotFound`)."""
+        return AsyncSandbox.from_container(await self._container(name), engine=self.engine)
+
+    async def _container(self, name: str) -> Any:
         container = await self.engine.find(name)
         if container is None or not L.visible_to(container.labels, self.server_id):
             raise SandboxNotFound(f"No sandbox named {name!r}.", fix="GET /sandbox/api/sandboxes lists the sandboxes")
-        return AsyncSandbox.from_container(container, engine=self.engine)
+        return container
 
     async def status(self, name: str) -> dict[str, Any]:
         """One sandbox's state and phases, as a JSON-ready dict.
@@ -210,7 +213,8 @@ class SandboxManager(LoggingConfigurable):
     async def proxy_address(self, name: str, port: int) -> str:
         """The address to reach a visible sandbox's ports at (:class:`NetworkUnavailable` for network ``none``)."""
         check_port(port)
-        return await (await self.find(name)).address()
+        container = await self._container(name)  # one engine call: its inspect data gives the address too
+        return await AsyncSandbox.from_container(container, engine=self.engine).address(container.attrs)
 
     async def ports(self, name: str) -> list[dict[str, Any]]:
         """The sandbox's listening TCP ports, each with its proxy URL."""
