@@ -106,6 +106,7 @@ class SandboxProxyHandler(JupyterHandler):
         if self._body is not None:
             await self._body.put(chunk)
 
+    @tornado.web.authenticated  # prepare() has already answered 403 without a user; this marks every verb
     async def _respond(self, *args: Any, **kwargs: Any) -> None:
         """The request body is complete: wait until the answer has been streamed back."""
         if self._forwarding is None:
