@@ -235,3 +235,52 @@ def test_expose_magic_shows_a_clickable_link(shell: Any, web_sandbox: Sandbox) -
     assert "listens only on 127.0.0.1" in loopback["text/plain"]
     with pytest.raises(SpecError, match="port"):
         shell.run_line_magic("sandbox", f"expose {name} 70000")
+
+
+async def test_a_page_continues_under_a_capability_path_in_an_origin_of_its_own(
+        jp_fetch: Any, jp_http_port: int, jp_base_url: str, web_sandbox: Sandbox) -> None:
+    name = web_sandbox.name
+    # A browser loading the port as a page is sent on to the capability path ...
+    response = await jp_fetch("sandbox", "proxy", name, str(HTTP_PORT), "index.html", follow_redirects=False,
+                              raise_error=False, headers={"Sec-Fetch-Mode": "navigate"})
+    assert response.code == 302
+    location = response.headers["Location"]
+    prefix = f"{jp_base_url}sandbox/proxy/{name}/{HTTP_PORT}/~"
+    assert location.startswith(prefix) and location.endswith("/index.html")
+    capability = location[len(prefix):].split("/", 1)[0]
+    assert len(capability) == 32
+    # ... where the page and its own requests need no Jupyter token or cookie (a sandboxed page sends none) ...
+    parts = ("sandbox", "proxy", name, str(HTTP_PORT), f"~{capability}", "index.html")
+    response = await jp_fetch(*parts, headers={"Authorization": ""})
+    assert response.body.decode() == PAGE
+    assert response.headers["Content-Security-Policy"].startswith("sandbox allow-scripts")
+    assert response.headers["Referrer-Policy"] == "no-referrer"
+    # ... and a capability admits only the port and sandbox it was made for.
+    with pytest.raises(HTTPClientError) as caught:
+        await websocket_connect(HTTPRequest(f"ws://127.0.0.1:{jp_http_port}{jp_base_url}sandbox/proxy/{name}/"
+                                            f"{WS_PORT}/~{capability}/echo", headers={"Origin": "null"}))
+    assert caught.value.code == 403
+    forged = "0" * 32
+    body = await expect_error(jp_fetch, 403, "sandbox", "proxy", name, str(HTTP_PORT), f"~{forged}", "index.html",
+                              headers={"Authorization": ""})
+    assert "no longer valid" in body
+    await expect_error(jp_fetch, 403, "sandbox", "proxy", name, str(WS_PORT), f"~{capability}", "index.html",
+                       headers={"Authorization": ""})
+
+
+async def test_a_page_websocket_from_its_own_origin_through_its_capability(
+        jp_fetch: Any, jp_http_port: int, jp_base_url: str, web_sandbox: Sandbox) -> None:
+    response = await jp_fetch("sandbox", "proxy", web_sandbox.name, str(WS_PORT), "", follow_redirects=False,
+                              raise_error=False, headers={"Sec-Fetch-Mode": "navigate"})
+    path = response.headers["Location"]
+    ws = await websocket_connect(HTTPRequest(f"ws://127.0.0.1:{jp_http_port}{path}echo", headers={"Origin": "null"}))
+    try:
+        await ws.write_message("from a sandboxed page")
+        assert await ws.read_message() == "from a sandboxed page"
+    finally:
+        ws.close()
+    with pytest.raises(HTTPClientError) as caught:  # a page has no token: without the capability it is refused
+        await websocket_connect(HTTPRequest(
+            f"ws://127.0.0.1:{jp_http_port}{jp_base_url}sandbox/proxy/{web_sandbox.name}/{WS_PORT}/echo",
+            headers={"Origin": "null"}))
+    assert caught.value.code == 403

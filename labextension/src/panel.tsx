@@ -164,7 +164,7 @@ function SandboxCard(props: {
             </button>
           </>
         )}
-        {info.state === 'ready' && info.network !== 'none' && (
+        {info.state === 'ready' && (info.network === 'sandbox' || info.network === 'host') && (
           <button className="jp-mod-styled jp-SandboxAction-ports" onClick={run(CommandIDs.ports)}>
             ports
           </button>

@@ -58,8 +58,9 @@ class SandboxManager(LoggingConfigurable):
     proxy_csp = Unicode(
         "sandbox allow-scripts allow-forms allow-popups allow-modals allow-downloads; frame-ancestors 'self'",
         help="Content-Security-Policy added to every answer of sandbox/proxy/. The default 'sandbox' directive gives "
-        "pages from a sandbox an origin of their own, so their scripts cannot use your Jupyter session; "
-        "'' turns it off (only for apps you trust).").tag(config=True)
+        "pages from a sandbox an origin of their own, so their scripts cannot use your Jupyter session (they reach "
+        "their own app through the link's capability path); '' serves them at Jupyter's origin, where their "
+        "scripts can act as you: only for apps you trust.").tag(config=True)
     pool_max_age = Float(None, allow_none=True, help="Warm pool: replace members older than this many seconds.").tag(config=True)
 
     def __init__(self, **kwargs: Any):
@@ -210,11 +211,16 @@ class SandboxManager(LoggingConfigurable):
                                fix=f"look at its dockerd log (GET /sandbox/api/sandboxes/{name}/logs)")
         return [json.loads(line) for line in process.stdout_text.splitlines() if line.strip()]
 
-    async def proxy_address(self, name: str, port: int) -> str:
-        """The address to reach a visible sandbox's ports at (:class:`NetworkUnavailable` for network ``none``)."""
+    async def proxy_target(self, name: str, port: int) -> tuple[str, str]:
+        """The address to reach a visible sandbox's ports at, and its container id.
+
+        Raises:
+            SandboxNotFound: If this server may not see it.
+            NetworkUnavailable: For network ``none``.
+        """
         check_port(port)
         container = await self._container(name)  # one engine call: its inspect data gives the address too
-        return await AsyncSandbox.from_container(container, engine=self.engine).address(container.attrs)
+        return await AsyncSandbox.from_container(container, engine=self.engine).address(container.attrs), container.id
 
     async def ports(self, name: str) -> list[dict[str, Any]]:
         """The sandbox's listening TCP ports, each with its proxy URL."""

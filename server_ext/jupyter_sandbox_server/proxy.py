@@ -18,12 +18,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
+import hmac
+import re
 from http.cookies import CookieError, SimpleCookie
 from typing import Any
 from urllib.parse import parse_qsl, quote, urlencode
 
 import tornado.web
 from jupyter_core.utils import ensure_async
+from jupyter_server.auth.decorator import allow_unauthenticated
 from jupyter_server.auth.utils import HTTP_METHOD_TO_AUTH_ACTION
 from jupyter_server.base.handlers import JupyterHandler
 from jupyter_server.utils import url_path_join
@@ -38,6 +42,9 @@ from .handlers import AUTH_RESOURCE, MANAGER_SETTING
 from .manager import SandboxManager
 
 CONNECT_TIMEOUT = 10.0
+CAPABILITY_MARK = "~"
+"""Starts the capability path segment: ``sandbox/proxy/<name>/<port>/~<capability>/<path>``."""
+CAPABILITY_HEX = 32
 BODY_QUEUE_CHUNKS = 4
 """Request-body chunks held between the browser and the sandbox before reading from the browser waits."""
 TUNNEL_CHUNK = 64 * 1024
@@ -47,8 +54,9 @@ METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 
 
 def route() -> str:
-    """The proxy's route pattern, relative to the server's base URL."""
-    return PROXY_PREFIX + r"/(?P<name>[A-Za-z0-9][A-Za-z0-9_.-]{0,62})/(?P<port>[0-9]{1,5})(?P<path>/.*)?"
+    """The proxy's route pattern, relative to the server's base URL (an optional capability segment first)."""
+    return (PROXY_PREFIX + r"/(?P<name>[A-Za-z0-9][A-Za-z0-9_.-]{0,62})/(?P<port>[0-9]{1,5})"
+            rf"(?:/{re.escape(CAPABILITY_MARK)}(?P<capability>[0-9a-f]{{{CAPABILITY_HEX}}}))?(?P<path>/.*)?")
 
 
 def host_port(host: str, port: int) -> str:
@@ -80,33 +88,77 @@ class SandboxProxyHandler(JupyterHandler):
     # -- every request ------------------------------------------------------
 
     async def prepare(self) -> None:  # type: ignore[override]
-        """Authenticate and authorize, find the sandbox's address, then start forwarding."""
+        """Authenticate (Jupyter's login, or the link's capability) and authorize, find the sandbox, start forwarding."""
         await super().prepare(_redirect_to_login=False)
-        if self.current_user is None:
-            raise tornado.web.HTTPError(403, "log in to Jupyter (or send its token) to open sandbox ports")
+        name, port, path, capability = (self.path_kwargs["name"], int(self.path_kwargs["port"]),
+                                        self.path_kwargs["path"], self.path_kwargs.get("capability"))
         upgrade = bool(self.request.headers.get("Upgrade"))
-        action = "execute" if upgrade else HTTP_METHOD_TO_AUTH_ACTION.get(self.request.method or "", "write")
-        if not await ensure_async(self.authorizer.is_authorized(self, self.current_user, action, AUTH_RESOURCE)):
-            raise tornado.web.HTTPError(403, f"not authorized to {action} on resource: {AUTH_RESOURCE}")
-        name, port, path = self.path_kwargs["name"], int(self.path_kwargs["port"]), self.path_kwargs["path"]
-        if not path:
-            self.redirect(self._prefix() + "/" + (f"?{self.request.query}" if self.request.query else ""))
+        if capability is None:
+            await self._check_jupyter_user(upgrade)
+        address, container_id = await self.manager.proxy_target(name, port)
+        expected = self._capability(name, port, container_id)
+        if capability is not None and not hmac.compare_digest(capability, expected):
+            raise tornado.web.HTTPError(403, "this link to a sandbox port is no longer valid (the sandbox or the server "
+                                        "was restarted): open the port again from Jupyter")
+        self._target = (address, port)
+        if capability is None and self._is_navigation() and self.manager.proxy_csp:
+            # A page: continue under the capability path, so its own requests need no Jupyter cookie
+            # (a page in an origin of its own sends none).
+            self.redirect(f"{self._prefix(expected)}{path or '/'}" + (f"?{self._query()}" if self._query() else ""))
             return
-        self._target = (await self.manager.proxy_address(name, port), port)
+        if not path:
+            self.redirect(self._prefix(capability) + "/" + (f"?{self._query()}" if self._query() else ""))
+            return
+        if capability is not None and self.request.method == "OPTIONS" and "Access-Control-Request-Method" in self.request.headers:
+            self._preflight()
+            return
         if upgrade:
-            if not self.check_origin():
+            if capability is None and not self.check_origin():
                 raise tornado.web.HTTPError(403, "cross-origin upgrade refused")
             await self._tunnel(path)
             return
         self._body = asyncio.Queue(BODY_QUEUE_CHUNKS)
         self._forwarding = asyncio.ensure_future(self._forward(path))
 
+    async def _check_jupyter_user(self, upgrade: bool) -> None:
+        if self.current_user is None:
+            raise tornado.web.HTTPError(403, "log in to Jupyter (or send its token) to open sandbox ports")
+        action = "execute" if upgrade else HTTP_METHOD_TO_AUTH_ACTION.get(self.request.method or "", "write")
+        if not await ensure_async(self.authorizer.is_authorized(self, self.current_user, action, AUTH_RESOURCE)):
+            raise tornado.web.HTTPError(403, f"not authorized to {action} on resource: {AUTH_RESOURCE}")
+
+    def _capability(self, name: str, port: int, container_id: str) -> str:
+        """The secret path segment that admits requests to one port of one sandbox container, minted for a user
+        who passed Jupyter's authentication and authorization (keyed with the server's cookie secret)."""
+        key = self.settings.get("cookie_secret") or b""
+        key = key.encode() if isinstance(key, str) else key
+        return hmac.new(key, f"{name}\0{port}\0{container_id}".encode(), hashlib.sha256).hexdigest()[:CAPABILITY_HEX]
+
+    def _is_navigation(self) -> bool:
+        """Whether a browser is loading this as a page (a tab or an iframe), not as part of one."""
+        return (self.request.method == "GET" and self.request.headers.get("Sec-Fetch-Mode") == "navigate"
+                and not self.request.headers.get("Upgrade"))
+
+    def _query(self) -> str:
+        return urlencode([(k, v) for k, v in parse_qsl(self.request.query, keep_blank_values=True) if k != "token"])
+
+    def _preflight(self) -> None:
+        """Answer a CORS preflight of a page from the sandbox (its origin is its own) for its own app."""
+        self._headers = httputil.HTTPHeaders()
+        self.set_status(204)
+        self.set_header("Access-Control-Allow-Origin", "*")
+        self.set_header("Access-Control-Allow-Methods", ", ".join(METHODS))
+        self.set_header("Access-Control-Allow-Headers",
+                        self.request.headers.get("Access-Control-Request-Headers", "*"))
+        self.set_header("Access-Control-Max-Age", "600")
+        self.finish()
+
     async def data_received(self, chunk: bytes) -> None:
         """A piece of the request body: queued for the sandbox (waits while the queue is full)."""
         if self._body is not None:
             await self._body.put(chunk)
 
-    @tornado.web.authenticated  # prepare() has already answered 403 without a user; this marks every verb
+    @allow_unauthenticated  # prepare() checks Jupyter's user (403 without) or the link's capability
     async def _respond(self, *args: Any, **kwargs: Any) -> None:
         """The request body is complete: wait until the answer has been streamed back."""
         if self._forwarding is None:
@@ -149,11 +201,15 @@ class SandboxProxyHandler(JupyterHandler):
     # -- HTTP --------------------------------------------------------------------
 
     def _client_path(self, path: str) -> str:
-        query = [(k, v) for k, v in parse_qsl(self.request.query, keep_blank_values=True) if k != "token"]
-        return quote(path, safe="/:@!$&'()*+,;=-._~%") + ("?" + urlencode(query) if query else "")
+        query = self._query()
+        return quote(path, safe="/:@!$&'()*+,;=-._~%") + ("?" + query if query else "")
 
-    def _prefix(self) -> str:
-        return url_path_join(self.base_url, PROXY_PREFIX, self.path_kwargs["name"], self.path_kwargs["port"])
+    def _prefix(self, capability: str | None = "") -> str:
+        """The URL prefix the app is served under (with the capability segment when there is one)."""
+        if capability == "":
+            capability = self.path_kwargs.get("capability")
+        prefix = url_path_join(self.base_url, PROXY_PREFIX, self.path_kwargs["name"], self.path_kwargs["port"])
+        return prefix + (f"/{CAPABILITY_MARK}{capability}" if capability else "")
 
     def _request_headers(self) -> httputil.HTTPHeaders:
         """The browser's headers less hop-by-hop ones, Jupyter's token and Jupyter's cookies."""
@@ -230,10 +286,13 @@ class SandboxProxyHandler(JupyterHandler):
         self._headers = httputil.HTTPHeaders()
         if self.manager.proxy_csp:
             self.set_header("Content-Security-Policy", self.manager.proxy_csp)
+        self.set_header("Referrer-Policy", "no-referrer")  # the capability path stays out of Referer headers
+        if self.path_kwargs.get("capability"):
+            self.set_header("Access-Control-Allow-Origin", "*")  # the page's own origin is opaque
 
     def _copy_response_header(self, key: str, value: str) -> None:
         lower = key.lower()
-        if lower in HOP_BY_HOP:
+        if lower in HOP_BY_HOP or lower in ("referrer-policy", "access-control-allow-origin"):
             return
         if lower == "location" and value.startswith("/") and not value.startswith("//"):
             value = self._prefix() + value
