@@ -255,6 +255,12 @@ async def test_a_page_continues_under_a_capability_path_in_an_origin_of_its_own(
     assert response.body.decode() == PAGE
     assert response.headers["Content-Security-Policy"].startswith("sandbox allow-scripts")
     assert response.headers["Referrer-Policy"] == "no-referrer"
+    preflight = await jp_fetch(*parts, method="OPTIONS", headers={
+        "Authorization": "", "Origin": "null", "Access-Control-Request-Method": "PUT",
+        "Access-Control-Request-Headers": "content-type"})
+    assert preflight.code == 204 and preflight.headers["Access-Control-Allow-Origin"] == "*"
+    assert "PUT" in preflight.headers["Access-Control-Allow-Methods"]
+    assert preflight.headers["Access-Control-Allow-Headers"] == "content-type"
     # ... and a capability admits only the port and sandbox it was made for.
     with pytest.raises(HTTPClientError) as caught:
         await websocket_connect(HTTPRequest(f"ws://127.0.0.1:{jp_http_port}{jp_base_url}sandbox/proxy/{name}/"
