@@ -107,3 +107,12 @@ def test_memory_and_cpu_parsers_never_crash(value):
             SandboxSpec.parse("fuzz", **{field: value})
         except SpecError as error:
             assert error.field == field
+
+
+def test_labels_of_a_newer_version_with_extra_spec_fields_still_read() -> None:
+    import json as _json
+
+    from jupyter_sandbox import labels as _labels
+
+    spec = _labels.spec_from_labels({_labels.SPEC: _json.dumps({"name": "x", "network": "sandbox", "disk": "2Gi"})})
+    assert (spec.name, spec.network) == ("x", "sandbox")
