@@ -212,12 +212,13 @@ class SandboxProxyHandler(JupyterHandler):
         return prefix + (f"/{CAPABILITY_MARK}{capability}" if capability else "")
 
     def _request_headers(self) -> httputil.HTTPHeaders:
-        """The browser's headers less hop-by-hop ones, Jupyter's token and Jupyter's cookies."""
+        """The browser's headers less hop-by-hop ones, ``Expect`` (this server already answered it), Jupyter's
+        token and Jupyter's cookies."""
         headers = httputil.HTTPHeaders()
         private = self._jupyter_cookie_names()
         for key, value in self.request.headers.get_all():
             lower = key.lower()
-            if lower in HOP_BY_HOP or (lower == "authorization" and value.lower().startswith("token ")):
+            if lower in HOP_BY_HOP or lower == "expect" or (lower == "authorization" and value.lower().startswith("token ")):
                 continue
             if lower == "cookie":
                 value = "; ".join(c for c in value.split("; ") if c.split("=", 1)[0].strip() not in private)
