@@ -35,7 +35,7 @@ from tornado import httpclient, httputil, iostream
 from tornado.simple_httpclient import SimpleAsyncHTTPClient
 from tornado.tcpclient import TCPClient
 
-from jupyter_sandbox.errors import PortUnreachable, SandboxError
+from jupyter_sandbox.errors import SandboxError
 from jupyter_sandbox.ports import PROXY_PREFIX
 
 from .handlers import AUTH_RESOURCE, MANAGER_SETTING
