@@ -141,6 +141,14 @@ def sandbox_list_bundle(infos: Iterable[SandboxInfo], current: str | None = None
     return {"text/plain": text, "text/html": f"<table><tr>{head}</tr>{body}</table>"}
 
 
+def port_link_bundle(name: str, port: int, link: str, note: str = "") -> dict[str, str]:
+    """A clickable link to a sandbox port through the Jupyter server (HTML), and its plain-text twin."""
+    text = f"{name}:{port} -> {link}" + (f"\n{note}" if note else "")
+    markup = (f'<a href="{html.escape(link)}" target="_blank" rel="noopener">{html.escape(name)}:{port}</a> '
+              f"<code>{html.escape(link)}</code>" + (f"<br><small>{html.escape(note)}</small>" if note else ""))
+    return {"text/plain": text, "text/html": markup}
+
+
 def show(bundle: dict[str, Any]) -> None:
     """Display a mime bundle in the current cell (text only outside a kernel)."""
     from IPython.display import display

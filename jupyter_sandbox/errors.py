@@ -203,3 +203,10 @@ class ImageBuildFailed(SandboxError):
 
     code = "image_build_failed"
     http_status = 500
+
+
+class PortUnreachable(SandboxError):
+    """Nothing answers on a sandbox port the proxy was asked for."""
+
+    code = "port_unreachable"
+    http_status = 502

@@ -25,7 +25,7 @@ from .notebook import KernelSandboxes, session
 from .progress import MODES
 from .streaming import CommandResult, load_image, run_command, run_docker
 
-ACTIONS = ("create", "ls", "status", "use", "logs", "exec", "load", "rm", "restart-daemon", "doctor")
+ACTIONS = ("create", "ls", "status", "use", "logs", "exec", "load", "expose", "rm", "restart-daemon", "doctor")
 CREATE_ONLY = ("docker", "name", "image", "cpu", "memory", "network", "env", "keep", "progress")
 TIMEOUT_EXIT_CODE = 124
 """``_exit_code`` after a command was killed for its timeout (as coreutils' ``timeout`` reports it)."""
@@ -119,7 +119,8 @@ class SandboxMagics(Magics):
     @magic_arguments()
     @argument("action", nargs="?", choices=ACTIONS, metavar="ACTION", help="one of: " + ", ".join(ACTIONS))
     @argument("names", nargs="*", metavar="ARG",
-              help="a sandbox name (default: the current sandbox); for load: [NAME] IMAGE; for rm: NAME...")
+              help="a sandbox name (default: the current sandbox); for load: [NAME] IMAGE; for expose: [NAME] PORT; "
+              "for rm: NAME...")
     @argument("-h", "--help", action="store_true", help="show this help")
     @argument_group("create (options named as in `jupyter sandbox create`)")
     @spec_arguments()
@@ -135,7 +136,7 @@ class SandboxMagics(Magics):
         %sandbox create --docker [--name N] [--image I] [--cpu C] [--memory M]
                         [--network MODE] [--timeout S] [--env K=V] [--keep]
         %sandbox ls | status [N] | use N | logs [N] | exec [N] -- CMD...
-        %sandbox load [N] IMAGE | rm [N...|--all] | restart-daemon [N] | doctor
+        %sandbox load [N] IMAGE | expose [N] PORT | rm [N...|--all] | restart-daemon [N] | doctor
 
         N defaults to the current sandbox: the last one created or picked
         with `use`.  Sandboxes created here are terminated when the kernel
@@ -146,6 +147,7 @@ class SandboxMagics(Magics):
           sb = %sandbox create --docker --name demo
           %sandbox load busybox:latest
           %sandbox exec -- cat /etc/os-release
+          %sandbox expose 8000       # a link to port 8000 through Jupyter (network 'sandbox')
           %sandbox rm demo
         """
         head, command = split_at_dashes(line)
@@ -172,7 +174,7 @@ class SandboxMagics(Magics):
             raise UsageError("--all only applies to `%sandbox rm`")
         if command and args.action != "exec":
             raise UsageError("only `%sandbox exec [N] -- CMD...` takes a command after --")
-        most = {"create": 0, "ls": 0, "doctor": 0, "load": 2, "rm": None}.get(args.action, 1)
+        most = {"create": 0, "ls": 0, "doctor": 0, "load": 2, "expose": 2, "rm": None}.get(args.action, 1)
         if most is not None and len(args.names) > most:
             raise UsageError(f"too many arguments for `%sandbox {args.action}`: {' '.join(args.names)}\n"
                              f"{usage(self.sandbox)}")
@@ -216,6 +218,21 @@ class SandboxMagics(Magics):
             raise UsageError("say which image: %sandbox load [N] IMAGE")
         sandbox = self.sandboxes.get(args.names[0] if len(args.names) == 2 else None)
         self._report(f"docker load ({args.names[-1]})", load_image(sandbox, args.names[-1], timeout=seconds(args.timeout)))
+
+    def _expose(self, args: Any, command: list[str]) -> None:
+        from .display import port_link_bundle, show
+        from .ports import check_port
+
+        if not args.names:
+            raise UsageError("say which port: %sandbox expose [N] PORT")
+        port = check_port(args.names[-1])
+        sandbox = self.sandboxes.get(args.names[0] if len(args.names) == 2 else None)
+        sandbox.address()  # network 'none': says ports need network 'sandbox'
+        found = next((p for p in sandbox.listening_ports() if p.port == port), None)
+        note = ("" if found is not None and found.reachable
+                else f"Nothing listens on port {port} yet; the link works once a server does (on 0.0.0.0)." if found is None
+                else f"Port {port} listens only on {', '.join(found.addresses)}: make it listen on 0.0.0.0 to open it.")
+        show(port_link_bundle(sandbox.name, port, sandbox.url(port), note))
 
     def _rm(self, args: Any, command: list[str]) -> None:
         if args.all:

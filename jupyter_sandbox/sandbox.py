@@ -21,6 +21,8 @@ from .errors import (
     SandboxNotRunning,
 )
 from .events import EventBus, Listener, Phase, ProgressEvent, State
+from .ports import PROC_NET_FILES, ListeningPort, parse_listening, sandbox_address
+from .ports import url as port_url
 from .process import AsyncProcess
 from .spec import SandboxSpec
 from .startup import StartupMixin
@@ -272,6 +274,44 @@ class AsyncSandbox(StartupMixin):
         """The last lines of the Docker daemon's log inside the sandbox."""
         process = await self.run(["tail", "-n", str(lines), DOCKERD_LOG])
         return process.stdout_text + process.stderr_text
+
+    # -- ports ----------------------------------------------------------------
+
+    async def address(self, attrs: dict[str, Any] | None = None) -> str:
+        """The address the host reaches this sandbox's ports at (read from the engine: any network it is on).
+
+        Args:
+            attrs: The engine's inspect data of its container when the caller has it fresh (saves a call).
+
+        Raises:
+            NetworkUnavailable: If the sandbox has network ``none`` (ports need network ``sandbox``).
+            SandboxNotRunning: If it is stopped or gone.
+        """
+        if self.spec.network == "none":
+            return sandbox_address("none", {}, self.name)
+        if attrs is None:
+            try:
+                attrs = await self.engine.call(self.engine.client.api.inspect_container, self.container_id)
+            except SandboxError as error:
+                raise await self._explain_exec_failure(error) from None
+        if not (attrs.get("State") or {}).get("Running"):
+            info = await self.status()
+            raise SandboxNotRunning(f"Sandbox {self.name!r} is {info.state}: {info.reason}.",
+                                    fix=f"create a new one (`jupyter sandbox rm {self.name}` clears the name)")
+        return sandbox_address(self.spec.network, attrs, self.name)
+
+    async def listening_ports(self) -> list[ListeningPort]:
+        """The TCP ports something listens on inside (its own processes and inner ``--network=host`` containers)."""
+        process = await self.run(["cat", *PROC_NET_FILES], timeout=30)
+        return parse_listening([process.stdout_text])
+
+    def url(self, port: int, path: str = "", *, base_url: str | None = None) -> str:
+        """The URL of a port of this sandbox through the Jupyter server (``<base_url>sandbox/proxy/NAME/PORT/``).
+
+        The base URL is the server's when this process runs under one (see
+        :func:`jupyter_sandbox.ports.server_base_url`), else ``/``.
+        """
+        return port_url(self.name, port, path, base_url=base_url)
 
     async def terminate(self) -> bool:
         """Remove the sandbox and everything it holds; True if it existed (safe to call twice)."""

@@ -19,6 +19,7 @@ from anyio.from_thread import BlockingPortal
 
 from .errors import SandboxError
 from .events import Listener, ProgressEvent
+from .ports import ListeningPort
 from .process import AsyncProcess, Chunk, TextDecoder
 from .sandbox import AsyncSandbox
 from .spec import SandboxSpec
@@ -385,6 +386,21 @@ class Sandbox:
     def dockerd_log(self, lines: int = 200) -> str:
         """The last lines of its Docker daemon's log."""
         return call(self._core.dockerd_log, lines)
+
+    def url(self, port: int, path: str = "", *, base_url: str | None = None) -> str:
+        """The URL of one of its ports through the Jupyter server: ``<base_url>sandbox/proxy/NAME/PORT/PATH``.
+
+        ``base_url`` defaults to the server's when this process runs under one, else ``/``.
+        """
+        return self._core.url(port, path, base_url=base_url)
+
+    def address(self) -> str:
+        """The address the host reaches its ports at (needs network ``sandbox`` or ``host``)."""
+        return call(self._core.address)
+
+    def listening_ports(self) -> list[ListeningPort]:
+        """The TCP ports something listens on inside it."""
+        return call(self._core.listening_ports)
 
     def terminate(self) -> bool:
         """Remove it and everything in it; True if it existed."""

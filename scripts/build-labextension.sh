@@ -50,7 +50,8 @@ fi
 # Editable installs: Lab reads prebuilt extensions from share/jupyter/labextensions;
 # point it at the build output so a rebuild needs no reinstall.
 target="$(python3 -c 'import sys; print(sys.prefix)')/share/jupyter/labextensions/jupyter-sandbox"
-if python3 -c 'import jupyter_sandbox, pathlib, sys; sys.exit(0 if pathlib.Path(jupyter_sandbox.__file__).parent.resolve() == pathlib.Path("jupyter_sandbox").resolve() else 1)' 2>/dev/null; then
+# Asked from / so that this folder, first on sys.path when run from here, does not answer for the install.
+if (here="$(pwd)"; cd / && python3 -c 'import jupyter_sandbox, pathlib, sys; sys.exit(0 if pathlib.Path(jupyter_sandbox.__file__).parent.resolve() == pathlib.Path(sys.argv[1], "jupyter_sandbox").resolve() else 1)' "$here") 2>/dev/null; then
   if [ "$(readlink -f "$target" 2>/dev/null)" != "$(readlink -f "$OUT")" ]; then
     log "linking $target -> $OUT (editable install)"
     mkdir -p "$(dirname "$target")"

@@ -12,6 +12,7 @@ from sandbox_test_support import unique_name
 
 from jupyter_sandbox import labels as L
 from jupyter_sandbox.images import busybox_image
+from jupyter_sandbox.ports import BASE_URL_ENV
 from jupyter_sandbox.sync import Sandbox
 
 TINY = "jupyter-sandbox-test/tiny:3"
@@ -120,7 +121,13 @@ def shell():
 
 
 @pytest.fixture(autouse=True)
-def no_server_id_leaks(monkeypatch: pytest.MonkeyPatch) -> None:
-    """An in-process test server sets JUPYTER_SANDBOX_SERVER_ID; undo it after each test so later
-    subprocesses (the CLI, a real Lab) do not label their sandboxes with a server that is gone."""
+def no_server_id_leaks(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """An in-process test server sets JUPYTER_SANDBOX_SERVER_ID and JUPYTER_SANDBOX_BASE_URL; undo them
+    after each test so later subprocesses (the CLI, a real Lab, the notebooks' kernels) do not label
+    their sandboxes with a server that is gone, nor build URLs under its base URL."""
     monkeypatch.delenv(L.SERVER_ENV, raising=False)
+    monkeypatch.delenv(BASE_URL_ENV, raising=False)
+    yield
+    # monkeypatch restores only what was there before; a variable the server set during the test stays.
+    os.environ.pop(L.SERVER_ENV, None)
+    os.environ.pop(BASE_URL_ENV, None)

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
-from sandbox_test_support import container_exists
+from sandbox_test_support import container_exists, unique_name
 
 from jupyter_sandbox import labels as L
 
@@ -195,3 +195,32 @@ def test_a_sandbox_created_by_the_cli_appears_with_its_phases(panel: Any) -> Non
     card(page, name).locator('.jp-SandboxBadge[data-state="gone"]').wait_for()
     card(page, name).locator(".jp-SandboxAction-dismiss").click()
     card(page, name).wait_for(state="detached")
+
+
+def test_a_web_app_in_a_sandbox_opens_in_a_lab_tab_in_an_origin_of_its_own(panel: Any, test_images: dict[str, str]) -> None:
+    """A page with a stylesheet, an image and a script, served by an inner container through the proxy."""
+    from jupyter_sandbox.sandbox import AsyncSandbox
+    from jupyter_sandbox.sync import Sandbox, call
+
+    page = panel
+    name = unique_name("px-e2e")
+    sandbox = Sandbox(call(AsyncSandbox.create, name=name, docker=True, network="sandbox", owner="test", use_pool=False))
+    try:
+        sandbox.files.upload(str(Path(__file__).parent / "data" / "site"), "/root/site")
+        assert sandbox.docker.load(test_images["tiny"]).wait() == 0
+        assert sandbox.docker.run(test_images["tiny"], "busybox", "httpd", "-f", "-p", "8000", "-h", "/site",
+                                  detach=True, network="host", volume="/root/site:/site").wait() == 0
+        card(page, name).locator(".jp-SandboxAction-ports").click()
+        page.locator('.jp-SandboxPortsView tr[data-port="8000"] .jp-SandboxAction-openPort').click()
+        page.locator(".jp-SandboxPortFrame iframe").wait_for()
+        frame = page.frame_locator(".jp-SandboxPortFrame iframe")
+        frame.locator("#script", has_text="script ran").wait_for()
+        frame.locator("#own-api", has_text="own app answered 200").wait_for()
+        frame.locator("#jupyter-api", has_text="Jupyter API blocked").wait_for()
+        assert frame.locator("#cookie").text_content().startswith("cookies blocked")
+        assert frame.locator("#title").evaluate("e => getComputedStyle(e).color") == "rgb(200, 30, 30)"
+        assert frame.locator("#logo").evaluate("e => e.naturalWidth") == 40
+        OUTPUT.mkdir(exist_ok=True)
+        page.screenshot(path=str(OUTPUT / "proxy-lab-tab.png"))
+    finally:
+        sandbox.terminate()

@@ -117,3 +117,12 @@ def test_one_version_for_the_package_and_the_lab_extension():
 
     package_json = pathlib.Path(__file__).resolve().parent.parent / "labextension" / "package.json"
     assert jupyter_sandbox.__version__ == json.loads(package_json.read_text())["version"]
+
+
+def test_labels_of_a_newer_version_with_extra_spec_fields_still_read() -> None:
+    import json as _json
+
+    from jupyter_sandbox import labels as _labels
+
+    spec = _labels.spec_from_labels({_labels.SPEC: _json.dumps({"name": "x", "network": "sandbox", "disk": "2Gi"})})
+    assert (spec.name, spec.network) == ("x", "sandbox")

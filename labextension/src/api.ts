@@ -65,6 +65,22 @@ export interface IInnerContainer {
   [key: string]: string;
 }
 
+/** A TCP port listening inside a sandbox (`GET sandboxes/<name>/ports`). */
+export interface IListeningPort {
+  port: number;
+  addresses: string[];
+  /** Whether it can be reached from outside the sandbox (not bound to loopback only). */
+  reachable: boolean;
+  /** Its URL through the Jupyter server: `<base_url>sandbox/proxy/<name>/<port>/`. */
+  url: string;
+}
+
+/** The URL of a sandbox port through the Jupyter server's proxy. */
+export function proxyUrl(name: string, port: number): string {
+  const settings = ServerConnection.makeSettings();
+  return URLExt.join(settings.baseUrl, 'sandbox/proxy', encodeURIComponent(name), String(port), '/');
+}
+
 /** The engine connection as the server's watcher sees it. */
 export interface IEngineState {
   connected: boolean;

@@ -1,6 +1,7 @@
 /**
  * The panel's actions as commands, so the command palette and the panel's
- * buttons do the same thing: create, terminate, dockerd log, inner containers.
+ * buttons do the same thing: create, terminate, dockerd log, inner containers,
+ * listening ports and opening one in a Lab tab.
  */
 import { JupyterFrontEnd } from '@jupyterlab/application';
 import {
@@ -10,15 +11,18 @@ import {
   showDialog,
   showErrorMessage
 } from '@jupyterlab/apputils';
+import { IFrame } from '@jupyterlab/ui-components';
 import { Widget } from '@lumino/widgets';
 
 import {
   ICreateRequest,
   IInnerContainer,
+  IListeningPort,
   SandboxAPIError,
+  proxyUrl,
   requestAPI
 } from './api';
-import { ContainersView, CreateSandboxForm, TextView } from './dialogs';
+import { ContainersView, CreateSandboxForm, PortsView, TextView } from './dialogs';
 import { SandboxModel } from './model';
 
 /** Command ids (all under the extension's npm name). */
@@ -30,7 +34,21 @@ export namespace CommandIDs {
   export const dismiss = 'jupyter-sandbox:dismiss';
   export const logs = 'jupyter-sandbox:logs';
   export const containers = 'jupyter-sandbox:containers';
+  export const ports = 'jupyter-sandbox:ports';
+  export const openPort = 'jupyter-sandbox:open-port';
 }
+
+/**
+ * What a page from a sandbox may do in its Lab tab: run scripts, forms, popups and downloads,
+ * but in an origin of its own (no `allow-same-origin`), so it cannot act as you on this server.
+ */
+const PORT_FRAME_SANDBOX: IFrame.SandboxExceptions[] = [
+  'allow-scripts',
+  'allow-forms',
+  'allow-popups',
+  'allow-modals',
+  'allow-downloads'
+];
 
 /** Commands offered in the palette. */
 export const PALETTE_COMMANDS = [
@@ -39,7 +57,9 @@ export const PALETTE_COMMANDS = [
   CommandIDs.refresh,
   CommandIDs.terminate,
   CommandIDs.logs,
-  CommandIDs.containers
+  CommandIDs.containers,
+  CommandIDs.ports,
+  CommandIDs.openPort
 ];
 
 /** The error text to show: the server's message and its fix. */
@@ -200,6 +220,50 @@ export function addCommands(
       } catch (error) {
         view.setError(describe(error));
       }
+    }
+  });
+
+  commands.addCommand(CommandIDs.ports, {
+    label: 'List Sandbox Ports…',
+    caption: 'The TCP ports listening in a sandbox, to open through Jupyter',
+    execute: async args => {
+      const name = await pickName(args, 'Ports of which sandbox?');
+      if (!name) {
+        return;
+      }
+      const open = (port: IListeningPort) => void commands.execute(CommandIDs.openPort, { name, port: port.port });
+      const load = async () => {
+        try {
+          view.setPorts(await requestAPI<IListeningPort[]>(`sandboxes/${encodeURIComponent(name)}/ports`));
+        } catch (error) {
+          view.setError(describe(error));
+        }
+      };
+      const view = new PortsView(open, () => void load());
+      openInMainArea(view, `jupyter-sandbox-ports-${name}`, `ports: ${name}`);
+      await load();
+    }
+  });
+
+  commands.addCommand(CommandIDs.openPort, {
+    label: 'Open Sandbox Port in a Tab…',
+    execute: async args => {
+      const name = await pickName(args, 'Open a port of which sandbox?');
+      if (!name) {
+        return;
+      }
+      let port = Number(args.port);
+      if (!Number.isInteger(port) || port < 1 || port > 65535) {
+        const answer = await InputDialog.getNumber({ title: `Port of ${name} to open`, value: 8000 });
+        if (!answer.button.accept || answer.value === null) {
+          return;
+        }
+        port = answer.value;
+      }
+      const frame = new IFrame({ sandbox: PORT_FRAME_SANDBOX, referrerPolicy: 'no-referrer' });
+      frame.url = proxyUrl(name, port);
+      frame.addClass('jp-SandboxPortFrame');
+      openInMainArea(frame, `jupyter-sandbox-port-${name}-${port}`, `${name}:${port}`);
     }
   });
 }

@@ -1,10 +1,10 @@
 /**
  * The small views the panel opens: the create form (a dialog body), the
- * dockerd log and the inner containers (main-area widgets).
+ * dockerd log, the inner containers and the listening ports (main-area widgets).
  */
 import { Widget } from '@lumino/widgets';
 
-import { ICreateRequest, IInnerContainer } from './api';
+import { ICreateRequest, IInnerContainer, IListeningPort } from './api';
 
 /** Network modes a sandbox can have (the core's NETWORK_MODES). */
 const NETWORK_MODES = [
@@ -148,5 +148,80 @@ export class ContainersView extends Widget {
     error.className = 'jp-SandboxError';
     error.textContent = message;
     this.node.appendChild(error);
+  }
+}
+
+/** A sandbox's listening ports, each with buttons to open it in a Lab tab or a browser tab. */
+export class PortsView extends Widget {
+  /**
+   * @param onOpen - called with a port to open in a Lab tab
+   * @param onRefresh - called to list the ports again
+   */
+  constructor(
+    private readonly onOpen: (port: IListeningPort) => void,
+    private readonly onRefresh: () => void
+  ) {
+    super();
+    this.addClass('jp-SandboxPortsView');
+  }
+
+  /** Show these ports (or a line saying there are none). */
+  setPorts(ports: IListeningPort[]): void {
+    this.node.textContent = '';
+    this.node.appendChild(this._refreshButton());
+    if (ports.length === 0) {
+      const empty = document.createElement('p');
+      empty.textContent = 'Nothing listens on a TCP port in this sandbox yet.';
+      this.node.appendChild(empty);
+      return;
+    }
+    const table = document.createElement('table');
+    const head = table.createTHead().insertRow();
+    for (const column of ['Port', 'Listening on', '']) {
+      const cell = document.createElement('th');
+      cell.textContent = column;
+      head.appendChild(cell);
+    }
+    const body = table.createTBody();
+    for (const port of ports) {
+      const row = body.insertRow();
+      row.dataset.port = String(port.port);
+      row.insertCell().textContent = String(port.port);
+      row.insertCell().textContent = port.addresses.join(', ');
+      const actions = row.insertCell();
+      if (port.reachable) {
+        const open = document.createElement('button');
+        open.className = 'jp-mod-styled jp-SandboxAction-openPort';
+        open.textContent = 'open in a tab';
+        open.onclick = () => this.onOpen(port);
+        const link = document.createElement('a');
+        link.href = port.url;
+        link.target = '_blank';
+        link.rel = 'noopener';
+        link.textContent = 'browser tab';
+        actions.append(open, ' ', link);
+      } else {
+        actions.textContent = 'loopback only: make it listen on 0.0.0.0 to open it';
+      }
+    }
+    this.node.appendChild(table);
+  }
+
+  /** Show an error instead of the table. */
+  setError(message: string): void {
+    this.node.textContent = '';
+    this.node.appendChild(this._refreshButton());
+    const error = document.createElement('p');
+    error.className = 'jp-SandboxError';
+    error.textContent = message;
+    this.node.appendChild(error);
+  }
+
+  private _refreshButton(): HTMLButtonElement {
+    const button = document.createElement('button');
+    button.className = 'jp-mod-styled jp-SandboxAction-refreshPorts';
+    button.textContent = 'refresh';
+    button.onclick = () => this.onRefresh();
+    return button;
   }
 }

@@ -164,6 +164,11 @@ function SandboxCard(props: {
             </button>
           </>
         )}
+        {info.state === 'ready' && (info.network === 'sandbox' || info.network === 'host') && (
+          <button className="jp-mod-styled jp-SandboxAction-ports" onClick={run(CommandIDs.ports)}>
+            ports
+          </button>
+        )}
         {info.state === 'gone' || (info.state === 'failed' && !info.container_id) ? (
           <button className="jp-mod-styled jp-SandboxAction-dismiss" onClick={run(CommandIDs.dismiss)}>
             dismiss

@@ -1,4 +1,5 @@
-"""The server extension: one :class:`SandboxManager` in the web app's settings, one route table."""
+"""The server extension: one :class:`SandboxManager` in the web app's settings, one route table
+(the REST API under ``sandbox/api/``, the port proxy under ``sandbox/proxy/``)."""
 
 from __future__ import annotations
 
@@ -11,16 +12,20 @@ from jupyter_server.extension.application import ExtensionApp
 from jupyter_server.utils import url_path_join
 
 from jupyter_sandbox.labels import SERVER_ENV
+from jupyter_sandbox.ports import BASE_URL_ENV
 
 from .handlers import (
     MANAGER_SETTING,
     ContainersHandler,
     ExecHandler,
     LogsHandler,
+    PortsHandler,
     SandboxesHandler,
     SandboxHandler,
 )
 from .manager import SandboxManager
+from .proxy import SandboxProxyHandler
+from .proxy import route as proxy_route
 from .websocket import SandboxEventsHandler
 
 NAMESPACE = "sandbox/api"
@@ -37,6 +42,8 @@ def routes() -> list[tuple[str, Any]]:
         (url_path_join(one, "exec"), ExecHandler),
         (url_path_join(one, "logs"), LogsHandler),
         (url_path_join(one, "containers"), ContainersHandler),
+        (url_path_join(one, "ports"), PortsHandler),
+        (proxy_route(), SandboxProxyHandler),
         (url_path_join(NAMESPACE, "events"), SandboxEventsHandler),
     ]
 
@@ -54,6 +61,7 @@ class SandboxExtensionApp(ExtensionApp):
     def initialize_settings(self) -> None:
         """Create the manager and mark this server in the environment kernels inherit."""
         os.environ[SERVER_ENV] = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+        os.environ[BASE_URL_ENV] = self.serverapp.base_url  # so sb.url(port) in its kernels knows it
         manager = SandboxManager(parent=self.serverapp, log=self.log)
         self.settings[MANAGER_SETTING] = manager
         self.log.info("jupyter-sandbox: REST API at %s", url_path_join(self.serverapp.base_url, NAMESPACE))

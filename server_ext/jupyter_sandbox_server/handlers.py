@@ -170,3 +170,13 @@ class ContainersHandler(SandboxAPIHandler):
         """``docker ps --format '{{json .}}'`` as a JSON list (``?all=true`` adds stopped ones)."""
         include_stopped = self.get_query_argument("all", "false").lower() in ("1", "true", "yes")
         self.write_json(await self.manager.containers(name, include_stopped))
+
+
+class PortsHandler(SandboxAPIHandler):
+    """``/sandbox/api/sandboxes/<name>/ports``: the TCP ports listening inside, with their proxy URLs."""
+
+    @tornado.web.authenticated
+    @authorized
+    async def get(self, name: str) -> None:
+        """``[{"port", "addresses", "reachable", "url"}]``; 409 for a sandbox with network ``none``."""
+        self.write_json(await self.manager.ports(name))

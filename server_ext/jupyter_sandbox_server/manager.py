@@ -19,9 +19,17 @@ from traitlets.config import LoggingConfigurable
 
 from jupyter_sandbox import labels as L
 from jupyter_sandbox.engine import Engine
-from jupyter_sandbox.errors import DockerNotEnabled, SandboxError, SandboxExists, SandboxNotFound, SpecError
+from jupyter_sandbox.errors import (
+    DockerNotEnabled,
+    PortUnreachable,
+    SandboxError,
+    SandboxExists,
+    SandboxNotFound,
+    SpecError,
+)
 from jupyter_sandbox.process import AsyncProcess
 from jupyter_sandbox.pool import WarmPool
+from jupyter_sandbox.ports import check_port
 from jupyter_sandbox.sandbox import AsyncSandbox
 from jupyter_sandbox.spec import DEFAULT_DAEMON_TIMEOUT, DEFAULT_IMAGE, SandboxSpec
 from jupyter_sandbox.watch import SandboxWatcher
@@ -47,6 +55,12 @@ class SandboxManager(LoggingConfigurable):
     keep_on_exit = Bool(False, help="Keep the sandboxes this server created when it stops (by default they are removed).").tag(config=True)
     pool_size = Int(0, help="Warm pool: Docker-ready sandboxes to keep booted for creates with the default spec "
                     "(0: no pool). A matching create takes one in milliseconds; the pool is emptied when the server stops.").tag(config=True)
+    proxy_csp = Unicode(
+        "sandbox allow-scripts allow-forms allow-popups allow-modals allow-downloads; frame-ancestors 'self'",
+        help="Content-Security-Policy added to every answer of sandbox/proxy/. The default 'sandbox' directive gives "
+        "pages from a sandbox an origin of their own, so their scripts cannot use your Jupyter session (they reach "
+        "their own app through the link's capability path); '' serves them at Jupyter's origin, where their "
+        "scripts can act as you: only for apps you trust.").tag(config=True)
     pool_max_age = Float(None, allow_none=True, help="Warm pool: replace members older than this many seconds.").tag(config=True)
 
     def __init__(self, **kwargs: Any):
@@ -110,10 +124,13 @@ class SandboxManager(LoggingConfigurable):
 
     async def find(self, name: str) -> AsyncSandbox:
         """The sandbox called ``name``, if this server may see it (raises :class:`SandboxNotFound`)."""
+        return AsyncSandbox.from_container(await self._container(name), engine=self.engine)
+
+    async def _container(self, name: str) -> Any:
         container = await self.engine.find(name)
         if container is None or not L.visible_to(container.labels, self.server_id):
             raise SandboxNotFound(f"No sandbox named {name!r}.", fix="GET /sandbox/api/sandboxes lists the sandboxes")
-        return AsyncSandbox.from_container(container, engine=self.engine)
+        return container
 
     async def status(self, name: str) -> dict[str, Any]:
         """One sandbox's state and phases, as a JSON-ready dict.
@@ -193,6 +210,44 @@ class SandboxManager(LoggingConfigurable):
             raise SandboxError(f"`docker ps` failed in sandbox {name!r}: {process.stderr_text.strip()}",
                                fix=f"look at its dockerd log (GET /sandbox/api/sandboxes/{name}/logs)")
         return [json.loads(line) for line in process.stdout_text.splitlines() if line.strip()]
+
+    async def proxy_target(self, name: str, port: int) -> tuple[str, str]:
+        """The address to reach a visible sandbox's ports at, and its container id.
+
+        Raises:
+            SandboxNotFound: If this server may not see it.
+            NetworkUnavailable: For network ``none``.
+        """
+        check_port(port)
+        container = await self._container(name)  # one engine call: its inspect data gives the address too
+        return await AsyncSandbox.from_container(container, engine=self.engine).address(container.attrs), container.id
+
+    async def ports(self, name: str) -> list[dict[str, Any]]:
+        """The sandbox's listening TCP ports, each with its proxy URL."""
+        sandbox = await self.find(name)
+        await sandbox.address()  # network 'none': say so instead of listing unreachable ports
+        base = self.parent.base_url if self.parent is not None else "/"
+        return [{**p.to_dict(), "url": sandbox.url(p.port, base_url=base)} for p in await sandbox.listening_ports()]
+
+    async def port_unreachable(self, name: str, port: int, detail: str) -> PortUnreachable:
+        """The error for a port that refused the proxy's connection, saying why when the sandbox shows it."""
+        fix = (f"start a server on port {port} in {name!r} that listens on 0.0.0.0 (for an inner container: "
+               "`docker run --network=host ...`)")
+        try:
+            listening = {p.port: p for p in await (await self.find(name)).listening_ports()}
+        except SandboxError:
+            listening = {}
+        found = listening.get(port)
+        if found is not None and not found.reachable:
+            message = (f"Port {port} in sandbox {name!r} listens only on {', '.join(found.addresses)}, "
+                       "which cannot be reached from outside the sandbox.")
+            fix = "make the server listen on 0.0.0.0 (all addresses) instead of the loopback address"
+        elif found is None:
+            others = ", ".join(str(p) for p, lp in sorted(listening.items()) if lp.reachable) or "none"
+            message = f"Nothing listens on port {port} in sandbox {name!r} (listening ports: {others})."
+        else:
+            message = f"Port {port} in sandbox {name!r} did not answer."
+        return PortUnreachable(message, fix=fix, detail=detail)
 
     async def _docker_sandbox(self, name: str) -> AsyncSandbox:
         sandbox = await self.find(name)
