@@ -105,6 +105,9 @@ def spec_from_labels(labels: Mapping[str, str]) -> SandboxSpec:
     """Rebuild the spec a sandbox was created with from its labels."""
     data = json.loads(labels.get(SPEC, "{}") or "{}")
     data.setdefault("name", labels.get(NAME, "unknown"))
+    data.setdefault("network", "none")  # made before network 'sandbox' became the default
+    if isinstance(data.get("egress"), list):
+        data["egress"] = tuple(data["egress"])
     return SandboxSpec(**data)
 
 
