@@ -117,6 +117,7 @@ class NetworkNotAllowed(SandboxError):
 
     code = "network_not_allowed"
     http_status = 403
+    field = "network"
 
 
 class SandboxStartFailed(SandboxError):

@@ -15,6 +15,7 @@ from jupyter_sandbox.labels import SERVER_ENV
 from .handlers import (
     MANAGER_SETTING,
     ContainersHandler,
+    EgressHandler,
     ExecHandler,
     LogsHandler,
     SandboxesHandler,
@@ -35,6 +36,7 @@ def routes() -> list[tuple[str, Any]]:
         (url_path_join(NAMESPACE, "sandboxes"), SandboxesHandler),
         (one, SandboxHandler),
         (url_path_join(one, "exec"), ExecHandler),
+        (url_path_join(one, "egress"), EgressHandler),
         (url_path_join(one, "logs"), LogsHandler),
         (url_path_join(one, "containers"), ContainersHandler),
         (url_path_join(NAMESPACE, "events"), SandboxEventsHandler),
