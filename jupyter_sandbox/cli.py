@@ -188,7 +188,7 @@ def stream_process(process: Any) -> int:
         target.buffer.write(chunk.data)
         target.flush()
     code = process.wait()
-    if code != 0 and process.hint:
+    if process.hint:
         err.print(f"[yellow]hint:[/] {escape(process.hint)}")
     return code
 

@@ -66,6 +66,76 @@ def explain_failure(argv: list[str], stderr: str, network: str) -> str | None:
     return None
 
 
+PUBLISH_ADVICE = (
+    "`-p`/`ports:` publish nothing inside a sandbox on this runsc: the inner dockerd runs without iptables "
+    "(gVisor 20240729's netstack lacks what Docker's port mapping needs), so {what} is not listening. "
+    "Run it with --network=host (compose: `network_mode: host`): its ports are then the sandbox's own, "
+    "at localhost:PORT inside the sandbox.")
+NAMES_ADVICE = (
+    "Containers on inner networks cannot find each other by name inside a sandbox on this runsc (no embedded DNS "
+    "without iptables), so {what}. Run them with --network=host (compose: `network_mode: host` on every service) "
+    "and connect to localhost:PORT instead of the service name.")
+INNER_SHARED_NETWORKS = ("host", "none", "default", "bridge")
+
+
+def _flag_values(args: list[str], *names: str) -> list[str]:
+    """The values of a docker flag (``--network x``, ``--network=x``, ``-p 80:80``...) among its arguments."""
+    values = []
+    for index, arg in enumerate(args):
+        for name in names:
+            if arg == name and index + 1 < len(args):
+                values.append(args[index + 1])
+            elif arg.startswith(name + "="):
+                values.append(arg.split("=", 1)[1])
+            elif len(name) == 2 and arg.startswith(name) and not arg.startswith("--") and len(arg) > 2:
+                values.append(arg[2:])
+    return values
+
+
+def advise_run(args: list[str]) -> str | None:
+    """Advice for ``docker run/create ARGS`` whose networking cannot work as meant inside a sandbox, or None."""
+    networks = _flag_values(args, "--network", "--net")
+    if any(n == "host" for n in networks):
+        return None
+    published = _flag_values(args, "-p", "--publish") + [a for a in args if a in ("-P", "--publish-all")]
+    if published:
+        return PUBLISH_ADVICE.format(what="the published port " + ", ".join(published))
+    custom = [n for n in networks if n not in INNER_SHARED_NETWORKS and not n.startswith("container:")]
+    if custom:
+        return NAMES_ADVICE.format(what=f"containers on network {custom[0]!r} reach each other only by IP")
+    return None
+
+
+def advise_compose(project: dict[str, Any]) -> str | None:
+    """Advice for a compose project (its parsed YAML) whose services use ``ports:`` or talk by name, or None."""
+    services = project.get("services") or {}
+    if not isinstance(services, dict):
+        return None
+    not_host = [name for name, svc in services.items() if (svc or {}).get("network_mode") != "host"]
+    published = [name for name in not_host if (services[name] or {}).get("ports")]
+    if published:
+        return PUBLISH_ADVICE.format(what="`ports:` of " + ", ".join(published))
+    if len(services) > 1 and not_host:
+        return NAMES_ADVICE.format(what=f"{', '.join(not_host)} cannot reach the other services by their names")
+    return None
+
+
+def compose_project(directory: str) -> dict[str, Any] | None:
+    """The parsed compose file of a local project folder, or None if there is none or it does not parse."""
+    import yaml
+
+    for name in ("compose.yaml", "compose.yml", "docker-compose.yml", "docker-compose.yaml"):
+        path = os.path.join(directory, name)
+        if os.path.exists(path):
+            try:
+                with open(path) as f:
+                    data = yaml.safe_load(f)
+            except (OSError, yaml.YAMLError):
+                return None
+            return data if isinstance(data, dict) else None
+    return None
+
+
 EXEC_READY = {"pid": "host"}
 """What an inner container must share with the sandbox for ``docker exec`` into it to work under gVisor:
 its PID namespace (gVisor cannot setns into a nested one; the other namespaces do not matter)."""
@@ -83,7 +153,7 @@ class AsyncDocker:
         self._sandbox = sandbox
 
     async def __call__(self, *args: str, stdin: bytes | Iterable[bytes] | None = None, timeout: float | None = None,
-                       workdir: str | None = None) -> AsyncProcess:
+                       workdir: str | None = None, advice: str | None = None) -> AsyncProcess:
         """Run ``docker ARGS...`` in the sandbox (arguments are passed as argv, never through a shell)."""
         sandbox = self._sandbox
         if not sandbox.spec.docker:
@@ -96,6 +166,9 @@ class AsyncDocker:
         argv = ["docker", *args]
         process = await sandbox.exec(argv, stdin=stdin, timeout=timeout, workdir=workdir)
         process.explain = lambda stderr: explain_failure(argv, stderr, sandbox.spec.network)
+        if advice is None and args and args[0] in ("run", "create"):
+            advice = advise_run(list(args[1:]))
+        process.advice = advice
         return process
 
     async def run(self, image: str, *command: str, exec_ready: bool = False, timeout: float | None = None,
@@ -160,7 +233,9 @@ class AsyncDocker:
                                fix="pass the folder that holds compose.yaml")
         remote = "/root/compose/" + (os.path.basename(os.path.abspath(local)) or "project")
         await self._sandbox.files.upload(local, remote)
-        return await self("compose", "--project-directory", remote, *args, timeout=timeout, workdir=remote)
+        project = compose_project(local) if args and args[0] in ("up", "run", "create", "start") else None
+        return await self("compose", "--project-directory", remote, *args, timeout=timeout, workdir=remote,
+                          advice=advise_compose(project) if project else None)
 
     async def load(self, image: str, timeout: float | None = None) -> AsyncProcess:
         """Copy an image from the host engine into the sandbox's daemon (``docker save | docker load``).

@@ -251,8 +251,8 @@ class SandboxMagics(Magics):
         self.shell.user_ns["_exit_code"] = result.exit_code
         if result.exit_code != 0:
             print(f"✘ {what} exited with code {result.exit_code}", file=sys.stderr)
-            if result.hint:
-                print(f"hint: {result.hint}", file=sys.stderr)
+        if result.hint:
+            print(f"hint: {result.hint}", file=sys.stderr)
         return result.exit_code == 0
 
     @magic_arguments()

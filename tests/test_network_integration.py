@@ -255,3 +255,31 @@ def test_setup_is_idempotent():
     N.setup()
     strip = lambda text: [l for l in text.splitlines() if not l.startswith("#") and not l.startswith(":")]  # noqa: E731
     assert strip(first[0]) == strip(firewall.saved(4)) and strip(first[1]) == strip(firewall.saved(6))
+
+
+def test_inner_publish_gets_a_true_hint(docker_sandbox, test_images):
+    name = f"pub-{os.getpid()}"
+    result = subprocess.run(["jupyter", "sandbox", "docker", docker_sandbox.name, "--", "run", "-d", "--name", name,
+                             "-p", "18081:80", test_images["tiny"], "busybox", "httpd", "-f", "-p", "80"],
+                            capture_output=True, text=True, timeout=120)
+    try:
+        assert result.returncode == 0, result.stderr
+        assert "hint:" in result.stderr and "publish nothing" in result.stderr and "--network=host" in result.stderr
+        assert probe(docker_sandbox, "127.0.0.1", 18081) == 1  # what the hint says: nothing listens
+    finally:
+        docker_sandbox.docker("rm", "-f", name).wait()
+
+
+def test_cli_egress_shows_and_changes_the_policy(public):
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(["jupyter", "sandbox", "egress", public.name, *args], capture_output=True, text=True, timeout=60)
+
+    assert "egress public" in cli().stdout
+    try:
+        changed = cli("192.0.2.0/24")  # a documentation range: rules only, no traffic sent
+        assert changed.returncode == 0 and "egress 192.0.2.0/24" in changed.stdout
+        assert public.status().egress == ["192.0.2.0/24"]
+        bad = cli("not a policy")
+        assert bad.returncode == 2 and "egress:" in bad.stderr and "How to fix" in bad.stderr
+    finally:
+        assert cli("public").returncode == 0
