@@ -47,7 +47,11 @@ def explain_failure(argv: list[str], stderr: str, network: str) -> str | None:
         if network == "none":
             return ("This sandbox has network 'none' (loopback only), so its Docker daemon cannot reach a registry. "
                     "Copy images in from the host with sandbox.docker.load(IMAGE) (`jupyter sandbox load NAME IMAGE`), "
-                    "or create the sandbox with network='host'.")
+                    "or create the sandbox with network='sandbox' (the default).")
+        if network == "sandbox":
+            return ("The Docker daemon in the sandbox could not reach the registry: the sandbox's egress policy may not "
+                    "admit it (`jupyter sandbox egress NAME` shows it), or this host has no route or DNS to it. "
+                    "Copy images in from the host with sandbox.docker.load(IMAGE) instead.")
         return ("The Docker daemon in the sandbox could not reach the registry (no network route or DNS from this host). "
                 "Copy images in from the host with sandbox.docker.load(IMAGE) instead.")
     if "cannot connect to the docker daemon" in text:

@@ -139,6 +139,25 @@ def ensure_network(client: Any) -> dict[str, Any]:
     return client.api.inspect_network(NETWORK_NAME)
 
 
+def ensure_network_cli() -> str:
+    """:func:`ensure_network` through the ``docker`` CLI (for ``setup-host.sh``, before docker-py is installed)."""
+    def docker(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(["docker", *args], capture_output=True, text=True, timeout=60)
+
+    found = docker("network", "inspect", NETWORK_NAME, "--format", "{{range .IPAM.Config}}{{.Subnet}}{{end}}")
+    if found.returncode == 0:
+        return found.stdout.strip()
+    ids = docker("network", "ls", "-q").stdout.split()
+    subnets = docker("network", "inspect", *ids, "--format", "{{range .IPAM.Config}}{{.Subnet}} {{end}}").stdout.split()
+    subnet = pick_subnet(subnets)
+    options = [f"--opt={k}={v}" for k, v in OPTIONS.items()]
+    made = docker("network", "create", "--driver=bridge", f"--subnet={subnet}", f"--label={NETWORK_LABEL}=1", *options,
+                  NETWORK_NAME)
+    if made.returncode != 0 and "already exists" not in made.stderr:
+        raise RuntimeError(f"docker network create {NETWORK_NAME} failed: {made.stderr.strip()}")
+    return subnet
+
+
 def subnet_of(attrs: dict[str, Any]) -> str:
     """The IPv4 subnet of a network's attrs."""
     for config in (attrs.get("IPAM") or {}).get("Config") or []:
@@ -152,30 +171,27 @@ def setup(client: Any = None) -> str:
     from . import firewall
 
     if client is None:
-        import docker
-
-        client = docker.from_env()
-    attrs = ensure_network(client)
+        try:
+            import docker
+        except ImportError:  # setup-host.sh, before the package and its dependencies are installed
+            subnet = ensure_network_cli()
+        else:
+            subnet = subnet_of(ensure_network(docker.from_env()))
+    else:
+        subnet = subnet_of(ensure_network(client))
     servers = host_nameservers()
     write_resolv_conf(servers)
     firewall.ensure_base(servers)
-    return f"network {NETWORK_NAME} ({subnet_of(attrs)}, bridge {BRIDGE}), nameservers {', '.join(servers) or 'none'}"
+    return f"network {NETWORK_NAME} ({subnet}, bridge {BRIDGE}), nameservers {', '.join(servers) or 'none'}"
 
 
-def teardown(client: Any = None) -> None:
+def teardown() -> None:
     """Remove the network, its base firewall rules and the resolv.conf (only when no sandbox uses it)."""
     from . import firewall
 
-    if client is None:
-        import docker
-
-        client = docker.from_env()
-    import docker.errors
-
-    try:
-        client.api.remove_network(NETWORK_NAME)
-    except docker.errors.NotFound:
-        pass
+    removed = subprocess.run(["docker", "network", "rm", NETWORK_NAME], capture_output=True, text=True, timeout=60)
+    if removed.returncode != 0 and "not found" not in removed.stderr:  # sandboxes still on it keep their rules
+        raise RuntimeError(f"cannot remove network {NETWORK_NAME}: {removed.stderr.strip()} (remove its sandboxes first)")
     firewall.remove_all()
     try:
         os.remove(RESOLV_CONF)
