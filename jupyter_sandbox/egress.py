@@ -125,10 +125,12 @@ def _bridge_port(sandbox_key: str) -> str:
     return next((link["ifname"] for link in links if link.get("ifindex") == index), "")
 
 
-def _attach(engine: "Engine", container_id: str, name: str, plan: Plan) -> dict[str, Any]:
+def _attach(engine: "Engine", container_id: str, name: str, plan: Plan) -> dict[str, Any] | None:
     attrs = engine.client.api.inspect_container(container_id)
     settings = attrs.get("NetworkSettings") or {}
     address = ((settings.get("Networks") or {}).get(N.NETWORK_NAME) or {}).get("IPAddress", "")
+    if not address and not (attrs.get("State") or {}).get("Running"):
+        return None  # it already exited (its init program failed at once): no traffic, no rules; startup reports why
     if not address:
         raise NetworkSetupFailed(f"Sandbox {name!r} got no address on the {N.NETWORK_NAME!r} network.",
                                  fix="check `docker network inspect jupyter-sandbox`; `bash scripts/setup-host.sh` recreates it")
@@ -144,8 +146,9 @@ def _attach(engine: "Engine", container_id: str, name: str, plan: Plan) -> dict[
     return record
 
 
-async def attach(engine: "Engine", container_id: str, name: str, plan: Plan) -> dict[str, Any]:
-    """Install a started sandbox's rules, keyed by its address and bridge port; returns the record."""
+async def attach(engine: "Engine", container_id: str, name: str, plan: Plan) -> dict[str, Any] | None:
+    """Install a started sandbox's rules, keyed by its address and bridge port; returns the record
+    (None if the container already exited: its startup failure is reported by the caller's watch)."""
     return await engine.call(_attach, engine, container_id, name, plan)
 
 

@@ -174,7 +174,8 @@ class StartupMixin:
         where = ""
         if plan is not None:
             record = await egress.attach(self.engine, container.id, spec.name, plan)
-            where = f", {record['ip']} on {N.NETWORK_NAME} (egress {egress.describe(record['egress'])})"
+            if record is not None:
+                where = f", {record['ip']} on {N.NETWORK_NAME} (egress {egress.describe(record['egress'])})"
         self._publish(Phase.SANDBOX_START, State.DONE, f"container {container.short_id} under {actual}{where}")
         await self._watch_startup(container)
 
