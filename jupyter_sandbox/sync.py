@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import threading
+import warnings
 from concurrent.futures import Future
 from typing import Any, Awaitable, Callable, Iterable, Iterator, TypeVar
 
@@ -25,6 +26,10 @@ from .spec import SandboxSpec
 from .status import SandboxInfo
 
 T = TypeVar("T")
+
+
+class HostNetworkWarning(UserWarning):
+    """``Sandbox.create(network="host")``: the sandbox shares the host's network and is not isolated on it."""
 
 _portal_lock = threading.Lock()
 _portal: BlockingPortal | None = None
@@ -335,6 +340,8 @@ class Sandbox:
         """
         core = cls.prepare(name, docker=docker, image=image, cpu=cpu, memory=memory, network=network, egress=egress,
                            env=env, timeout=timeout, owner=owner, use_pool=use_pool)
+        for warning in core.spec.warnings:  # network "host": the Python API's face of the warning
+            warnings.warn(warning, HostNetworkWarning, stacklevel=2)
         if on_event is not None:
             core.events.add_listener(on_event)
         call(core.start)

@@ -60,3 +60,11 @@ def test_egress_needs_network_sandbox():
 def test_host_network_warns():
     assert SandboxSpec.parse("x", network="host").warnings
     assert not SandboxSpec.parse("x").warnings
+
+
+def test_python_api_warns_for_host_network(monkeypatch):
+    from jupyter_sandbox import sync
+
+    monkeypatch.setattr(sync, "call", lambda *args, **kwargs: None)  # the warning comes before any create
+    with pytest.warns(sync.HostNetworkWarning, match="not isolated|host's network namespace"):
+        sync.Sandbox.create("x", network="host")
