@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import socket
@@ -105,10 +106,10 @@ def spec_from_labels(labels: Mapping[str, str]) -> SandboxSpec:
     """Rebuild the spec a sandbox was created with from its labels."""
     data = json.loads(labels.get(SPEC, "{}") or "{}")
     data.setdefault("name", labels.get(NAME, "unknown"))
-    data.setdefault("network", "none")  # made before network 'sandbox' became the default
     if isinstance(data.get("egress"), list):
         data["egress"] = tuple(data["egress"])
-    return SandboxSpec(**data)
+    known = {f.name for f in dataclasses.fields(SandboxSpec)}
+    return SandboxSpec(**{k: v for k, v in data.items() if k in known})  # fields of a newer version are skipped
 
 
 def owner_alive(labels: Mapping[str, str]) -> bool | None:
