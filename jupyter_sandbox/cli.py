@@ -175,6 +175,12 @@ def cmd_status(args: argparse.Namespace) -> int:
         return 0
     out.print(sandbox_table([info]))
     out.print(f"reason: {info.reason}")
+    if info.network == "sandbox" and info.egress:
+        from .egress import describe
+
+        out.print(f"address: {info.address or '-'}, egress: {escape(describe(info.egress))}")
+        for item in info.egress_resolved:
+            out.print(f"  {escape(item['entry'])} -> {item['cidr']}" + (f" port {item['port']}" if item.get("port") else ""))
     for phase in info.phases:
         uptime = f"{phase['uptime']:.2f}s" if phase.get("uptime") is not None else ""
         out.print(f"  {uptime:>7}  {phase['label']:<26} {phase['state']:<8} {phase['message']}")

@@ -14,6 +14,7 @@ import ipaddress
 import os
 import socket
 import subprocess
+import sys
 import threading
 import time
 from typing import Iterator
@@ -31,6 +32,17 @@ from jupyter_sandbox.sync import Sandbox
 pytestmark = pytest.mark.integration
 
 CONNECT_BOUND = 3  # seconds: a blocked connection is refused or times out within this
+LISTENER = """
+import socket, sys
+server = socket.socket()
+server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+server.bind((sys.argv[1], int(sys.argv[2])))
+server.listen(16)
+while True:
+    conn, _ = server.accept()
+    conn.sendall(b"HTTP/1.0 200 OK\\r\\n\\r\\nhi")
+    conn.close()
+"""  # http.server would first look up its address's name (seconds in a namespace without DNS)
 
 
 def probe(sandbox: Sandbox, address: str, port: int) -> int:
@@ -109,8 +121,8 @@ def namespace() -> Iterator[dict]:
                 s.bind(("127.0.0.1", 0))
                 ports.append(s.getsockname()[1])
         for port in ports:
-            listeners.append(subprocess.Popen(["ip", "netns", "exec", ns, "python3", "-m", "http.server", "--bind", ns_ip,
-                                               str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+            listeners.append(subprocess.Popen(["ip", "netns", "exec", ns, sys.executable, "-c", LISTENER, ns_ip, str(port)],
+                                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
         for port in ports:
             for _ in range(100):
                 if host_can_connect(ns_ip, port):
@@ -279,6 +291,8 @@ def test_cli_egress_shows_and_changes_the_policy(public):
         changed = cli("192.0.2.0/24")  # a documentation range: rules only, no traffic sent
         assert changed.returncode == 0 and "egress 192.0.2.0/24" in changed.stdout
         assert public.status().egress == ["192.0.2.0/24"]
+        status = subprocess.run(["jupyter", "sandbox", "status", public.name], capture_output=True, text=True, timeout=60)
+        assert "egress: 192.0.2.0/24" in status.stdout and "192.0.2.0/24 -> 192.0.2.0/24" in status.stdout
         bad = cli("not a policy")
         assert bad.returncode == 2 and "egress:" in bad.stderr and "How to fix" in bad.stderr
     finally:
