@@ -8,6 +8,7 @@ from typing import Any, Iterable, Mapping
 
 from . import labels as L
 from .bootstrap import InitReport
+from .network import NETWORK_NAME
 from .spec import SandboxSpec, format_memory
 
 STARTING, READY, FAILED, STOPPED, GONE = "starting", "ready", "failed", "stopped", "gone"
@@ -146,6 +147,10 @@ def info_from_container(attrs: Mapping[str, Any], reports: list[InitReport], pha
     spec = spec_from_labels_or_none(labels)
     status = (attrs.get("State") or {}).get("Status")
     state, reason = derive_state(status, reports, oom_killed=bool((attrs.get("State") or {}).get("OOMKilled")))
+    egress = _egress_fields(spec, attrs.get("Id", ""))
+    networks = (attrs.get("NetworkSettings") or {}).get("Networks") or {}
+    if state == READY and NETWORK_NAME in networks and not egress.get("address"):
+        state, reason = STARTING, "installing its firewall rules"  # its init program can say ready first
     return SandboxInfo(
         name=L.name_of(attrs.get("Name", ""), labels),
         state=state,
@@ -156,7 +161,7 @@ def info_from_container(attrs: Mapping[str, Any], reports: list[InitReport], pha
         cpu=spec.cpu if spec else None,
         memory=format_memory(spec.memory) if spec else None,
         network=spec.network if spec else "",
-        **_egress_fields(spec, attrs.get("Id", "")),
+        **egress,
         owner=labels.get(L.OWNER, ""),
         pool=L.in_pool(attrs.get("Name", "")),
         created=float(labels[L.CREATED]) if labels.get(L.CREATED) else None,

@@ -68,3 +68,21 @@ def test_python_api_warns_for_host_network(monkeypatch):
     monkeypatch.setattr(sync, "call", lambda *args, **kwargs: None)  # the warning comes before any create
     with pytest.warns(sync.HostNetworkWarning, match="not isolated|host's network namespace"):
         sync.Sandbox.create("x", network="host")
+
+
+def test_a_sandbox_mode_sandbox_is_ready_only_once_its_rules_are_installed():
+    import json as _json
+
+    from jupyter_sandbox import labels as L
+    from jupyter_sandbox.bootstrap import InitReport
+    from jupyter_sandbox.status import info_from_container
+
+    spec = SandboxSpec.parse("rules-pending")
+    attrs = {"Id": "0" * 64, "Name": "/jupyter-sandbox-rules-pending", "State": {"Status": "running", "Running": True},
+             "Config": {"Labels": {L.SPEC: _json.dumps(spec.to_dict()), L.NAME: spec.name}},
+             "NetworkSettings": {"Networks": {"jupyter-sandbox": {"IPAddress": "172.29.16.250"}}}}
+    ready = [InitReport("ready", "done", 0.5, "", "")]
+    info = info_from_container(attrs, ready)  # no rules for this id: the init program said ready too early
+    assert info.state == "starting" and "firewall" in info.reason
+    attrs["NetworkSettings"]["Networks"] = {"bridge": {}}  # an older sandbox-mode sandbox, not on our network
+    assert info_from_container(attrs, ready).state == "ready"
