@@ -297,3 +297,18 @@ def test_cli_egress_shows_and_changes_the_policy(public):
         assert bad.returncode == 2 and "egress:" in bad.stderr and "How to fix" in bad.stderr
     finally:
         assert cli("public").returncode == 0
+
+
+def test_host_network_warns_in_the_cli_and_the_magic(shell, capsys, no_leaks):
+    name = unique_name("net-host")
+    created = subprocess.run(["jupyter", "sandbox", "create", "--network", "host", "--name", name], capture_output=True,
+                             text=True, timeout=120)
+    try:
+        assert created.returncode == 0, created.stderr
+        assert "warning:" in created.stderr and "host's network namespace" in created.stderr
+    finally:
+        subprocess.run(["jupyter", "sandbox", "rm", name], capture_output=True, timeout=60)
+    other = unique_name("net-host")
+    shell.run_line_magic("sandbox", f"create --network host --name {other} --progress text")
+    shell.run_line_magic("sandbox", f"rm {other}")
+    assert "Warning: network 'host' puts the sandbox in the host's network namespace" in capsys.readouterr().err
