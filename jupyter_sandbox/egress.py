@@ -114,7 +114,17 @@ async def prepare(engine: "Engine", spec: "SandboxSpec") -> Plan:
 
 
 def _bridge_port(sandbox_key: str) -> str:
-    """The host-side veth of a container's interface (the bridge port its packets arrive on), or ''."""
+    """The host-side veth of a container's interface (the bridge port its packets arrive on), or ''.
+
+    Empty too when bridged packets do not pass iptables (no ``br_netfilter``): a ``physdev`` match
+    would then never match, and rules fall back to the address alone.
+    """
+    try:
+        with open("/proc/sys/net/bridge/bridge-nf-call-iptables") as f:
+            if f.read().strip() != "1":
+                return ""
+    except OSError:
+        return ""
     try:
         text = subprocess.run(["nsenter", f"--net={sandbox_key}", "ip", "-j", "link", "show", "eth0"],
                               capture_output=True, text=True, timeout=10).stdout
