@@ -30,7 +30,12 @@ def add_spec_arguments(parser: argparse.ArgumentParser, timeout_help: str = STAR
     parser.add_argument("--image", help=f"host image to run (default: {DEFAULT_IMAGE})")
     parser.add_argument("--cpu", help="CPU limit, e.g. 1, 0.5 or 500m")
     parser.add_argument("--memory", help="memory limit, e.g. 512Mi or 4Gi")
-    parser.add_argument("--network", choices=NETWORK_MODES, help="none (default, loopback only), host, or sandbox")
+    parser.add_argument("--network", choices=NETWORK_MODES,
+                        help="sandbox (default: gVisor's own stack, firewalled off the host and LAN), none (loopback only), "
+                        "or host (the host's network: not isolated)")
+    parser.add_argument("--egress", metavar="POLICY",
+                        help="network sandbox only: public (default), none, or allowed destinations "
+                        "as CIDR or host:port, comma-separated (e.g. 203.0.113.0/24,pypi.org:443)")
     parser.add_argument("--env", action="append", metavar="KEY=VALUE", help="environment variable (repeatable)")
     parser.add_argument("--timeout", help=timeout_help)
 
@@ -70,6 +75,11 @@ def build_parser() -> argparse.ArgumentParser:
     logs = commands.add_parser("logs", help="show a sandbox's dockerd log")
     logs.add_argument("name")
     logs.add_argument("-n", "--lines", type=int, default=200, help="how many lines (default 200)")
+
+    egress = commands.add_parser("egress", help="show or change a running sandbox's egress policy (new connections)")
+    egress.add_argument("name")
+    egress.add_argument("policy", nargs="?", help="public, none, or CIDR/host:port entries, comma-separated")
+    egress.add_argument("--json", action="store_true", help="print JSON")
 
     restart = commands.add_parser("restart-daemon", help="restart the Docker daemon inside a sandbox")
     restart.add_argument("name")
@@ -113,7 +123,9 @@ def cmd_create(args: argparse.Namespace) -> int:
     from .terminal import JsonLines, LiveProgress
 
     core = Sandbox.prepare(args.name, docker=args.docker, image=args.image, cpu=args.cpu, memory=args.memory,
-                           network=args.network, env=args.env, timeout=args.timeout, owner="cli")
+                           network=args.network, egress=args.egress, env=args.env, timeout=args.timeout, owner="cli")
+    for warning in core.spec.warnings:
+        err.print(f"[yellow]warning:[/] {escape(warning)}")
     lines = JsonLines() if args.json else None
     try:
         if lines is not None:
@@ -166,6 +178,12 @@ def cmd_status(args: argparse.Namespace) -> int:
         return 0
     out.print(sandbox_table([info]))
     out.print(f"reason: {info.reason}")
+    if info.network == "sandbox" and info.egress:
+        from .egress import describe
+
+        out.print(f"address: {info.address or '-'}, egress: {escape(describe(info.egress))}")
+        for item in info.egress_resolved:
+            out.print(f"  {escape(item['entry'])} -> {item['cidr']}" + (f" port {item['port']}" if item.get("port") else ""))
     for phase in info.phases:
         uptime = f"{phase['uptime']:.2f}s" if phase.get("uptime") is not None else ""
         out.print(f"  {uptime:>7}  {phase['label']:<26} {phase['state']:<8} {phase['message']}")
@@ -179,7 +197,7 @@ def stream_process(process: Any) -> int:
         target.buffer.write(chunk.data)
         target.flush()
     code = process.wait()
-    if code != 0 and process.hint:
+    if process.hint:
         err.print(f"[yellow]hint:[/] {escape(process.hint)}")
     return code
 
@@ -212,6 +230,29 @@ def cmd_logs(args: argparse.Namespace) -> int:
     from .sync import Sandbox
 
     sys.stdout.write(Sandbox.get(args.name).dockerd_log(args.lines))
+    return 0
+
+
+def cmd_egress(args: argparse.Namespace) -> int:
+    from .egress import describe
+    from .sync import Sandbox
+
+    sandbox = Sandbox.get(args.name)
+    if args.policy is None:
+        info = sandbox.status()
+        live = {"egress": info.egress, "resolved": info.egress_resolved, "ip": info.address}
+    else:
+        live = sandbox.set_egress(args.policy)
+    if args.json:
+        print(json.dumps(live, indent=2))
+        return 0
+    if not live["egress"]:
+        err.print(f"{args.name} has network {sandbox.spec.network!r}: egress policies apply to network 'sandbox' only")
+        return 0
+    out.print(f"{args.name}: egress {escape(describe(live['egress']))}")
+    for item in live["resolved"]:
+        port = f" port {item['port']}" if item.get("port") else ""
+        out.print(f"  {escape(item['entry'])} -> {item['cidr']}{port}")
     return 0
 
 
@@ -281,7 +322,7 @@ def cmd_pool(args: argparse.Namespace) -> int:
         err.print(f"removed {call(drain_all)} pool members")
         return 0
     template = SandboxSpec.parse("template", docker=args.docker, image=args.image, cpu=args.cpu, memory=args.memory,
-                                 network=args.network, env=args.env, timeout=args.timeout)
+                                 network=args.network, egress=args.egress, env=args.env, timeout=args.timeout)
     pool = WarmPool([template], size=args.size, max_age=args.max_age)
     if args.once:
         call(pool.fill)
@@ -305,7 +346,7 @@ def cmd_image(args: argparse.Namespace) -> int:
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "create": cmd_create, "ls": cmd_ls, "status": cmd_status, "exec": cmd_exec, "docker": cmd_docker,
-    "load": cmd_load, "logs": cmd_logs, "restart-daemon": cmd_restart, "rm": cmd_rm, "doctor": cmd_doctor,
+    "load": cmd_load, "logs": cmd_logs, "restart-daemon": cmd_restart, "egress": cmd_egress, "rm": cmd_rm, "doctor": cmd_doctor,
     "image": cmd_image, "pool": cmd_pool,
 }
 

@@ -56,9 +56,17 @@ def inner_containers(sandbox: "Sandbox", info: SandboxInfo) -> list[dict[str, st
     return containers
 
 
+def _network(info: SandboxInfo) -> str:
+    """``none``, ``host``, or ``sandbox`` with its address and live egress policy."""
+    if info.network != "sandbox" or not info.egress:
+        return info.network or "-"
+    egress = info.egress if isinstance(info.egress, str) else ", ".join(info.egress)
+    return f"sandbox{' ' + info.address if info.address else ''}, egress {egress}"
+
+
 def _facts(info: SandboxInfo) -> list[tuple[str, str]]:
     return [
-        ("image", info.image), ("docker", "yes" if info.docker else "no"), ("network", info.network or "-"),
+        ("image", info.image), ("docker", "yes" if info.docker else "no"), ("network", _network(info)),
         ("cpu", f"{info.cpu:g}" if info.cpu else "-"), ("memory", info.memory or "-"),
         ("uptime", duration(info.uptime)), ("owner", info.owner or "-"), ("runtime", info.runtime or "-"),
     ]

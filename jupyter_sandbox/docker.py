@@ -49,7 +49,11 @@ def explain_failure(argv: list[str], stderr: str, network: str) -> str | None:
         if network == "none":
             return ("This sandbox has network 'none' (loopback only), so its Docker daemon cannot reach a registry. "
                     "Copy images in from the host with sandbox.docker.load(IMAGE) (`jupyter sandbox load NAME IMAGE`), "
-                    "or create the sandbox with network='host'.")
+                    "or create the sandbox with network='sandbox' (the default).")
+        if network == "sandbox":
+            return ("The Docker daemon in the sandbox could not reach the registry: the sandbox's egress policy may not "
+                    "admit it (`jupyter sandbox egress NAME` shows it), or this host has no route or DNS to it. "
+                    "Copy images in from the host with sandbox.docker.load(IMAGE) instead.")
         return ("The Docker daemon in the sandbox could not reach the registry (no network route or DNS from this host). "
                 "Copy images in from the host with sandbox.docker.load(IMAGE) instead.")
     if "cannot connect to the docker daemon" in text:
@@ -71,6 +75,74 @@ def explain_failure(argv: list[str], stderr: str, network: str) -> str | None:
 
 NOTED_COMPOSE_COMMANDS = ("up", "run", "create", "config")
 """Compose commands before which the rewrite's notes are printed (not every exec, logs or down)."""
+PUBLISH_ADVICE = (
+    "`-p`/`ports:` publish nothing inside a sandbox on this runsc: the inner dockerd runs without iptables "
+    "(gVisor 20240729's netstack lacks what Docker's port mapping needs), so {what} is not listening. "
+    "Run it with --network=host (compose: `network_mode: host`): its ports are then the sandbox's own, "
+    "at localhost:PORT inside the sandbox.")
+NAMES_ADVICE = (
+    "Containers on inner networks cannot find each other by name inside a sandbox on this runsc (no embedded DNS "
+    "without iptables), so {what}. Run them with --network=host (compose: `network_mode: host` on every service) "
+    "and connect to localhost:PORT instead of the service name.")
+INNER_SHARED_NETWORKS = ("host", "none", "default", "bridge")
+
+
+def _flag_values(args: list[str], *names: str) -> list[str]:
+    """The values of a docker flag (``--network x``, ``--network=x``, ``-p 80:80``...) among its arguments."""
+    values = []
+    for index, arg in enumerate(args):
+        for name in names:
+            if arg == name and index + 1 < len(args):
+                values.append(args[index + 1])
+            elif arg.startswith(name + "="):
+                values.append(arg.split("=", 1)[1])
+            elif len(name) == 2 and arg.startswith(name) and not arg.startswith("--") and len(arg) > 2:
+                values.append(arg[2:])
+    return values
+
+
+def advise_run(args: list[str]) -> str | None:
+    """Advice for ``docker run/create ARGS`` whose networking cannot work as meant inside a sandbox, or None."""
+    networks = _flag_values(args, "--network", "--net")
+    if any(n == "host" for n in networks):
+        return None
+    published = _flag_values(args, "-p", "--publish") + [a for a in args if a in ("-P", "--publish-all")]
+    if published:
+        return PUBLISH_ADVICE.format(what="the published port " + ", ".join(published))
+    custom = [n for n in networks if n not in INNER_SHARED_NETWORKS and not n.startswith("container:")]
+    if custom:
+        return NAMES_ADVICE.format(what=f"containers on network {custom[0]!r} reach each other only by IP")
+    return None
+
+
+def advise_compose(project: dict[str, Any]) -> str | None:
+    """Advice for a compose project (its parsed YAML) whose services use ``ports:`` or talk by name, or None."""
+    services = project.get("services") or {}
+    if not isinstance(services, dict):
+        return None
+    not_host = [name for name, svc in services.items() if (svc or {}).get("network_mode") != "host"]
+    published = [name for name in not_host if (services[name] or {}).get("ports")]
+    if published:
+        return PUBLISH_ADVICE.format(what="`ports:` of " + ", ".join(published))
+    if len(services) > 1 and not_host:
+        return NAMES_ADVICE.format(what=f"{', '.join(not_host)} cannot reach the other services by their names")
+    return None
+
+
+def compose_project(directory: str) -> dict[str, Any] | None:
+    """The parsed compose file of a local project folder, or None if there is none or it does not parse."""
+    import yaml
+
+    for name in ("compose.yaml", "compose.yml", "docker-compose.yml", "docker-compose.yaml"):
+        path = os.path.join(directory, name)
+        if os.path.exists(path):
+            try:
+                with open(path) as f:
+                    data = yaml.safe_load(f)
+            except (OSError, yaml.YAMLError):
+                return None
+            return data if isinstance(data, dict) else None
+    return None
 
 
 class AsyncDocker:
@@ -85,11 +157,13 @@ class AsyncDocker:
         self._sandbox = sandbox
 
     async def __call__(self, *args: str, stdin: bytes | Iterable[bytes] | None = None, timeout: float | None = None,
-                       workdir: str | None = None, preface: str = "") -> AsyncProcess:
+                       workdir: str | None = None, preface: str = "", advice: str | None = None) -> AsyncProcess:
         """Run ``docker ARGS...`` in the sandbox (arguments are passed as argv, never through a shell).
 
         Args:
             preface: Lines printed to the command's stderr before it starts (notes for the user).
+            advice: Shown with the result even when the command succeeds (what will not work as meant);
+                by default :func:`advise_run` of a ``run``/``create``.
         """
         sandbox = self._sandbox
         if not sandbox.spec.docker:
@@ -103,6 +177,9 @@ class AsyncDocker:
         command = ["sh", "-c", 'printf "%s\\n" "$1" >&2; shift; exec "$@"', "sh", preface, *argv] if preface else argv
         process = await sandbox.exec(command, stdin=stdin, timeout=timeout, workdir=workdir)
         process.explain = lambda stderr: explain_failure(argv, stderr, sandbox.spec.network)
+        if advice is None and args and args[0] in ("run", "create"):
+            advice = advise_run(list(args[1:]))
+        process.advice = advice
         return process
 
     async def run(self, image: str, *command: str, timeout: float | None = None, **options: Any) -> AsyncProcess:
@@ -175,8 +252,10 @@ class AsyncDocker:
         await self._sandbox.files.upload(local, remote)
         base = ["compose", "--project-directory", remote]
         rewritten = await self._rewritten(base) if rewrite else None
-        if rewritten is None:
-            return await self(*base, *args, timeout=timeout, workdir=remote)
+        if rewritten is None:  # as written: say what will not work as meant
+            project = compose_project(local) if args and args[0] in ("up", "run", "create", "start") else None
+            return await self(*base, *args, timeout=timeout, workdir=remote,
+                              advice=advise_compose(project) if project else None)
         target = f"{remote}/{compose_rewrite.REWRITTEN_FILE}"
         await self._sandbox.files.write(target, rewritten.to_json())
         verb = next((arg for arg in args if not arg.startswith("-")), "")

@@ -12,7 +12,6 @@ from .errors import SandboxError
 from .runtimes import WANTED_RUNTIMES, network_of
 
 MIN_RUNSC = 20240729
-TRAP_FIXED = 20240801
 SETUP = "run `bash scripts/setup-host.sh` (installs and configures everything)"
 
 
@@ -59,15 +58,69 @@ def check_runsc() -> Check:
     return Check("runsc installed", True, f"runsc {date}")
 
 
-def check_network_trap() -> Check:
-    """Informs whether network mode 'sandbox' can work with this runsc and kernel."""
-    date = runsc_date() or 0
-    major = int(re.match(r"(\d+)", os.uname().release).group(1))  # type: ignore[union-attr]
-    if date and date < TRAP_FIXED and major >= 6:
-        return Check("network mode 'sandbox'", False, f"runsc {date} on kernel {os.uname().release} refuses it "
-                     "('cannot run with network enabled in root network namespace'); 'none' and 'host' work",
-                     "use network 'none' or 'host', or a runsc from 2024-08 or later", required=False)
-    return Check("network mode 'sandbox'", True, "expected to work", required=False)
+def debian_mirror() -> str | None:
+    """The Debian mirror this host's apt sources use (the one egress probe doctor and the tests may send), or None."""
+    import glob
+    from urllib.parse import urlsplit
+
+    uris: list[str] = []
+    for path in sorted(glob.glob("/etc/apt/sources.list.d/*.sources")):
+        with open(path) as f:
+            uris += [word for line in f if line.startswith("URIs:") for word in line.split()[1:]]
+    if os.path.exists("/etc/apt/sources.list"):
+        with open("/etc/apt/sources.list") as f:
+            uris += [w for line in f if line.startswith("deb ") for w in line.split() if w.startswith("http")]
+    for uri in uris:
+        if "security" not in uri and urlsplit(uri).scheme == "http":
+            return uri.rstrip("/") + "/"
+    return None
+
+
+def egress_probe(url: str) -> list[str]:
+    """A bash command (run inside a sandbox) that resolves the mirror and sends it one small HTTP request.
+
+    It prints ``resolved ADDRESS`` and then the status line; no curl or wget needed (the image has bash).
+    """
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    host, port, path = parts.hostname or "", parts.port or 80, parts.path or "/"
+    script = (f'getent ahostsv4 {host} | head -1 | sed "s/ .*//; s/^/resolved /" | grep . || exit 3; '
+              f"exec 3<>/dev/tcp/{host}/{port} || exit 4; "
+              f'printf "HEAD {path} HTTP/1.1\\r\\nHost: {host}\\r\\nConnection: close\\r\\n\\r\\n" >&3; '
+              "head -1 <&3")
+    return ["timeout", "20", "bash", "-c", script]
+
+
+def check_sandbox_network(image: str) -> Check:
+    """A real network-'sandbox' sandbox starts on the product's network and reaches the Debian mirror."""
+    from .sync import Sandbox
+
+    name = "network 'sandbox' (default)"
+    mirror = debian_mirror()
+    try:
+        sandbox = Sandbox.create(image=image, network="sandbox", owner="doctor", timeout=60, use_pool=False)
+    except SandboxError as error:
+        return Check(name, False, f"a sandbox-mode sandbox did not start: {error.message}", error.fix or SETUP)
+    try:
+        seconds = sandbox.ready_seconds or 0.0
+        if mirror is None:
+            return Check(name, True, f"sandbox ready in {seconds:.2f} s; egress not probed (no http Debian mirror in the apt sources)")
+        process = sandbox.run(egress_probe(mirror))
+        output = process.stdout.read().strip()
+        code = process.wait()
+        if code == 3:
+            return Check(name, False, f"sandbox ready in {seconds:.2f} s but cannot resolve {mirror}",
+                         "check the nameservers in /run/jupyter-sandbox/resolv.conf (copied from the host's "
+                         "/etc/resolv.conf) and that the firewall admits DNS to them: `bash scripts/setup-host.sh`")
+        if code != 0 or " 2" not in output and " 3" not in output:
+            return Check(name, False, f"sandbox ready in {seconds:.2f} s but no HTTP answer from {mirror} (exit {code}: {output!r})",
+                         "check that the host forwards and masquerades the jupyter-sandbox bridge "
+                         "(sysctl net.ipv4.ip_forward=1, Docker's iptables on) and `bash scripts/setup-host.sh`")
+        status = output.splitlines()[-1]
+        return Check(name, True, f"sandbox ready in {seconds:.2f} s; reached {mirror} ({status})")
+    finally:
+        sandbox.terminate()
 
 
 def run_checks() -> list[Check]:
@@ -89,11 +142,16 @@ def run_checks() -> list[Check]:
     for network in ("none", "host", "sandbox"):
         names = [n for n, r in registered.items() if network_of(r) == network]
         wanted = {n: r for n, r in WANTED_RUNTIMES.items() if network_of(r) == network}
+        missing = [str(registered[n].get("path")) for n in names if not os.path.exists(str(registered[n].get("path")))]
+        if missing:
+            checks.append(Check(f"runsc runtime for network '{network}'", False,
+                                f"registered as {', '.join(names)}, but {', '.join(missing)} does not exist", SETUP,
+                                required=network != "host"))
+            continue
         checks.append(Check(f"runsc runtime for network '{network}'", bool(names),
                             f"registered as {', '.join(names)}" if names else "not registered",
                             f"{SETUP}, or merge {wanted} into /etc/docker/daemon.json and SIGHUP dockerd",
-                            required=network != "sandbox"))
-    checks.append(check_network_trap())
+                            required=network != "host"))
     try:
         call(engine.image, DEFAULT_IMAGE)
         checks.append(Check("default image", True, DEFAULT_IMAGE))
@@ -102,10 +160,11 @@ def run_checks() -> list[Check]:
         return checks
     if all(c.ok for c in checks if c.required):
         try:
-            sandbox = Sandbox.create(docker=True, owner="doctor", timeout=60)
+            sandbox = Sandbox.create(docker=True, network="none", owner="doctor", timeout=60, use_pool=False)
             seconds = sandbox.ready_seconds or 0.0
             sandbox.terminate()
             checks.append(Check("Docker-enabled sandbox", True, f"created, dockerd answered in {seconds:.2f} s, removed"))
         except SandboxError as error:
             checks.append(Check("Docker-enabled sandbox", False, error.message, error.fix or ""))
+        checks.append(check_sandbox_network(DEFAULT_IMAGE))
     return checks

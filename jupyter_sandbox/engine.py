@@ -227,7 +227,11 @@ class Engine:
                     return self._wait_removed(container_id)
                 raise
 
-        return await self.call(remove)
+        existed = await self.call(remove)
+        from .egress import forget
+
+        await forget([container_id])  # its firewall rules go with it (network "sandbox")
+        return existed
 
     def _wait_removed(self, container_id: str) -> bool:
         try:

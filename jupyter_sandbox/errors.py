@@ -99,10 +99,25 @@ class NoDockerd(SandboxError):
 
 
 class NetworkNamespaceTrap(SandboxError):
-    """runsc refused ``--network=sandbox`` (the root network namespace check)."""
+    """runsc refused ``--network=sandbox``: the runtime of that mode is not the netns wrapper this runsc needs."""
 
     code = "network_namespace_trap"
-    http_status = 400
+    http_status = 503
+
+
+class NetworkSetupFailed(SandboxError):
+    """The product's network, resolv.conf or firewall rules for network ``sandbox`` could not be set up."""
+
+    code = "network_setup_failed"
+    http_status = 503
+
+
+class NetworkNotAllowed(SandboxError):
+    """This Jupyter server does not allow the network mode asked for (``SandboxManager.allowed_networks``)."""
+
+    code = "network_not_allowed"
+    http_status = 403
+    field = "network"
 
 
 class SandboxStartFailed(SandboxError):

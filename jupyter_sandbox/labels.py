@@ -106,8 +106,10 @@ def spec_from_labels(labels: Mapping[str, str]) -> SandboxSpec:
     """Rebuild the spec a sandbox was created with from its labels."""
     data = json.loads(labels.get(SPEC, "{}") or "{}")
     data.setdefault("name", labels.get(NAME, "unknown"))
-    known = {field.name for field in dataclasses.fields(SandboxSpec)}
-    return SandboxSpec(**{k: v for k, v in data.items() if k in known})  # a newer version's extra fields are skipped
+    if isinstance(data.get("egress"), list):
+        data["egress"] = tuple(data["egress"])
+    known = {f.name for f in dataclasses.fields(SandboxSpec)}
+    return SandboxSpec(**{k: v for k, v in data.items() if k in known})  # fields of a newer version are skipped
 
 
 def owner_alive(labels: Mapping[str, str]) -> bool | None:

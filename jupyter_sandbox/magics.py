@@ -26,7 +26,7 @@ from .progress import MODES
 from .streaming import CommandResult, load_image, run_command, run_docker
 
 ACTIONS = ("create", "ls", "status", "use", "logs", "exec", "load", "expose", "rm", "restart-daemon", "doctor")
-CREATE_ONLY = ("docker", "name", "image", "cpu", "memory", "network", "env", "keep", "progress")
+CREATE_ONLY = ("docker", "name", "image", "cpu", "memory", "network", "egress", "env", "keep", "progress")
 TIMEOUT_EXIT_CODE = 124
 """``_exit_code`` after a command was killed for its timeout (as coreutils' ``timeout`` reports it)."""
 RED, RESET = "\x1b[0;31m", "\x1b[0m"
@@ -134,7 +134,7 @@ class SandboxMagics(Magics):
         """Create and manage gVisor sandboxes, with their own Docker daemon, from this kernel.
 
         %sandbox create --docker [--name N] [--image I] [--cpu C] [--memory M]
-                        [--network MODE] [--timeout S] [--env K=V] [--keep]
+                        [--network MODE] [--egress POLICY] [--timeout S] [--env K=V] [--keep]
         %sandbox ls | status [N] | use N | logs [N] | exec [N] -- CMD...
         %sandbox load [N] IMAGE | expose [N] PORT | rm [N...|--all] | restart-daemon [N] | doctor
 
@@ -184,7 +184,8 @@ class SandboxMagics(Magics):
 
     def _create(self, args: Any, command: list[str]) -> Any:
         return self.sandboxes.create(args.name, docker=args.docker, image=args.image, cpu=args.cpu, memory=args.memory,
-                                     network=args.network, env=args.env, timeout=args.timeout, keep=args.keep,
+                                     network=args.network, egress=args.egress, env=args.env, timeout=args.timeout,
+                                     keep=args.keep,
                                      progress=args.progress)
 
     def _ls(self, args: Any, command: list[str]) -> None:
@@ -268,8 +269,8 @@ class SandboxMagics(Magics):
         self.shell.user_ns["_exit_code"] = result.exit_code
         if result.exit_code != 0:
             print(f"✘ {what} exited with code {result.exit_code}", file=sys.stderr)
-            if result.hint:
-                print(f"hint: {result.hint}", file=sys.stderr)
+        if result.hint:
+            print(f"hint: {result.hint}", file=sys.stderr)
         return result.exit_code == 0
 
     @magic_arguments()

@@ -16,6 +16,7 @@ and terminated when it shuts down, unless kept.
 from __future__ import annotations
 
 import atexit
+import sys
 import queue
 import threading
 from typing import Any, Callable
@@ -131,7 +132,7 @@ class KernelSandboxes:
             name: Unique name (random if left out).
             keep: Leave it running when the kernel shuts down.
             progress: ``auto``, ``widget`` or ``text``.
-            fields: The spec: ``docker``, ``image``, ``cpu``, ``memory``, ``network``, ``env``, ``timeout``.
+            fields: The spec: ``docker``, ``image``, ``cpu``, ``memory``, ``network``, ``egress``, ``env``, ``timeout``.
 
         Raises:
             SpecError: Before anything is created, for a bad field.
@@ -139,6 +140,8 @@ class KernelSandboxes:
         """
         mode = choose_mode(progress)
         core = Sandbox.prepare(name, owner=KEPT_OWNER if keep else OWNER, **fields)
+        for warning in core.spec.warnings:
+            print(f"Warning: {warning}", file=sys.stderr)
         with self._lock:
             job = self.jobs.get(core.name)
             existing = self.sandboxes.get(core.name) if core.name in self.owned else None

@@ -99,6 +99,8 @@ class AsyncProcess:
         self.sandbox_error: SandboxDied | None = None
         """Set when the sandbox itself died under the command (then :meth:`wait` raises it)."""
         self.explain: Callable[[str], str | None] | None = None
+        self.advice: str | None = None
+        """Known before it runs: what will not work as the command expects (e.g. inner ``-p`` publishes nothing)."""
 
     @classmethod
     async def start(cls, engine: Engine, container_id: str, argv: list[str], *, env: dict[str, str] | None = None,
@@ -224,10 +226,15 @@ class AsyncProcess:
 
     @property
     def hint(self) -> str | None:
-        """After a failure, a sentence on the likely cause and fix (from the tail of what it printed), if known."""
-        if self.exit_code in (None, 0) or self.explain is None:
+        """Once it ended: after a failure, the likely cause and fix (from the tail of what it printed), if known;
+        else the :attr:`advice`, if any (a command can succeed and still not do what it was meant to)."""
+        if self.exit_code is None:
             return None
-        return self.explain((self._stderr_tail + b"\n" + self._stdout_tail).decode("utf-8", errors="replace"))
+        if self.exit_code != 0 and self.explain is not None:
+            text = self.explain((self._stderr_tail + b"\n" + self._stdout_tail).decode("utf-8", errors="replace"))
+            if text:
+                return text
+        return self.advice
 
     def _timeout_error(self) -> ExecTimeout:
         return ExecTimeout(

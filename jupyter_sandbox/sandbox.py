@@ -270,6 +270,20 @@ class AsyncSandbox(StartupMixin):
         raise DaemonTimeout(f"dockerd in sandbox {self.name!r} did not answer after a restart.", phase="answering",
                             elapsed=timeout or self.spec.timeout, fix=f"look at `jupyter sandbox logs {self.name}`")
 
+    async def set_egress(self, egress: Any) -> dict[str, Any]:
+        """Change the egress policy of this running network-``sandbox`` sandbox; new connections follow it at once.
+
+        Args:
+            egress: ``"public"``, ``"none"`` or a list of CIDRs / ``"host:port"`` (resolved now).
+
+        Returns:
+            The live policy: ``egress``, ``resolved`` and the sandbox's ``ip``.
+        """
+        from .egress import set_egress
+
+        record = await set_egress(self.engine, self.spec, self.container_id, egress)
+        return {"egress": record["egress"], "resolved": record["resolved"], "ip": record["ip"]}
+
     async def dockerd_log(self, lines: int = 200) -> str:
         """The last lines of the Docker daemon's log inside the sandbox."""
         process = await self.run(["tail", "-n", str(lines), DOCKERD_LOG])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import secrets
@@ -14,7 +15,13 @@ DEFAULT_IMAGE = "jupyter-sandbox/docker:bookworm"
 """The Docker-enabled image ``scripts/install.sh`` builds offline."""
 
 DEFAULT_DAEMON_TIMEOUT = 30.0
-NETWORK_MODES = ("none", "host", "sandbox")
+NETWORK_MODES = ("sandbox", "none", "host")
+DEFAULT_NETWORK = "sandbox"
+EGRESS_MODES = ("public", "none")
+HOST_NETWORK_WARNING = ("network 'host' puts the sandbox in the host's network namespace: code inside reaches every "
+                        "service on the host's loopback (the Jupyter server included), the cloud metadata address and the "
+                        "whole LAN. Use network 'sandbox' (the default) unless you need exactly that.")
+HOSTNAME_PATTERN = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$")
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 ENV_KEY_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 MAX_TIMEOUT = 3600.0
@@ -138,16 +145,64 @@ def host_memory() -> int | None:
 
 
 def parse_network(value: Any) -> str:
-    """Check a network mode (``none``, ``host`` or ``sandbox``)."""
+    """Check a network mode (``sandbox``, the default; ``none``; ``host``)."""
     if value is None or value == "":
-        return "none"
+        return DEFAULT_NETWORK
     if not isinstance(value, str) or value not in NETWORK_MODES:
         raise SpecError(
             "network",
             f"{value!r} is not a network mode",
-            fix="use 'none' (loopback only, the default), 'host' (the host's network) or 'sandbox' (gVisor's own stack)",
+            fix="use 'sandbox' (gVisor's own stack on the product's firewalled network, the default), "
+            "'none' (loopback only) or 'host' (the host's network, not isolated)",
         )
     return value
+
+
+EGRESS_FIX = "use 'public', 'none', or a list such as ['203.0.113.0/24', 'pypi.org:443']"
+
+
+def parse_egress_entry(entry: Any) -> str:
+    """Check one allow-list entry: an IPv4 address or CIDR, or ``host:port``."""
+    if not isinstance(entry, str) or not entry.strip():
+        raise SpecError("egress", f"{entry!r} is not a destination", fix=EGRESS_FIX)
+    entry = entry.strip()
+    try:
+        network = ipaddress.ip_network(entry, strict=False)
+    except ValueError:
+        network = None
+    if network is not None:
+        if network.version != 4:
+            raise SpecError("egress", f"{entry!r} is IPv6; the sandbox network is IPv4-only", fix=EGRESS_FIX)
+        return str(network)
+    host, sep, port = entry.rpartition(":")
+    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+        raise SpecError("egress", f"{entry!r} is neither a CIDR nor host:port (port 1-65535)", fix=EGRESS_FIX)
+    if not HOSTNAME_PATTERN.match(host):
+        raise SpecError("egress", f"{host!r} in {entry!r} is not a host name or IPv4 address", fix=EGRESS_FIX)
+    return f"{host.lower()}:{int(port)}"
+
+
+def parse_egress(value: Any, network: str = DEFAULT_NETWORK) -> "str | tuple[str, ...]":
+    """Check an egress policy: ``public`` (default), ``none``, or a list of destinations.
+
+    A string other than ``public``/``none`` is read as a comma-separated list (as the CLI and
+    magics pass it).  A policy other than ``public`` applies to network ``sandbox`` only.
+    """
+    if value is None or value == "":
+        policy: str | tuple[str, ...] = "public"
+    elif isinstance(value, str) and value.strip() in EGRESS_MODES:
+        policy = value.strip()
+    elif isinstance(value, (str, list, tuple)):
+        items = value.split(",") if isinstance(value, str) else list(value)
+        policy = tuple(dict.fromkeys(parse_egress_entry(item) for item in items))
+        if not policy:
+            raise SpecError("egress", "the allow-list is empty", fix="use egress='none' to allow nothing")
+    else:
+        raise SpecError("egress", f"must be 'public', 'none' or a list, not {type(value).__name__}", fix=EGRESS_FIX)
+    if policy != "public" and network != "sandbox":
+        raise SpecError("egress", f"applies to network 'sandbox' only (this sandbox has network {network!r})",
+                        fix="use network='sandbox' with an egress policy, or leave egress out")
+    return policy
 
 
 def parse_timeout(value: Any, field_name: str = "timeout") -> float:
@@ -208,7 +263,8 @@ class SandboxSpec:
         docker: Start a Docker daemon inside the sandbox.
         cpu: CPU limit (``None``: no limit).
         memory: Memory limit in bytes (``None``: no limit).
-        network: ``none``, ``host`` or ``sandbox``.
+        network: ``sandbox`` (default), ``none`` or ``host``.
+        egress: For network ``sandbox``: ``public``, ``none`` or a tuple of allowed destinations.
         env: Environment variables of every process in the sandbox.
         timeout: Seconds the whole startup may take (the daemon timeout).
     """
@@ -218,7 +274,8 @@ class SandboxSpec:
     docker: bool = False
     cpu: float | None = None
     memory: int | None = None
-    network: str = "none"
+    network: str = DEFAULT_NETWORK
+    egress: "str | tuple[str, ...]" = "public"
     env: dict[str, str] = field(default_factory=dict)
     timeout: float = DEFAULT_DAEMON_TIMEOUT
 
@@ -232,6 +289,7 @@ class SandboxSpec:
         cpu: Any = None,
         memory: Any = None,
         network: Any = None,
+        egress: Any = None,
         env: Any = None,
         timeout: Any = None,
     ) -> "SandboxSpec":
@@ -249,6 +307,7 @@ class SandboxSpec:
             cpu=parse_cpu(cpu),
             memory=parse_memory(memory),
             network=parse_network(network),
+            egress=parse_egress(egress, parse_network(network)),
             env=parse_env(env),
             timeout=parse_timeout(timeout),
         )
@@ -261,7 +320,7 @@ class SandboxSpec:
         """Validate a JSON object (such as a REST body); unknown fields are refused."""
         if not isinstance(data, Mapping):
             raise SpecError("body", f"must be a JSON object, not {type(data).__name__}", fix='send e.g. {"name": "demo", "docker": true}')
-        allowed = {"name", "image", "docker", "cpu", "memory", "network", "env", "timeout"}
+        allowed = {"name", "image", "docker", "cpu", "memory", "network", "egress", "env", "timeout"}
         for key in data:
             if key not in allowed:
                 raise SpecError(str(key), "is not a known field", fix=f"use only {', '.join(sorted(allowed))}")
@@ -270,6 +329,11 @@ class SandboxSpec:
     def to_dict(self) -> dict[str, Any]:
         """The spec as JSON-ready data."""
         return asdict(self)
+
+    @property
+    def warnings(self) -> list[str]:
+        """What every face shows before creating (network ``host`` is not isolated)."""
+        return [HOST_NETWORK_WARNING] if self.network == "host" else []
 
     @property
     def memory_text(self) -> str | None:

@@ -13,8 +13,10 @@ from typing import TYPE_CHECKING, Any
 import anyio
 from docker.models.containers import Container
 
+from . import egress
 from . import labels as L
 from . import trust
+from . import network as N
 from .bootstrap import DOCKERD_LOG, InitReport, InitReportParser, diagnose, init_command
 from .errors import (
     DaemonTimeout,
@@ -26,7 +28,7 @@ from .errors import (
     SandboxStartFailed,
 )
 from .events import Phase, ProgressEvent, State, phases_for
-from .runtimes import needs_shared_pid, release_of
+from .runtimes import WRAPPER_PATH, needs_shared_pid, release_of
 from .threads import iterate_in_thread, run_sync
 
 if TYPE_CHECKING:
@@ -44,13 +46,14 @@ SHARED_PID_ENV = "JUPYTER_SANDBOX_SHARED_PID"
 TRAP_TEXT = "cannot run with network enabled in root network namespace"
 
 
-def _network_trap() -> NetworkNamespaceTrap:
+def _network_trap(error: SandboxError) -> NetworkNamespaceTrap:
+    """runsc before 2024-08-07 on kernel >= 6 refuses network 'sandbox' unless run through the netns wrapper."""
     return NetworkNamespaceTrap(
-        "runsc refused network mode 'sandbox': \"cannot run with network enabled in root network namespace\". "
-        "This runsc (20240729) decides it runs in the host's network namespace by whether "
-        "/proc/sys/net/core/rmem_default exists, and kernels 6.x show that file in every namespace.",
-        fix="use network='none' (loopback only) or network='host'; gVisor releases from 2024-08 on "
-        "check another file and make 'sandbox' work",
+        f"runsc refused network mode 'sandbox' ({error.message}). This runsc decides it runs in the host's network "
+        "namespace by whether /proc/sys/net/core/rmem_default exists, which kernels 6.x show in every namespace; "
+        f"the runtime for this mode must be the wrapper {WRAPPER_PATH}, which hides that file from runsc.",
+        fix="run `bash scripts/setup-host.sh` (installs the wrapper and registers it as runtime 'runsc-sandbox'), "
+        "or use network='none'",
     )
 
 
@@ -149,6 +152,7 @@ class StartupMixin:
             if await claim(self):
                 return
         self._publish(Phase.IMAGE_CHECK, State.STARTED, spec.image)
+        plan = await egress.prepare(self.engine, spec) if spec.network == "sandbox" else None
         image = await self.engine.image(spec.image)
         runtime = await self.engine.runsc_runtime(spec.network)  # cached after the first create
         registered = await self.engine.runtimes()
@@ -157,7 +161,7 @@ class StartupMixin:
 
         self._publish(Phase.SANDBOX_START, State.STARTED, f"runtime {runtime}")
         container_name = L.POOL_CONTAINER_PREFIX + spec.name if self.pool_key else None
-        options = self._container_options(runtime)
+        options = self._container_options(runtime, plan)
         runtime_path = registered[runtime].get("path", "")
         if spec.docker and await run_sync(lambda: needs_shared_pid(release_of(runtime_path))):
             options["environment"] = {**options.get("environment", {}), SHARED_PID_ENV: "1"}
@@ -173,14 +177,19 @@ class StartupMixin:
         try:
             await self.engine.call(container.start)
         except SandboxError as error:
-            if TRAP_TEXT in str(error):
-                raise _network_trap() from None
+            if TRAP_TEXT in str(error) or WRAPPER_PATH in str(error):
+                raise _network_trap(error) from None
             raise SandboxStartFailed(f"The engine could not start sandbox {self.name!r}: {error.message}",
                                      fix="run `jupyter sandbox doctor` to check the host") from None
-        self._publish(Phase.SANDBOX_START, State.DONE, f"container {container.short_id} under {actual}")
+        where = ""
+        if plan is not None:
+            record = await egress.attach(self.engine, container.id, spec.name, plan)
+            if record is not None:
+                where = f", {record['ip']} on {N.NETWORK_NAME} (egress {egress.describe(record['egress'])})"
+        self._publish(Phase.SANDBOX_START, State.DONE, f"container {container.short_id} under {actual}{where}")
         await self._watch_startup(container)
 
-    def _container_options(self, runtime: str) -> dict[str, Any]:
+    def _container_options(self, runtime: str, plan: "egress.Plan | None" = None) -> dict[str, Any]:
         spec = self.spec
         options: dict[str, Any] = dict(
             image=spec.image,
@@ -194,6 +203,10 @@ class StartupMixin:
             detach=True,
             network_mode="host" if spec.network == "host" else ("none" if spec.network == "none" else None),
         )
+        if plan is not None:  # the product's firewalled network, and a resolv.conf that works under netstack
+            network = plan.container_options()
+            options["network_mode"] = network["network_mode"]
+            options["mounts"] = [*(options.get("mounts") or []), *network["mounts"]]
         if spec.docker:
             options["cap_add"] = DOCKER_CAPABILITIES
         if spec.cpu is not None:

@@ -8,6 +8,7 @@ from typing import Any, Iterable, Mapping
 
 from . import labels as L
 from .bootstrap import InitReport
+from .network import NETWORK_NAME
 from .spec import SandboxSpec, format_memory
 
 STARTING, READY, FAILED, STOPPED, GONE = "starting", "ready", "failed", "stopped", "gone"
@@ -57,6 +58,9 @@ class SandboxInfo:
         cpu: CPU limit, if any.
         memory: Memory limit such as ``512Mi``, if any.
         network: Network mode.
+        egress: For network ``sandbox``: its live egress policy (``public``, ``none`` or the allow-list).
+        egress_resolved: For an allow-list, what each entry was resolved to (``entry``, ``cidr``, ``port``).
+        address: Its address on the product's network (network ``sandbox``), if running.
         owner: Who created it (``cli``, ``kernel``, ``server``, ``api``, ``pool``).
         pool: True while it waits in the warm pool.
         created: Unix time it was created.
@@ -75,6 +79,9 @@ class SandboxInfo:
     cpu: float | None = None
     memory: str | None = None
     network: str = "none"
+    egress: Any = ""
+    egress_resolved: list[dict[str, Any]] = field(default_factory=list)
+    address: str = ""
     owner: str = ""
     pool: bool = False
     created: float | None = None
@@ -122,12 +129,28 @@ def spec_from_labels_or_none(labels: Mapping[str, str]) -> SandboxSpec | None:
         return None
 
 
+def _egress_fields(spec: SandboxSpec | None, container_id: str) -> dict[str, Any]:
+    """The live egress policy (the firewall's state), else the one in the labels; only for network ``sandbox``."""
+    if spec is None or spec.network != "sandbox":
+        return {}
+    from .egress import live
+
+    record = live(container_id) if container_id else None
+    if record is None:
+        return {"egress": spec.egress if isinstance(spec.egress, str) else list(spec.egress)}
+    return {"egress": record["egress"], "egress_resolved": record["resolved"], "address": record["ip"]}
+
+
 def info_from_container(attrs: Mapping[str, Any], reports: list[InitReport], phases: list[dict[str, Any]] | None = None) -> SandboxInfo:
     """Build a :class:`SandboxInfo` from ``docker inspect`` data and the init program's reports."""
     labels = attrs.get("Config", {}).get("Labels") or {}
     spec = spec_from_labels_or_none(labels)
     status = (attrs.get("State") or {}).get("Status")
     state, reason = derive_state(status, reports, oom_killed=bool((attrs.get("State") or {}).get("OOMKilled")))
+    egress = _egress_fields(spec, attrs.get("Id", ""))
+    networks = (attrs.get("NetworkSettings") or {}).get("Networks") or {}
+    if state == READY and NETWORK_NAME in networks and not egress.get("address"):
+        state, reason = STARTING, "installing its firewall rules"  # its init program can say ready first
     return SandboxInfo(
         name=L.name_of(attrs.get("Name", ""), labels),
         state=state,
@@ -138,6 +161,7 @@ def info_from_container(attrs: Mapping[str, Any], reports: list[InitReport], pha
         cpu=spec.cpu if spec else None,
         memory=format_memory(spec.memory) if spec else None,
         network=spec.network if spec else "",
+        **egress,
         owner=labels.get(L.OWNER, ""),
         pool=L.in_pool(attrs.get("Name", "")),
         created=float(labels[L.CREATED]) if labels.get(L.CREATED) else None,

@@ -51,7 +51,8 @@ class CommandResult:
 
     Attributes:
         exit_code: Its exit status.
-        hint: The likely cause and fix of a failure, if the core knows one.
+        hint: The likely cause and fix of a failure, if the core knows one, or advice for a command that
+            succeeded without doing what it is meant to (e.g. an inner ``-p`` that publishes nothing).
     """
 
     exit_code: int
@@ -132,7 +133,7 @@ def run_streamed(sandbox: Sandbox, start: Starter, *, needs_daemon: bool = False
         raise outcome["error"]
     process: AsyncProcess = outcome["process"]
     code = process.exit_code if process.exit_code is not None else -1
-    return CommandResult(code, process.hint if code != 0 else None)
+    return CommandResult(code, process.hint)
 
 
 def run_command(sandbox: Sandbox, argv: list[str], *, timeout: float | None = None,

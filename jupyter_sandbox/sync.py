@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import threading
+import warnings
 from concurrent.futures import Future
 from typing import Any, Awaitable, Callable, Iterable, Iterator, TypeVar
 
@@ -26,6 +27,10 @@ from .spec import SandboxSpec
 from .status import SandboxInfo
 
 T = TypeVar("T")
+
+
+class HostNetworkWarning(UserWarning):
+    """``Sandbox.create(network="host")``: the sandbox shares the host's network and is not isolated on it."""
 
 _portal_lock = threading.Lock()
 _portal: BlockingPortal | None = None
@@ -313,8 +318,9 @@ class Sandbox:
 
     @classmethod
     def create(cls, name: str | None = None, *, docker: bool = False, image: str | None = None, cpu: Any = None,
-               memory: Any = None, network: str | None = None, env: Any = None, timeout: Any = None,
-               on_event: Listener | None = None, owner: str = "api", use_pool: bool = True) -> "Sandbox":
+               memory: Any = None, network: str | None = None, egress: Any = None, env: Any = None,
+               timeout: Any = None, on_event: Listener | None = None, owner: str = "api",
+               use_pool: bool = True) -> "Sandbox":
         """Create a sandbox and wait until it is ready.
 
         Args:
@@ -323,15 +329,20 @@ class Sandbox:
             image: Host image (default: the Docker-enabled ``jupyter-sandbox/docker:bookworm``).
             cpu: CPU limit such as ``1`` or ``"500m"``.
             memory: Memory limit such as ``"512Mi"`` or ``"4Gi"``.
-            network: ``"none"`` (default), ``"host"`` or ``"sandbox"``.
+            network: ``"sandbox"`` (default: gVisor's own stack on the product's firewalled network),
+                ``"none"`` (loopback only) or ``"host"`` (the host's network: not isolated, warns).
+            egress: For network ``"sandbox"``: ``"public"`` (default), ``"none"``, or a list of allowed
+                destinations (CIDRs or ``"host:port"``, resolved now).
             env: Environment variables (mapping or ``KEY=VALUE`` list).
             timeout: Seconds the startup may take (default 30).
             on_event: Called with each :class:`ProgressEvent` (in the loop's thread).
             owner: Recorded in the labels (``api``, ``cli``, ``kernel``...).
             use_pool: Take a ready sandbox from a warm pool when one matches (False: always boot a new one).
         """
-        core = cls.prepare(name, docker=docker, image=image, cpu=cpu, memory=memory, network=network, env=env,
-                           timeout=timeout, owner=owner, use_pool=use_pool)
+        core = cls.prepare(name, docker=docker, image=image, cpu=cpu, memory=memory, network=network, egress=egress,
+                           env=env, timeout=timeout, owner=owner, use_pool=use_pool)
+        for warning in core.spec.warnings:  # network "host": the Python API's face of the warning
+            warnings.warn(warning, HostNetworkWarning, stacklevel=2)
         if on_event is not None:
             core.events.add_listener(on_event)
         call(core.start)
@@ -405,6 +416,10 @@ class Sandbox:
     def terminate(self) -> bool:
         """Remove it and everything in it; True if it existed."""
         return call(self._core.terminate)
+
+    def set_egress(self, egress: Any) -> dict[str, Any]:
+        """Change its egress policy (``"public"``, ``"none"`` or a list) for new connections, without a restart."""
+        return call(self._core.set_egress, egress)
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
         """The status card (HTML, and its plain-text twin) with the inner containers, for ``display(sb)``."""

@@ -5,6 +5,8 @@
 #      Docker inside gVisor (bookworm-backports on bookworm, main on trixie).
 #   2. A running Docker engine (started in the background if needed).
 #   3. The runsc runtime registered in /etc/docker/daemon.json (merged).
+#   4. For network mode "sandbox": the product's Docker network (jupyter-sandbox, bridge jsb0),
+#      the sandboxes' resolv.conf and the firewall chains (iptables/ip6tables).
 #
 # Every step checks first and skips work that is already done, so a second
 # run takes seconds.  Images are built afterwards by the Python package
@@ -56,6 +58,8 @@ install_packages() {
   command -v debootstrap >/dev/null 2>&1 || missing+=(debootstrap)
   command -v ip >/dev/null 2>&1 || missing+=(iproute2)
   [ -x /bin/busybox ] || missing+=(busybox-static)
+  command -v iptables-restore >/dev/null 2>&1 || missing+=(iptables)   # the sandbox-mode firewall
+  command -v nsenter >/dev/null 2>&1 || missing+=(util-linux)         # finds a sandbox's bridge port
   if [ ${#missing[@]} -gt 0 ]; then
     apt_update_once
     log "installing ${missing[*]}"
@@ -137,7 +141,14 @@ register_runtime() {
   die "dockerd does not list the runsc runtimes after reload; see $DOCKERD_LOG"
 }
 
+# The network sandbox-mode sandboxes live on, its resolv.conf and the firewall chains
+# (jupyter_sandbox/network.py and firewall.py; the core also does this lazily before a create).
+setup_network() {
+  log "$(cd "$HERE/.." && python3 -m jupyter_sandbox.network)"
+}
+
 install_packages
 start_engine
 register_runtime
+setup_network
 log "host ready"

@@ -98,7 +98,8 @@ def no_leaks(engine_client: docker.DockerClient) -> Iterator[None]:
 @pytest.fixture(scope="module")
 def docker_sandbox(test_images: dict[str, str]) -> Iterator[Sandbox]:
     """One Docker-enabled sandbox shared by a module's tests, with the tiny image loaded."""
-    sandbox = Sandbox.create(unique_name("test"), docker=True, owner="test")
+    # network "none": these tests send no traffic off this machine (a `docker pull` would go to a registry)
+    sandbox = Sandbox.create(unique_name("test"), docker=True, network="none", owner="test")
     try:
         assert sandbox.docker.load(test_images["tiny"]).wait() == 0
         yield sandbox

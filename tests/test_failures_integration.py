@@ -6,17 +6,16 @@ import os
 
 import pytest
 
-from jupyter_sandbox.doctor import TRAP_FIXED, runsc_date
 from jupyter_sandbox.errors import (
     DaemonTimeout,
     DockerdCrashed,
     ImageNotFound,
-    NetworkNamespaceTrap,
     NoDockerd,
     SandboxExists,
     SpecError,
 )
 from jupyter_sandbox.sync import Sandbox
+from sandbox_test_support import unique_name
 
 pytestmark = pytest.mark.integration
 
@@ -71,18 +70,11 @@ def test_duplicate_name_is_refused_and_the_first_sandbox_kept(no_leaks):
         assert first.status().state == "ready"
 
 
-def test_network_mode_sandbox_explains_the_root_netns_trap(no_leaks):
-    date = runsc_date() or 0
-    kernel_major = int(os.uname().release.split(".")[0])
-    if date < TRAP_FIXED and kernel_major >= 6:
-        with pytest.raises(NetworkNamespaceTrap) as caught:
-            Sandbox.create(network="sandbox", owner="test")
-        text = str(caught.value)
-        assert "cannot run with network enabled in root network namespace" in text
-        assert "network='none'" in text and "network='host'" in text and "2024-08" in text
-    else:  # a runsc without the trap: the mode simply works
-        with Sandbox.create(network="sandbox", owner="test") as sandbox:
-            assert sandbox.status().state == "ready"
+def test_network_mode_sandbox_is_the_default_and_starts(no_leaks):
+    with Sandbox.create(unique_name("test"), owner="test", use_pool=False) as sandbox:
+        info = sandbox.status()
+        assert sandbox.spec.network == "sandbox" and info.state == "ready"
+        assert info.egress == "public" and info.address
 
 
 def test_host_network_sandbox_sees_the_host_interfaces(no_leaks):

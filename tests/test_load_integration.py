@@ -1,5 +1,5 @@
 """Load on real sandboxes: 8 Docker-enabled sandboxes at once, 50 concurrent execs, then nothing left:
-the same containers, volumes, networks, file descriptors and threads as before.  Big and binary output."""
+the same containers, volumes, networks, firewall rules, file descriptors and threads as before.  Big and binary output."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import tracemalloc
 import anyio
 import pytest
 
+from jupyter_sandbox import firewall
 from jupyter_sandbox.sandbox import AsyncSandbox
 from jupyter_sandbox.sync import call
 
@@ -25,6 +26,7 @@ def resources(client) -> dict[str, int]:
         "networks": len(client.networks.list()),
         "fds": len(os.listdir("/proc/self/fd")),
         "threads": threading.active_count(),
+        "firewall rules": firewall.rule_count(),  # network "sandbox" (the default): each sandbox's rules go with it
     }
 
 

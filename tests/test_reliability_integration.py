@@ -161,12 +161,16 @@ def test_a_container_not_under_runsc_is_destroyed_and_reported(monkeypatch, engi
 
 
 def test_nothing_of_the_host_is_given_unless_asked(engine_client):
+    from jupyter_sandbox.network import NETWORK_NAME, RESOLV_CONF
+
     with Sandbox.create(docker=True, owner="test") as sandbox:
         attrs = engine_client.api.inspect_container(sandbox.core.container_id)
         host = attrs["HostConfig"]
-        assert attrs["Mounts"] == [] and not host.get("Binds")
-        assert host["NetworkMode"] == "none" and not host["Privileged"]
-        assert host["Runtime"] == "runsc"
+        # network "sandbox" (the default): one read-only file, its resolv.conf, and the product's own network
+        assert [(m["Destination"], m["RW"], m["Source"]) for m in attrs["Mounts"]] == [("/etc/resolv.conf", False, RESOLV_CONF)]
+        assert not host.get("Binds")
+        assert host["NetworkMode"] == NETWORK_NAME and not host["Privileged"]
+        assert host["Runtime"] == "runsc-sandbox"
         assert not host.get("PortBindings")
         inner_socket = sandbox.run(["test", "-S", "/var/run/docker.sock"])
         assert inner_socket.exit_code == 0  # the daemon's socket lives inside the sandbox only

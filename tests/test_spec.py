@@ -13,7 +13,7 @@ def test_defaults():
     spec = SandboxSpec.parse("demo")
     assert spec.name == "demo"
     assert spec.image == DEFAULT_IMAGE
-    assert spec.network == "none"
+    assert spec.network == "sandbox" and spec.egress == "public"
     assert spec.timeout == 30
     assert spec.cpu is None and spec.memory is None
 

@@ -36,6 +36,8 @@ export interface ISandboxInfo {
   cpu: number | null;
   memory: string | null;
   network: string;
+  egress?: string | string[];
+  address?: string;
   owner: string;
   pool: boolean;
   created: number | null;
@@ -53,6 +55,7 @@ export interface ICreateRequest {
   cpu?: string;
   memory?: string;
   network?: string;
+  egress?: string;
 }
 
 /** One inner container, as `docker ps --format '{{json .}}'` prints it. */

@@ -8,6 +8,7 @@ import {
   Dialog,
   InputDialog,
   MainAreaWidget,
+  Notification,
   showDialog,
   showErrorMessage
 } from '@jupyterlab/apputils';
@@ -131,10 +132,13 @@ export function addCommands(
         return;
       }
       try {
-        const answer = await requestAPI<{ name: string; spec: any }>('sandboxes', {
+        const answer = await requestAPI<{ name: string; spec: any; warnings?: string[] }>('sandboxes', {
           method: 'POST',
           body: JSON.stringify(result.value)
         });
+        for (const warning of answer.warnings ?? []) {
+          Notification.warning(warning, { autoClose: false });
+        }
         model.expect({
           name: answer.name,
           image: answer.spec.image,

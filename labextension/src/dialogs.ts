@@ -6,14 +6,14 @@ import { Widget } from '@lumino/widgets';
 
 import { ICreateRequest, IInnerContainer, IListeningPort } from './api';
 
-/** Network modes a sandbox can have (the core's NETWORK_MODES). */
+/** Network modes a sandbox can have (the core's NETWORK_MODES; the server may refuse some). */
 const NETWORK_MODES = [
+  ['sandbox', 'sandbox (internet, not the host or LAN)'],
   ['none', 'none (loopback only)'],
-  ['host', 'host (the host network)'],
-  ['sandbox', "sandbox (gVisor's own stack)"]
+  ['host', 'host (NOT isolated: reaches the host and LAN)']
 ];
 
-/** The create form: name, image, Docker on/off, cpu, memory, network. */
+/** The create form: name, image, Docker on/off, cpu, memory, network, egress. */
 export class CreateSandboxForm extends Widget {
   constructor() {
     super();
@@ -38,6 +38,24 @@ export class CreateSandboxForm extends Widget {
       network.appendChild(option);
     }
     this._network = network;
+    this._egress = this._field(
+      'Egress',
+      'input',
+      'egress',
+      'public (default), none, or CIDR / host:port, comma-separated'
+    );
+    this._warning = document.createElement('p');
+    this._warning.className = 'jp-SandboxError jp-SandboxCreateForm-warning';
+    this.node.appendChild(this._warning);
+    const update = () => {
+      this._warning.textContent =
+        network.value === 'host'
+          ? "Warning: network 'host' puts the sandbox in the host's network namespace: code inside reaches the host's services (this Jupyter server included) and the LAN."
+          : '';
+      this._egress.disabled = network.value !== 'sandbox';
+    };
+    network.addEventListener('change', update);
+    update();
   }
 
   /** The request body: only the fields filled in. */
@@ -55,6 +73,9 @@ export class CreateSandboxForm extends Widget {
     }
     if (text(this._memory)) {
       body.memory = text(this._memory);
+    }
+    if (text(this._egress) && this._network.value === 'sandbox') {
+      body.egress = text(this._egress);
     }
     return body;
   }
@@ -86,6 +107,8 @@ export class CreateSandboxForm extends Widget {
   private _cpu: HTMLInputElement;
   private _memory: HTMLInputElement;
   private _network: HTMLSelectElement;
+  private _egress: HTMLInputElement;
+  private _warning: HTMLParagraphElement;
 }
 
 /** Plain text in a scrollable pre, e.g. the dockerd log. */

@@ -214,7 +214,7 @@ function emptyInfo(name: string): ISandboxInfo {
     docker: false,
     cpu: null,
     memory: null,
-    network: 'none',
+    network: 'sandbox',
     owner: '',
     pool: false,
     created: Date.now() / 1000,

@@ -17,6 +17,7 @@ from jupyter_sandbox.ports import BASE_URL_ENV
 from .handlers import (
     MANAGER_SETTING,
     ContainersHandler,
+    EgressHandler,
     ExecHandler,
     LogsHandler,
     PortsHandler,
@@ -40,6 +41,7 @@ def routes() -> list[tuple[str, Any]]:
         (url_path_join(NAMESPACE, "sandboxes"), SandboxesHandler),
         (one, SandboxHandler),
         (url_path_join(one, "exec"), ExecHandler),
+        (url_path_join(one, "egress"), EgressHandler),
         (url_path_join(one, "logs"), LogsHandler),
         (url_path_join(one, "containers"), ContainersHandler),
         (url_path_join(one, "ports"), PortsHandler),

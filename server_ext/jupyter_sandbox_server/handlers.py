@@ -31,8 +31,8 @@ MAX_LOG_LINES = 10000
 def error_body(error: SandboxError) -> dict[str, Any]:
     """The JSON body for an error: ``to_dict()``, plus the field name of a spec error."""
     body = error.to_dict()
-    if isinstance(error, SpecError):
-        body["field"] = error.field
+    if isinstance(error, SpecError) or getattr(error, "field", None):
+        body["field"] = error.field  # type: ignore[attr-defined]
     return body
 
 
@@ -93,7 +93,8 @@ class SandboxesHandler(SandboxAPIHandler):
         spec = self.manager.spec_from_body(self.json_body())
         await self.manager.create(spec)
         self.set_header("Location", self.request.path.rstrip("/") + "/" + spec.name)
-        self.write_json({"name": spec.name, "state": "starting", "spec": spec.to_dict()}, status=202)
+        self.write_json({"name": spec.name, "state": "starting", "spec": spec.to_dict(), "warnings": spec.warnings},
+                        status=202)
 
 
 class SandboxHandler(SandboxAPIHandler):
@@ -112,6 +113,19 @@ class SandboxHandler(SandboxAPIHandler):
         await self.manager.terminate(name)
         self.set_status(204)
         self.finish()
+
+
+class EgressHandler(SandboxAPIHandler):
+    """``/sandbox/api/sandboxes/<name>/egress``: the live egress policy of a network-``sandbox`` sandbox."""
+
+    @tornado.web.authenticated
+    @authorized
+    async def put(self, name: str) -> None:
+        """Body ``{"egress": "public" | "none" | [entries]}``; answers the live policy with what entries resolved to."""
+        body = self.json_body()
+        if not isinstance(body, dict) or set(body) != {"egress"}:
+            raise SpecError("body", "must be an object with exactly the field 'egress'", fix='send e.g. {"egress": "none"}')
+        self.write_json(await self.manager.set_egress(name, body["egress"]))
 
 
 class ExecHandler(SandboxAPIHandler):

@@ -14,7 +14,7 @@ import os
 import socket
 from typing import Any
 
-from traitlets import Bool, Float, Int, Unicode, Union
+from traitlets import Bool, Float, Int, List, Unicode, Union
 from traitlets.config import LoggingConfigurable
 
 from jupyter_sandbox import labels as L
@@ -22,6 +22,7 @@ from jupyter_sandbox.engine import Engine
 from jupyter_sandbox.errors import (
     DockerNotEnabled,
     PortUnreachable,
+    NetworkNotAllowed,
     SandboxError,
     SandboxExists,
     SandboxNotFound,
@@ -50,7 +51,10 @@ class SandboxManager(LoggingConfigurable):
     cpu = Union([Float(), Unicode()], default_value=None, allow_none=True,
                 help="CPU limit for creates that give none, e.g. 1, 0.5 or '500m' (--cpu).").tag(config=True)
     memory = Unicode(None, allow_none=True, help="Memory limit for creates that give none, e.g. '512Mi' (--memory).").tag(config=True)
-    network = Unicode("none", help="Network mode for creates that give none: none, host or sandbox (--network).").tag(config=True)
+    network = Unicode("sandbox", help="Network mode for creates that give none: sandbox, none or host (--network).").tag(config=True)
+    allowed_networks = List(Unicode(), default_value=["sandbox", "none"],
+                            help="Network modes a create may ask for; others are refused with 403. Add 'host' only if "
+                            "users of this server may reach the host's own services (it is not isolated).").tag(config=True)
     timeout = Float(DEFAULT_DAEMON_TIMEOUT, help="Seconds a startup may take for creates that give none (--timeout).").tag(config=True)
     keep_on_exit = Bool(False, help="Keep the sandboxes this server created when it stops (by default they are removed).").tag(config=True)
     pool_size = Int(0, help="Warm pool: Docker-ready sandboxes to keep booted for creates with the default spec "
@@ -115,7 +119,17 @@ class SandboxManager(LoggingConfigurable):
         defaults = {"image": self.image, "docker": self.docker, "cpu": self.cpu, "memory": self.memory,
                     "network": self.network, "timeout": self.timeout}
         filled = {**{k: v for k, v in defaults.items() if v is not None}, **body}
-        return SandboxSpec.from_dict(filled)
+        spec = SandboxSpec.from_dict(filled)
+        if spec.network not in self.allowed_networks:
+            raise NetworkNotAllowed(
+                f"network {spec.network!r} is not allowed on this server (allowed: {', '.join(self.allowed_networks) or 'none'}).",
+                fix="use network 'sandbox' (isolated, with egress) or 'none'; an administrator can change "
+                "c.SandboxManager.allowed_networks")
+        return spec
+
+    async def set_egress(self, name: str, egress: Any) -> dict[str, Any]:
+        """Change a running sandbox's egress policy (new connections follow it at once)."""
+        return await (await self.find(name)).set_egress(egress)
 
     async def list(self) -> list[dict[str, Any]]:
         """Every sandbox on the engine, as JSON-ready dicts."""
