@@ -116,7 +116,9 @@ class AsyncSandbox(StartupMixin):
     @classmethod
     def from_container(cls, container: Container, *, engine: Engine | None = None) -> "AsyncSandbox":
         """Wrap a managed container (as found through its labels)."""
-        spec = dataclasses.replace(L.spec_from_labels(container.labels), name=L.name_of(container.name, container.labels))
+        environment = (container.attrs.get("Config") or {}).get("Env")
+        spec = dataclasses.replace(L.spec_from_labels(container.labels, environment),
+                                   name=L.name_of(container.name, container.labels))
         return cls(spec, engine=engine, container_id=container.id, owner=container.labels.get(L.OWNER, ""))
 
     @classmethod

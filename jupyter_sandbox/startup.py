@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 from docker.models.containers import Container
+from docker.types import Ulimit
 
 from . import labels as L
 from .bootstrap import DOCKERD_LOG, InitReport, InitReportParser, diagnose, init_command
@@ -25,6 +26,7 @@ from .errors import (
     SandboxStartFailed,
 )
 from .events import Phase, ProgressEvent, State, phases_for
+from .spec import host_pids_limit
 from .threads import iterate_in_thread
 
 if TYPE_CHECKING:
@@ -190,6 +192,9 @@ class StartupMixin:
         if spec.memory is not None:
             options["mem_limit"] = spec.memory
             options["memswap_limit"] = spec.memory
+        if spec.pids is not None:  # gVisor enforces RLIMIT_NPROC inside; the host limit is a backstop
+            options["ulimits"] = [Ulimit(name="nproc", soft=spec.pids, hard=spec.pids)]
+            options["pids_limit"] = host_pids_limit(spec.pids)
         return {k: v for k, v in options.items() if v is not None}
 
     async def _watch_startup(self, container: Container) -> None:

@@ -313,23 +313,24 @@ class Sandbox:
     @classmethod
     def create(cls, name: str | None = None, *, docker: bool = False, image: str | None = None, cpu: Any = None,
                memory: Any = None, network: str | None = None, env: Any = None, timeout: Any = None,
-               on_event: Listener | None = None, owner: str = "api") -> "Sandbox":
+               pids: Any = None, on_event: Listener | None = None, owner: str = "api") -> "Sandbox":
         """Create a sandbox and wait until it is ready.
 
         Args:
             name: Unique name (random if left out).
             docker: Start a Docker daemon inside.
             image: Host image (default: the Docker-enabled ``jupyter-sandbox/docker:bookworm``).
-            cpu: CPU limit such as ``1`` or ``"500m"``.
-            memory: Memory limit such as ``"512Mi"`` or ``"4Gi"``.
+            cpu: CPU limit such as ``1`` or ``"500m"`` (default: half the host's CPUs; ``"unlimited"``: none).
+            memory: Memory limit such as ``"512Mi"`` or ``"4Gi"`` (default ``4Gi``; ``"unlimited"``: none).
             network: ``"none"`` (default), ``"host"`` or ``"sandbox"``.
             env: Environment variables (mapping or ``KEY=VALUE`` list).
             timeout: Seconds the startup may take (default 30).
+            pids: Most processes and threads inside (default 512; ``"unlimited"``: none).
             on_event: Called with each :class:`ProgressEvent` (in the loop's thread).
             owner: Recorded in the labels (``api``, ``cli``, ``kernel``...).
         """
         core = cls.prepare(name, docker=docker, image=image, cpu=cpu, memory=memory, network=network, env=env,
-                           timeout=timeout, owner=owner)
+                           timeout=timeout, pids=pids, owner=owner)
         if on_event is not None:
             core.events.add_listener(on_event)
         call(core.start)
