@@ -70,3 +70,85 @@ def test_every_sandbox_gets_default_limits_and_unlimited_is_explicit(engine_clie
         host = engine_client.api.inspect_container(sandbox.core.container_id)["HostConfig"]
         assert not host["Memory"] and not host["NanoCpus"] and not host.get("PidsLimit") and not host.get("Ulimits")
         assert sandbox.status().memory is None
+
+
+def test_env_values_stay_out_of_labels_and_the_sandbox_still_has_them(engine_client, no_leaks):
+    secret = f"s3cr3t-{os.urandom(4).hex()}"
+    with create("env", env={"API_TOKEN": secret}) as sandbox:
+        container = engine_client.containers.get(L.container_name(sandbox.name))
+        assert secret not in json.dumps(container.labels)
+        assert json.loads(container.labels[L.SPEC])["env"] == ["API_TOKEN", "HD_TEST"]
+        assert sandbox.run(["sh", "-c", "echo $API_TOKEN"]).stdout.read() == secret + "\n"
+        attached = Sandbox.get(sandbox.name)  # as another process finds it: from the engine only
+        assert attached.spec == sandbox.spec and attached.spec.env["API_TOKEN"] == secret
+        assert attached.status().state == "ready"
+
+
+FAKE_RUNC = """#!/bin/sh
+# a non-gVisor runtime called runsc: runc under runsc's name, dropping runsc's own flags
+for a; do shift; case "$a" in --network=*|--net-raw|--cpu-num-from-quota|--overlay2=*|--host-uds=*) ;; *) set -- "$@" "$a";; esac; done
+exec runc "$@"
+"""
+FAKE_VERSION = 'if [ "$1" = --version ]; then echo "runsc version 0.0~20240729.0"; exit 0; fi\n'
+"""Makes the fake *claim* to be gVisor, so only the booted-kernel check can catch it."""
+
+
+@pytest.fixture
+def fake_runtimes(tmp_path):
+    """Two runtimes registered on the host engine for this test: ``hd-fake-<pid>`` (a script named
+    runsc that runs runc) and ``hd-liar-<pid>`` (the same, answering --version as runsc does)."""
+    import signal
+    import time
+
+    import docker as docker_py
+
+    names = {f"hd-fake-{os.getpid()}": FAKE_RUNC, f"hd-liar-{os.getpid()}": FAKE_RUNC.replace("\nfor", "\n" + FAKE_VERSION + "for", 1)}
+    config_path = "/etc/docker/daemon.json"
+
+    def edit(change) -> None:
+        with open(config_path) as f:
+            config = json.load(f)
+        change(config.setdefault("runtimes", {}))
+        with open(config_path + ".hd-tmp", "w") as f:
+            json.dump(config, f, indent=2)
+            f.write("\n")
+        os.replace(config_path + ".hd-tmp", config_path)
+        pid = int(subprocess.run(["pgrep", "-x", "dockerd"], capture_output=True, text=True, check=True).stdout.split()[0])
+        os.kill(pid, signal.SIGHUP)
+
+    def registered() -> set[str]:
+        return set(docker_py.from_env().info().get("Runtimes") or {})
+
+    paths = {}
+    for name, script in names.items():
+        folder = tmp_path / name
+        folder.mkdir()
+        paths[name] = folder / "runsc"
+        paths[name].write_text(script)
+        paths[name].chmod(0o755)
+    edit(lambda runtimes: runtimes.update({n: {"path": str(p), "runtimeArgs": ["--network=none"]} for n, p in paths.items()}))
+    try:
+        deadline = time.monotonic() + 20
+        while not set(names) <= registered():
+            assert time.monotonic() < deadline, "dockerd did not load the fake runtimes"
+            time.sleep(0.1)
+        yield list(names)
+    finally:
+        edit(lambda runtimes: [runtimes.pop(n, None) for n in names])
+
+
+def test_a_runtime_named_runsc_that_is_not_gvisor_is_refused(fake_runtimes, monkeypatch, engine_client, no_leaks):
+    from jupyter_sandbox.engine import RUNTIME_ENV, Engine
+    from jupyter_sandbox.errors import NotIsolated
+
+    fake, liar = fake_runtimes
+    for runtime, words in ((fake, "is not gVisor"), (liar, "not running under gVisor")):
+        monkeypatch.setenv(RUNTIME_ENV, runtime)
+        Engine.default()._runtimes = None  # see the freshly registered runtimes
+        name = unique_name("hd-fake")
+        with pytest.raises(NotIsolated, match=words):
+            Sandbox.create(name, owner="test")
+        assert not container_exists(name)
+    monkeypatch.setenv(RUNTIME_ENV, "runsc")  # the real one, chosen the same way, still works
+    with create("realrt") as sandbox:
+        assert sandbox.status().state == "ready"
