@@ -203,3 +203,14 @@ class ImageBuildFailed(SandboxError):
 
     code = "image_build_failed"
     http_status = 500
+
+
+class UnsafeLink(SandboxError):
+    """A download would create a symbolic link on this machine pointing outside what was downloaded."""
+
+    code = "unsafe_link"
+    http_status = 400
+
+
+class SkippedLinksWarning(UserWarning):
+    """A download left out symbolic links that pointed outside the downloaded tree (listed in the message)."""

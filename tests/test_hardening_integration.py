@@ -152,3 +152,46 @@ def test_a_runtime_named_runsc_that_is_not_gvisor_is_refused(fake_runtimes, monk
     monkeypatch.setenv(RUNTIME_ENV, "runsc")  # the real one, chosen the same way, still works
     with create("realrt") as sandbox:
         assert sandbox.status().state == "ready"
+
+
+def test_downloads_never_plant_links_pointing_outside_what_was_downloaded(tmp_path, no_leaks):
+    from jupyter_sandbox.errors import SkippedLinksWarning, UnsafeLink
+
+    secret = tmp_path / "notebook_secret.txt"
+    secret.write_text("host secret\n")
+    with create("links") as sandbox:
+        made = sandbox.run(["sh", "-c", "set -e; cd /root; echo data > data.txt; ln -s notebook_secret.txt result.csv; "
+                            "mkdir out; echo inner > out/a.txt; ln -s a.txt out/ok; ln -s ../notebook_secret.txt out/up; "
+                            "ln -s /etc/passwd out/abs; mkdir out/sub; ln -s ../a.txt out/sub/fine"])
+        assert made.exit_code == 0, made.stderr.read()
+
+        with pytest.raises(UnsafeLink, match="symbolic link"):  # the probe's exact attack: refused, nothing written
+            sandbox.files.download("/root/result.csv", tmp_path / "result.csv")
+        assert not os.path.lexists(tmp_path / "result.csv")
+        assert sorted(os.listdir(tmp_path)) == ["notebook_secret.txt"]  # no staging folder left either
+
+        with pytest.warns(SkippedLinksWarning, match="out/up -> ../notebook_secret.txt"):
+            skipped = sandbox.files.download("/root/out", tmp_path / "out")
+        assert sorted(skipped) == ["out/abs -> /etc/passwd", "out/up -> ../notebook_secret.txt"]
+        out = tmp_path / "out"
+        assert sorted(os.listdir(out)) == ["a.txt", "ok", "sub"]
+        assert os.readlink(out / "ok") == "a.txt" and (out / "ok").read_text() == "inner\n"  # links within are kept
+        assert os.readlink(out / "sub" / "fine") == "../a.txt"
+        for path in out.rglob("*"):
+            if path.is_symlink():
+                assert os.path.realpath(path).startswith(str(out.resolve()) + os.sep)
+        assert secret.read_text() == "host secret\n"
+
+
+def test_uploads_send_links_as_links_and_never_read_what_they_point_to(tmp_path, no_leaks):
+    secret = tmp_path / "notebook_secret.txt"
+    secret.write_text("host secret\n")
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "a.txt").write_text("a\n")
+    os.symlink(secret, data / "leak")
+    with create("upload") as sandbox:
+        sandbox.files.upload(data, "/root/data")
+        listing = sandbox.run(["sh", "-c", "readlink /root/data/leak; cat /root/data/leak 2>&1; cat /root/data/a.txt"])
+        text = listing.stdout.read()
+        assert str(secret) in text and "host secret" not in text and "a\n" in text
