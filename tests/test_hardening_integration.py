@@ -195,3 +195,13 @@ def test_uploads_send_links_as_links_and_never_read_what_they_point_to(tmp_path,
         listing = sandbox.run(["sh", "-c", "readlink /root/data/leak; cat /root/data/leak 2>&1; cat /root/data/a.txt"])
         text = listing.stdout.read()
         assert str(secret) in text and "host secret" not in text and "a\n" in text
+
+
+def test_docker_inside_a_sandbox_on_the_host_network_starts_and_runs(test_images, no_leaks):
+    with create("nethost", docker=True, network="host") as sandbox:  # dockerd used to exit: ip_forward not writable
+        dockerd = sandbox.run(["sh", "-c", "tr '\\0' ' ' < /proc/$(cat /run/jupyter-sandbox/dockerd.pid)/cmdline"])
+        assert "--ip-forward=false" in dockerd.stdout.read()
+        assert sandbox.docker.load(test_images["tiny"]).wait() == 0
+        run = sandbox.docker.run(test_images["tiny"], "echo", "hi", rm=True, network="host")
+        assert run.wait() == 0, run.stderr.read()
+        assert run.stdout.read() == "hi\n"
