@@ -92,7 +92,7 @@ def parse_cpu(value: Any) -> float | None:
             cpus = float(value.strip()[:-1]) / 1000
         else:
             cpus = float(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise SpecError("cpu", f"{value!r} is not a number", fix="use e.g. 1, 0.5 or '500m'") from None
     host_cpus = os.cpu_count() or 1
     if not cpus > 0 or cpus != cpus:
@@ -264,7 +264,7 @@ def parse_timeout(value: Any, field_name: str = "timeout") -> float:
         raise SpecError(field_name, "must be a number of seconds, not a boolean", fix="use e.g. 30")
     try:
         seconds = float(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise SpecError(field_name, f"{value!r} is not a number of seconds", fix="use e.g. 30") from None
     if not 0 < seconds <= MAX_TIMEOUT:
         raise SpecError(field_name, f"must be more than 0 and at most {MAX_TIMEOUT:g} seconds, got {value!r}", fix="use e.g. 30")
@@ -379,7 +379,7 @@ class SandboxSpec:
         allowed = {"name", "image", "docker", "cpu", "memory", "network", "env", "timeout", "pids"}
         for key in data:
             if key not in allowed:
-                raise SpecError(str(key), "is not a known field", fix=f"use only {', '.join(sorted(allowed))}")
+                raise SpecError(str(key) or "body", "is not a known field" if key else "has a field with an empty name", fix=f"use only {', '.join(sorted(allowed))}")
         return cls.parse(**data)
 
     def to_dict(self) -> dict[str, Any]:

@@ -52,6 +52,7 @@ export interface ICreateRequest {
   docker?: boolean;
   cpu?: string;
   memory?: string;
+  pids?: string;
   network?: string;
 }
 
