@@ -57,15 +57,19 @@ def test_a_fork_bomb_hits_the_sandbox_pids_limit_and_the_host_keeps_working(engi
         print(f"host PIDs still held after the sleeps exited: {host_pids(cid)}")
 
 
-def test_every_sandbox_gets_default_limits_and_unlimited_is_explicit(engine_client, no_leaks):
-    from jupyter_sandbox.spec import default_limit
+def test_every_sandbox_gets_default_limits_and_unlimited_is_explicit(engine_client, test_images, no_leaks):
+    from jupyter_sandbox.spec import DEFAULT_ENV, default_limit
 
-    with create("defaults") as sandbox:
+    assert not any(os.environ.get(variable) for variable in DEFAULT_ENV.values())
+    with create("defaults", docker=True) as sandbox:
         host = engine_client.api.inspect_container(sandbox.core.container_id)["HostConfig"]
-        assert host["Memory"] == default_limit("memory") and host["NanoCpus"] == int(default_limit("cpu") * 1e9)
-        assert host["PidsLimit"] == host_pids_limit(default_limit("pids"))
+        assert host["Memory"] == 4 * 2**30 == default_limit("memory") and host["NanoCpus"] == int(default_limit("cpu") * 1e9)
+        assert host["PidsLimit"] == host_pids_limit(512)
         meminfo = sandbox.run(["grep", "MemTotal", "/proc/meminfo"]).stdout.read()
         assert int(meminfo.split()[1]) * 1024 == default_limit("memory")  # not the host's 24 GB
+        assert sandbox.docker.load(test_images["tiny"]).wait() == 0  # Docker inside works within the defaults
+        run = sandbox.docker.run(test_images["tiny"], "echo", "inner", rm=True)
+        assert run.wait() == 0 and run.stdout.read() == "inner\n"
     with create("unlimited", cpu="unlimited", memory="unlimited", pids="unlimited") as sandbox:
         host = engine_client.api.inspect_container(sandbox.core.container_id)["HostConfig"]
         assert not host["Memory"] and not host["NanoCpus"] and not host.get("PidsLimit") and not host.get("Ulimits")

@@ -171,3 +171,28 @@ def test_fuzzed_requests_never_get_a_500(server: Server, route: tuple[str, str],
         error: Any = answer.json()
         if error.get("error") == "bad_spec":
             assert error["field"] and error["message"]
+
+
+@pytest.mark.integration
+def test_a_create_and_an_exec_through_the_streamed_bodies_still_work(tmp_path, no_leaks) -> None:
+    from sandbox_test_support import container_exists, unique_name
+
+    real = Server(str(tmp_path), docker_host=None)
+    name = unique_name("hd-rest")
+    try:
+        answer = real.session.post(real.url + "sandboxes", data=json.dumps({"name": name, "pids": 128, "env": {"HD": name}}),
+                                   timeout=30)
+        assert answer.status_code == 202 and answer.json()["spec"]["pids"] == 128
+        deadline = time.monotonic() + 120
+        while (info := real.session.get(real.url + f"sandboxes/{name}", timeout=30).json())["state"] == "starting":
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+        assert info["state"] == "ready", info
+        answer = real.session.post(real.url + f"sandboxes/{name}/exec", timeout=60,
+                                   data=json.dumps({"command": ["sh", "-c", "grep processes /proc/self/limits | tr -s ' ' | cut -d' ' -f4; echo $HD"]}))
+        lines = [json.loads(line) for line in answer.text.splitlines()]
+        assert "".join(line.get("text", "") for line in lines) == f"128\n{name}\n" and lines[-1] == {"exit_code": 0}
+    finally:
+        real.session.delete(real.url + f"sandboxes/{name}", timeout=60)
+        real.stop()
+    assert not container_exists(name)
