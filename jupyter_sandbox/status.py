@@ -57,6 +57,7 @@ class SandboxInfo:
         cpu: CPU limit, if any.
         memory: Memory limit such as ``512Mi``, if any.
         network: Network mode.
+        pids: Most processes and threads inside, if limited.
         owner: Who created it (``cli``, ``kernel``, ``server``, ``api``, ``pool``).
         pool: True while it waits in the warm pool.
         created: Unix time it was created.
@@ -75,6 +76,7 @@ class SandboxInfo:
     cpu: float | None = None
     memory: str | None = None
     network: str = "none"
+    pids: int | None = None
     owner: str = ""
     pool: bool = False
     created: float | None = None
@@ -138,6 +140,7 @@ def info_from_container(attrs: Mapping[str, Any], reports: list[InitReport], pha
         cpu=spec.cpu if spec else None,
         memory=format_memory(spec.memory) if spec else None,
         network=spec.network if spec else "",
+        pids=spec.pids if spec else None,
         owner=labels.get(L.OWNER, ""),
         pool=L.in_pool(attrs.get("Name", "")),
         created=float(labels[L.CREATED]) if labels.get(L.CREATED) else None,

@@ -35,6 +35,7 @@ export interface ISandboxInfo {
   docker: boolean;
   cpu: number | null;
   memory: string | null;
+  pids?: number | null;
   network: string;
   owner: string;
   pool: boolean;
