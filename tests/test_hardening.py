@@ -103,3 +103,16 @@ def test_any_body_is_a_spec_or_a_spec_error(body):
         assert error.field and error.fix
     else:
         assert spec.pids is None or spec.pids >= 16
+
+
+def test_the_cli_refuses_bad_limits_with_exit_2_naming_the_field_or_variable():
+    import subprocess
+    import sys
+
+    bad = subprocess.run([sys.executable, "-m", "jupyter_sandbox.cli", "create", "--pids", "3", "--name", "hd-never"],
+                         capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and "pids: must be from 16" in bad.stderr and "Traceback" not in bad.stderr
+    env = {**os.environ, "JUPYTER_SANDBOX_DEFAULT_MEMORY": "4Gb"}
+    bad = subprocess.run([sys.executable, "-m", "jupyter_sandbox.cli", "create", "--name", "hd-never"],
+                         capture_output=True, text=True, timeout=60, env=env)
+    assert bad.returncode == 2 and "JUPYTER_SANDBOX_DEFAULT_MEMORY" in bad.stderr and "Traceback" not in bad.stderr
