@@ -159,6 +159,7 @@ ROUTES = st.sampled_from([("POST", "sandboxes"), ("POST", "sandboxes/hd-fuzz/exe
                           ("GET", "sandboxes/hd-fuzz")])
 
 
+@pytest.mark.slow
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(route=ROUTES, body=BODIES, query=st.dictionaries(st.sampled_from(["lines", "all"]), st.text(max_size=8), max_size=2))
 def test_fuzzed_requests_never_get_a_500(server: Server, route: tuple[str, str], body: str, query: dict[str, str]) -> None:
