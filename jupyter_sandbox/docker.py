@@ -95,7 +95,8 @@ class AsyncDocker:
         await sandbox.wait_ready()
         argv = ["docker", *args]
         process = await sandbox.exec(argv, stdin=stdin, timeout=timeout, workdir=workdir)
-        process.explain = lambda stderr: explain_failure(argv, stderr, sandbox.spec.network)
+        generic = process.explain  # e.g. a failed fork: the sandbox's pids limit
+        process.explain = lambda stderr: explain_failure(argv, stderr, sandbox.spec.network) or (generic(stderr) if generic else None)
         return process
 
     async def run(self, image: str, *command: str, exec_ready: bool = False, timeout: float | None = None,

@@ -224,10 +224,12 @@ class AsyncSandbox(StartupMixin):
         else:
             argv = list(command)
         try:
-            return await AsyncProcess.start(self.engine, self.container_id, argv, env=env, workdir=workdir, user=user,
-                                            timeout=timeout, stdin=stdin, sandbox=self.name)
+            process = await AsyncProcess.start(self.engine, self.container_id, argv, env=env, workdir=workdir, user=user,
+                                               timeout=timeout, stdin=stdin, sandbox=self.name)
         except SandboxError as error:
             raise await self._explain_exec_failure(error) from None
+        process.explain = lambda text: fork_failure_hint(text, self.spec.pids)
+        return process
 
     async def _explain_exec_failure(self, error: SandboxError) -> SandboxError:
         cause = error.__cause__
@@ -283,6 +285,18 @@ class AsyncSandbox(StartupMixin):
         self._publish(Phase.REMOVED, State.DONE, f"sandbox {self.name} removed")
         self.events.close()
         return existed
+
+
+FORK_FAILURES = ("cannot fork", "can't fork", "fork: retry", "fork: resource temporarily unavailable")
+
+
+def fork_failure_hint(text: str, pids: int | None) -> str | None:
+    """A hint when a command failed because a fork did (the sandbox's ``pids`` limit), or None."""
+    if not any(marker in text.lower() for marker in FORK_FAILURES):
+        return None
+    limit = f"its limit of {pids} processes and threads" if pids else "a process limit"
+    return (f"A fork failed: the sandbox reached {limit} (the host and other sandboxes are unaffected). "
+            "Create it with a larger pids= (`--pids`), or pids='unlimited'.")
 
 
 def _vanished(error: SandboxError) -> bool:

@@ -48,7 +48,8 @@ def test_a_fork_bomb_hits_the_sandbox_pids_limit_and_the_host_keeps_working(engi
         spawned = int(sandbox.run(["cat", "/tmp/spawned"]).stdout.read())
         print(f"fork bomb: {spawned} sleeps, then {err.strip()!r}; host PIDs of the sandbox {before} before, "
               f"{held} after (backstop {host_pids_limit(64)})")
-        assert code != 0 and "Cannot fork" in err  # the clear error is the fork's: EAGAIN inside the sandbox
+        assert code != 0 and "Cannot fork" in err  # the fork's own error: EAGAIN inside the sandbox
+        assert "limit of 64 processes" in bomb.hint and "pids=" in bomb.hint  # and the product says why
         assert 16 < spawned < 64  # stopped by the sandbox's own limit, not by the loop's end
         assert held <= host_pids_limit(64)
         assert sandbox.run(["pkill", "-f", "sleep 600"]).exit_code == 0
