@@ -44,6 +44,8 @@ def pool_key(spec: SandboxSpec) -> str:
     """What makes two sandboxes interchangeable: everything in the spec but name and timeout."""
     data = {"image": spec.image, "docker": spec.docker, "cpu": spec.cpu, "memory": spec.memory,
             "network": spec.network, "env": sorted(spec.env.items())}
+    if spec.pids is not None:
+        data["pids"] = spec.pids
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
 

@@ -78,6 +78,13 @@ def test_env_values_never_reach_the_labels():
     assert L.spec_from_labels(old).env == spec.env
 
 
+def test_the_pids_limit_is_part_of_what_makes_pool_members_interchangeable():
+    from jupyter_sandbox.pool import pool_key
+
+    assert pool_key(SandboxSpec.parse("a", pids=100)) != pool_key(SandboxSpec.parse("a", pids=200))
+    assert pool_key(SandboxSpec.parse("a", pids=100)) == pool_key(SandboxSpec.parse("b", pids="100"))
+
+
 def test_the_runtime_check_reads_the_binary_not_its_name(tmp_path):
     assert is_gvisor("/usr/bin/runsc")
     if os.path.exists(WRAPPER_PATH):
