@@ -77,9 +77,15 @@ _VERSIONS: dict[tuple[str, int, int, int], str] = {}
 
 
 def version_text(path: str) -> str:
-    """The first line a runtime binary prints for ``--version`` (cached while the file is unchanged), or ``""``."""
+    """The first line a runtime binary prints for ``--version`` (cached while the file is unchanged), or ``""``.
+
+    A bare name (``"runsc"``) is looked up on ``PATH``, as dockerd does.
+    """
+    import shutil
     import subprocess
 
+    if path and not os.path.isabs(path):
+        path = shutil.which(path) or path
     try:
         status = os.stat(path)
     except OSError:
