@@ -34,6 +34,9 @@ DOCKERD_FLAGS="--iptables=false --ip6tables=false --bridge=none --storage-driver
 ev() { read -r u _ < /proc/uptime; printf '%s %s %s %s %s\n' "$M" "$1" "$2" "$u" "${3:-}"; }
 alive() { [ -r "/proc/$1/stat" ] || return 1; read -r _ _ st _ < "/proc/$1/stat"; [ "$st" != Z ]; }
 idle() { trap 'exit 0' TERM INT; while :; do sleep 86400 & wait $!; done; }
+# The sandbox-wide process limit, in gVisor's own pids cgroup (it stays after the unmount below,
+# counts every user's processes, and docker exec'd ones too); RLIMIT_NPROC alone is per user.
+[ -n "${JUPYTER_SANDBOX_PIDS:-}" ] && { echo "$JUPYTER_SANDBOX_PIDS" > /sys/fs/cgroup/pids/pids.max; } 2>/dev/null
 read -r _ _ kernel _ < /proc/version || kernel=unknown
 ev booted done "kernel $kernel"
 if [ "${1:-plain}" != docker ]; then ev ready done; idle; fi

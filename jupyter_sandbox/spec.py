@@ -175,9 +175,9 @@ def host_pids_limit(pids: int) -> int:
     with its own stub thread, and released stubs are kept for reuse rather than killed
     (``subprocessPool`` in gVisor), so a sandbox holds about two host PIDs per process it
     ever ran *at once* (measured: 200 inner ``sleep``s held 412 host PIDs, still held after
-    they exited), plus about 40 for runsc itself.  ``pids`` is enforced inside, where a fork
-    fails cleanly with EAGAIN; this host limit is a backstop above it, which inner processes
-    cannot reach first.
+    they exited), plus about 40 for runsc itself.  ``pids`` is enforced inside (gVisor's pids
+    cgroup and RLIMIT_NPROC), where a fork fails cleanly with EAGAIN; this host limit is a
+    backstop above it (were it reached, runsc could not make a stub and the sandbox would die).
     """
     return 3 * pids + 256
 

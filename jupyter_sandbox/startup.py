@@ -38,6 +38,9 @@ if TYPE_CHECKING:
 DOCKER_CAPABILITIES = ["ALL"]
 """Docker inside gVisor needs, among others, SYS_ADMIN (mounts) and NET_ADMIN; gVisor confines them."""
 
+PIDS_ENV = "JUPYTER_SANDBOX_PIDS"
+"""Tells the init program the sandbox's process limit (it writes it to gVisor's pids cgroup)."""
+
 TRAP_TEXT = "cannot run with network enabled in root network namespace"
 
 
@@ -192,9 +195,11 @@ class StartupMixin:
         if spec.memory is not None:
             options["mem_limit"] = spec.memory
             options["memswap_limit"] = spec.memory
-        if spec.pids is not None:  # gVisor enforces RLIMIT_NPROC inside; the host limit is a backstop
+        if spec.pids is not None:  # enforced inside by gVisor (its pids cgroup, set by the init program, and
+            # RLIMIT_NPROC); the host limit is a backstop above what they allow
             options["ulimits"] = [Ulimit(name="nproc", soft=spec.pids, hard=spec.pids)]
             options["pids_limit"] = host_pids_limit(spec.pids)
+            options["environment"] = {**spec.env, PIDS_ENV: str(spec.pids)}
         return {k: v for k, v in options.items() if v is not None}
 
     async def _watch_startup(self, container: Container) -> None:

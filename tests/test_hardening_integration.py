@@ -58,6 +58,21 @@ def test_a_fork_bomb_hits_the_sandbox_pids_limit_and_the_host_keeps_working(engi
         print(f"host PIDs still held after the sleeps exited: {host_pids(cid)}")
 
 
+def test_switching_users_does_not_get_around_the_pids_limit(engine_client, no_leaks):
+    """RLIMIT_NPROC counts per user; the limit in gVisor's pids cgroup counts every process of the sandbox."""
+    root_spawn = "for i in $(seq 30); do sleep 600 >/dev/null 2>&1 & done; echo spawned"
+    user_spawn = "n=0; while [ $n -lt 60 ]; do sleep 600 >/dev/null 2>&1 & n=$((n+1)); echo $n > /tmp/by-user; done"
+    with create("uids", pids=64) as sandbox:
+        assert sandbox.run(["sh", "-c", root_spawn]).stdout.read() == "spawned\n"
+        other = sandbox.run(["setpriv", "--reuid=1000", "--regid=1000", "--clear-groups", "sh", "-c", user_spawn], timeout=60)
+        by_user = int(sandbox.run(["cat", "/tmp/by-user"]).stdout.read())
+        print(f"30 sleeps as root, then {by_user} as uid 1000 with pids=64 ({other.stderr.read().strip()!r})")
+        assert other.exit_code != 0 and 30 + by_user < 64  # not 30 + 60: the limit is the sandbox's, not per user
+        assert sandbox.run(["pkill", "-f", "sleep 600"]).exit_code == 0
+        assert sandbox.status().state == "ready"
+        assert host_pids(sandbox.core.container_id) <= host_pids_limit(64)
+
+
 def test_every_sandbox_gets_default_limits_and_unlimited_is_explicit(engine_client, test_images, no_leaks):
     from jupyter_sandbox.spec import DEFAULT_ENV, default_limit
 
