@@ -73,7 +73,7 @@ class AsyncSandbox(StartupMixin):
 
         Args:
             spec: A ready spec, or None to build one from ``fields``
-                (``name``, ``image``, ``docker``, ``cpu``, ``memory``, ``network``, ``env``, ``timeout``).
+                (``name``, ``image``, ``docker``, ``cpu``, ``memory``, ``network``, ``env``, ``timeout``, ``pids``).
             owner: Who creates it, recorded in its labels.
             use_pool: Take a ready sandbox from a warm pool when one matches.
         """
