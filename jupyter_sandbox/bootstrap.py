@@ -34,6 +34,9 @@ DOCKERD_FLAGS="--iptables=false --ip6tables=false --bridge=none --storage-driver
 ev() { read -r u _ < /proc/uptime; printf '%s %s %s %s %s\n' "$M" "$1" "$2" "$u" "${3:-}"; }
 alive() { [ -r "/proc/$1/stat" ] || return 1; read -r _ _ st _ < "/proc/$1/stat"; [ "$st" != Z ]; }
 idle() { trap 'exit 0' TERM INT; while :; do sleep 86400 & wait $!; done; }
+# The sandbox-wide process limit, in gVisor's own pids cgroup (it stays after the unmount below,
+# counts every user's processes, and docker exec'd ones too); RLIMIT_NPROC alone is per user.
+[ -n "${JUPYTER_SANDBOX_PIDS:-}" ] && { echo "$JUPYTER_SANDBOX_PIDS" > /sys/fs/cgroup/pids/pids.max; } 2>/dev/null
 read -r _ _ kernel _ < /proc/version || kernel=unknown
 ev booted done "kernel $kernel"
 CA=/usr/local/share/ca-certificates/jupyter-sandbox
@@ -65,6 +68,10 @@ if ! err=$(mount -t cgroup -o devices devices /sys/fs/cgroup/devices 2>&1); then
 fi
 wait
 ev cgroups done
+# With the host's network (runsc --network=host) ip_forward cannot be written; dockerd then
+# refuses to start unless told not to touch it (inner --network=host still works).
+{ read -r fwd < /proc/sys/net/ipv4/ip_forward && [ "$fwd" = 1 ]; } 2>/dev/null ||
+  { echo 1 > /proc/sys/net/ipv4/ip_forward; } 2>/dev/null || DOCKERD_FLAGS="$DOCKERD_FLAGS --ip-forward=false"
 
 # runsc before 2025-07 cannot setns into a nested PID namespace, so `docker exec` fails for
 # every inner container that has its own.  With SHARED_PID=1 the inner dockerd's default

@@ -28,14 +28,15 @@ def add_spec_arguments(parser: argparse.ArgumentParser, timeout_help: str = STAR
     parser.add_argument("--docker", action="store_true", help="start a Docker daemon inside the sandbox")
     parser.add_argument("--name", help="unique name (default: a random sb-xxxxxx)")
     parser.add_argument("--image", help=f"host image to run (default: {DEFAULT_IMAGE})")
-    parser.add_argument("--cpu", help="CPU limit, e.g. 1, 0.5 or 500m")
-    parser.add_argument("--memory", help="memory limit, e.g. 512Mi or 4Gi")
     parser.add_argument("--network", choices=NETWORK_MODES,
                         help="sandbox (default: gVisor's own stack, firewalled off the host and LAN), none (loopback only), "
                         "or host (the host's network: not isolated)")
     parser.add_argument("--egress", metavar="POLICY",
                         help="network sandbox only: public (default), none, or allowed destinations "
                         "as CIDR or host:port, comma-separated (e.g. 203.0.113.0/24,pypi.org:443)")
+    parser.add_argument("--cpu", help="CPU limit, e.g. 1, 0.5 or 500m (default: half the host's CPUs; 'unlimited': none)")
+    parser.add_argument("--memory", help="memory limit, e.g. 512Mi or 4Gi (default 4Gi; 'unlimited': none)")
+    parser.add_argument("--pids", help="most processes and threads inside, e.g. 512 (the default; 'unlimited': none)")
     parser.add_argument("--env", action="append", metavar="KEY=VALUE", help="environment variable (repeatable)")
     parser.add_argument("--timeout", help=timeout_help)
 
@@ -123,7 +124,8 @@ def cmd_create(args: argparse.Namespace) -> int:
     from .terminal import JsonLines, LiveProgress
 
     core = Sandbox.prepare(args.name, docker=args.docker, image=args.image, cpu=args.cpu, memory=args.memory,
-                           network=args.network, egress=args.egress, env=args.env, timeout=args.timeout, owner="cli")
+                           network=args.network, egress=args.egress, env=args.env, timeout=args.timeout, pids=args.pids,
+                           owner="cli")
     for warning in core.spec.warnings:
         err.print(f"[yellow]warning:[/] {escape(warning)}")
     lines = JsonLines() if args.json else None
@@ -322,7 +324,7 @@ def cmd_pool(args: argparse.Namespace) -> int:
         err.print(f"removed {call(drain_all)} pool members")
         return 0
     template = SandboxSpec.parse("template", docker=args.docker, image=args.image, cpu=args.cpu, memory=args.memory,
-                                 network=args.network, egress=args.egress, env=args.env, timeout=args.timeout)
+                                 network=args.network, egress=args.egress, env=args.env, timeout=args.timeout, pids=args.pids)
     pool = WarmPool([template], size=args.size, max_age=args.max_age)
     if args.once:
         call(pool.fill)

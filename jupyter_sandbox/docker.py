@@ -176,7 +176,8 @@ class AsyncDocker:
         argv = ["docker", *args]
         command = ["sh", "-c", 'printf "%s\\n" "$1" >&2; shift; exec "$@"', "sh", preface, *argv] if preface else argv
         process = await sandbox.exec(command, stdin=stdin, timeout=timeout, workdir=workdir)
-        process.explain = lambda stderr: explain_failure(argv, stderr, sandbox.spec.network)
+        generic = process.explain  # e.g. a failed fork: the sandbox's pids limit
+        process.explain = lambda stderr: explain_failure(argv, stderr, sandbox.spec.network) or (generic(stderr) if generic else None)
         if advice is None and args and args[0] in ("run", "create"):
             advice = advise_run(list(args[1:]))
         process.advice = advice

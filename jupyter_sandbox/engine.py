@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import threading
 import time
 from typing import Any, Iterator
@@ -18,13 +19,17 @@ from . import labels
 from .errors import (
     EngineUnavailable,
     ImageNotFound,
+    NotIsolated,
     RuntimeNotRegistered,
     SandboxError,
     SandboxExists,
 )
-from .runtimes import WANTED_RUNTIMES, network_of, runtime_for
+from .runtimes import WANTED_RUNTIMES, declared_network, is_gvisor, network_of, runtime_for, version_text
 from .spec import DEFAULT_IMAGE
 from .threads import run_sync
+
+RUNTIME_ENV = "JUPYTER_SANDBOX_RUNTIME"
+"""Names the registered runtime every create uses (it must still be gVisor, for the asked network mode)."""
 
 ENGINE_FIX = (
     "start the Docker engine (`bash scripts/setup-host.sh` does it, or `sudo systemctl start docker`) "
@@ -123,12 +128,19 @@ class Engine:
             RuntimeNotRegistered: If the engine has none, saying how to register it.
         """
         registered = await self.runtimes()
-        name = runtime_for(network, registered)
+        forced = os.environ.get(RUNTIME_ENV, "").strip()
+        if forced:
+            return await run_sync(self._forced_runtime, forced, network, await self.runtimes(fresh=True))
+        name = await run_sync(runtime_for, network, registered)
         if name is None:
             registered = await self.runtimes(fresh=True)
-            name = runtime_for(network, registered)
+            name = await run_sync(runtime_for, network, registered)
         if name is None:
-            wanted = {n: r for n, r in WANTED_RUNTIMES.items() if network_of(r) == network}
+            impostors = [n for n, r in registered.items() if declared_network(r) == network
+                         and "runsc" in str(r.get("path", "")) and not is_gvisor(str(r.get("path", "")))]
+            if impostors:
+                raise not_gvisor(impostors[0], registered[impostors[0]])
+            wanted = {n: r for n, r in WANTED_RUNTIMES.items() if declared_network(r) == network}
             have = ", ".join(sorted(registered)) or "none"
             raise RuntimeNotRegistered(
                 f"The Docker engine has no runsc runtime for network mode {network!r} (it has: {have}), "
@@ -139,8 +151,21 @@ class Engine:
             )
         return name
 
+    def _forced_runtime(self, name: str, network: str, registered: dict[str, dict[str, Any]]) -> str:
+        if name not in registered:
+            raise RuntimeNotRegistered(f"${RUNTIME_ENV} names runtime {name!r}, which the Docker engine does not have "
+                                       f"(it has: {', '.join(sorted(registered)) or 'none'}).",
+                                       fix=f"unset {RUNTIME_ENV}, or register that runtime in /etc/docker/daemon.json")
+        if network_of(registered[name]) is None:
+            raise not_gvisor(name, registered[name])
+        if declared_network(registered[name]) != network:
+            raise RuntimeNotRegistered(f"${RUNTIME_ENV} names runtime {name!r}, which gives network mode "
+                                       f"{declared_network(registered[name])!r}, not {network!r}.",
+                                       fix=f"unset {RUNTIME_ENV} or ask for network={declared_network(registered[name])!r}")
+        return name
+
     def is_runsc(self, runtime_name: str, registered: dict[str, dict[str, Any]]) -> bool:
-        """Whether a runtime name is a registered runsc runtime."""
+        """Whether a runtime name is a registered runtime whose binary says it is gVisor's runsc."""
         return runtime_name in registered and network_of(registered[runtime_name]) is not None
 
     async def image(self, reference: str) -> dict[str, Any]:
@@ -239,6 +264,16 @@ class Engine:
         except (docker.errors.NotFound, docker.errors.APIError, requests.exceptions.RequestException):
             pass
         return True
+
+
+def not_gvisor(name: str, runtime: dict[str, Any]) -> NotIsolated:
+    """The error for a runtime whose binary does not say it is gVisor (whatever its file is called)."""
+    path = str(runtime.get("path", ""))
+    said = version_text(path) or "nothing (it did not run or failed)"
+    return NotIsolated(f"Runtime {name!r} ({path}) is not gVisor: `{path} --version` says {said!r}, not 'runsc version ...'. "
+                       "A sandbox never runs without gVisor, so nothing was created.",
+                       fix="point that runtime at runsc (or a wrapper that execs it) in /etc/docker/daemon.json, "
+                       "or run `bash scripts/setup-host.sh`")
 
 
 def image_not_found(reference: str) -> ImageNotFound:

@@ -225,3 +225,12 @@ class PortUnreachable(SandboxError):
 
     code = "port_unreachable"
     http_status = 502
+class UnsafeLink(SandboxError):
+    """A download would create a symbolic link on this machine pointing outside what was downloaded."""
+
+    code = "unsafe_link"
+    http_status = 400
+
+
+class SkippedLinksWarning(UserWarning):
+    """A download left out symbolic links that pointed outside the downloaded tree (listed in the message)."""

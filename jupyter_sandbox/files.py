@@ -16,9 +16,10 @@ import shutil
 import tarfile
 import tempfile
 import time
+import warnings
 from typing import IO, TYPE_CHECKING, Iterator
 
-from .errors import SandboxError
+from .errors import SandboxError, SkippedLinksWarning, UnsafeLink
 
 if TYPE_CHECKING:
     from .sandbox import AsyncSandbox
@@ -70,6 +71,48 @@ def _check_remote(path: str) -> str:
     if normal == "/":
         raise SandboxError("Cannot use the sandbox's root folder itself here.", fix="name a file or folder under it")
     return normal
+
+
+def link_target(member: tarfile.TarInfo) -> str:
+    """Where a link member of an archive points, as a normalised archive path (``..`` may remain)."""
+    if member.issym():
+        return posixpath.normpath(posixpath.join(posixpath.dirname(member.name), member.linkname))
+    return posixpath.normpath(member.linkname)  # a hard link names another member
+
+
+def within(path: str, top: str) -> bool:
+    """Whether a normalised archive path is ``top`` or inside it."""
+    return path == top or path.startswith(top + "/")
+
+
+def safe_extract(tar: tarfile.TarFile, destination: str, top: str) -> list[str]:
+    """Extract an archive of one tree ``top``, never creating a link that points outside it.
+
+    A link inside the tree that points within it is kept; one that points outside (an
+    absolute target, or ``..`` past ``top``) is not created, and its name is returned.
+    Everything else goes through tarfile's ``data`` filter (no absolute or ``..`` paths,
+    no device files, no set-uid bits).
+
+    Raises:
+        UnsafeLink: If ``top`` itself is a link (it can only point outside the tree).
+    """
+    skipped: list[str] = []
+
+    def keep(member: tarfile.TarInfo, path: str) -> tarfile.TarInfo | None:
+        if member.issym() or member.islnk():
+            name = posixpath.normpath(member.name)
+            if name == top:
+                raise UnsafeLink(f"{top!r} is a symbolic link to {member.linkname!r} in the sandbox; downloading it "
+                                 "would plant a link on this machine pointing at a file of this machine.",
+                                 fix="download the file or folder it points to (sandbox.exec(['readlink', '-f', PATH]) "
+                                 "says which)")
+            if posixpath.isabs(member.linkname) or not within(link_target(member), top):
+                skipped.append(f"{name} -> {member.linkname}")
+                return None
+        return tarfile.data_filter(member, path)
+
+    tar.extractall(destination, filter=keep)
+    return skipped
 
 
 class AsyncFiles:
@@ -136,17 +179,33 @@ class AsyncFiles:
         raise SandboxError(f"{remote!r} in sandbox {self._sandbox.name!r} is not a regular file.",
                            fix="use download() for folders")
 
-    async def download(self, remote: str, local: str | os.PathLike[str]) -> None:
-        """Copy a file or folder from the sandbox to ``local`` on this machine (never outside it)."""
+    async def download(self, remote: str, local: str | os.PathLike[str]) -> list[str]:
+        """Copy a file or folder from the sandbox to ``local`` on this machine (never outside it).
+
+        Symbolic links are never followed and never point out of what was downloaded: a link
+        inside a folder that points within it is kept; one pointing elsewhere (an absolute
+        path, or out through ``..``) is left out, with a :class:`SkippedLinksWarning`.
+
+        Returns:
+            The links left out, as ``"name -> target"``.
+
+        Raises:
+            UnsafeLink: If ``remote`` itself is a symbolic link (nothing is written).
+        """
         local = os.fspath(local)
         spool = await self._archive(remote)
         parent = os.path.dirname(os.path.abspath(local)) or "."
         os.makedirs(parent, exist_ok=True)
         staging = tempfile.mkdtemp(prefix=".jupyter-sandbox-", dir=parent)
+        name = posixpath.basename(_check_remote(remote))
         try:
             with spool, tarfile.open(fileobj=spool, mode="r|") as tar:
-                tar.extractall(staging, filter="data")
-            top = os.path.join(staging, posixpath.basename(_check_remote(remote)))
+                skipped = safe_extract(tar, staging, name)
+            if skipped:
+                warnings.warn(SkippedLinksWarning(
+                    f"Left out {len(skipped)} symbolic link(s) of {remote!r} pointing outside it: "
+                    + ", ".join(skipped[:10]) + (" ..." if len(skipped) > 10 else "")), stacklevel=2)
+            top = os.path.join(staging, name)
             if os.path.isdir(local) and not os.path.isdir(top):
                 local = os.path.join(local, os.path.basename(top))
             if os.path.isdir(top) and os.path.isdir(local):
@@ -155,3 +214,4 @@ class AsyncFiles:
                 os.replace(top, local)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
+        return skipped

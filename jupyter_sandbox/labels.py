@@ -7,7 +7,7 @@ import json
 import os
 import socket
 import time
-from typing import Mapping
+from typing import Iterable, Mapping
 
 from .spec import SandboxSpec
 
@@ -86,12 +86,23 @@ def owner_labels(owner: str) -> dict[str, str]:
     return labels
 
 
+def spec_label(spec: SandboxSpec) -> str:
+    """The spec as stored in a label: the env's *names* only, never its values.
+
+    Labels are shown by ``docker ps --format``, events and every inspect, and are
+    copied around by tools; the values live only in the container's environment.
+    """
+    data = spec.to_dict()
+    data["env"] = sorted(spec.env)
+    return json.dumps(data, sort_keys=True)
+
+
 def sandbox_labels(spec: SandboxSpec, owner: str, *, pool_key: str | None = None) -> dict[str, str]:
     """All labels of a new sandbox container."""
     labels = {
         MANAGED: "1",
         NAME: spec.name,
-        SPEC: json.dumps(spec.to_dict(), sort_keys=True),
+        SPEC: spec_label(spec),
         DOCKER: "1" if spec.docker else "0",
         CREATED: f"{time.time():.3f}",
         **owner_labels(owner),
@@ -102,14 +113,24 @@ def sandbox_labels(spec: SandboxSpec, owner: str, *, pool_key: str | None = None
     return labels
 
 
-def spec_from_labels(labels: Mapping[str, str]) -> SandboxSpec:
-    """Rebuild the spec a sandbox was created with from its labels."""
+def spec_from_labels(labels: Mapping[str, str], environment: Iterable[str] | None = None) -> SandboxSpec:
+    """Rebuild the spec a sandbox was created with from its labels.
+
+    Args:
+        labels: The container's labels.
+        environment: The container's ``Config.Env`` (``KEY=VALUE`` strings), where the env
+            values are read from; without it they read as empty strings.
+    """
     data = json.loads(labels.get(SPEC, "{}") or "{}")
     data.setdefault("name", labels.get(NAME, "unknown"))
+    env = data.get("env") or {}
+    if not isinstance(env, Mapping):  # names only (see spec_label)
+        values = dict(item.partition("=")[::2] for item in environment or ())
+        data["env"] = {key: values.get(key, "") for key in env}
     if isinstance(data.get("egress"), list):
         data["egress"] = tuple(data["egress"])
-    known = {f.name for f in dataclasses.fields(SandboxSpec)}
-    return SandboxSpec(**{k: v for k, v in data.items() if k in known})  # fields of a newer version are skipped
+    known = SandboxSpec.__dataclass_fields__
+    return SandboxSpec(**{key: value for key, value in data.items() if key in known})
 
 
 def owner_alive(labels: Mapping[str, str]) -> bool | None:

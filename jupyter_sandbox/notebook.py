@@ -132,7 +132,7 @@ class KernelSandboxes:
             name: Unique name (random if left out).
             keep: Leave it running when the kernel shuts down.
             progress: ``auto``, ``widget`` or ``text``.
-            fields: The spec: ``docker``, ``image``, ``cpu``, ``memory``, ``network``, ``egress``, ``env``, ``timeout``.
+            fields: The spec: ``docker``, ``image``, ``cpu``, ``memory``, ``network``, ``egress``, ``env``, ``timeout``, ``pids``.
 
         Raises:
             SpecError: Before anything is created, for a bad field.
@@ -241,6 +241,6 @@ def create_with_progress(name: str | None = None, *, docker: bool = False, keep:
         docker: Start a Docker daemon inside.
         keep: Leave it running when the kernel shuts down.
         progress: ``auto`` (widget in a kernel, text elsewhere), ``widget`` or ``text``.
-        fields: ``image``, ``cpu``, ``memory``, ``network``, ``env``, ``timeout`` as for ``Sandbox.create``.
+        fields: ``image``, ``cpu``, ``memory``, ``network``, ``env``, ``timeout``, ``pids`` as for ``Sandbox.create``.
     """
     return session().create(name, docker=docker, keep=keep, progress=progress, **fields)

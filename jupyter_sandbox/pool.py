@@ -46,6 +46,8 @@ def pool_key(spec: SandboxSpec) -> str:
             "network": spec.network, "env": sorted(spec.env.items())}
     if spec.egress != "public":
         data["egress"] = spec.egress if isinstance(spec.egress, str) else list(spec.egress)
+    if spec.pids is not None:
+        data["pids"] = spec.pids
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
 

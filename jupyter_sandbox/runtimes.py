@@ -89,24 +89,66 @@ WANTED_RUNTIMES = wanted_runtimes()
 """The runtimes as they look with runsc itself for every mode (what error messages suggest)."""
 
 
-def network_of(runtime: Mapping[str, Any]) -> str | None:
-    """The network mode a registered runtime gives a sandbox, or ``None`` if it is not runsc.
+_VERSIONS: dict[tuple[str, int, int, int], str] = {}
 
-    Args:
-        runtime: One entry of ``docker info``'s ``Runtimes`` (``path`` and ``runtimeArgs``).
+
+def version_text(path: str) -> str:
+    """The first line a runtime binary prints for ``--version`` (cached while the file is unchanged), or ``""``.
+
+    A bare name (``"runsc"``) is looked up on ``PATH``, as dockerd does.
     """
-    if os.path.basename(str(runtime.get("path", ""))) != "runsc":
-        return None
+    import shutil
+    import subprocess
+
+    if path and not os.path.isabs(path):
+        path = shutil.which(path) or path
+    try:
+        status = os.stat(path)
+    except OSError:
+        return ""
+    key = (path, status.st_ino, status.st_size, status.st_mtime_ns)
+    if key not in _VERSIONS:
+        try:
+            result = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=10)
+            _VERSIONS[key] = (result.stdout.strip().splitlines() or [""])[0] if result.returncode == 0 else ""
+        except (OSError, subprocess.SubprocessError):
+            _VERSIONS[key] = ""
+    return _VERSIONS[key]
+
+
+def is_gvisor(path: str) -> bool:
+    """Whether a runtime binary is gVisor's runsc, by what it says of itself (``runsc version ...``).
+
+    The file's name proves nothing: any binary can be called ``runsc``.  A wrapper that
+    execs runsc (such as :data:`WRAPPER_PATH`) passes, since runsc itself answers.
+    """
+    return version_text(path).startswith("runsc version ")
+
+
+def declared_network(runtime: Mapping[str, Any]) -> str:
+    """The network mode a runtime's ``--network=`` argument asks runsc for (runsc's default: ``sandbox``)."""
     network = "sandbox"
     for arg in runtime.get("runtimeArgs") or []:
-        if arg.startswith("--network="):
+        if isinstance(arg, str) and arg.startswith("--network="):
             network = arg.split("=", 1)[1]
     return network
 
 
+def network_of(runtime: Mapping[str, Any]) -> str | None:
+    """The network mode a registered runtime gives a sandbox, or ``None`` if it is not gVisor.
+
+    Args:
+        runtime: One entry of ``docker info``'s ``Runtimes`` (``path`` and ``runtimeArgs``);
+            its binary must say it is runsc (:func:`is_gvisor`).
+    """
+    if not is_gvisor(str(runtime.get("path", ""))):
+        return None
+    return declared_network(runtime)
+
+
 def runtime_for(network: str, registered: Mapping[str, Mapping[str, Any]]) -> str | None:
-    """The name of a registered runsc runtime for a network mode, if the engine has one."""
-    preferred = [name for name, wanted in WANTED_RUNTIMES.items() if network_of(wanted) == network]
+    """The name of a registered gVisor runtime for a network mode, if the engine has one."""
+    preferred = [name for name, wanted in WANTED_RUNTIMES.items() if declared_network(wanted) == network]
     candidates = preferred + sorted(registered)
     for name in candidates:
         if name in registered and network_of(registered[name]) == network:

@@ -75,7 +75,7 @@ class AsyncSandbox(StartupMixin):
 
         Args:
             spec: A ready spec, or None to build one from ``fields``
-                (``name``, ``image``, ``docker``, ``cpu``, ``memory``, ``network``, ``env``, ``timeout``).
+                (``name``, ``image``, ``docker``, ``cpu``, ``memory``, ``network``, ``env``, ``timeout``, ``pids``).
             owner: Who creates it, recorded in its labels.
             use_pool: Take a ready sandbox from a warm pool when one matches.
         """
@@ -118,7 +118,9 @@ class AsyncSandbox(StartupMixin):
     @classmethod
     def from_container(cls, container: Container, *, engine: Engine | None = None) -> "AsyncSandbox":
         """Wrap a managed container (as found through its labels)."""
-        spec = dataclasses.replace(L.spec_from_labels(container.labels), name=L.name_of(container.name, container.labels))
+        environment = (container.attrs.get("Config") or {}).get("Env")
+        spec = dataclasses.replace(L.spec_from_labels(container.labels, environment),
+                                   name=L.name_of(container.name, container.labels))
         return cls(spec, engine=engine, container_id=container.id, owner=container.labels.get(L.OWNER, ""))
 
     @classmethod
@@ -224,10 +226,12 @@ class AsyncSandbox(StartupMixin):
         else:
             argv = list(command)
         try:
-            return await AsyncProcess.start(self.engine, self.container_id, argv, env=env, workdir=workdir, user=user,
-                                            timeout=timeout, stdin=stdin, sandbox=self.name)
+            process = await AsyncProcess.start(self.engine, self.container_id, argv, env=env, workdir=workdir, user=user,
+                                               timeout=timeout, stdin=stdin, sandbox=self.name)
         except SandboxError as error:
             raise await self._explain_exec_failure(error) from None
+        process.explain = lambda text: fork_failure_hint(text, self.spec.pids)
+        return process
 
     async def _explain_exec_failure(self, error: SandboxError) -> SandboxError:
         cause = error.__cause__
@@ -335,6 +339,18 @@ class AsyncSandbox(StartupMixin):
         self._publish(Phase.REMOVED, State.DONE, f"sandbox {self.name} removed")
         self.events.close()
         return existed
+
+
+FORK_FAILURES = ("cannot fork", "can't fork", "fork: retry", "fork: resource temporarily unavailable")
+
+
+def fork_failure_hint(text: str, pids: int | None) -> str | None:
+    """A hint when a command failed because a fork did (the sandbox's ``pids`` limit), or None."""
+    if not any(marker in text.lower() for marker in FORK_FAILURES):
+        return None
+    limit = f"its limit of {pids} processes and threads" if pids else "a process limit"
+    return (f"A fork failed: the sandbox reached {limit} (the host and other sandboxes are unaffected). "
+            "Create it with a larger pids= (`--pids`), or pids='unlimited'.")
 
 
 def _vanished(error: SandboxError) -> bool:

@@ -27,6 +27,25 @@ ENV_KEY_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 MAX_TIMEOUT = 3600.0
 MIN_MEMORY = 6 * 1024**2
 MIN_DOCKER_MEMORY = 128 * 1024**2
+MIN_PIDS = 16
+MIN_DOCKER_PIDS = 64
+MAX_PIDS = 1 << 22
+UNLIMITED = "unlimited"
+"""The value that asks for no limit on ``cpu``, ``memory`` or ``pids`` (leaving one out gives the default)."""
+
+DEFAULT_MEMORY = "4Gi"
+"""Default memory limit.  The runtimes keep a sandbox's root-filesystem writes in its memory
+(``--overlay2=root:memory``), and with Docker inside that includes every image loaded or built
+(the default image alone is 576 MB, and vfs copies it per inner container), so the default leaves
+room for a few images; it is capped at the host's memory."""
+DEFAULT_PIDS = 512
+"""Default limit on processes (and threads) inside a sandbox; see :func:`host_pids_limit`."""
+DEFAULT_ENV = {
+    "cpu": "JUPYTER_SANDBOX_DEFAULT_CPU",
+    "memory": "JUPYTER_SANDBOX_DEFAULT_MEMORY",
+    "pids": "JUPYTER_SANDBOX_DEFAULT_PIDS",
+}
+"""Environment variables that change the default limits (a value, or ``unlimited``)."""
 
 _MEMORY_UNITS = {
     "": 1,
@@ -80,7 +99,7 @@ def parse_cpu(value: Any) -> float | None:
             cpus = float(value.strip()[:-1]) / 1000
         else:
             cpus = float(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise SpecError("cpu", f"{value!r} is not a number", fix="use e.g. 1, 0.5 or '500m'") from None
     host_cpus = os.cpu_count() or 1
     if not cpus > 0 or cpus != cpus:
@@ -132,6 +151,90 @@ def parse_memory(value: Any) -> int | None:
     return size
 
 
+def parse_pids(value: Any) -> int | None:
+    """Parse a process limit: a whole number of processes and threads allowed inside a sandbox.
+
+    Raises:
+        SpecError: If it is not a whole number from 16 to 4194304.
+    """
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool) or isinstance(value, float) and not value.is_integer():
+        raise SpecError("pids", f"must be a whole number, not {value!r}", fix="use e.g. 512")
+    if isinstance(value, str):
+        text = value.strip()
+        if not (text.isascii() and text.isdigit()):
+            raise SpecError("pids", f"{value!r} is not a whole number", fix=f"use e.g. 512, or {UNLIMITED!r}")
+        value = text
+    try:
+        pids = int(value)
+    except (TypeError, ValueError, OverflowError):
+        raise SpecError("pids", f"must be a whole number, not {type(value).__name__}", fix="use e.g. 512") from None
+    if not MIN_PIDS <= pids <= MAX_PIDS:
+        raise SpecError("pids", f"must be from {MIN_PIDS} to {MAX_PIDS}, got {value!r}", fix="use e.g. 512")
+    return pids
+
+
+def host_pids_limit(pids: int) -> int:
+    """The host PIDs a sandbox with a ``pids`` limit may hold: the container's ``pids_limit``.
+
+    Under gVisor's systrap platform each address space inside is a stub process on the host,
+    with its own stub thread, and released stubs are kept for reuse rather than killed
+    (``subprocessPool`` in gVisor), so a sandbox holds about two host PIDs per process it
+    ever ran *at once* (measured: 200 inner ``sleep``s held 412 host PIDs, still held after
+    they exited), plus about 40 for runsc itself.  ``pids`` is enforced inside (gVisor's pids
+    cgroup and RLIMIT_NPROC), where a fork fails cleanly with EAGAIN; this host limit is a
+    backstop above it (were it reached, runsc could not make a stub and the sandbox would die).
+    """
+    return 3 * pids + 256
+
+
+_LIMIT_PARSERS: dict[str, Any] = {}
+
+
+def default_limit(field_name: str) -> Any:
+    """The default of a limit (``cpu``, ``memory`` or ``pids``) as the parser returns it.
+
+    Taken from ``JUPYTER_SANDBOX_DEFAULT_<FIELD>`` when set (``unlimited`` gives ``None``),
+    else built in: half the host's CPUs (at least 1), :data:`DEFAULT_MEMORY` capped at the
+    host's memory, :data:`DEFAULT_PIDS`.
+
+    Raises:
+        SpecError: If the environment variable holds a bad value, naming it.
+    """
+    variable = DEFAULT_ENV[field_name]
+    raw = os.environ.get(variable, "").strip()
+    if raw:
+        if raw.lower() == UNLIMITED:
+            return None
+        try:
+            return _LIMIT_PARSERS[field_name](raw)
+        except SpecError as error:
+            raise SpecError(field_name, f"the default in ${variable} is wrong: {error.message.split(': ', 1)[-1]}",
+                            fix=f"set {variable} to a valid value or to {UNLIMITED!r} ({error.fix})") from None
+    if field_name == "cpu":
+        return float(max(1, (os.cpu_count() or 1) // 2))
+    if field_name == "memory":
+        host = host_memory()
+        memory = parse_memory(DEFAULT_MEMORY) or 0
+        return min(memory, host - host % 2**20) if host else memory
+    return DEFAULT_PIDS
+
+
+def parse_limit(field_name: str, value: Any) -> Any:
+    """Parse a ``cpu``, ``memory`` or ``pids`` value from user input.
+
+    Left out (``None`` or ``""``) gives :func:`default_limit`; ``"unlimited"`` gives ``None``
+    (no limit); anything else goes through :func:`parse_cpu`, :func:`parse_memory` or
+    :func:`parse_pids`.
+    """
+    if value is None or value == "":
+        return default_limit(field_name)
+    if isinstance(value, str) and value.strip().lower() == UNLIMITED:
+        return None
+    return _LIMIT_PARSERS[field_name](value)
+
+
 def host_memory() -> int | None:
     """The host's total memory in bytes (from /proc/meminfo), if it can be read."""
     try:
@@ -142,6 +245,9 @@ def host_memory() -> int | None:
     except (OSError, ValueError, IndexError):
         return None
     return None
+
+
+_LIMIT_PARSERS.update(cpu=parse_cpu, memory=parse_memory, pids=parse_pids)
 
 
 def parse_network(value: Any) -> str:
@@ -213,7 +319,7 @@ def parse_timeout(value: Any, field_name: str = "timeout") -> float:
         raise SpecError(field_name, "must be a number of seconds, not a boolean", fix="use e.g. 30")
     try:
         seconds = float(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise SpecError(field_name, f"{value!r} is not a number of seconds", fix="use e.g. 30") from None
     if not 0 < seconds <= MAX_TIMEOUT:
         raise SpecError(field_name, f"must be more than 0 and at most {MAX_TIMEOUT:g} seconds, got {value!r}", fix="use e.g. 30")
@@ -265,6 +371,7 @@ class SandboxSpec:
         memory: Memory limit in bytes (``None``: no limit).
         network: ``sandbox`` (default), ``none`` or ``host``.
         egress: For network ``sandbox``: ``public``, ``none`` or a tuple of allowed destinations.
+        pids: Most processes and threads inside (``None``: no limit).
         env: Environment variables of every process in the sandbox.
         timeout: Seconds the whole startup may take (the daemon timeout).
     """
@@ -278,6 +385,7 @@ class SandboxSpec:
     egress: "str | tuple[str, ...]" = "public"
     env: dict[str, str] = field(default_factory=dict)
     timeout: float = DEFAULT_DAEMON_TIMEOUT
+    pids: int | None = None
 
     @classmethod
     def parse(
@@ -292,8 +400,12 @@ class SandboxSpec:
         egress: Any = None,
         env: Any = None,
         timeout: Any = None,
+        pids: Any = None,
     ) -> "SandboxSpec":
         """Validate loose user input (strings from a CLI, JSON from REST) into a spec.
+
+        ``cpu``, ``memory`` and ``pids`` left out get their defaults (:func:`default_limit`);
+        ``"unlimited"`` asks for no limit.
 
         Raises:
             SpecError: Naming the first field that is wrong and how to fix it.
@@ -304,15 +416,18 @@ class SandboxSpec:
             name=new_name() if name is None else parse_name(name),
             image=parse_image(image),
             docker=docker,
-            cpu=parse_cpu(cpu),
-            memory=parse_memory(memory),
+            cpu=parse_limit("cpu", cpu),
+            memory=parse_limit("memory", memory),
             network=parse_network(network),
             egress=parse_egress(egress, parse_network(network)),
             env=parse_env(env),
             timeout=parse_timeout(timeout),
+            pids=parse_limit("pids", pids),
         )
         if docker and spec.memory is not None and spec.memory < MIN_DOCKER_MEMORY:
             raise SpecError("memory", "a sandbox with Docker inside needs at least 128Mi", fix="use e.g. '512Mi'")
+        if docker and spec.pids is not None and spec.pids < MIN_DOCKER_PIDS:
+            raise SpecError("pids", f"a sandbox with Docker inside needs at least {MIN_DOCKER_PIDS}", fix="use e.g. 512")
         return spec
 
     @classmethod
@@ -320,10 +435,10 @@ class SandboxSpec:
         """Validate a JSON object (such as a REST body); unknown fields are refused."""
         if not isinstance(data, Mapping):
             raise SpecError("body", f"must be a JSON object, not {type(data).__name__}", fix='send e.g. {"name": "demo", "docker": true}')
-        allowed = {"name", "image", "docker", "cpu", "memory", "network", "egress", "env", "timeout"}
+        allowed = {"name", "image", "docker", "cpu", "memory", "network", "egress", "env", "timeout", "pids"}
         for key in data:
             if key not in allowed:
-                raise SpecError(str(key), "is not a known field", fix=f"use only {', '.join(sorted(allowed))}")
+                raise SpecError(str(key) or "body", "is not a known field" if key else "has a field with an empty name", fix=f"use only {', '.join(sorted(allowed))}")
         return cls.parse(**data)
 
     def to_dict(self) -> dict[str, Any]:

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 from docker.models.containers import Container
+from docker.types import Ulimit
 
 from . import egress
 from . import labels as L
@@ -29,6 +30,7 @@ from .errors import (
 )
 from .events import Phase, ProgressEvent, State, phases_for
 from .runtimes import WRAPPER_PATH, needs_shared_pid, release_of
+from .spec import host_pids_limit
 from .threads import iterate_in_thread, run_sync
 
 if TYPE_CHECKING:
@@ -42,6 +44,8 @@ DOCKER_CAPABILITIES = ["ALL"]
 
 SHARED_PID_ENV = "JUPYTER_SANDBOX_SHARED_PID"
 """Tells the init program to give inner containers the sandbox's PID namespace (see bootstrap.py)."""
+PIDS_ENV = "JUPYTER_SANDBOX_PIDS"
+"""Tells the init program the sandbox's process limit (it writes it to gVisor's pids cgroup)."""
 
 TRAP_TEXT = "cannot run with network enabled in root network namespace"
 
@@ -214,6 +218,11 @@ class StartupMixin:
         if spec.memory is not None:
             options["mem_limit"] = spec.memory
             options["memswap_limit"] = spec.memory
+        if spec.pids is not None:  # enforced inside by gVisor (its pids cgroup, set by the init program, and
+            # RLIMIT_NPROC); the host limit is a backstop above what they allow
+            options["ulimits"] = [Ulimit(name="nproc", soft=spec.pids, hard=spec.pids)]
+            options["pids_limit"] = host_pids_limit(spec.pids)
+            options["environment"] = {**spec.env, PIDS_ENV: str(spec.pids)}
         return {k: v for k, v in options.items() if v is not None}
 
     async def _watch_startup(self, container: Container) -> None:

@@ -61,6 +61,7 @@ class SandboxInfo:
         egress: For network ``sandbox``: its live egress policy (``public``, ``none`` or the allow-list).
         egress_resolved: For an allow-list, what each entry was resolved to (``entry``, ``cidr``, ``port``).
         address: Its address on the product's network (network ``sandbox``), if running.
+        pids: Most processes and threads inside, if limited.
         owner: Who created it (``cli``, ``kernel``, ``server``, ``api``, ``pool``).
         pool: True while it waits in the warm pool.
         created: Unix time it was created.
@@ -82,6 +83,7 @@ class SandboxInfo:
     egress: Any = ""
     egress_resolved: list[dict[str, Any]] = field(default_factory=list)
     address: str = ""
+    pids: int | None = None
     owner: str = ""
     pool: bool = False
     created: float | None = None
@@ -162,6 +164,7 @@ def info_from_container(attrs: Mapping[str, Any], reports: list[InitReport], pha
         memory=format_memory(spec.memory) if spec else None,
         network=spec.network if spec else "",
         **egress,
+        pids=spec.pids if spec else None,
         owner=labels.get(L.OWNER, ""),
         pool=L.in_pool(attrs.get("Name", "")),
         created=float(labels[L.CREATED]) if labels.get(L.CREATED) else None,

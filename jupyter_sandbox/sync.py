@@ -319,7 +319,7 @@ class Sandbox:
     @classmethod
     def create(cls, name: str | None = None, *, docker: bool = False, image: str | None = None, cpu: Any = None,
                memory: Any = None, network: str | None = None, egress: Any = None, env: Any = None,
-               timeout: Any = None, on_event: Listener | None = None, owner: str = "api",
+               timeout: Any = None, pids: Any = None, on_event: Listener | None = None, owner: str = "api",
                use_pool: bool = True) -> "Sandbox":
         """Create a sandbox and wait until it is ready.
 
@@ -327,20 +327,21 @@ class Sandbox:
             name: Unique name (random if left out).
             docker: Start a Docker daemon inside.
             image: Host image (default: the Docker-enabled ``jupyter-sandbox/docker:bookworm``).
-            cpu: CPU limit such as ``1`` or ``"500m"``.
-            memory: Memory limit such as ``"512Mi"`` or ``"4Gi"``.
+            cpu: CPU limit such as ``1`` or ``"500m"`` (default: half the host's CPUs; ``"unlimited"``: none).
+            memory: Memory limit such as ``"512Mi"`` or ``"4Gi"`` (default ``4Gi``; ``"unlimited"``: none).
             network: ``"sandbox"`` (default: gVisor's own stack on the product's firewalled network),
                 ``"none"`` (loopback only) or ``"host"`` (the host's network: not isolated, warns).
             egress: For network ``"sandbox"``: ``"public"`` (default), ``"none"``, or a list of allowed
                 destinations (CIDRs or ``"host:port"``, resolved now).
             env: Environment variables (mapping or ``KEY=VALUE`` list).
             timeout: Seconds the startup may take (default 30).
+            pids: Most processes and threads inside (default 512; ``"unlimited"``: none).
             on_event: Called with each :class:`ProgressEvent` (in the loop's thread).
             owner: Recorded in the labels (``api``, ``cli``, ``kernel``...).
             use_pool: Take a ready sandbox from a warm pool when one matches (False: always boot a new one).
         """
         core = cls.prepare(name, docker=docker, image=image, cpu=cpu, memory=memory, network=network, egress=egress,
-                           env=env, timeout=timeout, owner=owner, use_pool=use_pool)
+                           env=env, timeout=timeout, pids=pids, owner=owner, use_pool=use_pool)
         for warning in core.spec.warnings:  # network "host": the Python API's face of the warning
             warnings.warn(warning, HostNetworkWarning, stacklevel=2)
         if on_event is not None:

@@ -329,7 +329,7 @@ class SandboxWatcher:
             reason=(failed["message"] if failed else "starting"),
             image=spec.image if spec else "", docker=spec.docker if spec else False,
             cpu=spec.cpu if spec else None, memory=format_memory(spec.memory) if spec else None,
-            network=spec.network if spec else "none", owner=tracked.owner,
+            network=spec.network if spec else "none", pids=spec.pids if spec else None, owner=tracked.owner,
             created=(tracked.phases[0]["time"] if tracked.phases else time.time()), phases=list(tracked.phases))
 
     def _publish_state(self, tracked: _Tracked, *, force: bool = False) -> None:

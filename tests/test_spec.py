@@ -15,7 +15,7 @@ def test_defaults():
     assert spec.image == DEFAULT_IMAGE
     assert spec.network == "sandbox" and spec.egress == "public"
     assert spec.timeout == 30
-    assert spec.cpu is None and spec.memory is None
+    assert spec.cpu == max(1, (os.cpu_count() or 1) // 2) and spec.memory == 4 * 2**30 and spec.pids == 512
 
 
 def test_random_name_when_left_out():

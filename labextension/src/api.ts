@@ -35,6 +35,7 @@ export interface ISandboxInfo {
   docker: boolean;
   cpu: number | null;
   memory: string | null;
+  pids?: number | null;
   network: string;
   egress?: string | string[];
   address?: string;
@@ -54,6 +55,7 @@ export interface ICreateRequest {
   docker?: boolean;
   cpu?: string;
   memory?: string;
+  pids?: string;
   network?: string;
   egress?: string;
 }

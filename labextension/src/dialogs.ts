@@ -13,7 +13,7 @@ const NETWORK_MODES = [
   ['host', 'host (NOT isolated: reaches the host and LAN)']
 ];
 
-/** The create form: name, image, Docker on/off, cpu, memory, network, egress. */
+/** The create form: name, image, Docker on/off, cpu, memory, pids, network, egress. */
 export class CreateSandboxForm extends Widget {
   constructor() {
     super();
@@ -28,8 +28,9 @@ export class CreateSandboxForm extends Widget {
     dockerLabel.className = 'jp-SandboxCreateForm-check';
     dockerLabel.append(this._docker, ' Docker daemon inside');
     this.node.appendChild(dockerLabel);
-    this._cpu = this._field('CPU', 'input', 'cpu', 'e.g. 1, 0.5 or 500m (no limit if empty)');
-    this._memory = this._field('Memory', 'input', 'memory', 'e.g. 512Mi or 2Gi (no limit if empty)');
+    this._cpu = this._field('CPU', 'input', 'cpu', "e.g. 1, 0.5, 500m or 'unlimited' (server default if empty)");
+    this._memory = this._field('Memory', 'input', 'memory', "e.g. 512Mi, 2Gi or 'unlimited' (server default if empty)");
+    this._pids = this._field('Processes', 'input', 'pids', "e.g. 512 or 'unlimited' (server default if empty)");
     const network = this._field('Network', 'select', 'network', '') as unknown as HTMLSelectElement;
     for (const [value, text] of NETWORK_MODES) {
       const option = document.createElement('option');
@@ -77,6 +78,9 @@ export class CreateSandboxForm extends Widget {
     if (text(this._egress) && this._network.value === 'sandbox') {
       body.egress = text(this._egress);
     }
+    if (text(this._pids)) {
+      body.pids = text(this._pids);
+    }
     return body;
   }
 
@@ -106,6 +110,7 @@ export class CreateSandboxForm extends Widget {
   private _docker: HTMLInputElement;
   private _cpu: HTMLInputElement;
   private _memory: HTMLInputElement;
+  private _pids: HTMLInputElement;
   private _network: HTMLSelectElement;
   private _egress: HTMLInputElement;
   private _warning: HTMLParagraphElement;

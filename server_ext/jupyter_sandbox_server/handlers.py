@@ -2,7 +2,9 @@
 
 Every verb is ``@tornado.web.authenticated`` and ``@authorized`` on the
 ``sandbox`` resource; the work happens in the :class:`SandboxManager` kept in
-``web_app.settings``.  A :class:`~jupyter_sandbox.errors.SandboxError` becomes
+``web_app.settings``.  Bodies are streamed in (``stream_request_body``) so that
+authentication and the size cap (:data:`MAX_BODY_BYTES`) are checked in
+``prepare()``, from the headers, before any of the body is read.  A :class:`~jupyter_sandbox.errors.SandboxError` becomes
 a response with the error's ``http_status`` and ``to_dict()`` body (plus
 ``field`` for a bad request field).
 """
@@ -26,6 +28,33 @@ from .manager import SandboxManager
 AUTH_RESOURCE = "sandbox"
 MANAGER_SETTING = "jupyter_sandbox_manager"
 MAX_LOG_LINES = 10000
+MAX_BODY_BYTES = 1 << 20
+"""Largest request body the sandbox routes accept (their bodies are small JSON objects)."""
+MAX_JSON_DEPTH = 32
+"""Deepest nesting of arrays and objects accepted in a body (deeper ones are refused, never recursed into)."""
+
+
+def json_depth_exceeds(text: str, limit: int) -> bool:
+    """Whether JSON text nests arrays/objects deeper than ``limit`` (a scan, no recursion; strings skipped)."""
+    depth = 0
+    in_string = escaped = False
+    for char in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+            if depth > limit:
+                return True
+        elif char in "]}":
+            depth -= 1
+    return False
 
 
 def error_body(error: SandboxError) -> dict[str, Any]:
@@ -36,10 +65,43 @@ def error_body(error: SandboxError) -> dict[str, Any]:
     return body
 
 
+@tornado.web.stream_request_body
 class SandboxAPIHandler(APIHandler):
     """Base of the REST handlers: the manager, JSON bodies, and typed errors as JSON responses."""
 
     auth_resource = AUTH_RESOURCE
+    _body_size = 0
+
+    async def prepare(self) -> None:  # type: ignore[override]
+        """Authenticate and check the body's declared size from the headers, before reading the body.
+
+        An unauthenticated request gets 403 and a body over :data:`MAX_BODY_BYTES` gets 413
+        here, so neither is read into memory (the connection is closed after the answer).
+        """
+        self._chunks: list[bytes] = []
+        await super().prepare()
+        if not self.current_user:
+            raise tornado.web.HTTPError(403)
+        length = self.request.headers.get("Content-Length")
+        if length is not None:
+            if not (length.isascii() and length.strip().isdigit()):
+                raise tornado.web.HTTPError(400, "Content-Length is not a whole number")
+            if int(length) > MAX_BODY_BYTES:
+                raise tornado.web.HTTPError(413, f"the body is {int(length)} bytes; the limit is {MAX_BODY_BYTES}")
+        self.request.connection.set_max_body_size(MAX_BODY_BYTES)  # a chunked body past it is cut off too
+
+    def data_received(self, chunk: bytes) -> None:
+        """Keep the body's chunks, up to :data:`MAX_BODY_BYTES` (past it they are dropped and the request refused)."""
+        self._body_size += len(chunk)
+        if self._body_size <= MAX_BODY_BYTES and not self._finished:
+            self._chunks.append(chunk)
+
+    @property
+    def body(self) -> bytes:
+        """The request body (streamed in by :meth:`data_received`)."""
+        if self._body_size > MAX_BODY_BYTES:
+            raise tornado.web.HTTPError(413, f"the body is over the limit of {MAX_BODY_BYTES} bytes")
+        return b"".join(getattr(self, "_chunks", []))
 
     @property
     def manager(self) -> SandboxManager:
@@ -48,10 +110,14 @@ class SandboxAPIHandler(APIHandler):
 
     def json_body(self) -> Any:
         """The request body as JSON (a :class:`SpecError` naming ``body`` if it is not)."""
+        text = self.body.decode("utf-8", errors="replace") or "{}"
+        if json_depth_exceeds(text, MAX_JSON_DEPTH):
+            raise SpecError("body", f"nests arrays or objects deeper than {MAX_JSON_DEPTH} levels",
+                            fix='send a flat object, e.g. {"name": "demo", "docker": true}')
         try:
-            return json.loads(self.request.body or b"{}")
-        except ValueError as error:
-            raise SpecError("body", f"is not valid JSON ({error})", fix='send e.g. {"name": "demo", "docker": true}') from None
+            return json.loads(text)
+        except (ValueError, RecursionError) as error:
+            raise SpecError("body", f"is not valid JSON ({str(error)[:200]})", fix='send e.g. {"name": "demo", "docker": true}') from None
 
     def write_json(self, data: Any, status: int = 200) -> None:
         """Finish with a JSON body."""
@@ -169,7 +235,7 @@ class LogsHandler(SandboxAPIHandler):
     async def get(self, name: str) -> None:
         """``?lines=N`` (default 200) last lines, as ``{"sandbox", "lines", "log"}``."""
         text = self.get_query_argument("lines", "200")
-        if not text.isdigit() or not 0 < int(text) <= MAX_LOG_LINES:
+        if not (text.isascii() and text.isdigit()) or not 0 < int(text) <= MAX_LOG_LINES:
             raise SpecError("lines", f"must be a whole number from 1 to {MAX_LOG_LINES}, got {text!r}", fix="use e.g. ?lines=200")
         log = await self.manager.dockerd_log(name, int(text))
         self.write_json({"sandbox": name, "lines": int(text), "log": log})

@@ -49,8 +49,13 @@ class SandboxManager(LoggingConfigurable):
     image = Unicode(DEFAULT_IMAGE, help="Host image a sandbox runs when a create does not name one (--image).").tag(config=True)
     docker = Bool(False, help="Start a Docker daemon inside sandboxes whose create does not say (--docker).").tag(config=True)
     cpu = Union([Float(), Unicode()], default_value=None, allow_none=True,
-                help="CPU limit for creates that give none, e.g. 1, 0.5 or '500m' (--cpu).").tag(config=True)
-    memory = Unicode(None, allow_none=True, help="Memory limit for creates that give none, e.g. '512Mi' (--memory).").tag(config=True)
+                help="CPU limit for creates that give none, e.g. 1, 0.5, '500m' or 'unlimited' (--cpu). "
+                "Unset: $JUPYTER_SANDBOX_DEFAULT_CPU, else half the host's CPUs.").tag(config=True)
+    memory = Unicode(None, allow_none=True, help="Memory limit for creates that give none, e.g. '512Mi' or 'unlimited' "
+                     "(--memory). Unset: $JUPYTER_SANDBOX_DEFAULT_MEMORY, else 4Gi.").tag(config=True)
+    pids = Union([Int(), Unicode()], default_value=None, allow_none=True,
+                 help="Most processes and threads inside sandboxes whose create gives none, e.g. 512 or 'unlimited' "
+                 "(--pids). Unset: $JUPYTER_SANDBOX_DEFAULT_PIDS, else 512.").tag(config=True)
     network = Unicode("sandbox", help="Network mode for creates that give none: sandbox, none or host (--network).").tag(config=True)
     allowed_networks = List(Unicode(), default_value=["sandbox", "none"],
                             help="Network modes a create may ask for; others are refused with 403. Add 'host' only if "
@@ -117,7 +122,7 @@ class SandboxManager(LoggingConfigurable):
         if not isinstance(body, dict):
             return SandboxSpec.from_dict(body)  # raises, naming the body
         defaults = {"image": self.image, "docker": self.docker, "cpu": self.cpu, "memory": self.memory,
-                    "network": self.network, "timeout": self.timeout}
+                    "network": self.network, "timeout": self.timeout, "pids": self.pids}
         filled = {**{k: v for k, v in defaults.items() if v is not None}, **body}
         spec = SandboxSpec.from_dict(filled)
         if spec.network not in self.allowed_networks:
