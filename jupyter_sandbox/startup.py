@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 from docker.models.containers import Container
 
+from . import apisocket
 from . import labels as L
 from .bootstrap import DOCKERD_LOG, InitReport, InitReportParser, diagnose, init_command
 from .errors import (
@@ -25,7 +26,7 @@ from .errors import (
     SandboxStartFailed,
 )
 from .events import Phase, ProgressEvent, State, phases_for
-from .threads import iterate_in_thread
+from .threads import iterate_in_thread, run_sync
 
 if TYPE_CHECKING:
     from .engine import Engine
@@ -63,6 +64,12 @@ class StartupMixin:
     _ready: bool
     _started: float
     _log_tail_at_timeout: str
+    api_dir: str | None
+
+    @property
+    def api_socket(self) -> str | None:
+        """The host path of the socket on which the inner Docker daemon answers (None without one)."""
+        return os.path.join(self.api_dir, apisocket.SOCKET_NAME) if self.api_dir else None
 
     @property
     def name(self) -> str:
@@ -121,6 +128,8 @@ class StartupMixin:
                     await self.engine.remove(self.container_id)
                 except SandboxError:
                     pass
+            else:
+                apisocket.remove_dir(self.api_dir)
             self.events.close()
         raise error
 
@@ -152,6 +161,8 @@ class StartupMixin:
 
         self._publish(Phase.SANDBOX_START, State.STARTED, f"runtime {runtime}")
         container_name = L.POOL_CONTAINER_PREFIX + spec.name if self.pool_key else None
+        if spec.docker:
+            self.api_dir = apisocket.make_dir(spec.name)
         container = await self.engine.create_container(spec.name, container_name=container_name,
                                                        **self._container_options(runtime))
         self.container_id = container.id  # before any await: a pending cancel lands after this, at the next one
@@ -175,7 +186,7 @@ class StartupMixin:
             image=spec.image,
             command=init_command(spec.docker),
             entrypoint=[],
-            labels=L.sandbox_labels(spec, self.owner, pool_key=self.pool_key),
+            labels=L.sandbox_labels(spec, self.owner, pool_key=self.pool_key, api_dir=self.api_dir),
             runtime=runtime,
             hostname=spec.name[:63],
             user="0",
@@ -185,6 +196,8 @@ class StartupMixin:
         )
         if spec.docker:
             options["cap_add"] = DOCKER_CAPABILITIES
+        if self.api_dir:
+            options["mounts"] = apisocket.mounts(self.api_dir)
         if spec.cpu is not None:
             options["nano_cpus"] = int(spec.cpu * 1e9)
         if spec.memory is not None:
@@ -222,11 +235,22 @@ class StartupMixin:
                     if report.state == "failed":
                         raise self._failure(report)
                     if report.phase == Phase.READY.value and report.state == "done":
+                        await self._secure_api_socket()
                         self._ready = True
                         return
             attrs = await self.engine.call(self.engine.client.api.inspect_container, container.id)
             if not attrs.get("State", {}).get("Running"):
                 raise await self._exited_during_startup()
+
+    async def _secure_api_socket(self) -> None:
+        """Give the host socket its mode and owner, and check the inner daemon answers on it."""
+        path = self.api_socket
+        if path is None:
+            return
+        if not await run_sync(apisocket.is_socket, path) or not await run_sync(apisocket.ping, path):
+            raise SandboxStartFailed(f"The Docker daemon of sandbox {self.name!r} does not answer on its host socket {path}.",
+                                     fix="check that the runsc runtimes carry --host-uds=create (`jupyter sandbox doctor`)")
+        await run_sync(apisocket.secure, path)
 
     def _on_report(self, report: InitReport) -> None:
         phase = report.phase
@@ -255,6 +279,11 @@ class StartupMixin:
                 f"Could not mount a writable devices cgroup in sandbox {self.name!r}: {report.message}",
                 fix="use runsc 20240729 or newer (`bash scripts/setup-host.sh` installs it) and an image with util-linux's mount",
             )
+        if "relay" in report.message:
+            return SandboxStartFailed(f"The inner Docker daemon of sandbox {self.name!r} answers, but its host socket "
+                                      f"could not be opened: {report.message}",
+                                      fix="use an image with socat (the default image has it: "
+                                      "`jupyter sandbox image build --docker --offline`)")
         code = None
         words = report.message.split()
         if words and words[-1].lstrip("-").isdigit():
