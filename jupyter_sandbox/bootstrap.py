@@ -90,7 +90,9 @@ else HOSTSOCK=none; fi
 open_relay() {
   [ "$HOSTSOCK" = relay ] && [ "$want" = open ] && [ -z "$relay" ] || return 0
   rm -f "$API/docker.sock"
-  socat UNIX-LISTEN:"$API/docker.sock",fork,mode=600,backlog=128 UNIX-CONNECT:/var/run/docker.sock 2>>"$RUN/relay.log" &
+  # -t: after a client half-closes (docker run shuts its side once it has no stdin to send), keep
+  # relaying the daemon's answer until the daemon ends it (socat's default gives it 0.5 s, losing output).
+  socat -t 86400 UNIX-LISTEN:"$API/docker.sock",fork,mode=600,backlog=128 UNIX-CONNECT:/var/run/docker.sock 2>>"$RUN/relay.log" &
   relay=$!
   while [ ! -S "$API/docker.sock" ]; do
     alive "$relay" || { wait "$relay"; relay=; return 1; }
