@@ -64,7 +64,9 @@ def explain_failure(argv: list[str], stderr: str, network: str) -> str | None:
                     "or create the sandbox with network='host'.")
         return ("The Docker daemon in the sandbox could not reach the registry (no network route or DNS from this host). "
                 "Copy images in from the host with sandbox.docker.load(IMAGE) instead.")
-    if "cannot connect to the docker daemon" in text:
+    # Through the host socket, a dead daemon behind a live relay resets the connection instead.
+    if "cannot connect to the docker daemon" in text or (
+            "error during connect" in text and ("connection reset by peer" in text or text.rstrip().endswith("eof"))):
         return ("The sandbox's Docker daemon is not running (it exited or was killed). Restart it with "
                 "sandbox.restart_daemon(), `jupyter sandbox restart-daemon NAME` or `%sandbox restart-daemon`; "
                 "inner containers stopped with it and come back only if started with --restart=always.")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import socket
@@ -110,7 +111,9 @@ def spec_from_labels(labels: Mapping[str, str]) -> SandboxSpec:
     """Rebuild the spec a sandbox was created with from its labels."""
     data = json.loads(labels.get(SPEC, "{}") or "{}")
     data.setdefault("name", labels.get(NAME, "unknown"))
-    return SandboxSpec(**data)
+    known = {field.name for field in dataclasses.fields(SandboxSpec)}
+    # Fields this version does not know (a sandbox made by a newer one) are left out, not an error.
+    return SandboxSpec(**{key: value for key, value in data.items() if key in known})
 
 
 def owner_alive(labels: Mapping[str, str]) -> bool | None:

@@ -15,6 +15,7 @@ import pytest
 from sandbox_test_support import container_exists, unique_name
 
 from jupyter_sandbox import labels as L
+from jupyter_sandbox.bootstrap import API_DIR
 from jupyter_sandbox.engine import Engine
 from jupyter_sandbox.errors import NotIsolated, SandboxDied, SandboxNotRunning
 from jupyter_sandbox.sandbox import AsyncSandbox
@@ -164,7 +165,9 @@ def test_nothing_of_the_host_is_given_unless_asked(engine_client):
     with Sandbox.create(docker=True, owner="test") as sandbox:
         attrs = engine_client.api.inspect_container(sandbox.core.container_id)
         host = attrs["HostConfig"]
-        assert attrs["Mounts"] == [] and not host.get("Binds")
+        # One mount only: the sandbox's own socket directory, where it may create (never open) a socket.
+        assert [(m["Type"], m["Source"], m["Destination"]) for m in attrs["Mounts"]] == [
+            ("bind", os.path.dirname(sandbox.docker.socket), API_DIR)] and not host.get("Binds")
         assert host["NetworkMode"] == "none" and not host["Privileged"]
         assert host["Runtime"] == "runsc"
         assert not host.get("PortBindings")
