@@ -112,6 +112,15 @@ def test_every_docker_path_goes_through_the_socket_not_exec(sb, test_images, tmp
     assert execs_since(sb, since) == []  # not one docker command ran inside through exec
 
 
+def test_plugins_the_host_lacks_still_run_inside(sb):
+    compose = sb.docker.compose("version")
+    if hostcli.has_plugin("compose"):
+        assert isinstance(compose.core, hostcli.HostProcess)
+    else:
+        assert not isinstance(compose.core, hostcli.HostProcess)  # through exec, with the sandbox's plugin
+    assert compose.wait() == 0 and "Docker Compose version v2" in compose.stdout.read()
+
+
 def test_a_timeout_stops_the_host_cli_and_reports_it(sb, test_images):
     from jupyter_sandbox.errors import ExecTimeout
 
