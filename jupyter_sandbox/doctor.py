@@ -9,7 +9,7 @@ import subprocess
 from dataclasses import dataclass
 
 from .errors import SandboxError
-from .runtimes import WANTED_RUNTIMES, network_of
+from .runtimes import WANTED_RUNTIMES, network_of, runtime_for
 
 MIN_RUNSC = 20240729
 TRAP_FIXED = 20240801
@@ -70,6 +70,19 @@ def check_network_trap() -> Check:
     return Check("network mode 'sandbox'", True, "expected to work", required=False)
 
 
+def check_host_uds(registered: dict) -> Check:
+    """The runsc runtimes let a sandbox create (and only create) its daemon's socket on the host."""
+    chosen = {runtime_for(network, registered) for network in ("none", "host", "sandbox")} - {None}
+    runsc = {name: registered[name] for name in chosen}  # the runtimes sandboxes are created with
+    wrong = sorted(name for name, runtime in runsc.items()
+                   if "--host-uds=create" not in (runtime.get("runtimeArgs") or []))
+    if wrong or not runsc:
+        return Check("host socket (--host-uds=create)", False,
+                     f"missing on {', '.join(wrong)}" if wrong else "no runsc runtime",
+                     "sandboxes cannot offer their daemon on a host socket: " + SETUP)
+    return Check("host socket (--host-uds=create)", True, f"on {', '.join(sorted(runsc))}")
+
+
 def run_checks() -> list[Check]:
     """Run every check; the last one creates and removes a real Docker-enabled sandbox."""
     from .engine import Engine
@@ -94,6 +107,7 @@ def run_checks() -> list[Check]:
                             f"{SETUP}, or merge {wanted} into /etc/docker/daemon.json and SIGHUP dockerd",
                             required=network != "sandbox"))
     checks.append(check_network_trap())
+    checks.append(check_host_uds(registered))
     try:
         call(engine.image, DEFAULT_IMAGE)
         checks.append(Check("default image", True, DEFAULT_IMAGE))

@@ -260,7 +260,7 @@ class SandboxMagics(Magics):
     @argument("--timeout", type=float, help="kill each command after this many seconds")
     @cell_magic
     def sandbox_docker(self, line: str, cell: str) -> None:
-        """Run each line of the cell as a docker command inside the sandbox, output streamed live.
+        """Run each line of the cell as a docker command against the sandbox's own daemon, output streamed live.
 
         The leading `docker` is optional; `#` comments, blank lines and
         trailing-backslash continuations work; $name and {expr} expand from
@@ -278,7 +278,7 @@ class SandboxMagics(Magics):
         """
         args = parse(self.sandbox_docker, line.split(), "%%sandbox_docker? shows every option")
         commands: list[DockerLine] = []
-        with shown_errors("the docker command was stopped inside the sandbox, and the containers it created removed"):
+        with shown_errors("the docker command was stopped, and the containers it created removed"):
             for lineno, text in logical_lines(cell):
                 # depth=2 reads the locals of the frame that ran the cell (IPython's own rule for magic lines).
                 expanded = self.shell.var_expand(text, depth=2)

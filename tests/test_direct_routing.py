@@ -78,3 +78,13 @@ def test_a_socket_path_too_long_is_refused_clearly(name, monkeypatch, tmp_path):
     with pytest.raises(SandboxError, match="too long"):
         apisocket.make_dir(name)
     assert not os.path.exists(tmp_path / ("d" * 90))
+
+
+def test_doctor_fails_a_runtime_without_host_uds_create():
+    from jupyter_sandbox.doctor import check_host_uds
+    from jupyter_sandbox.runtimes import WANTED_RUNTIMES
+
+    assert check_host_uds(WANTED_RUNTIMES).ok
+    bare = {"runsc": {"path": "/usr/bin/runsc", "runtimeArgs": ["--network=none"]}}
+    check = check_host_uds(bare)
+    assert not check.ok and "runsc" in check.detail and "setup-host.sh" in check.fix
