@@ -66,7 +66,8 @@ def make_dir(name: str) -> str:
         os.chmod(path, 0o700)  # whatever the umask
     except OSError as error:
         raise SandboxError(f"Cannot make the sandbox's socket directory {path!r}: {error.strerror}.",
-                           fix=f"run as root, or set {ROOT_ENV} to a folder this user owns") from None
+                           fix="run jupyter-sandbox as root (the socket runsc creates is root's), "
+                           f"and check that {base!r} can be written") from None
     return path
 
 

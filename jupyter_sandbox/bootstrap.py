@@ -92,7 +92,8 @@ open_relay() {
   rm -f "$API/docker.sock"
   # -t: after a client half-closes (docker run shuts its side once it has no stdin to send), keep
   # relaying the daemon's answer until the daemon ends it (socat's default gives it 0.5 s, losing output).
-  socat -t 86400 UNIX-LISTEN:"$API/docker.sock",fork,mode=600,backlog=128 UNIX-CONNECT:/var/run/docker.sock 2>>"$RUN/relay.log" &
+  # -b: 1 MiB transfers; socat's 8 KiB default caps a stream at ~50 MB/s under gVisor (measured).
+  socat -t 86400 -b 1048576 UNIX-LISTEN:"$API/docker.sock",fork,mode=600,backlog=128 UNIX-CONNECT:/var/run/docker.sock 2>>"$RUN/relay.log" &
   relay=$!
   while [ ! -S "$API/docker.sock" ]; do
     alive "$relay" || { wait "$relay"; relay=; return 1; }
