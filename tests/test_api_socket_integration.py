@@ -225,3 +225,20 @@ def test_a_failed_create_leaves_no_directory(test_images):
     with pytest.raises(SandboxError):
         Sandbox.start(Sandbox.prepare(name, docker=True, image=test_images["no_dockerd"], owner="test", use_pool=False))
     assert not [entry for entry in os.listdir(apisocket.root()) if entry.startswith(name[:24] + "-")]
+
+
+def test_a_copy_over_a_second_shows_its_progress_between_the_output(sb, test_images):
+    host = docker.from_env()
+    tar = b"".join(host.api.get_image(test_images["tiny"]))
+
+    def slow() -> list[bytes]:  # the tiny image's save stream, stretched over ~3 s
+        for start in range(0, len(tar), len(tar) // 6 + 1):
+            time.sleep(0.5)
+            yield tar[start:start + len(tar) // 6 + 1]
+
+    process = call(sb.core.docker._copy, slow, sb.docker.socket, "tiny, slowly", None)
+    assert call(process.wait) == 0
+    err = process.stderr_text
+    assert "copying tiny, slowly: " in err and " MB/s\n" in err
+    assert f"copied tiny, slowly: {len(tar) / 1e6:.1f} MB" in err
+    assert process.stdout_text.startswith("Loaded image")
