@@ -120,6 +120,12 @@ class AsyncDocker:
             self._client = docker_py.DockerClient(base_url="unix://" + path, timeout=120)
         return self._client
 
+    def close(self) -> None:
+        """Close :attr:`client`'s connections, if it was made."""
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
     def direct(self, args: tuple[str, ...] | list[str]) -> bool:
         """Whether ``docker ARGS`` runs with the host's CLI over the socket (else inside, through exec)."""
         if self.socket is None or hostcli.docker_cli() is None:

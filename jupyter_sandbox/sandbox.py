@@ -327,6 +327,7 @@ class AsyncSandbox(StartupMixin):
     async def terminate(self) -> bool:
         """Remove the sandbox and everything it holds; True if it existed (safe to call twice)."""
         existed = False
+        self.docker.close()
         if self.container_id:
             existed = await self.engine.remove(self.container_id)
         self._publish(Phase.REMOVED, State.DONE, f"sandbox {self.name} removed")

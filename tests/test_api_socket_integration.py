@@ -89,10 +89,10 @@ def test_every_docker_path_goes_through_the_socket_not_exec(sb, test_images, tmp
     assert saved.wait() == 0, saved.stderr.read()
     host = docker.from_env()
     try:
-        assert host.containers.run("uds-built:1", "cat /built", remove=True, runtime="runsc") == b"built\n"
+        assert host.containers.run("uds-built:1", "cat /built", remove=True, runtime="runsc", network_mode="none") == b"built\n"
     finally:
         host.images.remove("uds-built:1", force=True)
-    assert sb.docker.client.containers.run(tiny, "echo via docker-py", remove=True) == b"via docker-py\n"
+    assert sb.docker.client.containers.run(tiny, "echo via docker-py", remove=True, network_mode="none") == b"via docker-py\n"
 
     shell = start_ipython()
     shell.run_line_magic("load_ext", "jupyter_sandbox")
