@@ -14,6 +14,16 @@ cgroup tree, mount a writable devices cgroup, start dockerd, and watch for
 the socket and the first answer.  dockerd's exit is seen within one poll
 (10 ms) while starting and at once afterwards (``wait``).  It then stays as
 PID 1, supervising dockerd: SIGUSR1 restarts it.
+
+When the host gave the sandbox a directory at :data:`API_DIR` (see
+:mod:`jupyter_sandbox.apisocket`), the inner daemon's API is also offered on
+the socket :data:`API_SOCKET` there, which the host can open.  dockerd itself
+listens only on ``/var/run/docker.sock``; a ``socat`` relay, supervised by
+this script (restarted if it dies), forwards the host socket to it, because
+gVisor cannot checkpoint a sandbox while a host socket is bound in it:
+:data:`CLOSE_SIGNAL` closes the relay (the host socket disappears) and
+:data:`OPEN_SIGNAL` opens it again.  An image without socat gets dockerd
+listening on the host socket directly (then it cannot be closed).
 """
 
 from __future__ import annotations
@@ -25,11 +35,19 @@ MARKER = "@@jupyter-sandbox"
 LOG_MARKER = "@@jupyter-sandbox-log"
 DOCKERD_LOG = "/var/log/jupyter-sandbox/dockerd.log"
 RESTART_SIGNAL = "SIGUSR1"
+API_DIR = "/run/jupyter-sandbox/api"
+"""Where a sandbox sees its host socket directory (bind-mounted from the host)."""
+API_SOCKET = API_DIR + "/docker.sock"
+CLOSE_SIGNAL = "SIGUSR2"
+"""Sent to the init program: close the host socket (stop the relay)."""
+OPEN_SIGNAL = "SIGHUP"
+"""Sent to the init program: open the host socket again (start the relay)."""
 
 INIT_SCRIPT = r"""
 M=@@jupyter-sandbox
 LOG=/var/log/jupyter-sandbox/dockerd.log
 RUN=/run/jupyter-sandbox
+API=/run/jupyter-sandbox/api
 DOCKERD_FLAGS="--iptables=false --ip6tables=false --bridge=none --storage-driver=vfs"
 ev() { read -r u _ < /proc/uptime; printf '%s %s %s %s %s\n' "$M" "$1" "$2" "$u" "${3:-}"; }
 alive() { [ -r "/proc/$1/stat" ] || return 1; read -r _ _ st _ < "/proc/$1/stat"; [ "$st" != Z ]; }
@@ -98,9 +116,34 @@ fi
 tail_log() {
   tail -n 30 "$LOG" 2>/dev/null | while IFS= read -r line; do printf '%s-log %s\n' "$M" "$line"; done
 }
+# The host socket: relayed by socat (closable for checkpoints), else dockerd listens on it itself.
+relay= want=open
+if grep -q " $API " /proc/self/mountinfo 2>/dev/null; then
+  if command -v socat >/dev/null 2>&1; then HOSTSOCK=relay; else HOSTSOCK=direct
+    DOCKERD_FLAGS="$DOCKERD_FLAGS -H unix:///var/run/docker.sock -H unix://$API/docker.sock"; fi
+else HOSTSOCK=none; fi
+open_relay() {
+  [ "$HOSTSOCK" = relay ] && [ "$want" = open ] && [ -z "$relay" ] || return 0
+  rm -f "$API/docker.sock"
+  # -t: after a client half-closes (docker run shuts its side once it has no stdin to send), keep
+  # relaying the daemon's answer until the daemon ends it (socat's default gives it 0.5 s, losing output).
+  # -b: 1 MiB transfers; socat's 8 KiB default caps a stream at ~50 MB/s under gVisor (measured).
+  socat -t 86400 -b 1048576 UNIX-LISTEN:"$API/docker.sock",fork,mode=600,backlog=128 UNIX-CONNECT:/var/run/docker.sock 2>>"$RUN/relay.log" &
+  relay=$!
+  while [ ! -S "$API/docker.sock" ]; do
+    alive "$relay" || { wait "$relay"; relay=; return 1; }
+    nap
+  done
+}
+close_relay() {
+  [ -n "$relay" ] || return 0
+  pkill -TERM -P "$relay" 2>/dev/null; kill "$relay" 2>/dev/null; wait "$relay" 2>/dev/null; relay=
+  rm -f "$API/docker.sock"
+}
 start_dockerd() {
   ev dockerd_started started
   rm -f /var/run/docker.sock /var/run/docker.pid
+  [ "$HOSTSOCK" = direct ] && rm -f "$API/docker.sock"
   dockerd $DOCKERD_FLAGS >>"$LOG" 2>&1 &
   pid=$!
   echo "$pid" > $RUN/dockerd.pid
@@ -128,6 +171,10 @@ await_ready() {
     done
     if wait "$probe"; then
       read -r version < $RUN/answer
+      if ! open_relay; then
+        ev answering failed "the host socket relay (socat) exited: $(tail -n 3 "$RUN/relay.log" | tr '\n' ' ')"
+        return 1
+      fi
       ev answering done "dockerd $version"
       ev ready done "Docker $version"
       return 0
@@ -135,24 +182,41 @@ await_ready() {
     nap
   done
 }
-restart=0
+restart=0 relay_change=0
 trap 'restart=1' USR1
-trap 'kill "$pid" 2>/dev/null; exit 0' TERM INT
+trap 'want=closed relay_change=1' USR2
+trap 'want=open relay_change=1' HUP
+trap 'close_relay; kill "$pid" 2>/dev/null; exit 0' TERM INT
 start_dockerd
 await_ready || exit 5
+running=1
 while :; do
-  wait "$pid"; code=$?
+  # Wake on a signal, dockerd's exit or the relay's exit (bash); sh waits for dockerd or a signal only.
+  sleep 86400 & nap_pid=$! ended=
+  if [ -n "${BASH_VERSION:-}" ]; then
+    ids="$nap_pid"; [ "$running" = 1 ] && ids="$ids $pid"; [ -n "$relay" ] && ids="$ids $relay"
+    wait -n -p ended $ids; code=$?
+  elif [ "$running" = 1 ]; then wait "$pid"; code=$?; alive "$pid" || ended=$pid
+  else wait "$nap_pid"; fi
+  [ "$ended" = "$nap_pid" ] || { kill "$nap_pid" 2>/dev/null; wait "$nap_pid" 2>/dev/null; }
+  if [ -n "$relay" ] && [ "$ended" = "$relay" ]; then relay=; fi
+  if [ "$relay_change" = 1 ]; then
+    relay_change=0
+    [ "$want" = closed ] && close_relay
+  fi
   if [ "$restart" = 1 ]; then
     restart=0
     ev daemon started "restarting dockerd"
     if alive "$pid"; then kill "$pid"; wait "$pid"; fi
     start_dockerd
-    await_ready || continue
-  elif ! alive "$pid"; then
+    running=1
+    await_ready || running=0
+  elif [ "$running" = 1 ] && [ "$ended" = "$pid" ]; then
+    running=0
     tail_log
     ev daemon failed "dockerd exited with code $code"
-    while [ "$restart" = 0 ]; do sleep 86400 & wait $!; kill $! 2>/dev/null; done
   fi
+  [ "$running" = 1 ] && { open_relay || sleep 1; }
 done
 """
 

@@ -73,6 +73,9 @@ def build_parser() -> argparse.ArgumentParser:
     load.add_argument("name")
     load.add_argument("image")
 
+    env = commands.add_parser("env", help="print `export DOCKER_HOST=...` for a sandbox's Docker daemon (eval it)")
+    env.add_argument("name")
+
     logs = commands.add_parser("logs", help="show a sandbox's dockerd log")
     logs.add_argument("name")
     logs.add_argument("-n", "--lines", type=int, default=200, help="how many lines (default 200)")
@@ -228,6 +231,22 @@ def cmd_load(args: argparse.Namespace) -> int:
     return stream_process(Sandbox.get(args.name).docker.load(args.image))
 
 
+def cmd_env(args: argparse.Namespace) -> int:
+    from .sync import Sandbox
+
+    sandbox = Sandbox.get(args.name)
+    if not sandbox.spec.docker:
+        raise SpecError("name", f"sandbox {args.name!r} has no Docker daemon", fix="create one with --docker")
+    path = sandbox.docker.socket
+    if path is None:
+        raise SandboxError(f"Sandbox {args.name!r} has no host socket for its Docker daemon.",
+                           fix="create a new one: sandboxes made by older versions have none")
+    print(f"export DOCKER_HOST=unix://{path}")
+    print(f"# Run this command to point docker (and docker-py, compose...) at sandbox {args.name}:")
+    print(f'# eval "$(jupyter sandbox env {args.name})"')
+    return 0
+
+
 def cmd_logs(args: argparse.Namespace) -> int:
     from .sync import Sandbox
 
@@ -292,6 +311,11 @@ def cmd_rm(args: argparse.Namespace) -> int:
     for name, sandbox in targets.items():
         removed = Sandbox(sandbox).terminate()
         err.print(f"removed {name}" if removed else f"{name} was already gone")
+    if args.all or args.orphans:
+        from .apisocket import reap
+
+        for path in call(reap, Engine.default()):
+            err.print(f"removed the socket directory {path} (its sandbox is gone)")
     return status
 
 
@@ -348,7 +372,7 @@ def cmd_image(args: argparse.Namespace) -> int:
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "create": cmd_create, "ls": cmd_ls, "status": cmd_status, "exec": cmd_exec, "docker": cmd_docker,
-    "load": cmd_load, "logs": cmd_logs, "restart-daemon": cmd_restart, "egress": cmd_egress, "rm": cmd_rm, "doctor": cmd_doctor,
+    "load": cmd_load, "logs": cmd_logs, "env": cmd_env, "restart-daemon": cmd_restart, "egress": cmd_egress, "rm": cmd_rm, "doctor": cmd_doctor,
     "image": cmd_image, "pool": cmd_pool,
 }
 

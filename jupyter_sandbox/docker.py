@@ -1,15 +1,30 @@
-"""``sandbox.docker``: the Docker CLI of a sandbox's own daemon, as streamed processes."""
+"""``sandbox.docker``: the Docker CLI of a sandbox's own daemon, as streamed processes.
+
+Commands go to the inner daemon's API on its host socket (see
+:mod:`jupyter_sandbox.apisocket`), run by the host's docker CLI
+(:mod:`jupyter_sandbox.hostcli`).  They take the older path, the docker CLI
+started inside the sandbox through the engine's exec, where that is needed:
+a CLI plugin the host lacks (``compose``, ``buildx``), a working directory
+inside the sandbox, or a sandbox without a host socket.
+"""
 
 from __future__ import annotations
 
 import json
 import os
-from typing import TYPE_CHECKING, Any, Iterable, Iterator
+import time
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
 
 from . import compose as compose_rewrite
 from .errors import DockerNotEnabled, SandboxError
+import docker.errors as docker_errors
+
+from . import hostcli
+from .errors import DockerNotEnabled, ImageNotFound, SandboxError
 from .files import iterate_file, tar_stream
+from .hostcli import HostProcess
 from .process import AsyncProcess
+from .threads import run_sync
 
 if TYPE_CHECKING:
     from .sandbox import AsyncSandbox
@@ -56,7 +71,9 @@ def explain_failure(argv: list[str], stderr: str, network: str) -> str | None:
                     "Copy images in from the host with sandbox.docker.load(IMAGE) instead.")
         return ("The Docker daemon in the sandbox could not reach the registry (no network route or DNS from this host). "
                 "Copy images in from the host with sandbox.docker.load(IMAGE) instead.")
-    if "cannot connect to the docker daemon" in text:
+    # Through the host socket, a dead daemon behind a live relay resets the connection instead.
+    if "cannot connect to the docker daemon" in text or (
+            "error during connect" in text and ("connection reset by peer" in text or text.rstrip().endswith("eof"))):
         return ("The sandbox's Docker daemon is not running (it exited or was killed). Restart it with "
                 "sandbox.restart_daemon(), `jupyter sandbox restart-daemon NAME` or `%sandbox restart-daemon`; "
                 "inner containers stopped with it and come back only if started with --restart=always.")
@@ -155,6 +172,46 @@ class AsyncDocker:
 
     def __init__(self, sandbox: "AsyncSandbox"):
         self._sandbox = sandbox
+        self._client: Any = None
+
+    @property
+    def socket(self) -> str | None:
+        """The host path of the inner daemon's API socket (None: this sandbox has none)."""
+        return self._sandbox.api_socket
+
+    @property
+    def client(self) -> Any:
+        """A docker-py client for the inner daemon, over its host socket (made on first use).
+
+        Raises:
+            DockerNotEnabled: If the sandbox has no Docker daemon.
+            SandboxError: If it has no host socket.
+        """
+        self._check_enabled()
+        if self._client is None:
+            import docker as docker_py
+
+            path = self._sandbox._api_socket_or_raise()
+            self._client = docker_py.DockerClient(base_url="unix://" + path, timeout=120)
+        return self._client
+
+    def close(self) -> None:
+        """Close :attr:`client`'s connections, if it was made."""
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+    def direct(self, args: tuple[str, ...] | list[str]) -> bool:
+        """Whether ``docker ARGS`` runs with the host's CLI over the socket (else inside, through exec)."""
+        if self.socket is None or hostcli.docker_cli() is None:
+            return False
+        verb = next((arg for arg in args if not arg.startswith("-")), "")
+        return verb not in PLUGINS or hostcli.has_plugin(verb)
+
+    def _check_enabled(self) -> None:
+        if not self._sandbox.spec.docker:
+            raise DockerNotEnabled(f"Sandbox {self._sandbox.name!r} was created without Docker inside.",
+                                   fix="create one with docker=True (`%sandbox create --docker`, `jupyter sandbox create --docker`)")
 
     async def __call__(self, *args: str, stdin: bytes | Iterable[bytes] | None = None, timeout: float | None = None,
                        workdir: str | None = None, preface: str = "", advice: str | None = None) -> AsyncProcess:
@@ -166,22 +223,36 @@ class AsyncDocker:
                 by default :func:`advise_run` of a ``run``/``create``.
         """
         sandbox = self._sandbox
-        if not sandbox.spec.docker:
-            raise DockerNotEnabled(f"Sandbox {sandbox.name!r} was created without Docker inside.",
-                                   fix="create one with docker=True (`%sandbox create --docker`, `jupyter sandbox create --docker`)")
+        self._check_enabled()
         for arg in args:
             if not isinstance(arg, str):
                 raise SandboxError(f"Docker arguments must be strings, got {arg!r}", fix="convert it with str()")
         await sandbox.wait_ready()
         argv = ["docker", *args]
-        command = ["sh", "-c", 'printf "%s\\n" "$1" >&2; shift; exec "$@"', "sh", preface, *argv] if preface else argv
-        process = await sandbox.exec(command, stdin=stdin, timeout=timeout, workdir=workdir)
+        process: AsyncProcess
+        if workdir is None and not preface and self.direct(args):
+            process = await HostProcess.start_cli(sandbox.engine, sandbox.container_id, self.socket, argv,
+                                                  stdin=stdin, timeout=timeout, sandbox=sandbox.name)
+        else:
+            command = ["sh", "-c", 'printf "%s\\n" "$1" >&2; shift; exec "$@"', "sh", preface, *argv] if preface else argv
+            process = await sandbox.exec(command, stdin=stdin, timeout=timeout, workdir=workdir)
         generic = process.explain  # e.g. a failed fork: the sandbox's pids limit
-        process.explain = lambda stderr: explain_failure(argv, stderr, sandbox.spec.network) or (generic(stderr) if generic else None)
+        explain = self._explainer(argv)
+        process.explain = lambda stderr: explain(stderr) or (generic(stderr) if generic else None)
         if advice is None and args and args[0] in ("run", "create"):
             advice = advise_run(list(args[1:]))
         process.advice = advice
         return process
+
+    def _explainer(self, argv: list[str]) -> Callable[[str], str | None]:
+        def explain(stderr: str) -> str | None:
+            path = self.socket
+            if path and path in stderr and "cannot connect" in stderr.lower() and not os.path.exists(path):
+                return (f"The host socket of sandbox {self._sandbox.name!r} is closed (sandbox.close_api()); its daemon "
+                        "still runs. Open it again with sandbox.open_api().")
+            return explain_failure(argv, stderr, self._sandbox.spec.network)
+
+        return explain
 
     async def run(self, image: str, *command: str, timeout: float | None = None, **options: Any) -> AsyncProcess:
         """``docker run [OPTIONS] IMAGE [COMMAND...]``; options as keywords (``rm=True, network="host"``).
@@ -276,7 +347,11 @@ class AsyncDocker:
         return compose_rewrite.rewrite(project)
 
     async def load(self, image: str, timeout: float | None = None) -> AsyncProcess:
-        """Copy an image from the host engine into the sandbox's daemon (``docker save | docker load``).
+        """Copy an image from the host engine into the sandbox's daemon, streamed, with progress on stderr.
+
+        The host engine's ``docker save`` stream (docker-py ``get_image``) is fed
+        to ``docker load`` on the sandbox's socket: no temporary copy anywhere.
+        Progress (MB and MB/s) is written to stderr when the copy takes more than a second.
 
         Raises:
             ImageNotFound: If the host engine does not have it.
@@ -285,7 +360,87 @@ class AsyncDocker:
         await engine.image(image)
 
         def chunks() -> Iterator[bytes]:  # runs in the stdin thread, off the event loop
-            yield from engine.client.api.get_image(image)
+            yield from engine.client.api.get_image(image, chunk_size=COPY_CHUNK)
 
-        return await self("load", stdin=chunks(), timeout=timeout)
+        if not self.direct(["load"]):
+            return await self("load", stdin=chunks(), timeout=timeout)
+        return await self._copy(chunks, self.socket, f"{image} into sandbox {self._sandbox.name}", timeout)
 
+    async def save(self, image: str, timeout: float | None = None) -> AsyncProcess:
+        """Copy an image from the sandbox's daemon into the host engine (the reverse of :meth:`load`).
+
+        Raises:
+            ImageNotFound: If the sandbox's daemon does not have it.
+        """
+        self._check_enabled()
+        await self._sandbox.wait_ready()
+        client = self.client
+        api = client.api
+
+        def inspect() -> None:
+            try:
+                api.inspect_image(image)
+            except docker_errors.ImageNotFound:
+                raise ImageNotFound(f"Image {image!r} is not in sandbox {self._sandbox.name!r}'s daemon.",
+                                    fix="`docker images` in the sandbox lists what it has") from None
+
+        await run_sync(inspect)
+        return await self._copy(lambda: api.get_image(image, chunk_size=COPY_CHUNK), None,
+                                f"{image} from sandbox {self._sandbox.name} to the host", timeout)
+
+    async def _copy(self, source: Callable[[], Iterable[bytes]], target_socket: str | None, what: str,
+                    timeout: float | None) -> AsyncProcess:
+        """``docker load`` on a socket (None: the host engine), fed from ``source``, noting progress."""
+        sandbox = self._sandbox
+        await sandbox.wait_ready()
+
+        def counted(process: HostProcess) -> Iterator[bytes]:  # runs in the stdin thread
+            meter = CopyMeter(what, process.note)
+            for chunk in source():
+                meter.add(len(chunk))
+                yield chunk
+            meter.finish()
+
+        argv = ["docker", "load"]
+        process = await HostProcess.start_cli(sandbox.engine, sandbox.container_id, target_socket, argv,
+                                              stdin=counted, timeout=timeout, sandbox=sandbox.name)
+        process.explain = self._explainer(argv)
+        return process
+
+
+COPY_CHUNK = 1 << 20
+"""Bytes per read of an image stream."""
+PROGRESS_EVERY = 2.0
+"""Seconds between two progress lines of an image copy."""
+PLUGINS = ("compose", "buildx")
+"""docker CLI plugins the sandbox's image has; they run on the host only if the host's CLI has them too."""
+
+
+class CopyMeter:
+    """Counts an image copy and reports its progress (MB, MB/s) every few seconds once it has taken one."""
+
+    def __init__(self, what: str, write: Callable[[str], None]):
+        self.what = what
+        self.write = write
+        self.bytes = 0
+        self.started = time.monotonic()
+        self._last = self.started - PROGRESS_EVERY
+
+    def add(self, count: int) -> None:
+        """Count ``count`` more bytes; report if due."""
+        self.bytes += count
+        now = time.monotonic()
+        if now - self.started >= 1.0 and now - self._last >= PROGRESS_EVERY:
+            self._last = now
+            self.write(f"copying {self.what}: {self.line(now)}\n")
+
+    def line(self, now: float | None = None) -> str:
+        """``123.4 MB, 45.6 MB/s``."""
+        elapsed = max((now or time.monotonic()) - self.started, 1e-6)
+        return f"{self.bytes / 1e6:.1f} MB, {self.bytes / 1e6 / elapsed:.1f} MB/s"
+
+    def finish(self) -> None:
+        """Report the total if the copy took over a second."""
+        elapsed = time.monotonic() - self.started
+        if elapsed >= 1.0:
+            self.write(f"copied {self.what}: {self.line()} in {elapsed:.1f} s\n")

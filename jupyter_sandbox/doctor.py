@@ -9,7 +9,7 @@ import subprocess
 from dataclasses import dataclass
 
 from .errors import SandboxError
-from .runtimes import WANTED_RUNTIMES, network_of
+from .runtimes import WANTED_RUNTIMES, network_of, runtime_for
 
 MIN_RUNSC = 20240729
 SETUP = "run `bash scripts/setup-host.sh` (installs and configures everything)"
@@ -123,6 +123,19 @@ def check_sandbox_network(image: str) -> Check:
         sandbox.terminate()
 
 
+def check_host_uds(registered: dict) -> Check:
+    """The runsc runtimes let a sandbox create (and only create) its daemon's socket on the host."""
+    chosen = {runtime_for(network, registered) for network in ("none", "host", "sandbox")} - {None}
+    runsc = {name: registered[name] for name in chosen}  # the runtimes sandboxes are created with
+    wrong = sorted(name for name, runtime in runsc.items()
+                   if "--host-uds=create" not in (runtime.get("runtimeArgs") or []))
+    if wrong or not runsc:
+        return Check("host socket (--host-uds=create)", False,
+                     f"missing on {', '.join(wrong)}" if wrong else "no runsc runtime",
+                     "sandboxes cannot offer their daemon on a host socket: " + SETUP)
+    return Check("host socket (--host-uds=create)", True, f"on {', '.join(sorted(runsc))}")
+
+
 def run_checks() -> list[Check]:
     """Run every check; the last one creates and removes a real Docker-enabled sandbox."""
     from .engine import Engine
@@ -147,6 +160,7 @@ def run_checks() -> list[Check]:
             checks.append(Check(f"runsc runtime for network '{network}'", False,
                                 f"registered as {', '.join(names)}, but {', '.join(missing)} does not exist", SETUP,
                                 required=network != "host"))
+    checks.append(check_host_uds(registered))
             continue
         checks.append(Check(f"runsc runtime for network '{network}'", bool(names),
                             f"registered as {', '.join(names)}" if names else "not registered",

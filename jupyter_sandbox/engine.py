@@ -239,10 +239,13 @@ class Engine:
         return await self.call(rename)
 
     async def remove(self, container_id: str) -> bool:
-        """Remove a container and its anonymous volumes; False if it was already gone."""
+        """Remove a container, its anonymous volumes and its API socket directory; False if it was already gone."""
+        from . import apisocket
 
         def remove() -> bool:
+            folder = None
             try:
+                folder = apisocket.dir_of(self.client.api.inspect_container(container_id)["Config"].get("Labels") or {})
                 self.client.api.remove_container(container_id, force=True, v=True)
                 return True
             except docker.errors.NotFound:
@@ -251,6 +254,8 @@ class Engine:
                 if "already in progress" in str(error) or error.status_code == 409:
                     return self._wait_removed(container_id)
                 raise
+            finally:
+                apisocket.remove_dir(folder)
 
         existed = await self.call(remove)
         from .egress import forget

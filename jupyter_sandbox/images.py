@@ -10,7 +10,9 @@ but bookworm has no Compose v2 package: the offline bookworm build adds the
 
 from __future__ import annotations
 
+import hashlib
 import io
+import json
 import os
 import shutil
 import subprocess
@@ -26,13 +28,25 @@ from .engine import Engine, translated
 from .errors import ImageBuildFailed
 
 IMAGE_LABEL = "io.jupyter.sandbox.image"
+RECIPE_LABEL = IMAGE_LABEL + ".recipe"
+"""The recipe an image was built from (:func:`recipe`); ``image build --if-missing`` rebuilds on a mismatch."""
 PACKAGES = {
-    "bookworm": ["docker.io", "ca-certificates", "iproute2", "procps", "util-linux"],
-    "trixie": ["docker.io", "docker-cli", "docker-compose", "docker-buildx", "ca-certificates", "iproute2", "procps", "util-linux"],
+    # socat relays the inner daemon's API to the host socket (see bootstrap.py).
+    "bookworm": ["docker.io", "ca-certificates", "iproute2", "procps", "util-linux", "socat"],
+    "trixie": ["docker.io", "docker-cli", "docker-compose", "docker-buildx", "ca-certificates", "iproute2", "procps",
+               "util-linux", "socat"],
 }
 PLUGIN_SUITE = "trixie"
 PLUGIN_PACKAGES = ["docker-compose", "docker-buildx"]
+RECIPE_VERSION = 2
+"""Raise when the build steps change in a way the package lists do not show."""
 TRIM = ["usr/share/doc", "usr/share/man", "usr/share/info", "usr/share/locale", "var/cache/apt/archives", "var/lib/apt/lists"]
+
+
+def recipe(suite: str) -> str:
+    """A short fingerprint of what an offline build of ``suite`` puts in the image."""
+    data = json.dumps([RECIPE_VERSION, PACKAGES.get(suite), PLUGIN_SUITE, PLUGIN_PACKAGES, TRIM], sort_keys=True)
+    return hashlib.sha256(data.encode()).hexdigest()[:12]
 
 
 def debian_mirror() -> str:
@@ -170,7 +184,7 @@ def dockerfile_for(base: str) -> str:
     """A Dockerfile adding Docker engine, CLI, Compose v2 and buildx to a Debian or Ubuntu base."""
     return f"""FROM {base}
 RUN apt-get update \\
- && apt-get install -y --no-install-recommends docker.io ca-certificates iproute2 procps util-linux \\
+ && apt-get install -y --no-install-recommends docker.io ca-certificates iproute2 procps util-linux socat \\
  && (apt-get install -y --no-install-recommends docker-compose-v2 || apt-get install -y --no-install-recommends docker-compose) \\
  && (apt-get install -y --no-install-recommends docker-buildx || apt-get install -y --no-install-recommends docker-buildx-plugin || true) \\
  && rm -rf /var/lib/apt/lists/*
@@ -204,17 +218,20 @@ def build_image(*, tag: str, docker: bool, base: str | None, offline: bool, suit
     if not docker:
         raise ImageBuildFailed("Only Docker-enabled images are built here.", fix="add --docker")
     with translated():
-        exists = any(tag in (image.tags or []) for image in engine.client.images.list(name=tag.split(":")[0]))
-    if exists and if_missing:
-        console.print(f"[green]✔[/] image {tag} present")
-        return 0
+        found = [image for image in engine.client.images.list(name=tag.split(":")[0]) if tag in (image.tags or [])]
+    if found and if_missing:
+        built_from = (found[0].labels or {}).get(RECIPE_LABEL)
+        if not offline or built_from == recipe(suite):
+            console.print(f"[green]✔[/] image {tag} present")
+            return 0
+        console.print(f"image {tag} was built from recipe {built_from or 'unknown'}, now {recipe(suite)}: rebuilding")
     start = time.monotonic()
     if offline:
         root = tempfile.mkdtemp(prefix="jupyter-sandbox-rootfs-", dir="/var/tmp")
         try:
             build_offline_rootfs(root, suite, _Steps(console))
             console.print(f"[bold]▶ import {tag}[/]")
-            import_rootfs(root, tag, {IMAGE_LABEL: "docker", IMAGE_LABEL + ".suite": suite}, engine)
+            import_rootfs(root, tag, {IMAGE_LABEL: "docker", IMAGE_LABEL + ".suite": suite, RECIPE_LABEL: recipe(suite)}, engine)
         finally:
             shutil.rmtree(root, ignore_errors=True)
     elif base:

@@ -24,6 +24,8 @@ SERVER = PREFIX + "server"
 POOL = PREFIX + "pool"
 POOL_KEY = PREFIX + "pool.key"
 CREATED = PREFIX + "created"
+API_DIR = PREFIX + "api.dir"
+"""The host directory holding the sandbox's Docker API socket (see apisocket.py)."""
 
 CONTAINER_PREFIX = "jupyter-sandbox-"
 POOL_CONTAINER_PREFIX = "jupyter-sandbox--pool-"
@@ -97,8 +99,9 @@ def spec_label(spec: SandboxSpec) -> str:
     return json.dumps(data, sort_keys=True)
 
 
-def sandbox_labels(spec: SandboxSpec, owner: str, *, pool_key: str | None = None) -> dict[str, str]:
-    """All labels of a new sandbox container."""
+def sandbox_labels(spec: SandboxSpec, owner: str, *, pool_key: str | None = None,
+                   api_dir: str | None = None) -> dict[str, str]:
+    """All labels of a new sandbox container (``api_dir``: its host socket directory)."""
     labels = {
         MANAGED: "1",
         NAME: spec.name,
@@ -107,6 +110,8 @@ def sandbox_labels(spec: SandboxSpec, owner: str, *, pool_key: str | None = None
         CREATED: f"{time.time():.3f}",
         **owner_labels(owner),
     }
+    if api_dir:
+        labels[API_DIR] = api_dir
     if pool_key:
         labels[POOL] = "1"
         labels[POOL_KEY] = pool_key

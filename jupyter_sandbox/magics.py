@@ -279,7 +279,7 @@ class SandboxMagics(Magics):
     @argument("--timeout", type=float, help="kill each command after this many seconds")
     @cell_magic
     def sandbox_docker(self, line: str, cell: str) -> None:
-        """Run each line of the cell as a docker command inside the sandbox, output streamed live.
+        """Run each line of the cell as a docker command against the sandbox's own daemon, output streamed live.
 
         The leading `docker` is optional; `#` comments, blank lines and
         trailing-backslash continuations work; $name and {expr} expand from

@@ -94,6 +94,7 @@ async def claim(sandbox: "AsyncSandbox") -> bool:
             outcome = await engine.call(rename)
             if outcome == "claimed":
                 sandbox.container_id = candidate.id
+                sandbox.api_dir = candidate.labels.get(L.API_DIR) or None
         if outcome == "exists":
             raise SandboxExists(f"A sandbox named {sandbox.name!r} already exists.",
                                 fix=f"choose another name, or remove it first with `jupyter sandbox rm {sandbox.name}`")

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 import anyio
 import docker.errors
 from docker.models.containers import Container
 
+from . import apisocket
 from . import labels as L
-from .bootstrap import DOCKERD_LOG, RESTART_SIGNAL, InitReport, InitReportParser
+from .bootstrap import CLOSE_SIGNAL, DOCKERD_LOG, OPEN_SIGNAL, RESTART_SIGNAL, InitReport, InitReportParser
 from .engine import Engine
 from .errors import (
     DaemonTimeout,
@@ -27,6 +28,7 @@ from .process import AsyncProcess
 from .spec import SandboxSpec
 from .startup import StartupMixin
 from .status import GONE, READY, SandboxInfo, info_from_container
+from .threads import run_sync
 
 
 class AsyncSandbox(StartupMixin):
@@ -42,8 +44,10 @@ class AsyncSandbox(StartupMixin):
     """
 
     def __init__(self, spec: SandboxSpec, *, engine: Engine | None = None, container_id: str = "",
-                 owner: str = "api", pool_key: str | None = None, use_pool: bool = True):
+                 owner: str = "api", pool_key: str | None = None, use_pool: bool = True, api_dir: str | None = None):
         self.spec = spec
+        self.api_dir = api_dir
+        """The host directory of its Docker API socket (see :attr:`api_socket`), if it has one."""
         self.engine = engine or Engine.default()
         self.container_id = container_id
         self.owner = owner
@@ -121,7 +125,8 @@ class AsyncSandbox(StartupMixin):
         environment = (container.attrs.get("Config") or {}).get("Env")
         spec = dataclasses.replace(L.spec_from_labels(container.labels, environment),
                                    name=L.name_of(container.name, container.labels))
-        return cls(spec, engine=engine, container_id=container.id, owner=container.labels.get(L.OWNER, ""))
+        return cls(spec, engine=engine, container_id=container.id, owner=container.labels.get(L.OWNER, ""),
+                   api_dir=apisocket.dir_of(container.labels))
 
     @classmethod
     async def list(cls, *, engine: Engine | None = None) -> list[SandboxInfo]:
@@ -287,6 +292,51 @@ class AsyncSandbox(StartupMixin):
 
         record = await set_egress(self.engine, self.spec, self.container_id, egress)
         return {"egress": record["egress"], "resolved": record["resolved"], "ip": record["ip"]}
+    async def close_api(self, timeout: float = 10.0) -> None:
+        """Close the host socket of the inner Docker daemon (before a checkpoint: gVisor cannot save a bound host socket).
+
+        The daemon and its containers keep running; commands that need the socket
+        fail until :meth:`open_api`.  Safe to call twice.
+
+        Raises:
+            SandboxError: If the sandbox has no host socket, or it is not closable (an image without socat).
+        """
+        path = self._api_socket_or_raise()
+        await self._signal(CLOSE_SIGNAL)
+        if not await self._until(lambda: not apisocket.is_socket(path), timeout):
+            raise SandboxError(f"The host socket of sandbox {self.name!r} did not close.",
+                               fix="the image needs socat for a closable socket (the default image has it)")
+
+    async def open_api(self, timeout: float = 10.0) -> None:
+        """Open the host socket again (after :meth:`close_api`, a restore or a fork) and wait until it answers."""
+        path = self._api_socket_or_raise()
+        await self._signal(OPEN_SIGNAL)
+        if not await self._until(lambda: apisocket.is_socket(path) and apisocket.ping(path), timeout):
+            raise SandboxError(f"The host socket of sandbox {self.name!r} did not answer after opening it.",
+                               fix=f"look at `jupyter sandbox logs {self.name}`, or restart its daemon")
+        await run_sync(apisocket.secure, path)
+
+    def _api_socket_or_raise(self) -> str:
+        if self.api_socket is None:
+            raise SandboxError(f"Sandbox {self.name!r} has no host socket for its Docker daemon.",
+                               fix="create it with docker=True (sandboxes created by older versions have none)")
+        return self.api_socket
+
+    async def _signal(self, signal: str) -> None:
+        try:
+            await self.engine.call(self.engine.client.api.kill, self.container_id, signal=signal)
+        except SandboxError as error:
+            raise await self._explain_exec_failure(error) from None
+
+    @staticmethod
+    async def _until(condition: Callable[[], bool], timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while True:
+            if await run_sync(condition):
+                return True
+            if time.monotonic() > deadline:
+                return False
+            await anyio.sleep(0.02)
 
     async def dockerd_log(self, lines: int = 200) -> str:
         """The last lines of the Docker daemon's log inside the sandbox."""
@@ -334,6 +384,7 @@ class AsyncSandbox(StartupMixin):
     async def terminate(self) -> bool:
         """Remove the sandbox and everything it holds; True if it existed (safe to call twice)."""
         existed = False
+        self.docker.close()
         if self.container_id:
             existed = await self.engine.remove(self.container_id)
         self._publish(Phase.REMOVED, State.DONE, f"sandbox {self.name} removed")

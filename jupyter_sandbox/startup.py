@@ -14,9 +14,8 @@ import anyio
 from docker.models.containers import Container
 from docker.types import Ulimit
 
-from . import egress
+from . import apisocket, egress, trust
 from . import labels as L
-from . import trust
 from . import network as N
 from .bootstrap import DOCKERD_LOG, InitReport, InitReportParser, diagnose, init_command
 from .errors import (
@@ -75,6 +74,12 @@ class StartupMixin:
     _ready: bool
     _started: float
     _log_tail_at_timeout: str
+    api_dir: str | None
+
+    @property
+    def api_socket(self) -> str | None:
+        """The host path of the socket on which the inner Docker daemon answers (None without one)."""
+        return os.path.join(self.api_dir, apisocket.SOCKET_NAME) if self.api_dir else None
 
     @property
     def name(self) -> str:
@@ -133,6 +138,8 @@ class StartupMixin:
                     await self.engine.remove(self.container_id)
                 except SandboxError:
                     pass
+            else:
+                apisocket.remove_dir(self.api_dir)
             self.events.close()
         raise error
 
@@ -165,6 +172,8 @@ class StartupMixin:
 
         self._publish(Phase.SANDBOX_START, State.STARTED, f"runtime {runtime}")
         container_name = L.POOL_CONTAINER_PREFIX + spec.name if self.pool_key else None
+        if spec.docker:
+            self.api_dir = apisocket.make_dir(spec.name)
         options = self._container_options(runtime, plan)
         runtime_path = registered[runtime].get("path", "")
         if spec.docker and await run_sync(lambda: needs_shared_pid(release_of(runtime_path))):
@@ -199,7 +208,7 @@ class StartupMixin:
             image=spec.image,
             command=init_command(spec.docker),
             entrypoint=[],
-            labels=L.sandbox_labels(spec, self.owner, pool_key=self.pool_key),
+            labels=L.sandbox_labels(spec, self.owner, pool_key=self.pool_key, api_dir=self.api_dir),
             runtime=runtime,
             hostname=spec.name[:63],
             user="0",
@@ -213,6 +222,8 @@ class StartupMixin:
             options["mounts"] = [*(options.get("mounts") or []), *network["mounts"]]
         if spec.docker:
             options["cap_add"] = DOCKER_CAPABILITIES
+        if self.api_dir:
+            options["mounts"] = [*(options.get("mounts") or []), *apisocket.mounts(self.api_dir)]
         if spec.cpu is not None:
             options["nano_cpus"] = int(spec.cpu * 1e9)
         if spec.memory is not None:
@@ -255,11 +266,22 @@ class StartupMixin:
                     if report.state == "failed":
                         raise self._failure(report)
                     if report.phase == Phase.READY.value and report.state == "done":
+                        await self._secure_api_socket()
                         self._ready = True
                         return
             attrs = await self.engine.call(self.engine.client.api.inspect_container, container.id)
             if not attrs.get("State", {}).get("Running"):
                 raise await self._exited_during_startup()
+
+    async def _secure_api_socket(self) -> None:
+        """Give the host socket its mode and owner, and check the inner daemon answers on it."""
+        path = self.api_socket
+        if path is None:
+            return
+        if not await run_sync(apisocket.is_socket, path) or not await run_sync(apisocket.ping, path):
+            raise SandboxStartFailed(f"The Docker daemon of sandbox {self.name!r} does not answer on its host socket {path}.",
+                                     fix="check that the runsc runtimes carry --host-uds=create (`jupyter sandbox doctor`)")
+        await run_sync(apisocket.secure, path)
 
     def _on_report(self, report: InitReport) -> None:
         phase = report.phase
@@ -288,6 +310,11 @@ class StartupMixin:
                 f"Could not mount a writable devices cgroup in sandbox {self.name!r}: {report.message}",
                 fix="use runsc 20240729 or newer (`bash scripts/setup-host.sh` installs it) and an image with util-linux's mount",
             )
+        if "relay" in report.message:
+            return SandboxStartFailed(f"The inner Docker daemon of sandbox {self.name!r} answers, but its host socket "
+                                      f"could not be opened: {report.message}",
+                                      fix="use an image with socat (the default image has it: "
+                                      "`jupyter sandbox image build --docker --offline`)")
         code = None
         words = report.message.split()
         if words and words[-1].lstrip("-").isdigit():

@@ -165,12 +165,14 @@ def remove_containers_created_since(sandbox: Sandbox, since: float) -> list[str]
 
     async def remove() -> list[str]:
         until = time.time()
-        events = await sandbox.core.run(
-            ["docker", "events", "--since", f"{since:.3f}", "--until", f"{until:.3f}", "--filter", "type=container",
-             "--filter", "event=create", "--format", "{{.ID}}"], timeout=CLEANUP_SECONDS)
+        events = await sandbox.core.docker(
+            "events", "--since", f"{since:.3f}", "--until", f"{until:.3f}", "--filter", "type=container",
+            "--filter", "event=create", "--format", "{{.ID}}", timeout=CLEANUP_SECONDS)
+        await events.wait()
         ids = sorted(set(events.stdout_text.split()))
         if ids:
-            await sandbox.core.run(["docker", "rm", "--force", *ids], timeout=CLEANUP_SECONDS)
+            removal = await sandbox.core.docker("rm", "--force", *ids, timeout=CLEANUP_SECONDS)
+            await removal.wait()
         return ids
 
     try:

@@ -249,7 +249,18 @@ class DockerCommands:
     build = _synchronous(_A.build)
     compose = _synchronous(_A.compose)
     load = _synchronous(_A.load)
+    save = _synchronous(_A.save)
     del _A
+
+    @property
+    def client(self) -> Any:
+        """A docker-py client for the sandbox's own daemon, over its host socket."""
+        return self._core.client
+
+    @property
+    def socket(self) -> str | None:
+        """The host path of the daemon's API socket (``DOCKER_HOST=unix://<it>``), or None."""
+        return self._core.socket
 
 
 class Files:
@@ -394,6 +405,14 @@ class Sandbox:
     def restart_daemon(self, timeout: float | None = None) -> None:
         """Restart its Docker daemon and wait until it answers."""
         call(self._core.restart_daemon, timeout)
+
+    def close_api(self, timeout: float = 10.0) -> None:
+        """Close the host socket of its Docker daemon (before a checkpoint); the daemon keeps running."""
+        call(self._core.close_api, timeout)
+
+    def open_api(self, timeout: float = 10.0) -> None:
+        """Open the host socket again and wait until the daemon answers on it."""
+        call(self._core.open_api, timeout)
 
     def dockerd_log(self, lines: int = 200) -> str:
         """The last lines of its Docker daemon's log."""

@@ -15,6 +15,7 @@ import pytest
 from sandbox_test_support import container_exists, unique_name
 
 from jupyter_sandbox import labels as L
+from jupyter_sandbox.bootstrap import API_DIR
 from jupyter_sandbox.engine import Engine
 from jupyter_sandbox.errors import NotIsolated, SandboxDied, SandboxNotRunning
 from jupyter_sandbox.sandbox import AsyncSandbox
@@ -166,8 +167,10 @@ def test_nothing_of_the_host_is_given_unless_asked(engine_client):
     with Sandbox.create(docker=True, owner="test") as sandbox:
         attrs = engine_client.api.inspect_container(sandbox.core.container_id)
         host = attrs["HostConfig"]
-        # network "sandbox" (the default): one read-only file, its resolv.conf, and the product's own network
-        assert [(m["Destination"], m["RW"], m["Source"]) for m in attrs["Mounts"]] == [("/etc/resolv.conf", False, RESOLV_CONF)]
+        # network "sandbox" (the default): one read-only file, its resolv.conf, and the product's own network;
+        # with Docker, the sandbox's own socket directory, where it may create (never open) a socket.
+        assert sorted((m["Destination"], m["RW"], m["Source"]) for m in attrs["Mounts"]) == sorted([
+            ("/etc/resolv.conf", False, RESOLV_CONF), (API_DIR, True, os.path.dirname(sandbox.docker.socket))])
         assert not host.get("Binds")
         assert host["NetworkMode"] == NETWORK_NAME and not host["Privileged"]
         assert host["Runtime"] == "runsc-sandbox"

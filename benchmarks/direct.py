@@ -1,0 +1,170 @@
+"""The direct line to a sandbox's daemon (its API on a host socket) against local Docker, in one run.
+
+Runs the variants interleaved, so a noisy machine slows them alike, and
+prints median, p95 and min per variant, then the ratios the issue set goals for:
+
+    python benchmarks/direct.py                      # 15 line runs, 2 loads each
+    python benchmarks/direct.py --runs 5 --load-runs 1 --json out.json
+
+Lines (each a whole command, from start to its output):
+  %%sandbox_docker docker version / docker ps   one magic line in a real IPython shell,
+                                                which runs the host's docker CLI on the sandbox's socket
+  host docker version / docker ps               the host's docker CLI on the host engine (the goal's baseline)
+  exec path docker version                      what a line cost before: the docker CLI started inside
+                                                the sandbox through `docker exec`
+  docker-py version() on the socket             one API call from this process, no CLI start
+
+Loads: ``sb.docker.load(IMAGE)`` (the host engine's save stream into the
+sandbox's ``docker load`` through the socket) against the host's own
+``docker save IMAGE | docker load`` of the same image in the same run. The
+host already has the layers, so its load skips most of the writing: the
+sandbox's load is timed like that too (layers present) and new to it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import json
+import os
+import subprocess
+import sys
+import time
+from typing import Any
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from startup import summary, table, time_alternately  # noqa: E402
+
+from jupyter_sandbox.spec import DEFAULT_IMAGE  # noqa: E402
+
+LINE_GOAL = 2.0
+"""A magic line may take at most this many times the host CLI's time."""
+LOAD_GOAL = 0.7
+"""A load into a sandbox should reach at least this share of the host's throughput."""
+
+
+def image_bytes(image: str) -> int:
+    """The size of an image's ``docker save`` stream (what a load moves)."""
+    saved = subprocess.Popen(["docker", "save", image], stdout=subprocess.PIPE)
+    assert saved.stdout is not None
+    total = 0
+    while chunk := saved.stdout.read(1 << 20):
+        total += len(chunk)
+    saved.wait()
+    return total
+
+
+def lines(sandbox: Any, runs: int) -> dict[str, dict[str, float]]:
+    """Time one docker command as a magic line, on the host engine, through exec, and as a docker-py call."""
+    from IPython.core.interactiveshell import InteractiveShell
+
+    shell = InteractiveShell.instance()
+    shell.run_line_magic("load_ext", "jupyter_sandbox")
+    with contextlib.redirect_stdout(io.StringIO()):
+        shell.run_line_magic("sandbox", f"use {sandbox.name}")  # the kernel's current sandbox, as in a notebook
+    container = sandbox.core.container_id
+    client = sandbox.docker.client
+
+    def magic(command: str) -> Any:
+        def run() -> None:
+            with contextlib.redirect_stdout(io.StringIO()):
+                shell.run_cell_magic("sandbox_docker", "", command)
+            assert shell.user_ns["_exit_code"] == 0
+        return run
+
+    def host(*argv: str) -> Any:
+        return lambda: subprocess.run(["docker", *argv], check=True, capture_output=True)
+
+    return time_alternately({
+        "%%sandbox_docker docker version": magic("docker version"),
+        "host docker version": host("version"),
+        "%%sandbox_docker docker ps": magic("docker ps"),
+        "host docker ps": host("ps"),
+        "exec path docker version": host("exec", container, "docker", "version"),
+        "docker-py version() on the socket": lambda: client.version(),
+    }, runs)
+
+
+def loads(sandbox: Any, image: str, runs: int) -> dict[str, dict[str, float]]:
+    """Time loading ``image`` into the sandbox against the host's own save-and-load of it.
+
+    The host engine already has the image's layers, so its load reads the stream and writes
+    little; a load into the sandbox is timed both ways: new to it (every layer written by its
+    daemon) and with its layers already there (like the host's).
+    """
+
+    def ours() -> None:
+        process = sandbox.docker.load(image)
+        assert process.wait() == 0, process.stderr.read()
+
+    def fresh() -> None:
+        sandbox.docker("rmi", image).wait()  # untimed below: removed before each new load
+        start = time.monotonic()
+        ours()
+        timings.append(time.monotonic() - start)
+
+    def host() -> None:
+        subprocess.run(f"docker save {image} | docker load", shell=True, check=True, capture_output=True)
+
+    timings: list[float] = []
+    results = time_alternately({"sb.docker.load, new to the sandbox (total)": fresh,
+                                "sb.docker.load, layers present": ours,
+                                "host docker save | docker load (layers present)": host}, runs)
+    results["sb.docker.load, new to the sandbox"] = summary(timings)
+    del results["sb.docker.load, new to the sandbox (total)"]
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark and print (and optionally save) the results."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--image", default=DEFAULT_IMAGE, help="the sandbox's image")
+    parser.add_argument("--load-image", default=DEFAULT_IMAGE, help=f"the image to load (default {DEFAULT_IMAGE})")
+    parser.add_argument("--runs", type=int, default=15, help="runs of each line (default 15)")
+    parser.add_argument("--load-runs", type=int, default=2, help="loads of each kind (default 2)")
+    parser.add_argument("--json", help="also write the results to this file")
+    args = parser.parse_args(argv)
+
+    from jupyter_sandbox.sync import Sandbox
+
+    sandbox = Sandbox.start(Sandbox.prepare(f"uds-bench-{os.getpid()}", image=args.image, docker=True,
+                                            owner="benchmark", use_pool=False))
+    try:
+        line_results = lines(sandbox, args.runs)
+        size = image_bytes(args.load_image)
+        load_results = loads(sandbox, args.load_image, args.load_runs) if args.load_runs else {}
+    finally:
+        sandbox.terminate()
+
+    print(table({**line_results, **load_results}))
+    ratios = {
+        "version line / host": line_results["%%sandbox_docker docker version"]["median"]
+        / line_results["host docker version"]["median"],
+        "ps line / host": line_results["%%sandbox_docker docker ps"]["median"] / line_results["host docker ps"]["median"],
+        "exec path version / host": line_results["exec path docker version"]["median"]
+        / line_results["host docker version"]["median"],
+    }
+    print(f"\nline ratios (goal: at most {LINE_GOAL:g}x the host's docker CLI on the host engine):")
+    for label, ratio in ratios.items():
+        print(f"  {label:<28}{ratio:>6.2f}x")
+    throughput: dict[str, float] = {}
+    if load_results:
+        throughput = {label: size / 1e6 / stats["median"] for label, stats in load_results.items()}
+        host_rate = throughput["host docker save | docker load (layers present)"]
+        ratios["load throughput / host, layers present"] = throughput["sb.docker.load, layers present"] / host_rate
+        ratios["load throughput / host, new to the sandbox"] = throughput["sb.docker.load, new to the sandbox"] / host_rate
+        print(f"\nload of {args.load_image} ({size / 1e6:.0f} MB), goal: at least {LOAD_GOAL:g}x the host's throughput:")
+        for label, value in throughput.items():
+            print(f"  {label:<50}{value:>7.1f} MB/s")
+        for label in ("layers present", "new to the sandbox"):
+            print(f"  {'ratio, ' + label:<50}{ratios['load throughput / host, ' + label]:>7.2f}x")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "results": {**line_results, **load_results},
+                       "ratios": ratios, "load_mb_per_s": throughput, "load_bytes": size}, f, indent=2)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
