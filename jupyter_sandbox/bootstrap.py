@@ -86,10 +86,6 @@ if ! err=$(mount -t cgroup -o devices devices /sys/fs/cgroup/devices 2>&1); then
 fi
 wait
 ev cgroups done
-# With the host's network (runsc --network=host) ip_forward cannot be written; dockerd then
-# refuses to start unless told not to touch it (inner --network=host still works).
-{ read -r fwd < /proc/sys/net/ipv4/ip_forward && [ "$fwd" = 1 ]; } 2>/dev/null ||
-  { echo 1 > /proc/sys/net/ipv4/ip_forward; } 2>/dev/null || DOCKERD_FLAGS="$DOCKERD_FLAGS --ip-forward=false"
 
 # runsc before 2025-07 cannot setns into a nested PID namespace, so `docker exec` fails for
 # every inner container that has its own.  With SHARED_PID=1 the inner dockerd's default

@@ -426,6 +426,13 @@ class SandboxSpec:
         )
         if docker and spec.memory is not None and spec.memory < MIN_DOCKER_MEMORY:
             raise SpecError("memory", "a sandbox with Docker inside needs at least 128Mi", fix="use e.g. '512Mi'")
+        if docker and spec.network == "host":
+            raise SpecError(
+                "network",
+                "'host' cannot be combined with docker=True: a Docker daemon needs NET_ADMIN, and on the host's "
+                "network stack it would reconfigure the host itself (dockerd deletes the host's docker0 bridge at start)",
+                fix="use network='sandbox' (the default: the internet, without the host), or 'none'",
+            )
         if docker and spec.pids is not None and spec.pids < MIN_DOCKER_PIDS:
             raise SpecError("pids", f"a sandbox with Docker inside needs at least {MIN_DOCKER_PIDS}", fix="use e.g. 512")
         return spec

@@ -6,12 +6,14 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import warnings
 
 import pytest
 from sandbox_test_support import container_exists, unique_name
 
 from jupyter_sandbox import Sandbox
 from jupyter_sandbox import labels as L
+from jupyter_sandbox.errors import SpecError
 from jupyter_sandbox.spec import host_pids_limit
 
 pytestmark = pytest.mark.integration
@@ -218,11 +220,25 @@ def test_uploads_send_links_as_links_and_never_read_what_they_point_to(tmp_path,
         assert str(secret) in text and "host secret" not in text and "a\n" in text
 
 
-def test_docker_inside_a_sandbox_on_the_host_network_starts_and_runs(test_images, no_leaks):
-    with create("nethost", docker=True, network="host") as sandbox:  # dockerd used to exit: ip_forward not writable
-        dockerd = sandbox.run(["sh", "-c", "tr '\\0' ' ' < /proc/$(cat /run/jupyter-sandbox/dockerd.pid)/cmdline"])
-        assert "--ip-forward=false" in dockerd.stdout.read()
-        assert sandbox.docker.load(test_images["tiny"]).wait() == 0
-        run = sandbox.docker.run(test_images["tiny"], "echo", "hi", rm=True, network="host")
-        assert run.wait() == 0, run.stderr.read()
-        assert run.stdout.read() == "hi\n"
+def test_docker_on_the_host_network_is_refused_and_a_host_sandbox_cannot_touch_host_links(test_images, no_leaks):
+    """dockerd on the host's network stack (with the NET_ADMIN it needs) deleted the host's docker0 bridge at
+    start, and could reconfigure any host interface: refused before anything is created. A plain host-network
+    sandbox has no NET_ADMIN, so it cannot change the host's links."""
+    with pytest.raises(SpecError) as caught:
+        Sandbox.create(unique_name("hd-nethost"), docker=True, network="host", owner="test", use_pool=False)
+    assert caught.value.field == "network" and "docker0" in caught.value.message and "'sandbox'" in caught.value.fix
+    bridge = f"hd{os.urandom(3).hex()}"
+    subprocess.run(["ip", "link", "add", bridge, "type", "bridge"], check=True)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            sandbox = Sandbox.create(unique_name("hd-nethost"), image=test_images["tiny"], network="host", owner="test",
+                                     use_pool=False)
+        try:
+            deleted = sandbox.run(["busybox", "ip", "link", "del", bridge])
+            assert deleted.exit_code != 0 and "Permission denied" in deleted.stderr.read()
+        finally:
+            sandbox.terminate()
+        assert subprocess.run(["ip", "link", "show", bridge], capture_output=True).returncode == 0
+    finally:
+        subprocess.run(["ip", "link", "del", bridge], capture_output=True)

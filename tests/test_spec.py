@@ -85,7 +85,7 @@ def test_from_dict_refuses_unknown_fields_and_wrong_types():
 
 
 def test_round_trip_through_dict():
-    spec = SandboxSpec.parse("rt", docker=True, cpu="500m", memory="1Gi", network="host", env={"A": "1"}, timeout=9)
+    spec = SandboxSpec.parse("rt", docker=True, cpu="500m", memory="1Gi", network="none", env={"A": "1"}, timeout=9)
     assert SandboxSpec(**spec.to_dict()) == spec
     assert spec.cpu == 0.5 and format_memory(spec.memory) == "1Gi"
 
