@@ -116,7 +116,7 @@ def rewrite(project: dict[str, Any]) -> Rewrite:
                 raise ComposeNotSupported(
                     f"Services {owner!r} and {name!r} both listen on port {target}/{protocol}, and inside a sandbox "
                     "all services share one network stack.",
-                    fix=f"make one of them listen on another port (its command or environment), or run them in two sandboxes",
+                    fix="make one of them listen on another port (its command or environment), or run them in two sandboxes",
                 )
     rewritten = {key: value for key, value in project.items() if key != "networks"}
     rewritten["services"] = services

@@ -20,7 +20,7 @@ from .errors import DockerNotEnabled, SandboxError
 import docker.errors as docker_errors
 
 from . import hostcli
-from .errors import DockerNotEnabled, ImageNotFound, SandboxError
+from .errors import ImageNotFound
 from .files import iterate_file, tar_stream
 from .hostcli import HostProcess
 from .process import AsyncProcess

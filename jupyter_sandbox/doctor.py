@@ -160,12 +160,12 @@ def run_checks() -> list[Check]:
             checks.append(Check(f"runsc runtime for network '{network}'", False,
                                 f"registered as {', '.join(names)}, but {', '.join(missing)} does not exist", SETUP,
                                 required=network != "host"))
-    checks.append(check_host_uds(registered))
             continue
         checks.append(Check(f"runsc runtime for network '{network}'", bool(names),
                             f"registered as {', '.join(names)}" if names else "not registered",
                             f"{SETUP}, or merge {wanted} into /etc/docker/daemon.json and SIGHUP dockerd",
                             required=network != "host"))
+    checks.append(check_host_uds(registered))
     try:
         call(engine.image, DEFAULT_IMAGE)
         checks.append(Check("default image", True, DEFAULT_IMAGE))

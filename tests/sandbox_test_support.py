@@ -47,18 +47,3 @@ def server_config(**sandbox_manager: Any) -> dict[str, Any]:
         config["SandboxManager"] = sandbox_manager
     return config
 
-
-def debian_mirror() -> str:
-    """The Debian mirror this machine's apt sources already use (the one outside address tests may ask once)."""
-    import glob
-    import re
-
-    for path in sorted(glob.glob("/etc/apt/sources.list.d/*.sources")):
-        for uri in re.findall(r"^URIs:\s*(\S+)", open(path).read(), flags=re.M):
-            if "security" not in uri:
-                return uri.rstrip("/")
-    for line in open("/etc/apt/sources.list") if os.path.exists("/etc/apt/sources.list") else []:
-        words = line.split()
-        if words[:1] == ["deb"] and "security" not in line:
-            return next(w for w in words if w.startswith("http")).rstrip("/")
-    raise AssertionError("no Debian mirror in the apt sources")

@@ -99,7 +99,7 @@ def compose(sb, tiny, folder, verbs):
     project = folder / unique_name("fidelity")  # compose makes the project's name (and image names) from it
     project.mkdir()
     (project / "compose.yaml").write_text(
-        f"services:\n  app:\n    build: .\n    command: sleep 300\n")
+        "services:\n  app:\n    build: .\n    command: sleep 300\n")
     (project / "Dockerfile").write_text(f"FROM {tiny}\nRUN echo built > /built\n")
     try:
         return all(ran(sb.docker.compose(*verb, project_dir=project)) for verb in verbs)

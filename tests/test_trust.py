@@ -8,9 +8,10 @@ import tarfile
 from urllib.parse import urlsplit
 
 import pytest
-from sandbox_test_support import debian_mirror, unique_name
+from sandbox_test_support import unique_name
 
 from jupyter_sandbox import trust
+from jupyter_sandbox.doctor import debian_mirror
 from jupyter_sandbox.errors import SpecError
 from jupyter_sandbox.sync import Sandbox
 
