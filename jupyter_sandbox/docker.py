@@ -15,12 +15,11 @@ import os
 import time
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
 
-from . import compose as compose_rewrite
-from .errors import DockerNotEnabled, SandboxError
 import docker.errors as docker_errors
 
+from . import compose as compose_rewrite
 from . import hostcli
-from .errors import ImageNotFound
+from .errors import DockerNotEnabled, ImageNotFound, SandboxError
 from .files import iterate_file, tar_stream
 from .hostcli import HostProcess
 from .process import AsyncProcess
