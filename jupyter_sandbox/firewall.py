@@ -26,14 +26,13 @@ what Docker itself uses, so our rules land in the same backend as its ``DOCKER-U
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import ipaddress
 import json
 import os
 import subprocess
-from typing import Any, Iterator
+from typing import Any
 
+from .locks import host_lock
 from .network import BRIDGE, STATE_DIR, host_addresses
 
 RULES_DIR = os.path.join(STATE_DIR, "egress")
@@ -55,17 +54,6 @@ class FirewallError(RuntimeError):
 def sandbox_chain(container_id: str) -> str:
     """The policy chain of one sandbox (chain names are limited to 28 characters)."""
     return SANDBOX_CHAIN_PREFIX + container_id[:12]
-
-
-@contextlib.contextmanager
-def _locked() -> Iterator[None]:
-    os.makedirs(RULES_DIR, exist_ok=True)
-    with open(LOCK_PATH, "a+") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _run(argv: list[str], stdin: str | None = None) -> str:
@@ -193,7 +181,7 @@ def _sync(servers: list[str]) -> None:
 
 def ensure_base(servers: list[str]) -> None:
     """Install (or repair) the bridge's chains and jumps; existing sandboxes' rules are kept."""
-    with _locked():
+    with host_lock(LOCK_PATH):
         _sync(servers)
 
 
@@ -211,7 +199,8 @@ def install(record: dict[str, Any], servers: list[str]) -> None:
             (``[{"entry", "cidr", "port"}]`` for a list).
         servers: The nameservers sandboxes may query.
     """
-    with _locked():
+    with host_lock(LOCK_PATH):
+        os.makedirs(RULES_DIR, exist_ok=True)
         path = record_path(record["container"])
         for other in _records():  # an address is given out again after its sandbox went: the new one wins
             if other["ip"] == record["ip"] and other["container"] != record["container"]:
@@ -232,14 +221,14 @@ def _forget(container_id: str) -> bool:
 
 def remove(container_ids: list[str], servers: list[str]) -> None:
     """Remove the rules of sandboxes (unknown ids are ignored)."""
-    with _locked():
+    with host_lock(LOCK_PATH):
         if any([_forget(cid) for cid in container_ids]):
             _sync(servers)
 
 
 def keep_only(container_ids: set[str], servers: list[str]) -> None:
     """Remove the rules of every sandbox not in ``container_ids`` (those removed behind the product's back)."""
-    with _locked():
+    with host_lock(LOCK_PATH):
         gone = [r["container"] for r in _records() if r["container"] not in container_ids]
         if gone:
             for cid in gone:
@@ -258,7 +247,7 @@ def record_of(container_id: str) -> dict[str, Any] | None:
 
 def remove_all() -> None:
     """Remove every rule, chain and jump this module installed (with the product's network)."""
-    with _locked():
+    with host_lock(LOCK_PATH):
         for family, restore in ((4, "iptables-restore"), (6, "ip6tables-restore")):
             current = saved(family)
             have = _chains(current)

@@ -11,7 +11,6 @@ a member is never handed out twice, even to two processes at once.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import json
 import logging
@@ -20,7 +19,7 @@ import secrets
 import tempfile
 import time
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import anyio
 
@@ -28,6 +27,7 @@ from . import labels as L
 from .engine import Engine
 from .errors import SandboxError, SandboxExists
 from .events import Phase, State
+from .locks import host_lock
 from .bootstrap import InitReport
 from .spec import SandboxSpec
 from .status import READY, derive_state
@@ -51,16 +51,6 @@ def pool_key(spec: SandboxSpec) -> str:
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
 
-@contextlib.contextmanager
-def _host_lock() -> Iterator[None]:
-    with open(LOCK_PATH, "a+") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
 async def _members(engine: Engine, key: str | None = None) -> list[Any]:
     label = f"{L.POOL_KEY}={key}" if key else f"{L.POOL}=1"
     containers = await engine.call(lambda: engine.client.containers.list(filters={"label": label, "status": "running"}, ignore_removed=True))
@@ -82,7 +72,7 @@ async def claim(sandbox: "AsyncSandbox") -> bool:
             continue  # still starting, or its daemon failed
 
         def rename() -> str:
-            with _host_lock():
+            with host_lock(LOCK_PATH):
                 try:
                     engine.client.api.rename(candidate.name, target)
                     return "claimed"
