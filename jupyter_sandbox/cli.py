@@ -29,7 +29,12 @@ def add_spec_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--memory", help="memory limit, e.g. 512Mi or 4Gi")
     parser.add_argument("--network", choices=NETWORK_MODES, help="none (default, loopback only), host, or sandbox")
     parser.add_argument("--env", action="append", metavar="KEY=VALUE", help="environment variable (repeatable)")
-    parser.add_argument("--timeout", help="seconds the startup may take (default 30)")
+    parser.add_argument("--timeout", help="seconds the startup may take (default 30, preloaded images included)")
+    parser.add_argument("--disk", help="size of the Docker disk store, e.g. 8Gi (default: half of --memory, or 4Gi "
+                        "without one); it is sandbox memory")
+    parser.add_argument("--storage", choices=("overlay2", "vfs"), help="inner dockerd storage driver (default overlay2)")
+    parser.add_argument("--image-load", action="append", dest="images", metavar="IMAGE",
+                        help="host image to load into the sandbox's Docker before it is ready (repeatable)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -110,7 +115,8 @@ def cmd_create(args: argparse.Namespace) -> int:
     from .terminal import JsonLines, LiveProgress
 
     core = Sandbox.prepare(args.name, docker=args.docker, image=args.image, cpu=args.cpu, memory=args.memory,
-                           network=args.network, env=args.env, timeout=args.timeout, owner="cli")
+                           network=args.network, env=args.env, timeout=args.timeout, disk=args.disk,
+                           storage=args.storage, images=args.images, owner="cli")
     lines = JsonLines() if args.json else None
     try:
         if lines is not None:
@@ -278,7 +284,8 @@ def cmd_pool(args: argparse.Namespace) -> int:
         err.print(f"removed {call(drain_all)} pool members")
         return 0
     template = SandboxSpec.parse("template", docker=args.docker, image=args.image, cpu=args.cpu, memory=args.memory,
-                                 network=args.network, env=args.env, timeout=args.timeout)
+                                 network=args.network, env=args.env, timeout=args.timeout, disk=args.disk,
+                                 storage=args.storage, images=args.images)
     pool = WarmPool([template], size=args.size, max_age=args.max_age)
     if args.once:
         call(pool.fill)

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Any, Iterable, Iterator
+import time
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
 
 from .errors import DockerNotEnabled, SandboxError
 from .files import iterate_file, tar_stream
@@ -162,17 +163,50 @@ class AsyncDocker:
         await self._sandbox.files.upload(local, remote)
         return await self("compose", "--project-directory", remote, *args, timeout=timeout, workdir=remote)
 
-    async def load(self, image: str, timeout: float | None = None) -> AsyncProcess:
+    async def load(self, image: str, timeout: float | None = None,
+                   on_progress: Callable[[int, float], None] | None = None) -> AsyncProcess:
         """Copy an image from the host engine into the sandbox's daemon (``docker save | docker load``).
+
+        Args:
+            on_progress: Called with (bytes sent, seconds) from the thread feeding the copy.
 
         Raises:
             ImageNotFound: If the host engine does not have it.
         """
-        engine = self._sandbox.engine
-        await engine.image(image)
+        await self._sandbox.wait_ready()
+        return await load_image(self._sandbox, image, timeout=timeout, on_progress=on_progress)
 
-        def chunks() -> Iterator[bytes]:  # runs in the stdin thread, off the event loop
-            yield from engine.client.api.get_image(image)
 
-        return await self("load", stdin=chunks(), timeout=timeout)
+async def load_image(sandbox: "AsyncSandbox", image: str, *, timeout: float | None = None,
+                     on_progress: Callable[[int, float], None] | None = None) -> AsyncProcess:
+    """Start copying a host image into a sandbox's daemon, without waiting for the sandbox to be ready.
 
+    The one transport every load goes through (``load()`` and the images
+    preloaded during startup): today ``docker save`` streamed into ``docker load``
+    run in the sandbox.
+
+    Args:
+        on_progress: Called with (bytes sent so far, seconds since the start), in the feeding thread.
+
+    Raises:
+        ImageNotFound: If the host engine does not have the image.
+    """
+    if not sandbox.spec.docker:
+        raise DockerNotEnabled(f"Sandbox {sandbox.name!r} was created without Docker inside.",
+                               fix="create one with docker=True (`%sandbox create --docker`, `jupyter sandbox create --docker`)")
+    engine = sandbox.engine
+    await engine.image(image)
+    started = time.monotonic()
+
+    def chunks() -> Iterator[bytes]:  # runs in the stdin thread, off the event loop
+        sent = 0
+        for chunk in engine.client.api.get_image(image):
+            yield chunk
+            sent += len(chunk)
+            if on_progress is not None:
+                on_progress(sent, time.monotonic() - started)
+
+    process = await sandbox.exec(["docker", "load"], stdin=chunks(), timeout=timeout)
+    argv = ["docker", "load"]
+    process.explain = lambda stderr: explain_failure(argv, stderr, sandbox.spec.network)
+    return process

@@ -15,6 +15,7 @@ from .bootstrap import DOCKERD_LOG, RESTART_SIGNAL, InitReport, InitReportParser
 from .engine import Engine
 from .errors import (
     DaemonTimeout,
+    disk_full,
     DockerdCrashed,
     SandboxError,
     SandboxNotFound,
@@ -55,6 +56,7 @@ class AsyncSandbox(StartupMixin):
         self._ready = False
         self._started = time.monotonic()
         self._log_tail_at_timeout = ""
+        self._preload_sizes: dict[str, int] = {}
         from .docker import AsyncDocker
         from .files import AsyncFiles
 
@@ -222,10 +224,12 @@ class AsyncSandbox(StartupMixin):
         else:
             argv = list(command)
         try:
-            return await AsyncProcess.start(self.engine, self.container_id, argv, env=env, workdir=workdir, user=user,
-                                            timeout=timeout, stdin=stdin, sandbox=self.name)
+            process = await AsyncProcess.start(self.engine, self.container_id, argv, env=env, workdir=workdir, user=user,
+                                               timeout=timeout, stdin=stdin, sandbox=self.name)
         except SandboxError as error:
             raise await self._explain_exec_failure(error) from None
+        process.disk_full = lambda tail: disk_full(self.name, self.spec.disk, self.spec.memory, detail=tail.strip()[-2000:] or None)
+        return process
 
     async def _explain_exec_failure(self, error: SandboxError) -> SandboxError:
         cause = error.__cause__

@@ -154,6 +154,11 @@ class Process:
         """After a failure, the likely cause and fix, if known."""
         return self.core.hint
 
+    @property
+    def error(self) -> SandboxError | None:
+        """After a failure that printed "no space left on device", the typed :class:`DiskFull` error."""
+        return self.core.error
+
     def wait(self) -> int:
         """Wait for it to end; returns the exit code (output kept in ``stdout``/``stderr``)."""
         return call(self.core.wait)
@@ -313,7 +318,8 @@ class Sandbox:
     @classmethod
     def create(cls, name: str | None = None, *, docker: bool = False, image: str | None = None, cpu: Any = None,
                memory: Any = None, network: str | None = None, env: Any = None, timeout: Any = None,
-               on_event: Listener | None = None, owner: str = "api") -> "Sandbox":
+               on_event: Listener | None = None, owner: str = "api", disk: Any = None, storage: str | None = None,
+               images: Any = None) -> "Sandbox":
         """Create a sandbox and wait until it is ready.
 
         Args:
@@ -327,9 +333,13 @@ class Sandbox:
             timeout: Seconds the startup may take (default 30).
             on_event: Called with each :class:`ProgressEvent` (in the loop's thread).
             owner: Recorded in the labels (``api``, ``cli``, ``kernel``...).
+            disk: Size of the Docker disk store such as ``"8Gi"`` (default: half of ``memory``, or 4Gi
+                without a memory limit); it is sandbox memory, so it must leave 256Mi of ``memory`` free.
+            storage: The inner dockerd's storage driver, ``"overlay2"`` (default) or ``"vfs"``.
+            images: Host images loaded into the sandbox's daemon before it is ready, one progress phase each.
         """
         core = cls.prepare(name, docker=docker, image=image, cpu=cpu, memory=memory, network=network, env=env,
-                           timeout=timeout, owner=owner)
+                           timeout=timeout, owner=owner, disk=disk, storage=storage, images=images)
         if on_event is not None:
             core.events.add_listener(on_event)
         call(core.start)

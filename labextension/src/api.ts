@@ -52,6 +52,8 @@ export interface ICreateRequest {
   docker?: boolean;
   cpu?: string;
   memory?: string;
+  /** The Docker disk store's size, e.g. `2Gi`. */
+  disk?: string;
   network?: string;
 }
 

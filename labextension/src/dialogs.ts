@@ -13,7 +13,7 @@ const NETWORK_MODES = [
   ['sandbox', "sandbox (gVisor's own stack)"]
 ];
 
-/** The create form: name, image, Docker on/off, cpu, memory, network. */
+/** The create form: name, image, Docker on/off, cpu, memory, disk, network. */
 export class CreateSandboxForm extends Widget {
   constructor() {
     super();
@@ -30,6 +30,12 @@ export class CreateSandboxForm extends Widget {
     this.node.appendChild(dockerLabel);
     this._cpu = this._field('CPU', 'input', 'cpu', 'e.g. 1, 0.5 or 500m (no limit if empty)');
     this._memory = this._field('Memory', 'input', 'memory', 'e.g. 512Mi or 2Gi (no limit if empty)');
+    this._disk = this._field(
+      'Disk',
+      'input',
+      'disk',
+      'Docker disk store, e.g. 2Gi (half the memory, or 4Gi, if empty)'
+    );
     const network = this._field('Network', 'select', 'network', '') as unknown as HTMLSelectElement;
     for (const [value, text] of NETWORK_MODES) {
       const option = document.createElement('option');
@@ -55,6 +61,9 @@ export class CreateSandboxForm extends Widget {
     }
     if (text(this._memory)) {
       body.memory = text(this._memory);
+    }
+    if (text(this._disk)) {
+      body.disk = text(this._disk);
     }
     return body;
   }
@@ -85,6 +94,7 @@ export class CreateSandboxForm extends Widget {
   private _docker: HTMLInputElement;
   private _cpu: HTMLInputElement;
   private _memory: HTMLInputElement;
+  private _disk: HTMLInputElement;
   private _network: HTMLSelectElement;
 }
 
