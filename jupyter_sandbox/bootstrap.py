@@ -175,18 +175,21 @@ PRELOADED = "/run/jupyter-sandbox/preloaded"
 """Created by the host once the images to preload are in the sandbox's daemon; ready waits for it."""
 
 
-def init_command(docker: bool, disk: int | None = None, storage: str = "overlay2", preload: int = 0) -> list[str]:
+def init_command(docker: bool, disk: int | None = None, storage: str | None = None, preload: int = 0) -> list[str]:
     """The container command that runs the init script.
 
     Args:
         docker: Start dockerd.
-        disk: Size in bytes of the disk store (``None``: dockerd's data on the root filesystem).
-        storage: dockerd's storage driver.
+        disk: Size in bytes of the disk store the engine mounts at :data:`DISK_PATH`
+            (``None``: no store, dockerd's data on the root filesystem).
+        storage: dockerd's storage driver (default: overlay2 on a store, vfs without one,
+            as overlay2 cannot run on gVisor's root overlay).
         preload: How many images the host loads before the sandbox is ready.
     """
     if not docker:
         return ["/bin/sh", "-c", LAUNCHER, INIT_SCRIPT, "plain"]
-    return ["/bin/sh", "-c", LAUNCHER, INIT_SCRIPT, "docker", str(disk or ""), storage, str(preload)]
+    driver = storage or ("overlay2" if disk else "vfs")
+    return ["/bin/sh", "-c", LAUNCHER, INIT_SCRIPT, "docker", str(disk or ""), driver, str(preload)]
 
 
 _LINE = re.compile(r"^@@jupyter-sandbox (\S+) (\S+) (\S+) ?(.*)$")

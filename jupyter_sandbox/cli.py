@@ -208,7 +208,10 @@ def cmd_docker(args: argparse.Namespace) -> int:
 def cmd_load(args: argparse.Namespace) -> int:
     from .sync import Sandbox
 
-    return stream_process(Sandbox.get(args.name).docker.load(args.image))
+    from .streaming import load_progress
+
+    report = load_progress(lambda line: err.print(line.rstrip(), style="dim"))
+    return stream_process(Sandbox.get(args.name).docker.load(args.image, on_progress=report))
 
 
 def cmd_logs(args: argparse.Namespace) -> int:
