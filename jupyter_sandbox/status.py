@@ -56,6 +56,7 @@ class SandboxInfo:
         docker: Whether it has a Docker daemon inside.
         cpu: CPU limit, if any.
         memory: Memory limit such as ``512Mi``, if any.
+        disk: Size of the Docker disk store such as ``2Gi``, if it has one.
         network: Network mode.
         owner: Who created it (``cli``, ``kernel``, ``server``, ``api``, ``pool``).
         pool: True while it waits in the warm pool.
@@ -75,6 +76,7 @@ class SandboxInfo:
     cpu: float | None = None
     memory: str | None = None
     network: str = "none"
+    disk: str | None = None
     owner: str = ""
     pool: bool = False
     created: float | None = None
@@ -138,6 +140,7 @@ def info_from_container(attrs: Mapping[str, Any], reports: list[InitReport], pha
         cpu=spec.cpu if spec else None,
         memory=format_memory(spec.memory) if spec else None,
         network=spec.network if spec else "",
+        disk=format_memory(spec.disk) if spec else None,
         owner=labels.get(L.OWNER, ""),
         pool=L.in_pool(attrs.get("Name", "")),
         created=float(labels[L.CREATED]) if labels.get(L.CREATED) else None,

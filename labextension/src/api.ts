@@ -35,6 +35,8 @@ export interface ISandboxInfo {
   docker: boolean;
   cpu: number | null;
   memory: string | null;
+  /** The Docker disk store's size, e.g. `2Gi` (null without Docker). */
+  disk: string | null;
   network: string;
   owner: string;
   pool: boolean;

@@ -104,6 +104,7 @@ function SandboxCard(props: {
   const limits = [
     info.cpu !== null ? `${info.cpu} CPU` : 'no CPU limit',
     info.memory ? `${info.memory} memory` : 'no memory limit',
+    ...(info.disk ? [`${info.disk} disk`] : []),
     `network ${info.network || 'none'}`
   ].join(' · ');
   const run = (id: string) => () => void commands.execute(id, { name: info.name });
