@@ -221,6 +221,8 @@ class PhaseRow:
     duration: float | None = None
     message: str = ""
     detail: str = ""
+    announced: bool = False
+    """Whether its own ``started`` event arrived (later ones only update the message)."""
 
 
 class PhaseTracker:
@@ -255,7 +257,9 @@ class PhaseTracker:
             return
         index = self.rows.index(row)
         if event.state == State.STARTED:
-            row.status, row.started = "running", event.elapsed
+            if not row.announced:  # a repeated started is a progress update: the phase began at the first
+                row.started, row.announced = event.elapsed, True
+            row.status = "running"
         else:
             if row.started is None:
                 previous = [r for r in self.rows[:index] if r.duration is not None and r.started is not None]

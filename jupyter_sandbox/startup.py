@@ -299,7 +299,7 @@ class StartupMixin:
         if report.phase == Phase.STORAGE.value:
             return SandboxStartFailed(
                 f"Could not mount the disk store of sandbox {self.name!r}: {report.message}",
-                fix="create it with storage='vfs' to do without overlays, and report the message above",
+                fix="use an image with util-linux's mount (the default image has it); the message above says what failed",
             )
         if report.phase == Phase.CGROUPS.value:
             return SandboxStartFailed(

@@ -70,10 +70,13 @@ def test_each_preloaded_image_gets_a_row_before_ready():
     tracker = PhaseTracker(docker=True, images=["a:1"])
     tracker.update(event("answering", "done", 1.0))
     tracker.update(event("load:b:2", "started", 1.1))
+    tracker.update(event("load:b:2", "started", 2.1, "b:2: 50 of ~100 MB, 50 MB/s"))  # progress keeps the start
     names = [row.phase.value for row in tracker.rows]
     assert names[-3:] == ["load:a:1", "load:b:2", "ready"]
     assert tracker.rows[-2].phase.label == "Image loaded: b:2" and tracker.current is tracker.rows[-3]
     assert event("load:b:2", "done", 1.2).label == "Image loaded: b:2"
+    tracker.update(event("load:b:2", "done", 3.1))
+    assert round(tracker.rows[-2].duration, 2) == 2.0 and tracker.rows[-2].status == "done"
     assert "storage" in names and PhaseTracker(docker=False).rows[-1].phase.value == "ready"
 
 
