@@ -96,17 +96,21 @@ def main(argv: list[str] | None = None) -> int:
     mine: list[dict[str, float]] = []
     bare: list[dict[str, float]] = []
     singles: list[dict[str, float]] = []
+    bare_singles: list[dict[str, float]] = []
     for round_ in range(args.rounds):
         singles += anyio.run(ours, 1, 100 + round_)
+        bare_singles += floor(1, 100 + round_)
         mine += anyio.run(ours, args.count, round_)
         bare += floor(args.count, round_)
-    ours_at, floor_at, single_at = medians(mine), medians(bare), medians(singles)
-    print(f"{'phase ended (s since start)':<28}{'ours x1':>9}{f'ours x{args.count}':>9}{f'floor x{args.count}':>10}{'ours-floor':>11}")
+    columns = {"ours x1": medians(singles), "floor x1": medians(bare_singles),
+               f"ours x{args.count}": medians(mine), f"floor x{args.count}": medians(bare)}
+    print(f"{'phase ended (s since start)':<28}" + "".join(f"{label:>11}" for label in columns))
     for phase in [p.value for p in DOCKER_PHASES]:
-        o, f, s = ours_at.get(phase), floor_at.get(phase), single_at.get(phase)
-        cells = [f"{v:8.2f}s" if v is not None else f"{'-':>9}" for v in (s, o)]
-        print(f"{phase:<28}{cells[0]}{cells[1]}{(f'{f:9.2f}s' if f is not None else f'{chr(45):>10}')}"
-              f"{(f'{o - f:+10.2f}s' if o is not None and f is not None else '')}")
+        cells = [column.get(phase) for column in columns.values()]
+        print(f"{phase:<28}" + "".join(f"{v:10.2f}s" if v is not None else f"{'-':>11}" for v in cells))
+    ready = [column.get("ready") for column in columns.values()]
+    if all(ready):
+        print(f"\nready, {args.count} at once / one: ours {ready[2] / ready[0]:.2f}x, floor {ready[3] / ready[1]:.2f}x")
     return 0
 
 
