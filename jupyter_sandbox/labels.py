@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import socket
@@ -105,7 +106,8 @@ def spec_from_labels(labels: Mapping[str, str]) -> SandboxSpec:
     """Rebuild the spec a sandbox was created with from its labels."""
     data = json.loads(labels.get(SPEC, "{}") or "{}")
     data.setdefault("name", labels.get(NAME, "unknown"))
-    return SandboxSpec(**data)
+    known = {f.name for f in dataclasses.fields(SandboxSpec)}
+    return SandboxSpec(**{k: v for k, v in data.items() if k in known})  # a newer version's fields are skipped
 
 
 def owner_alive(labels: Mapping[str, str]) -> bool | None:
