@@ -21,7 +21,7 @@ MAX_TIMEOUT = 3600.0
 MIN_MEMORY = 6 * 1024**2
 MIN_DOCKER_MEMORY = 128 * 1024**2
 STORAGE_DRIVERS = ("overlay2", "vfs")
-DISK_HEADROOM = 256 * 1024**2
+DISK_HEADROOM = 128 * 1024**2
 """Memory a Docker-enabled sandbox keeps besides its disk store: dockerd, the processes, gVisor itself."""
 DEFAULT_DISK_UNLIMITED = 4 * 1024**3
 """The disk store's size when no memory limit is set (PLATFORM.md's recipe; pages are used only as it fills)."""
@@ -261,11 +261,12 @@ def default_disk(memory: int | None) -> int:
     """The disk store's size when a create gives none: half the memory limit, or 4 GiB without one.
 
     The store is a tmpfs inside the sandbox, so its pages are sandbox memory:
-    half leaves the other half for dockerd, containers and processes.
+    half leaves the other half for dockerd, containers and processes (and never
+    less than :data:`DISK_HEADROOM`).
     """
     if memory is None:
         return DEFAULT_DISK_UNLIMITED
-    return max(MIN_DISK, (memory // 2) // 2**20 * 2**20)
+    return max(MIN_DISK, min(memory // 2, memory - DISK_HEADROOM) // 2**20 * 2**20)
 
 
 def parse_disk(value: Any, *, memory: int | None, docker: bool) -> int | None:
@@ -276,7 +277,7 @@ def parse_disk(value: Any, *, memory: int | None, docker: bool) -> int | None:
 
     Raises:
         SpecError: If it is not a size, is below 64Mi, is given without
-            Docker, or does not leave 256Mi of ``memory`` for everything else.
+            Docker, or does not leave 128Mi of ``memory`` for everything else.
     """
     size = parse_size(value, "disk")
     if not docker:

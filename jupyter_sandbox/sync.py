@@ -334,7 +334,7 @@ class Sandbox:
             on_event: Called with each :class:`ProgressEvent` (in the loop's thread).
             owner: Recorded in the labels (``api``, ``cli``, ``kernel``...).
             disk: Size of the Docker disk store such as ``"8Gi"`` (default: half of ``memory``, or 4Gi
-                without a memory limit); it is sandbox memory, so it must leave 256Mi of ``memory`` free.
+                without a memory limit); it is sandbox memory, so it must leave 128Mi of ``memory`` free.
             storage: The inner dockerd's storage driver, ``"overlay2"`` (default) or ``"vfs"``.
             images: Host images loaded into the sandbox's daemon before it is ready, one progress phase each.
         """

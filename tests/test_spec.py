@@ -67,7 +67,7 @@ def test_bad_names(value, field, words):
     ({"docker": True, "disk": "8 parsecs"}, "disk", "unknown unit"),
     ({"docker": True, "disk": "1Mi"}, "disk", "below the smallest store"),
     ({"docker": True, "memory": "1Gi", "disk": "1Gi"}, "disk", "does not fit in memory 1Gi"),
-    ({"docker": True, "memory": "200Mi"}, "memory", "no room for the disk store"),
+    ({"docker": True, "memory": "150Mi"}, "memory", "no room for the disk store"),
     ({"disk": "1Gi"}, "disk", "with Docker inside"),
     ({"docker": True, "storage": "zfs"}, "storage", "not a storage choice"),
     ({"images": ["x"]}, "images", "this sandbox has none"),
@@ -127,4 +127,6 @@ def test_disk_defaults_to_half_the_memory_and_says_how_to_fit():
     assert SandboxSpec.from_dict(spec.to_dict()) == spec  # as REST bodies and labels carry it
     with pytest.raises(SpecError) as caught:
         SandboxSpec.parse("a", docker=True, memory="1Gi", disk="2Gi")
-    assert "raise memory to at least 2304Mi, or lower disk to at most 768Mi" in caught.value.fix
+    assert "raise memory to at least 2176Mi, or lower disk to at most 896Mi" in caught.value.fix
+    assert SandboxSpec.parse("a", docker=True, memory="300Mi").disk == 150 * 2**20
+    assert SandboxSpec.parse("a", docker=True, memory="200Mi").disk == 72 * 2**20

@@ -106,7 +106,7 @@ def test_writes_past_the_disk_fail_inside_with_enospc_and_a_typed_error_outside(
     ({"disk": "lots"}, "disk"),
     ({"disk": "1Mi"}, "disk"),
     ({"memory": "1Gi", "disk": "1Gi"}, "disk"),
-    ({"memory": "200Mi"}, "memory"),
+    ({"memory": "150Mi"}, "memory"),
     ({"images": ["has space"]}, "images"),
 ])
 def test_bad_disk_values_are_refused_before_anything_is_created(fields: dict, field: str, no_leaks: None) -> None:
