@@ -223,14 +223,19 @@ class DiskFull(SandboxError):
 ENOSPC_TEXT = "no space left on device"
 
 
-def disk_full(sandbox: str, disk: int | None, memory: int | None = None, detail: str | None = None) -> DiskFull:
-    """The error for a sandbox whose disk store (of ``disk`` bytes) is full, with the fix."""
+def disk_full(sandbox: str, disk: int | None, memory: int | None = None, detail: str | None = None,
+              at_least: int = 0) -> DiskFull:
+    """The error for a sandbox whose disk store (of ``disk`` bytes) is full, with the fix.
+
+    Args:
+        at_least: Bytes the store needs, when known (the fix then suggests at least that).
+    """
     from .spec import format_memory
 
     size = format_memory(disk) if disk else None
     if size:
         message = f"The sandbox's disk ({size}) is full: a write in sandbox {sandbox!r} failed with \"no space left on device\"."
-        bigger = format_memory(disk * 2)
+        bigger = format_memory(-(-max(disk * 2, at_least) // 2**30) * 2**30 if at_least > disk * 2 else disk * 2)
         fix = (f"remove files or images inside (`docker image prune -a`, `docker system prune`), or create the sandbox "
                f"with a larger disk (disk='{bigger}', --disk {bigger})"
                + (", raising memory with it: the store is sandbox memory" if memory else ""))

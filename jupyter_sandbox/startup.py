@@ -17,6 +17,7 @@ from . import labels as L
 from .bootstrap import DISK_PATH, DOCKERD_LOG, InitReport, InitReportParser, diagnose, init_command
 from .errors import (
     DaemonTimeout,
+    disk_full,
     DockerdCrashed,
     NetworkNamespaceTrap,
     NoDockerd,
@@ -263,16 +264,23 @@ class StartupMixin:
                 code = await process.wait()
                 group.cancel_scope.cancel()
             if code != 0:
-                error = process.error or SandboxStartFailed(
+                if process.error is not None:  # the store holds every image unpacked, plus the tar of the one loading
+                    needed = sum(self._preload_sizes.values()) + total
+                    raise self._load_failed(phase, disk_full(self.name, self.spec.disk, self.spec.memory,
+                                                             detail=process.error.detail, at_least=needed))
+                error = SandboxStartFailed(
                     f"Loading image {image!r} into sandbox {self.name!r} failed (exit code {code}).",
                     fix="read the output below; `jupyter sandbox logs NAME` shows the dockerd log",
                     detail=(process.stderr_text + process.stdout_text).strip()[-2000:] or None)
-                self._publish(phase, State.FAILED, error.message, error.detail or "")
-                raise error
+                raise self._load_failed(phase, error)
             self._publish(phase, State.DONE, _rate(image, progress["bytes"], progress["seconds"], total, done=True))
         touch = await self.run(["touch", PRELOADED])
         if touch.exit_code != 0:
             raise SandboxStartFailed(f"Could not mark sandbox {self.name!r}'s images as loaded: {touch.stderr_text.strip()}")
+
+    def _load_failed(self, phase: str, error: SandboxError) -> SandboxError:
+        self._publish(phase, State.FAILED, error.message, error.detail or "")
+        return error
 
     def _on_report(self, report: InitReport) -> None:
         phase = report.phase

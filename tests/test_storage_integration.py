@@ -134,3 +134,16 @@ def test_a_missing_preload_image_is_refused_before_anything_is_created(no_leaks:
     with pytest.raises(ImageNotFound):
         Sandbox.create(name, docker=True, owner="test", images=["jupyter-sandbox-test/not-there:0"])
     assert not container_exists(name)
+
+
+def test_a_preload_bigger_than_the_disk_fails_the_create_with_disk_full(no_leaks: None) -> None:
+    from jupyter_sandbox.spec import DEFAULT_IMAGE
+
+    name = unique_name("st-full")
+    events: list[ProgressEvent] = []
+    with pytest.raises(DiskFull) as caught:
+        Sandbox.create(name, docker=True, memory="1Gi", disk="256Mi", images=[DEFAULT_IMAGE], owner="test",
+                       timeout=180, on_event=events.append)
+    assert "disk (256Mi) is full" in caught.value.message and "disk='2Gi'" in (caught.value.fix or "")
+    assert events[-1].phase == image_phase(DEFAULT_IMAGE) and events[-1].state == "failed"
+    assert not container_exists(name)
