@@ -35,6 +35,7 @@ M=@@jupyter-sandbox
 LOG=/var/log/jupyter-sandbox/dockerd.log
 RUN=/run/jupyter-sandbox
 DISK=/.jupyter-sandbox-disk
+PRELOAD=${4:-0}
 DOCKERD_FLAGS="--iptables=false --ip6tables=false --bridge=none --storage-driver=${3:-overlay2}"
 ev() { read -r u _ < /proc/uptime; printf '%s %s %s %s %s\n' "$M" "$1" "$2" "$u" "${3:-}"; }
 alive() { [ -r "/proc/$1/stat" ] || return 1; read -r _ _ st _ < "/proc/$1/stat"; [ "$st" != Z ]; }
@@ -134,7 +135,7 @@ await_ready() {
     if wait "$probe"; then
       read -r version < $RUN/answer
       ev answering done "dockerd $version"
-      if [ "${4:-0}" != 0 ]; then  # the host loads images, then creates $RUN/preloaded
+      if [ "$PRELOAD" != 0 ]; then  # the host loads images, then creates $RUN/preloaded
         while [ ! -e $RUN/preloaded ]; do
           alive "$pid" || { crashed images; return 1; }
           nap

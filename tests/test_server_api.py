@@ -190,7 +190,7 @@ async def test_disk_and_preloaded_images_through_rest(jp_fetch: Any, jp_serverap
             return [json.loads(line) for line in response.body.decode().splitlines()]
 
         listed = await run("docker", "images", "--quiet", "--filter", f"reference={tiny}")
-        assert listed[-1] == {"exit_code": 0} and any(line.get("text", "").strip() for line in listed[:-1])
+        assert listed[-1] == {"exit_code": 0} and any(line.get("text", "").strip() for line in listed[:-1]), listed
         full = (await run("dd", "if=/dev/zero", "of=/usr/fill", "bs=1M", "count=320"))[-1]
         assert full["exit_code"] != 0 and full["error"] == "disk_full", full
         assert "disk (256Mi) is full" in full["message"] and "disk=" in full["fix"]

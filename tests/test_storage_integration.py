@@ -69,6 +69,9 @@ def test_writes_past_the_disk_fail_inside_with_enospc_and_a_typed_error_outside(
         order = [e.phase for e in events if e.state == "done"]
         assert order.index(image_phase(tiny)) < order.index("ready")
         assert len({e.phase for e in events if e.phase.startswith("load:")}) == 1
+        # Every observer (the container log) sees ready only after the load: the init program waits for it.
+        logged = {p["phase"]: p["uptime"] for p in sandbox.status().phases if p["state"] == "done"}
+        assert logged["ready"] - logged["answering"] >= 0.9 * (loads[-1].elapsed - loads[0].elapsed), logged
         images = sandbox.docker.images(quiet=True, filter=f"reference={tiny}")
         images.wait()
         assert images.stdout.read().strip(), "the preloaded image is not in the sandbox's daemon"
