@@ -35,7 +35,7 @@ from typing import Any, Callable
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from startup import run_floor, run_ours, summary, table, time_alternately  # noqa: E402
+from startup import run_floor, run_ours, table, time_alternately  # noqa: E402
 
 from jupyter_sandbox.spec import DEFAULT_IMAGE  # noqa: E402
 from jupyter_sandbox.sync import Sandbox, call  # noqa: E402
