@@ -10,8 +10,9 @@ alike, and prints median, p95 and min per variant with the ratios.
 Variants:
   ours   AsyncSandbox.create(docker=True) until its daemon answers.
   floor  a bare `docker run --runtime=runsc` of the same image running the
-         same init program (a shell loop polling every 10 ms), timed until it
-         prints that the daemon answered: no orchestration at all.
+         same init program (a shell loop polling every 10 ms) on the same
+         disk store, timed until it prints that the daemon answered: no
+         orchestration at all.
   seed   the protocol of shared/seed/docker-in-sandboxes.md: start the
          sandbox, wait 3 s, start dockerd, wait 2 s, check it did not crash,
          then `test -S` the socket and `docker info` once a second.
@@ -29,11 +30,13 @@ from typing import Any, Callable
 
 import anyio
 
-from jupyter_sandbox.bootstrap import init_command
+from jupyter_sandbox.bootstrap import DISK_PATH, init_command
 from jupyter_sandbox.engine import Engine
 from jupyter_sandbox.sandbox import AsyncSandbox
 from jupyter_sandbox.spec import DEFAULT_IMAGE
 
+FLOOR_DISK = 4 * 2**30
+"""The floor mounts the same disk store a default create gets (no memory limit: 4Gi)."""
 SEED_SETUP = ("umount -a -t cgroup 2>/dev/null; mount -t cgroup -o devices devices /sys/fs/cgroup/devices; "
               "mkdir -p /var/run /var/log/jupyter-sandbox")
 
@@ -55,7 +58,8 @@ def run_floor(image: str, index: int) -> float:
     remove(name)
     start = time.monotonic()
     process = subprocess.Popen(["docker", "run", "--rm", "--name", name, "--runtime=runsc", "--network=none",
-                                "--cap-add=ALL", "--entrypoint=", image, *init_command(True)],
+                                "--cap-add=ALL", f"--tmpfs={DISK_PATH}:size={FLOOR_DISK},mode=0755,exec",
+                                "--entrypoint=", image, *init_command(True, FLOOR_DISK)],
                                stdout=subprocess.PIPE, text=True)
     assert process.stdout is not None
     for line in process.stdout:

@@ -10,8 +10,10 @@ Jupyter server) sees the same phases, and late readers get them replayed::
     @@jupyter-sandbox-log <a line of the dockerd log, sent before a failure>
 
 With Docker enabled it runs PLATFORM.md section 2: unmount runsc's read-only
-cgroup tree, mount a writable devices cgroup, start dockerd, and watch for
-the socket and the first answer.  dockerd's exit is seen within one poll
+cgroup tree, mount a writable devices cgroup, mount the disk store (a
+size-bounded tmpfs holding dockerd's data root, on which it runs overlay2,
+plus ``/tmp`` and overlays over the image's directories), start dockerd, and
+watch for the socket and the first answer.  dockerd's exit is seen within one poll
 (10 ms) while starting and at once afterwards (``wait``).  It then stays as
 PID 1, supervising dockerd: SIGUSR1 restarts it.
 
@@ -34,6 +36,8 @@ from dataclasses import dataclass
 MARKER = "@@jupyter-sandbox"
 LOG_MARKER = "@@jupyter-sandbox-log"
 DOCKERD_LOG = "/var/log/jupyter-sandbox/dockerd.log"
+DISK_PATH = "/.jupyter-sandbox-disk"
+"""Where the engine mounts a Docker-enabled sandbox's disk store (a size-bounded tmpfs inside gVisor)."""
 RESTART_SIGNAL = "SIGUSR1"
 API_DIR = "/run/jupyter-sandbox/api"
 """Where a sandbox sees its host socket directory (bind-mounted from the host)."""
@@ -48,7 +52,9 @@ M=@@jupyter-sandbox
 LOG=/var/log/jupyter-sandbox/dockerd.log
 RUN=/run/jupyter-sandbox
 API=/run/jupyter-sandbox/api
-DOCKERD_FLAGS="--iptables=false --ip6tables=false --bridge=none --storage-driver=vfs"
+DISK=/.jupyter-sandbox-disk
+PRELOAD=${4:-0}
+DOCKERD_FLAGS="--iptables=false --ip6tables=false --bridge=none --storage-driver=${3:-overlay2}"
 ev() { read -r u _ < /proc/uptime; printf '%s %s %s %s %s\n' "$M" "$1" "$2" "$u" "${3:-}"; }
 alive() { [ -r "/proc/$1/stat" ] || return 1; read -r _ _ st _ < "/proc/$1/stat"; [ "$st" != Z ]; }
 idle() { trap 'exit 0' TERM INT; while :; do sleep 86400 & wait $!; done; }
@@ -78,14 +84,49 @@ if ! command -v dockerd >/dev/null 2>&1; then
 fi
 ev dockerd_present done
 
+# The disk store: a tmpfs of $2 bytes the engine mounts at $DISK (gVisor-internal, sandbox memory).
+# It holds dockerd's data root, /tmp and the writes to the image's directories (overlays), so a
+# write past it fails with ENOSPC. Prepared in the background, alongside the cgroups.
+store() {
+  set -- docker tmp .keep
+  for d in usr opt srv home root var etc; do
+    [ -d "/$d" ] && [ ! -L "/$d" ] && set -- "$@" ".u/$d" ".w/$d" && OVERLAYS="$OVERLAYS $d"
+  done
+  cd $DISK && mkdir -p "$@" /var/lib/docker && chmod 1777 tmp && cd / || return 1
+  KEEP=  # files the engine binds into /etc (hosts, resolv.conf...): kept aside, bound back over the overlay
+  while read -r _ at _; do
+    case "$at" in /etc/*/*) ;; /etc/*) [ -f "$at" ] && KEEP="$KEEP ${at#/etc/}" && : > "$DISK/.keep/${at#/etc/}";; esac
+  done < /proc/mounts
+  {
+    for f in $KEEP; do printf '/etc/%s %s/.keep/%s none bind 0 0\n' $f $DISK $f; done
+    for d in $OVERLAYS; do
+      printf 'overlay /%s overlay lowerdir=/%s,upperdir=%s/.u/%s,workdir=%s/.w/%s 0 0\n' $d $d $DISK $d $DISK $d
+    done
+    for f in $KEEP; do printf '%s/.keep/%s /etc/%s none bind 0 0\n' $DISK $f $f; done
+    printf '%s/docker /var/lib/docker none bind 0 0\n%s/tmp /tmp none bind 0 0\n' $DISK $DISK
+  } > $DISK/.fstab
+  mount -a -T $DISK/.fstab
+}
+storing=
+if [ -n "${2:-}" ]; then store > $DISK/.err 2>&1 & storing=$!; fi
+
 ev cgroups started
 mkdir -p /var/run /var/log/jupyter-sandbox $RUN &
+making=$!
 umount -a -t cgroup 2>/dev/null
 if ! err=$(mount -t cgroup -o devices devices /sys/fs/cgroup/devices 2>&1); then
   ev cgroups failed "$(echo $err)"; exit 4
 fi
-wait
+wait $making
 ev cgroups done
+
+ev storage started
+if [ -n "$storing" ]; then
+  if ! wait $storing; then ev storage failed "$(echo $(cat $DISK/.err))"; exit 6; fi
+  ev storage done "${3:-overlay2} on a $(($2 / 1048576)) MiB store"
+else
+  ev storage done "${3:-overlay2} on the root filesystem"
+fi
 
 # runsc before 2025-07 cannot setns into a nested PID namespace, so `docker exec` fails for
 # every inner container that has its own.  With SHARED_PID=1 the inner dockerd's default
@@ -172,6 +213,12 @@ await_ready() {
         return 1
       fi
       ev answering done "dockerd $version"
+      if [ "$PRELOAD" != 0 ]; then  # the host loads images, then creates $RUN/preloaded
+        while [ ! -e $RUN/preloaded ]; do
+          alive "$pid" || { crashed images; return 1; }
+          nap
+        done
+      fi
       ev ready done "Docker $version"
       return 0
     fi
@@ -220,9 +267,25 @@ LAUNCHER = '[ -x /bin/bash ] && exec /bin/bash -c "$0" jupyter-sandbox-init "$@"
 """Runs the init script with bash if the image has it, else with /bin/sh."""
 
 
-def init_command(docker: bool) -> list[str]:
-    """The container command that runs the init script."""
-    return ["/bin/sh", "-c", LAUNCHER, INIT_SCRIPT, "docker" if docker else "plain"]
+PRELOADED = "/run/jupyter-sandbox/preloaded"
+"""Created by the host once the images to preload are in the sandbox's daemon; ready waits for it."""
+
+
+def init_command(docker: bool, disk: int | None = None, storage: str | None = None, preload: int = 0) -> list[str]:
+    """The container command that runs the init script.
+
+    Args:
+        docker: Start dockerd.
+        disk: Size in bytes of the disk store the engine mounts at :data:`DISK_PATH`
+            (``None``: no store, dockerd's data on the root filesystem).
+        storage: dockerd's storage driver (default: overlay2 on a store, vfs without one,
+            as overlay2 cannot run on gVisor's root overlay).
+        preload: How many images the host loads before the sandbox is ready.
+    """
+    if not docker:
+        return ["/bin/sh", "-c", LAUNCHER, INIT_SCRIPT, "plain"]
+    driver = storage or ("overlay2" if disk else "vfs")
+    return ["/bin/sh", "-c", LAUNCHER, INIT_SCRIPT, "docker", str(disk or ""), driver, str(preload)]
 
 
 _LINE = re.compile(r"^@@jupyter-sandbox (\S+) (\S+) (\S+) ?(.*)$")
@@ -288,7 +351,8 @@ _KNOWN_CAUSES = [
      "this runsc is too old for Docker inside gVisor: install runsc 20240729 or newer "
      "(bookworm-backports; `bash scripts/setup-host.sh` does it)"),
     ("iptables", "dockerd tried to use iptables, which gVisor lacks: start it with --iptables=false"),
-    ("no space left on device", "the sandbox ran out of disk or memory-backed storage: give it more memory or free space"),
+    ("no space left on device", "the sandbox's disk store is full: remove images or files inside, or create it with a larger "
+     "disk= (--disk), raising memory= with it"),
     ("cannot allocate memory", "the sandbox hit its memory limit: create it with more memory (e.g. memory='2Gi')"),
     ("operation not permitted", "dockerd lacks a capability: Docker-enabled sandboxes need cap_add ALL (jupyter-sandbox sets it)"),
     ("address already in use", "another dockerd already holds /var/run/docker.sock in this sandbox"),

@@ -20,7 +20,7 @@ err = Console(stderr=True, highlight=False, width=None if sys.stderr.isatty() el
 out = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
 
 
-STARTUP_TIMEOUT_HELP = "seconds the startup may take (default 30)"
+STARTUP_TIMEOUT_HELP = "seconds the startup may take (default 30, preloaded images included)"
 
 
 def add_spec_arguments(parser: argparse.ArgumentParser, timeout_help: str = STARTUP_TIMEOUT_HELP) -> None:
@@ -39,6 +39,11 @@ def add_spec_arguments(parser: argparse.ArgumentParser, timeout_help: str = STAR
     parser.add_argument("--pids", help="most processes and threads inside, e.g. 512 (the default; 'unlimited': none)")
     parser.add_argument("--env", action="append", metavar="KEY=VALUE", help="environment variable (repeatable)")
     parser.add_argument("--timeout", help=timeout_help)
+    parser.add_argument("--disk", help="size of the Docker disk store, e.g. 8Gi (default: half of --memory, or 4Gi "
+                        "without one); it is sandbox memory")
+    parser.add_argument("--storage", choices=("overlay2", "vfs"), help="inner dockerd storage driver (default overlay2)")
+    parser.add_argument("--image-load", action="append", dest="images", metavar="IMAGE",
+                        help="host image to load into the sandbox's Docker before it is ready (repeatable)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -128,7 +133,7 @@ def cmd_create(args: argparse.Namespace) -> int:
 
     core = Sandbox.prepare(args.name, docker=args.docker, image=args.image, cpu=args.cpu, memory=args.memory,
                            network=args.network, egress=args.egress, env=args.env, timeout=args.timeout, pids=args.pids,
-                           owner="cli")
+                           disk=args.disk, storage=args.storage, images=args.images, owner="cli")
     for warning in core.spec.warnings:
         err.print(f"[yellow]warning:[/] {escape(warning)}")
     lines = JsonLines() if args.json else None
@@ -228,7 +233,10 @@ def cmd_docker(args: argparse.Namespace) -> int:
 def cmd_load(args: argparse.Namespace) -> int:
     from .sync import Sandbox
 
-    return stream_process(Sandbox.get(args.name).docker.load(args.image))
+    from .streaming import load_progress
+
+    report = load_progress(lambda line: err.print(line.rstrip(), style="dim"))
+    return stream_process(Sandbox.get(args.name).docker.load(args.image, on_progress=report))
 
 
 def cmd_env(args: argparse.Namespace) -> int:
@@ -348,7 +356,8 @@ def cmd_pool(args: argparse.Namespace) -> int:
         err.print(f"removed {call(drain_all)} pool members")
         return 0
     template = SandboxSpec.parse("template", docker=args.docker, image=args.image, cpu=args.cpu, memory=args.memory,
-                                 network=args.network, egress=args.egress, env=args.env, timeout=args.timeout, pids=args.pids)
+                                 network=args.network, egress=args.egress, env=args.env, timeout=args.timeout, pids=args.pids,
+                                 disk=args.disk, storage=args.storage, images=args.images)
     pool = WarmPool([template], size=args.size, max_age=args.max_age)
     if args.once:
         call(pool.fill)

@@ -68,6 +68,7 @@ def _facts(info: SandboxInfo) -> list[tuple[str, str]]:
     return [
         ("image", info.image), ("docker", "yes" if info.docker else "no"), ("network", _network(info)),
         ("cpu", f"{info.cpu:g}" if info.cpu else "-"), ("memory", info.memory or "-"),
+        ("disk", info.disk or "-"),
         ("uptime", duration(info.uptime)), ("owner", info.owner or "-"), ("runtime", info.runtime or "-"),
     ]
 

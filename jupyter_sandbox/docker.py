@@ -345,25 +345,22 @@ class AsyncDocker:
             return None
         return compose_rewrite.rewrite(project)
 
-    async def load(self, image: str, timeout: float | None = None) -> AsyncProcess:
+    async def load(self, image: str, timeout: float | None = None,
+                   on_progress: Callable[[int, float], None] | None = None) -> AsyncProcess:
         """Copy an image from the host engine into the sandbox's daemon, streamed, with progress on stderr.
 
         The host engine's ``docker save`` stream (docker-py ``get_image``) is fed
         to ``docker load`` on the sandbox's socket: no temporary copy anywhere.
         Progress (MB and MB/s) is written to stderr when the copy takes more than a second.
 
+        Args:
+            on_progress: Called with (bytes sent, seconds) from the thread feeding the copy.
+
         Raises:
             ImageNotFound: If the host engine does not have it.
         """
-        engine = self._sandbox.engine
-        await engine.image(image)
-
-        def chunks() -> Iterator[bytes]:  # runs in the stdin thread, off the event loop
-            yield from engine.client.api.get_image(image, chunk_size=COPY_CHUNK)
-
-        if not self.direct(["load"]):
-            return await self("load", stdin=chunks(), timeout=timeout)
-        return await self._copy(chunks, self.socket, f"{image} into sandbox {self._sandbox.name}", timeout)
+        await self._sandbox.wait_ready()
+        return await load_image(self._sandbox, image, timeout=timeout, on_progress=on_progress)
 
     async def save(self, image: str, timeout: float | None = None) -> AsyncProcess:
         """Copy an image from the sandbox's daemon into the host engine (the reverse of :meth:`load`).
@@ -388,15 +385,20 @@ class AsyncDocker:
                                 f"{image} from sandbox {self._sandbox.name} to the host", timeout)
 
     async def _copy(self, source: Callable[[], Iterable[bytes]], target_socket: str | None, what: str,
-                    timeout: float | None) -> AsyncProcess:
-        """``docker load`` on a socket (None: the host engine), fed from ``source``, noting progress."""
+                    timeout: float | None, on_progress: Callable[[int, float], None] | None = None) -> AsyncProcess:
+        """``docker load`` on a socket (None: the host engine), fed from ``source``, noting progress.
+
+        Does not wait for the sandbox to be ready: callers do (or, preloading during startup, know
+        its daemon answers).
+        """
         sandbox = self._sandbox
-        await sandbox.wait_ready()
 
         def counted(process: HostProcess) -> Iterator[bytes]:  # runs in the stdin thread
             meter = CopyMeter(what, process.note)
             for chunk in source():
                 meter.add(len(chunk))
+                if on_progress is not None:
+                    on_progress(meter.bytes, time.monotonic() - meter.started)
                 yield chunk
             meter.finish()
 
@@ -443,3 +445,45 @@ class CopyMeter:
         elapsed = time.monotonic() - self.started
         if elapsed >= 1.0:
             self.write(f"copied {self.what}: {self.line()} in {elapsed:.1f} s\n")
+
+
+async def load_image(sandbox: "AsyncSandbox", image: str, *, timeout: float | None = None,
+                     on_progress: Callable[[int, float], None] | None = None) -> AsyncProcess:
+    """Start copying a host image into a sandbox's daemon, without waiting for the sandbox to be ready.
+
+    The one path every load takes (``load()`` and the images preloaded during
+    startup): the host engine's ``docker save`` stream fed to ``docker load`` on
+    the sandbox's host socket, or, for a sandbox without one, to ``docker load``
+    run inside it through exec.
+
+    Args:
+        on_progress: Called with (bytes sent so far, seconds since the start), in the feeding thread.
+
+    Raises:
+        ImageNotFound: If the host engine does not have the image.
+    """
+    docker = sandbox.docker
+    docker._check_enabled()
+    engine = sandbox.engine
+    await engine.image(image)
+
+    def source() -> Iterable[bytes]:  # runs in the stdin thread, off the event loop
+        return engine.client.api.get_image(image, chunk_size=COPY_CHUNK)
+
+    if docker.direct(["load"]):
+        return await docker._copy(source, docker.socket, f"{image} into sandbox {sandbox.name}", timeout,
+                                  on_progress=on_progress)
+    started = time.monotonic()
+
+    def chunks() -> Iterator[bytes]:
+        sent = 0
+        for chunk in source():
+            yield chunk
+            sent += len(chunk)
+            if on_progress is not None:
+                on_progress(sent, time.monotonic() - started)
+
+    argv = ["docker", "load"]
+    process = await sandbox.exec(argv, stdin=chunks(), timeout=timeout)
+    process.explain = docker._explainer(argv)
+    return process

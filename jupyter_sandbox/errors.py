@@ -225,6 +225,8 @@ class PortUnreachable(SandboxError):
 
     code = "port_unreachable"
     http_status = 502
+
+
 class UnsafeLink(SandboxError):
     """A download would create a symbolic link on this machine pointing outside what was downloaded."""
 
@@ -234,3 +236,41 @@ class UnsafeLink(SandboxError):
 
 class SkippedLinksWarning(UserWarning):
     """A download left out symbolic links that pointed outside the downloaded tree (listed in the message)."""
+class DiskFull(SandboxError):
+    """A write inside the sandbox failed with "no space left on device": its disk store is full.
+
+    Args:
+        disk: The store's size in bytes (``None`` when the sandbox has none).
+    """
+
+    code = "disk_full"
+    http_status = 507
+
+    def __init__(self, message: str, *, disk: int | None = None, fix: str | None = None, detail: str | None = None):
+        super().__init__(message, fix=fix, detail=detail)
+        self.disk = disk
+
+
+ENOSPC_TEXT = "no space left on device"
+
+
+def disk_full(sandbox: str, disk: int | None, memory: int | None = None, detail: str | None = None,
+              at_least: int = 0) -> DiskFull:
+    """The error for a sandbox whose disk store (of ``disk`` bytes) is full, with the fix.
+
+    Args:
+        at_least: Bytes the store needs, when known (the fix then suggests at least that).
+    """
+    from .spec import format_memory
+
+    size = format_memory(disk) if disk else None
+    if size:
+        message = f"The sandbox's disk ({size}) is full: a write in sandbox {sandbox!r} failed with \"no space left on device\"."
+        bigger = format_memory(-(-max(disk * 2, at_least) // 2**30) * 2**30 if at_least > disk * 2 else disk * 2)
+        fix = (f"remove files or images inside (`docker image prune -a`, `docker system prune`), or create the sandbox "
+               f"with a larger disk (disk='{bigger}', --disk {bigger})"
+               + (", raising memory with it: the store is sandbox memory" if memory else ""))
+    else:
+        message = f"The sandbox {sandbox!r} ran out of space: a write failed with \"no space left on device\"."
+        fix = "remove files inside, or give the sandbox more memory (its root filesystem writes are memory)"
+    return DiskFull(message, disk=disk, fix=fix, detail=detail)

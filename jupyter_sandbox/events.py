@@ -23,6 +23,7 @@ class Phase(str, Enum):
     BOOTED = "booted"
     DOCKERD_PRESENT = "dockerd_present"
     CGROUPS = "cgroups"
+    STORAGE = "storage"
     DOCKERD_STARTED = "dockerd_started"
     SOCKET = "socket"
     ANSWERING = "answering"
@@ -43,6 +44,7 @@ PHASE_LABELS = {
     Phase.BOOTED: "Sandbox booted (gVisor)",
     Phase.DOCKERD_PRESENT: "dockerd found in image",
     Phase.CGROUPS: "cgroups prepared",
+    Phase.STORAGE: "Disk store mounted",
     Phase.DOCKERD_STARTED: "dockerd started",
     Phase.SOCKET: "Docker socket up",
     Phase.ANSWERING: "Daemon answering",
@@ -53,7 +55,7 @@ PHASE_LABELS = {
 
 DOCKER_PHASES = [
     Phase.IMAGE_CHECK, Phase.SANDBOX_START, Phase.BOOTED, Phase.DOCKERD_PRESENT, Phase.CGROUPS,
-    Phase.DOCKERD_STARTED, Phase.SOCKET, Phase.ANSWERING, Phase.READY,
+    Phase.STORAGE, Phase.DOCKERD_STARTED, Phase.SOCKET, Phase.ANSWERING, Phase.READY,
 ]
 """The startup phases of a sandbox with Docker inside, in order."""
 
@@ -62,8 +64,38 @@ PLAIN_PHASES = [Phase.IMAGE_CHECK, Phase.SANDBOX_START, Phase.BOOTED, Phase.READ
 
 
 def phases_for(docker: bool) -> list[Phase]:
-    """The startup phases a create runs."""
+    """The startup phases a create runs (without the per-image load phases, see :func:`image_phase`)."""
     return DOCKER_PHASES if docker else PLAIN_PHASES
+
+
+IMAGE_PHASE_PREFIX = "load:"
+
+
+def image_phase(image: str) -> str:
+    """The phase name of loading one preloaded image (``load:IMAGE``), run between answering and ready."""
+    return IMAGE_PHASE_PREFIX + image
+
+
+@dataclass(frozen=True)
+class ImagePhase:
+    """A row for one preloaded image's load, shaped like a :class:`Phase` (``value`` and ``label``)."""
+
+    value: str
+
+    @property
+    def label(self) -> str:
+        """``Image loaded: NAME``."""
+        return "Image loaded: " + self.value[len(IMAGE_PHASE_PREFIX):]
+
+
+def phase_label(phase: str) -> str:
+    """The human title of any phase name, the per-image ones included."""
+    if phase.startswith(IMAGE_PHASE_PREFIX):
+        return ImagePhase(phase).label
+    try:
+        return Phase(phase).label
+    except ValueError:
+        return phase
 
 
 class State(str, Enum):
@@ -101,10 +133,7 @@ class ProgressEvent:
     @property
     def label(self) -> str:
         """The phase's human title."""
-        try:
-            return Phase(self.phase).label
-        except ValueError:
-            return self.phase
+        return phase_label(self.phase)
 
     @property
     def is_final(self) -> bool:
@@ -197,12 +226,14 @@ class PhaseRow:
         detail: Extra text (a log tail on failure).
     """
 
-    phase: Phase
+    phase: Phase | ImagePhase
     status: str = "pending"
     started: float | None = None
     duration: float | None = None
     message: str = ""
     detail: str = ""
+    announced: bool = False
+    """Whether its own ``started`` event arrived (later ones only update the message)."""
 
 
 class PhaseTracker:
@@ -212,8 +243,10 @@ class PhaseTracker:
     ``started`` event), so the spinner always sits on the phase being waited for.
     """
 
-    def __init__(self, docker: bool):
-        self.rows = [PhaseRow(phase) for phase in phases_for(docker)]
+    def __init__(self, docker: bool, images: tuple[str, ...] | list[str] = ()):
+        self.rows: list[PhaseRow] = [PhaseRow(phase) for phase in phases_for(docker)]
+        for image in images:
+            self._row(image_phase(image))
         self.final: ProgressEvent | None = None
         self.elapsed = 0.0
 
@@ -221,6 +254,10 @@ class PhaseTracker:
         for row in self.rows:
             if row.phase.value == phase:
                 return row
+        if phase.startswith(IMAGE_PHASE_PREFIX) and self.rows and self.rows[-1].phase == Phase.READY:
+            row = PhaseRow(ImagePhase(phase))  # an image load: a row of its own just before ready
+            self.rows.insert(len(self.rows) - 1, row)
+            return row
         return None
 
     def update(self, event: ProgressEvent) -> None:
@@ -231,7 +268,9 @@ class PhaseTracker:
             return
         index = self.rows.index(row)
         if event.state == State.STARTED:
-            row.status, row.started = "running", event.elapsed
+            if not row.announced:  # a repeated started is a progress update: the phase began at the first
+                row.started, row.announced = event.elapsed, True
+            row.status = "running"
         else:
             if row.started is None:
                 previous = [r for r in self.rows[:index] if r.duration is not None and r.started is not None]

@@ -26,7 +26,8 @@ from .progress import MODES
 from .streaming import CommandResult, load_image, run_command, run_docker
 
 ACTIONS = ("create", "ls", "status", "use", "logs", "exec", "load", "expose", "rm", "restart-daemon", "doctor")
-CREATE_ONLY = ("docker", "name", "image", "cpu", "memory", "network", "egress", "env", "keep", "progress", "pids")
+CREATE_ONLY = ("docker", "name", "image", "cpu", "memory", "network", "egress", "env", "keep", "progress", "pids",
+               "disk", "storage", "images")
 TIMEOUT_EXIT_CODE = 124
 """``_exit_code`` after a command was killed for its timeout (as coreutils' ``timeout`` reports it)."""
 RED, RESET = "\x1b[0;31m", "\x1b[0m"
@@ -134,7 +135,7 @@ class SandboxMagics(Magics):
         """Create and manage gVisor sandboxes, with their own Docker daemon, from this kernel.
 
         %sandbox create --docker [--name N] [--image I] [--cpu C] [--memory M] [--pids P]
-                        [--network MODE] [--egress POLICY] [--timeout S] [--env K=V] [--keep]
+                        [--disk D] [--image-load IMAGE] [--network MODE] [--egress POLICY] [--timeout S] [--env K=V] [--keep]
         %sandbox ls | status [N] | use N | logs [N] | exec [N] -- CMD...
         %sandbox load [N] IMAGE | expose [N] PORT | rm [N...|--all] | restart-daemon [N] | doctor
 
@@ -185,8 +186,8 @@ class SandboxMagics(Magics):
     def _create(self, args: Any, command: list[str]) -> Any:
         return self.sandboxes.create(args.name, docker=args.docker, image=args.image, cpu=args.cpu, memory=args.memory,
                                      network=args.network, egress=args.egress, env=args.env, timeout=args.timeout,
-                                     pids=args.pids, keep=args.keep,
-                                     progress=args.progress)
+                                     pids=args.pids, keep=args.keep, progress=args.progress,
+                                     disk=args.disk, storage=args.storage, images=args.images)
 
     def _ls(self, args: Any, command: list[str]) -> None:
         from .display import sandbox_list_bundle, show

@@ -132,7 +132,8 @@ class KernelSandboxes:
             name: Unique name (random if left out).
             keep: Leave it running when the kernel shuts down.
             progress: ``auto``, ``widget`` or ``text``.
-            fields: The spec: ``docker``, ``image``, ``cpu``, ``memory``, ``network``, ``egress``, ``env``, ``timeout``, ``pids``.
+            fields: The spec: ``docker``, ``image``, ``cpu``, ``memory``, ``network``, ``egress``, ``env``, ``timeout``, ``pids``,
+                ``disk``, ``storage``, ``images``.
 
         Raises:
             SpecError: Before anything is created, for a bad field.

@@ -2,7 +2,7 @@
 
 Pool members are ordinary sandboxes whose container is named
 ``jupyter-sandbox--pool-<id>`` and labelled with the key of their spec
-(image, docker, cpu, memory, network, env).  ``create`` claims a ready member
+(image, docker, cpu, memory, network, env, disk, storage, images).  ``create`` claims a ready member
 with the same key by *renaming* its container to the sandbox's name: the
 engine enforces unique names, and a host-wide file lock serialises claims, so
 a member is never handed out twice, even to two processes at once.
@@ -43,7 +43,8 @@ LOCK_PATH = os.path.join(tempfile.gettempdir(), "jupyter-sandbox-pool.lock")
 def pool_key(spec: SandboxSpec) -> str:
     """What makes two sandboxes interchangeable: everything in the spec but name and timeout."""
     data = {"image": spec.image, "docker": spec.docker, "cpu": spec.cpu, "memory": spec.memory,
-            "network": spec.network, "env": sorted(spec.env.items())}
+            "network": spec.network, "env": sorted(spec.env.items()), "disk": spec.disk, "storage": spec.storage,
+            "images": list(spec.images)}
     if spec.egress != "public":
         data["egress"] = spec.egress if isinstance(spec.egress, str) else list(spec.egress)
     if spec.pids is not None:

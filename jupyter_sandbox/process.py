@@ -21,7 +21,7 @@ import anyio
 import docker.utils.socket as docker_socket
 
 from .engine import Engine
-from .errors import ExecTimeout, SandboxDied, SandboxError
+from .errors import ENOSPC_TEXT, ExecTimeout, SandboxDied, SandboxError
 from .threads import iterate_in_thread
 
 RUNSC_GONE = b'urpc method "containerManager'
@@ -101,6 +101,8 @@ class AsyncProcess:
         self.explain: Callable[[str], str | None] | None = None
         self.advice: str | None = None
         """Known before it runs: what will not work as the command expects (e.g. inner ``-p`` publishes nothing)."""
+        self.disk_full: Callable[[str], SandboxError] | None = None
+        """Builds the typed error for output saying "no space left on device" (set by the sandbox)."""
 
     @classmethod
     async def start(cls, engine: Engine, container_id: str, argv: list[str], *, env: dict[str, str] | None = None,
@@ -225,13 +227,27 @@ class AsyncProcess:
             raise self.sandbox_error
 
     @property
+    def error(self) -> SandboxError | None:
+        """After a failure that printed "no space left on device", the typed error (:class:`DiskFull`), else None."""
+        if self.exit_code in (None, 0) or self.disk_full is None:
+            return None
+        tail = self._tail_text()
+        return self.disk_full(tail) if ENOSPC_TEXT in tail.lower() else None
+
+    def _tail_text(self) -> str:
+        return (self._stderr_tail + b"\n" + self._stdout_tail).decode("utf-8", errors="replace")
+
+    @property
     def hint(self) -> str | None:
         """Once it ended: after a failure, the likely cause and fix (from the tail of what it printed), if known;
         else the :attr:`advice`, if any (a command can succeed and still not do what it was meant to)."""
         if self.exit_code is None:
             return None
-        if self.exit_code != 0 and self.explain is not None:
-            text = self.explain((self._stderr_tail + b"\n" + self._stdout_tail).decode("utf-8", errors="replace"))
+        if self.exit_code != 0:
+            error = self.error
+            if error is not None:
+                return f"{error.message} How to fix: {error.fix}"
+            text = self.explain(self._tail_text()) if self.explain is not None else None
             if text:
                 return text
         return self.advice

@@ -16,6 +16,7 @@ from .bootstrap import CLOSE_SIGNAL, DOCKERD_LOG, OPEN_SIGNAL, RESTART_SIGNAL, I
 from .engine import Engine
 from .errors import (
     DaemonTimeout,
+    disk_full,
     DockerdCrashed,
     SandboxError,
     SandboxNotFound,
@@ -61,6 +62,7 @@ class AsyncSandbox(StartupMixin):
         self._ready = False
         self._started = time.monotonic()
         self._log_tail_at_timeout = ""
+        self._preload_sizes: dict[str, int] = {}
         from .docker import AsyncDocker
         from .files import AsyncFiles
 
@@ -236,6 +238,7 @@ class AsyncSandbox(StartupMixin):
         except SandboxError as error:
             raise await self._explain_exec_failure(error) from None
         process.explain = lambda text: fork_failure_hint(text, self.spec.pids)
+        process.disk_full = lambda tail: disk_full(self.name, self.spec.disk, self.spec.memory, detail=tail.strip()[-2000:] or None)
         return process
 
     async def _explain_exec_failure(self, error: SandboxError) -> SandboxError:

@@ -46,6 +46,13 @@ DEFAULT_ENV = {
     "pids": "JUPYTER_SANDBOX_DEFAULT_PIDS",
 }
 """Environment variables that change the default limits (a value, or ``unlimited``)."""
+STORAGE_DRIVERS = ("overlay2", "vfs")
+DISK_HEADROOM = 128 * 1024**2
+"""Memory a Docker-enabled sandbox keeps besides its disk store: dockerd, the processes, gVisor itself."""
+DEFAULT_DISK_UNLIMITED = 4 * 1024**3
+"""The disk store's size when no memory limit is set (PLATFORM.md's recipe; pages are used only as it fills)."""
+MIN_DISK = 64 * 1024**2
+MAX_IMAGES = 20
 
 _MEMORY_UNITS = {
     "": 1,
@@ -359,6 +366,114 @@ def parse_image(value: Any) -> str:
     return value
 
 
+def parse_size(value: Any, field_name: str) -> int | None:
+    """Parse a size such as ``"8Gi"``, ``"512Mi"`` or a byte count (units as :func:`parse_memory`'s)."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool):
+        raise SpecError(field_name, "must be a size, not a boolean", fix="use e.g. '2Gi'")
+    if isinstance(value, (int, float)):
+        if value != value or value in (float("inf"), float("-inf")) or value < 0:
+            raise SpecError(field_name, f"{value!r} is not a size", fix="use e.g. '2Gi'")
+        return int(value)
+    if not isinstance(value, str):
+        raise SpecError(field_name, f"must be a size, not {type(value).__name__}", fix="use e.g. '2Gi'")
+    match = _MEMORY_PATTERN.match(value)
+    if not match:
+        raise SpecError(field_name, f"{value!r} is not a size", fix="use a number and a unit, e.g. '512Mi' or '2Gi'")
+    number, unit = match.groups()
+    if unit.lower() not in _MEMORY_UNITS:
+        raise SpecError(field_name, f"{value!r} has an unknown unit {unit!r}", fix="use Ki, Mi, Gi or Ti (e.g. '2Gi')")
+    return int(float(number) * _MEMORY_UNITS[unit.lower()])
+
+
+def parse_storage(value: Any) -> str:
+    """Check the inner dockerd's storage driver: ``overlay2`` (the default) or ``vfs``."""
+    if value is None or value == "":
+        return "overlay2"
+    if value not in STORAGE_DRIVERS:
+        raise SpecError("storage", f"{value!r} is not a storage choice",
+                        fix="use 'overlay2' (the default: fast, on the sandbox's disk store) or 'vfs' (the old driver: "
+                        "every container copies its whole image, ~10x slower; only to compare or to work around an overlay2 problem)")
+    return str(value)
+
+
+def parse_images(value: Any) -> tuple[str, ...]:
+    """Check the host images to load into the sandbox's daemon during startup."""
+    if value is None or value == "" or value == []:
+        return ()
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, (list, tuple)):
+        raise SpecError("images", f"must be a list of image names, not {type(value).__name__}",
+                        fix="use e.g. ['jupyter-sandbox/tiny']")
+    if len(value) > MAX_IMAGES:
+        raise SpecError("images", f"lists {len(value)} images; the limit is {MAX_IMAGES}", fix="load the rest later with load()")
+    images: list[str] = []
+    for item in value:
+        if not isinstance(item, str) or not item.strip() or any(c.isspace() for c in item):
+            raise SpecError("images", f"{item!r} is not an image reference", fix="use e.g. 'jupyter-sandbox/tiny'")
+        if item not in images:
+            images.append(item)
+    return tuple(images)
+
+
+def default_disk(memory: int | None) -> int:
+    """The disk store's size when a create gives none: half the memory limit, or 4 GiB without one.
+
+    The store is a tmpfs inside the sandbox, so its pages are sandbox memory:
+    half leaves the other half for dockerd, containers and processes (and never
+    less than :data:`DISK_HEADROOM`).
+    """
+    if memory is None:
+        return DEFAULT_DISK_UNLIMITED
+    return max(MIN_DISK, min(memory // 2, memory - DISK_HEADROOM) // 2**20 * 2**20)
+
+
+def parse_disk(value: Any, *, memory: int | None, docker: bool) -> int | None:
+    """Check the size of a Docker-enabled sandbox's disk store against its memory limit.
+
+    Returns ``None`` for a sandbox without Docker (its root filesystem writes
+    are sandbox memory, bounded by ``memory``).
+
+    Raises:
+        SpecError: If it is not a size, is below 64Mi, is given without
+            Docker, or does not leave 128Mi of ``memory`` for everything else.
+    """
+    size = parse_size(value, "disk")
+    if not docker:
+        if size is not None:
+            raise SpecError("disk", "bounds the disk store of a sandbox with Docker inside; this one has none",
+                            fix="add docker=True (--docker), or leave disk out: a plain sandbox's writes are memory, bounded by memory=")
+        return None
+    if size is None:
+        size = default_disk(memory)
+        if memory is not None and size + DISK_HEADROOM > memory:
+            raise SpecError("memory", f"{format_memory(memory)} leaves no room for the disk store of a sandbox with Docker inside "
+                            f"(at least {format_memory(MIN_DISK)} of store plus {format_memory(DISK_HEADROOM)} for everything else)",
+                            fix=f"use at least {format_memory(MIN_DISK + DISK_HEADROOM)} (e.g. '1Gi')")
+    if size < MIN_DISK:
+        raise SpecError("disk", f"{format_memory(size)} is below the smallest store of 64Mi", fix="use e.g. '2Gi'")
+    if memory is not None and size + DISK_HEADROOM > memory:
+        most = memory - DISK_HEADROOM
+        raise SpecError(
+            "disk",
+            f"{format_memory(size)} does not fit in memory {format_memory(memory)}: the disk store is sandbox memory, "
+            f"and dockerd, containers and processes need at least {format_memory(DISK_HEADROOM)} besides",
+            fix=f"raise memory to at least {format_memory(_round_up_mi(size + DISK_HEADROOM))}, or lower disk to at most "
+            + (f"{format_memory(most // 2**20 * 2**20)}" if most >= MIN_DISK else "nothing: this memory is too small for a disk store"),
+        )
+    host = host_memory()
+    if host and size > host:
+        raise SpecError("disk", f"{format_memory(size)} is more than this host's memory ({format_memory(host - host % 2**20)}); "
+                        "the disk store is memory", fix=f"use at most {format_memory(host - host % 2**30) or '1Gi'}")
+    return size
+
+
+def _round_up_mi(size: int) -> int:
+    return -(-size // 2**20) * 2**20
+
+
 @dataclass(frozen=True)
 class SandboxSpec:
     """What a sandbox should be.  Build one with :meth:`parse` to validate it.
@@ -373,7 +488,11 @@ class SandboxSpec:
         egress: For network ``sandbox``: ``public``, ``none`` or a tuple of allowed destinations.
         pids: Most processes and threads inside (``None``: no limit).
         env: Environment variables of every process in the sandbox.
-        timeout: Seconds the whole startup may take (the daemon timeout).
+        timeout: Seconds the whole startup may take (the daemon timeout), preloaded images included.
+        disk: Bytes of the Docker-enabled sandbox's disk store (a tmpfs holding the inner
+            dockerd's data, /tmp and the writes to the image's directories); ``None`` without Docker.
+        storage: The inner dockerd's storage driver: ``overlay2`` or ``vfs``.
+        images: Host images loaded into the sandbox's daemon before it is ready.
     """
 
     name: str
@@ -386,6 +505,13 @@ class SandboxSpec:
     env: dict[str, str] = field(default_factory=dict)
     timeout: float = DEFAULT_DAEMON_TIMEOUT
     pids: int | None = None
+    disk: int | None = None
+    storage: str = "overlay2"
+    images: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.images, tuple):  # a list, as read back from JSON labels
+            object.__setattr__(self, "images", tuple(self.images))
 
     @classmethod
     def parse(
@@ -401,6 +527,9 @@ class SandboxSpec:
         env: Any = None,
         timeout: Any = None,
         pids: Any = None,
+        disk: Any = None,
+        storage: Any = None,
+        images: Any = None,
     ) -> "SandboxSpec":
         """Validate loose user input (strings from a CLI, JSON from REST) into a spec.
 
@@ -435,22 +564,42 @@ class SandboxSpec:
             )
         if docker and spec.pids is not None and spec.pids < MIN_DOCKER_PIDS:
             raise SpecError("pids", f"a sandbox with Docker inside needs at least {MIN_DOCKER_PIDS}", fix="use e.g. 512")
-        return spec
+        return spec._with_storage(disk, storage, images)  # after the limits: the default disk follows the memory
 
     @classmethod
     def from_dict(cls, data: Any) -> "SandboxSpec":
         """Validate a JSON object (such as a REST body); unknown fields are refused."""
         if not isinstance(data, Mapping):
             raise SpecError("body", f"must be a JSON object, not {type(data).__name__}", fix='send e.g. {"name": "demo", "docker": true}')
-        allowed = {"name", "image", "docker", "cpu", "memory", "network", "egress", "env", "timeout", "pids"}
+        allowed = {"name", "image", "docker", "cpu", "memory", "network", "egress", "env", "timeout", "pids",
+                   "disk", "storage", "images"}
         for key in data:
             if key not in allowed:
                 raise SpecError(str(key) or "body", "is not a known field" if key else "has a field with an empty name", fix=f"use only {', '.join(sorted(allowed))}")
         return cls.parse(**data)
 
+    def _with_storage(self, disk: Any, storage: Any, images: Any) -> "SandboxSpec":
+        from dataclasses import replace
+
+        driver = parse_storage(storage)
+        loads = parse_images(images)
+        if loads and not self.docker:
+            raise SpecError("images", "are loaded into the sandbox's Docker daemon; this sandbox has none", fix="add docker=True (--docker)")
+        if driver != "overlay2" and not self.docker:
+            raise SpecError("storage", "is the inner dockerd's storage driver; this sandbox has no Docker inside", fix="add docker=True (--docker)")
+        return replace(self, disk=parse_disk(disk, memory=self.memory, docker=self.docker),
+                       storage=driver, images=loads)
+
     def to_dict(self) -> dict[str, Any]:
         """The spec as JSON-ready data."""
-        return asdict(self)
+        data = asdict(self)
+        data["images"] = list(self.images)
+        return data
+
+    @property
+    def disk_text(self) -> str | None:
+        """The disk store's size in the largest whole binary unit, e.g. ``2Gi``."""
+        return format_memory(self.disk)
 
     @property
     def warnings(self) -> list[str]:

@@ -17,9 +17,10 @@ from docker.types import Ulimit
 from . import apisocket, egress, trust
 from . import labels as L
 from . import network as N
-from .bootstrap import DOCKERD_LOG, InitReport, InitReportParser, diagnose, init_command
+from .bootstrap import DISK_PATH, DOCKERD_LOG, InitReport, InitReportParser, diagnose, init_command
 from .errors import (
     DaemonTimeout,
+    disk_full,
     DockerdCrashed,
     NetworkNamespaceTrap,
     NoDockerd,
@@ -27,7 +28,7 @@ from .errors import (
     SandboxError,
     SandboxStartFailed,
 )
-from .events import Phase, ProgressEvent, State, phases_for
+from .events import Phase, ProgressEvent, State, image_phase, phases_for
 from .runtimes import WRAPPER_PATH, needs_shared_pid, release_of
 from .spec import host_pids_limit
 from .threads import iterate_in_thread, run_sync
@@ -75,6 +76,7 @@ class StartupMixin:
     _started: float
     _log_tail_at_timeout: str
     api_dir: str | None
+    _preload_sizes: dict[str, int]
 
     @property
     def api_socket(self) -> str | None:
@@ -168,6 +170,8 @@ class StartupMixin:
         runtime = await self.engine.runsc_runtime(spec.network)  # cached after the first create
         registered = await self.engine.runtimes()
         size = image.get("Size", 0) / 1e6
+        for preload in spec.images:  # a missing one is refused before anything is created
+            self._preload_sizes[preload] = (await self.engine.image(preload)).get("Size", 0)
         self._publish(Phase.IMAGE_CHECK, State.DONE, f"{spec.image} ({image.get('Id', '')[7:19]}, {size:.0f} MB)")
 
         self._publish(Phase.SANDBOX_START, State.STARTED, f"runtime {runtime}")
@@ -206,7 +210,7 @@ class StartupMixin:
         spec = self.spec
         options: dict[str, Any] = dict(
             image=spec.image,
-            command=init_command(spec.docker),
+            command=init_command(spec.docker, spec.disk, spec.storage, len(spec.images)),
             entrypoint=[],
             labels=L.sandbox_labels(spec, self.owner, pool_key=self.pool_key, api_dir=self.api_dir),
             runtime=runtime,
@@ -224,6 +228,10 @@ class StartupMixin:
             options["cap_add"] = DOCKER_CAPABILITIES
         if self.api_dir:
             options["mounts"] = [*(options.get("mounts") or []), *apisocket.mounts(self.api_dir)]
+        if spec.docker and spec.disk:
+            # gVisor mounts it inside the sandbox (its pages are sandbox memory, nothing on the host's disk);
+            # the init program puts dockerd's data, /tmp and overlays of the image's directories on it.
+            options["tmpfs"] = {DISK_PATH: f"size={spec.disk},mode=0755,exec"}
         if spec.cpu is not None:
             options["nano_cpus"] = int(spec.cpu * 1e9)
         if spec.memory is not None:
@@ -263,6 +271,8 @@ class StartupMixin:
                         continue
                     seen = index
                     self._on_report(report)
+                    if report.phase == Phase.ANSWERING.value and report.state == "done" and self.spec.images:
+                        await self._preload()
                     if report.state == "failed":
                         raise self._failure(report)
                     if report.phase == Phase.READY.value and report.state == "done":
@@ -282,6 +292,49 @@ class StartupMixin:
             raise SandboxStartFailed(f"The Docker daemon of sandbox {self.name!r} does not answer on its host socket {path}.",
                                      fix="check that the runsc runtimes carry --host-uds=create (`jupyter sandbox doctor`)")
         await run_sync(apisocket.secure, path)
+    async def _preload(self) -> None:
+        """Load the spec's images into the daemon, one progress phase each, then let the init program say ready."""
+        from .bootstrap import PRELOADED
+        from .docker import load_image
+
+        for image in self.spec.images:
+            phase = image_phase(image)
+            total = self._preload_sizes.get(image, 0)
+            self._publish(phase, State.STARTED, f"{image} ({total / 1e6:.0f} MB)")
+            progress = {"bytes": 0, "seconds": 0.0}
+
+            def on_progress(sent: int, seconds: float) -> None:  # in the feeding thread: just record
+                progress["bytes"], progress["seconds"] = sent, seconds
+
+            process = await load_image(self, image, on_progress=on_progress)
+            async with anyio.create_task_group() as group:
+                async def report() -> None:
+                    while True:
+                        await anyio.sleep(1.0)
+                        sent, seconds = progress["bytes"], progress["seconds"]
+                        self._publish(phase, State.STARTED, _rate(image, sent, seconds, total))
+
+                group.start_soon(report)
+                code = await process.wait()
+                group.cancel_scope.cancel()
+            if code != 0:
+                if process.error is not None:  # the store holds every image unpacked, plus the tar of the one loading
+                    needed = sum(self._preload_sizes.values()) + total
+                    raise self._load_failed(phase, disk_full(self.name, self.spec.disk, self.spec.memory,
+                                                             detail=process.error.detail, at_least=needed))
+                error = SandboxStartFailed(
+                    f"Loading image {image!r} into sandbox {self.name!r} failed (exit code {code}).",
+                    fix="read the output below; `jupyter sandbox logs NAME` shows the dockerd log",
+                    detail=(process.stderr_text + process.stdout_text).strip()[-2000:] or None)
+                raise self._load_failed(phase, error)
+            self._publish(phase, State.DONE, _rate(image, progress["bytes"], progress["seconds"], total, done=True))
+        touch = await self.run(["touch", PRELOADED])
+        if touch.exit_code != 0:
+            raise SandboxStartFailed(f"Could not mark sandbox {self.name!r}'s images as loaded: {touch.stderr_text.strip()}")
+
+    def _load_failed(self, phase: str, error: SandboxError) -> SandboxError:
+        self._publish(phase, State.FAILED, error.message, error.detail or "")
+        return error
 
     def _on_report(self, report: InitReport) -> None:
         phase = report.phase
@@ -304,6 +357,11 @@ class StartupMixin:
                 f"Image {self.spec.image!r} has no dockerd, so Docker cannot run inside sandbox {self.name!r} ({report.message}).",
                 fix="use the Docker-enabled default image, or build one with "
                 "`jupyter sandbox image build --docker --offline --tag NAME` (or --base IMAGE when a registry is reachable)",
+            )
+        if report.phase == Phase.STORAGE.value:
+            return SandboxStartFailed(
+                f"Could not mount the disk store of sandbox {self.name!r}: {report.message}",
+                fix="use an image with util-linux's mount (the default image has it); the message above says what failed",
             )
         if report.phase == Phase.CGROUPS.value:
             return SandboxStartFailed(
@@ -340,3 +398,12 @@ class StartupMixin:
         )
 
     # -- finding ------------------------------------------------------------
+
+
+def _rate(image: str, sent: int, seconds: float, total: int, done: bool = False) -> str:
+    """A load's progress line: bytes so far (of the image's size) and MB/s."""
+    speed = sent / 1e6 / seconds if seconds > 0 else 0.0
+    if done:
+        return f"{image}: {sent / 1e6:.0f} MB in {seconds:.1f} s ({speed:.0f} MB/s)"
+    of = f" of ~{total / 1e6:.0f}" if total else ""
+    return f"{image}: {sent / 1e6:.0f}{of} MB, {speed:.0f} MB/s"

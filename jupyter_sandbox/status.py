@@ -57,6 +57,7 @@ class SandboxInfo:
         docker: Whether it has a Docker daemon inside.
         cpu: CPU limit, if any.
         memory: Memory limit such as ``512Mi``, if any.
+        disk: Size of the Docker disk store such as ``2Gi``, if it has one.
         network: Network mode.
         egress: For network ``sandbox``: its live egress policy (``public``, ``none`` or the allow-list).
         egress_resolved: For an allow-list, what each entry was resolved to (``entry``, ``cidr``, ``port``).
@@ -84,6 +85,7 @@ class SandboxInfo:
     egress_resolved: list[dict[str, Any]] = field(default_factory=list)
     address: str = ""
     pids: int | None = None
+    disk: str | None = None
     owner: str = ""
     pool: bool = False
     created: float | None = None
@@ -165,6 +167,7 @@ def info_from_container(attrs: Mapping[str, Any], reports: list[InitReport], pha
         network=spec.network if spec else "",
         **egress,
         pids=spec.pids if spec else None,
+        disk=format_memory(spec.disk) if spec else None,
         owner=labels.get(L.OWNER, ""),
         pool=L.in_pool(attrs.get("Name", "")),
         created=float(labels[L.CREATED]) if labels.get(L.CREATED) else None,

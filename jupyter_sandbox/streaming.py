@@ -94,7 +94,7 @@ async def _run(sandbox: Sandbox, start: Starter, needs_daemon: bool, output: "qu
 
 
 def run_streamed(sandbox: Sandbox, start: Starter, *, needs_daemon: bool = False,
-                 write: Writer = write_to_cell) -> CommandResult:
+                 write: Writer = write_to_cell, output: "queue.Queue[Any] | None" = None) -> CommandResult:
     """Start a process in the sandbox and stream its output while it runs.
 
     Args:
@@ -102,12 +102,13 @@ def run_streamed(sandbox: Sandbox, start: Starter, *, needs_daemon: bool = False
         start: Starts the process on the core's loop (see :func:`run_command`, :func:`run_docker`).
         needs_daemon: Wait (interruptibly) for the sandbox's Docker daemon first.
         write: Called with ``(stream, text)`` for each piece of output, in the calling thread.
+        output: The queue ``write`` is fed from; other threads may put ``(stream, text)`` in it too.
 
     Raises:
         SandboxError: If it could not run, or timed out (it has been killed).
         KeyboardInterrupt: If interrupted; it has been killed inside the sandbox by then.
     """
-    output: "queue.Queue[Any]" = queue.Queue()
+    output = output if output is not None else queue.Queue()
     finished = threading.Event()
     outcome: dict[str, Any] = {}
 
@@ -183,5 +184,21 @@ def remove_containers_created_since(sandbox: Sandbox, since: float) -> list[str]
 
 def load_image(sandbox: Sandbox, image: str, *, timeout: float | None = None,
                write: Writer = write_to_cell) -> CommandResult:
-    """Copy an image from the host engine into the sandbox's daemon, streaming ``docker load``'s output."""
-    return run_streamed(sandbox, lambda core: core.docker.load(image, timeout=timeout), needs_daemon=True, write=write)
+    """Copy an image from the host engine into the sandbox's daemon, streaming ``docker load``'s output
+    and, for a load taking over a second, the bytes sent and MB/s once a second."""
+    output: "queue.Queue[Any]" = queue.Queue()
+    report = load_progress(lambda line: output.put(("stderr", line)))  # written by the calling thread
+    return run_streamed(sandbox, lambda core: core.docker.load(image, timeout=timeout, on_progress=report),
+                        needs_daemon=True, write=write, output=output)
+
+
+def load_progress(say: Callable[[str], None], every: float = 1.0) -> Callable[[int, float], None]:
+    """An ``on_progress`` for loads: says ``sent N MB (R MB/s)`` once a second, from the first second on."""
+    last = {"at": 0.0}
+
+    def report(sent: int, seconds: float) -> None:
+        if seconds >= last["at"] + every:
+            last["at"] = seconds
+            say(f"sent {sent / 1e6:.0f} MB in {seconds:.0f} s ({sent / 1e6 / seconds:.0f} MB/s)\n")
+
+    return report

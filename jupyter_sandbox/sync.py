@@ -160,6 +160,11 @@ class Process:
         """After a failure, the likely cause and fix, if known."""
         return self.core.hint
 
+    @property
+    def error(self) -> SandboxError | None:
+        """After a failure that printed "no space left on device", the typed :class:`DiskFull` error."""
+        return self.core.error
+
     def wait(self) -> int:
         """Wait for it to end; returns the exit code (output kept in ``stdout``/``stderr``)."""
         return call(self.core.wait)
@@ -331,7 +336,7 @@ class Sandbox:
     def create(cls, name: str | None = None, *, docker: bool = False, image: str | None = None, cpu: Any = None,
                memory: Any = None, network: str | None = None, egress: Any = None, env: Any = None,
                timeout: Any = None, pids: Any = None, on_event: Listener | None = None, owner: str = "api",
-               use_pool: bool = True) -> "Sandbox":
+               use_pool: bool = True, disk: Any = None, storage: str | None = None, images: Any = None) -> "Sandbox":
         """Create a sandbox and wait until it is ready.
 
         Args:
@@ -350,9 +355,14 @@ class Sandbox:
             on_event: Called with each :class:`ProgressEvent` (in the loop's thread).
             owner: Recorded in the labels (``api``, ``cli``, ``kernel``...).
             use_pool: Take a ready sandbox from a warm pool when one matches (False: always boot a new one).
+            disk: Size of the Docker disk store such as ``"8Gi"`` (default: half of ``memory``, or 4Gi
+                without a memory limit); it is sandbox memory, so it must leave 128Mi of ``memory`` free.
+            storage: The inner dockerd's storage driver, ``"overlay2"`` (default) or ``"vfs"``.
+            images: Host images loaded into the sandbox's daemon before it is ready, one progress phase each.
         """
         core = cls.prepare(name, docker=docker, image=image, cpu=cpu, memory=memory, network=network, egress=egress,
-                           env=env, timeout=timeout, pids=pids, owner=owner, use_pool=use_pool)
+                           env=env, timeout=timeout, pids=pids, owner=owner, use_pool=use_pool, disk=disk,
+                           storage=storage, images=images)
         for warning in core.spec.warnings:  # network "host": the Python API's face of the warning
             warnings.warn(warning, HostNetworkWarning, stacklevel=2)
         if on_event is not None:

@@ -96,7 +96,7 @@ class JsonLines:
 def sandbox_table(infos: list[SandboxInfo]) -> Table:
     """The ``ls`` table."""
     table = Table(box=None, header_style="bold")
-    for column in ("NAME", "STATE", "DOCKER", "IMAGE", "CPU", "MEMORY", "NETWORK", "UPTIME", "OWNER"):
+    for column in ("NAME", "STATE", "DOCKER", "IMAGE", "CPU", "MEMORY", "DISK", "NETWORK", "UPTIME", "OWNER"):
         table.add_column(column, no_wrap=True, overflow="ignore" if column == "IMAGE" else "ellipsis")
     for info in infos:
         uptime = info.uptime
@@ -107,6 +107,7 @@ def sandbox_table(infos: list[SandboxInfo]) -> Table:
             info.image,
             f"{info.cpu:g}" if info.cpu else "-",
             info.memory or "-",
+            info.disk or "-",
             info.network,
             _duration(uptime) if uptime is not None else "-",
             info.owner,

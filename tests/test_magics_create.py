@@ -44,6 +44,23 @@ def test_text_progress_shows_every_phase_in_order_and_returns_the_current_sandbo
         shell.run_line_magic("sandbox", f"rm {name}")
 
 
+def test_image_load_shows_a_phase_per_image_and_the_image_is_there(shell, capsys, test_images, no_leaks):
+    name = unique_name("st-mg")
+    tiny = test_images["tiny"]
+    sandbox = shell.run_line_magic("sandbox", f"create --docker --name {name} --memory 1Gi --disk 512Mi "
+                                              f"--image-load {tiny} --progress text")
+    try:
+        lines = capsys.readouterr().out.splitlines()
+        loaded = [i for i, line in enumerate(lines) if f"Image loaded: {tiny}" in line]
+        ready = [i for i, line in enumerate(lines) if line[4:30].strip() == "Ready"]
+        assert len(loaded) == 1 and ready and loaded[0] < ready[0], lines
+        images = sandbox.docker.images(quiet=True, filter=f"reference={tiny}")
+        assert images.wait() == 0 and images.stdout.read().strip()
+        assert sandbox.core.spec.disk == 512 * 2**20
+    finally:
+        shell.run_line_magic("sandbox", f"rm {name}")
+
+
 def test_widget_model_ends_ready(shell, no_leaks):
     name = unique_name("mg-widget")
     sandbox = shell.run_line_magic("sandbox", f"create --docker --name {name} --progress widget")
@@ -82,7 +99,8 @@ def test_widget_model_ends_failed_with_cause_fix_and_log_tail(shell, test_images
 @pytest.mark.parametrize("line", [
     "create --docker --memory 4Gb", "create --docker --cpu -1", "create --docker --name ../x",
     "create --docker --network bridge", "create --docker --bogus", "create --docker extra-positional",
-    "ls --docker", "explode",
+    "ls --docker", "explode", "create --docker --disk lots", "create --docker --memory 1Gi --disk 2Gi",
+    "ls --disk 1Gi",
 ])
 def test_bad_arguments_give_the_message_and_create_nothing(shell, engine_client, line, no_leaks):
     before = {c.id for c in engine_client.containers.list(all=True)}

@@ -63,8 +63,22 @@ def test_tracker_marks_the_phase_being_waited_for():
     row = tracker.rows[1]
     assert row.status == "done" and round(row.duration, 2) == 0.5
     tracker.update(event("socket", "failed", 1.0, "dockerd exited with code 1"))
-    assert tracker.final is not None and tracker.rows[6].status == "failed"
+    assert tracker.final is not None and next(r for r in tracker.rows if r.phase.value == "socket").status == "failed"
     assert tracker.current is None
+
+
+def test_each_preloaded_image_gets_a_row_before_ready():
+    tracker = PhaseTracker(docker=True, images=["a:1"])
+    tracker.update(event("answering", "done", 1.0))
+    tracker.update(event("load:b:2", "started", 1.1))
+    tracker.update(event("load:b:2", "started", 2.1, "b:2: 50 of ~100 MB, 50 MB/s"))  # progress keeps the start
+    names = [row.phase.value for row in tracker.rows]
+    assert names[-3:] == ["load:a:1", "load:b:2", "ready"]
+    assert tracker.rows[-2].phase.label == "Image loaded: b:2" and tracker.current is tracker.rows[-3]
+    assert event("load:b:2", "done", 1.2).label == "Image loaded: b:2"
+    tracker.update(event("load:b:2", "done", 3.1))
+    assert round(tracker.rows[-2].duration, 2) == 2.0 and tracker.rows[-2].status == "done"
+    assert "storage" in names and PhaseTracker(docker=False).rows[-1].phase.value == "ready"
 
 
 def test_bus_replays_history_to_late_listeners():

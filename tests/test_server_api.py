@@ -154,6 +154,9 @@ async def test_bad_bodies_get_400_naming_the_field(jp_fetch: Any, jp_serverapp: 
         ({"network": "bridge"}, "network"),
         ({"name": "no spaces allowed"}, "name"),
         ({"docker": "yes"}, "docker"),
+        ({"docker": True, "disk": "plenty"}, "disk"),
+        ({"docker": True, "memory": "1Gi", "disk": "4Gi"}, "disk"),
+        ({"docker": True, "images": "two words"}, "images"),
         ({"colour": "blue"}, "colour"),
         (["a", "list"], "body"),
     ]
@@ -168,6 +171,31 @@ async def test_bad_bodies_get_400_naming_the_field(jp_fetch: Any, jp_serverapp: 
     assert error["field"] == "command"
     error = await expect_error(jp_fetch, 400, "sandbox", "api", "sandboxes", "whatever", "logs", params={"lines": "many"})
     assert error["field"] == "lines"
+
+
+@pytest.mark.integration
+async def test_disk_and_preloaded_images_through_rest(jp_fetch: Any, jp_serverapp: Any, test_images: dict[str, str],
+                                                      no_leaks: None) -> None:
+    name = new_name("disk")
+    tiny = test_images["tiny"]
+    body = {"name": name, "docker": True, "memory": "1Gi", "disk": "256Mi", "images": [tiny]}
+    answer = await fetch_json(jp_fetch, "sandbox", "api", "sandboxes", method="POST", body=json.dumps(body))
+    assert answer["spec"]["disk"] == 256 * 2**20 and answer["spec"]["images"] == [tiny]
+    try:
+        assert (await wait_for_state(jp_fetch, name))["state"] == "ready"
+
+        async def run(*command: str) -> list[dict[str, Any]]:
+            response = await jp_fetch("sandbox", "api", "sandboxes", name, "exec", method="POST",
+                                      body=json.dumps({"command": list(command), "timeout": 120}))
+            return [json.loads(line) for line in response.body.decode().splitlines()]
+
+        listed = await run("docker", "images", "--quiet", "--filter", f"reference={tiny}")
+        assert listed[-1] == {"exit_code": 0} and any(line.get("text", "").strip() for line in listed[:-1]), listed
+        full = (await run("dd", "if=/dev/zero", "of=/usr/fill", "bs=1M", "count=320"))[-1]
+        assert full["exit_code"] != 0 and full["error"] == "disk_full", full
+        assert "disk (256Mi) is full" in full["message"] and "disk=" in full["fix"]
+    finally:
+        await jp_fetch("sandbox", "api", "sandboxes", name, method="DELETE")
 
 
 async def test_unknown_sandbox_gets_404_everywhere(jp_fetch: Any, jp_serverapp: Any) -> None:

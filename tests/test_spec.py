@@ -64,6 +64,15 @@ def test_bad_names(value, field, words):
     ({"env": {"1BAD": "x"}}, "env", "not a variable name"),
     ({"env": ["NOEQUALS"]}, "env", "KEY=VALUE"),
     ({"image": "has space"}, "image", "not an image reference"),
+    ({"docker": True, "disk": "8 parsecs"}, "disk", "unknown unit"),
+    ({"docker": True, "disk": "1Mi"}, "disk", "below the smallest store"),
+    ({"docker": True, "memory": "1Gi", "disk": "1Gi"}, "disk", "does not fit in memory 1Gi"),
+    ({"docker": True, "memory": "150Mi"}, "memory", "no room for the disk store"),
+    ({"disk": "1Gi"}, "disk", "with Docker inside"),
+    ({"docker": True, "storage": "zfs"}, "storage", "not a storage choice"),
+    ({"images": ["x"]}, "images", "this sandbox has none"),
+    ({"docker": True, "images": "two words"}, "images", "not an image reference"),
+    ({"docker": True, "images": {"a": 1}}, "images", "must be a list"),
 ])
 def test_bad_values(kwargs, field, words):
     with pytest.raises(SpecError) as caught:
@@ -126,3 +135,16 @@ def test_labels_of_a_newer_version_with_extra_spec_fields_still_read() -> None:
 
     spec = _labels.spec_from_labels({_labels.SPEC: _json.dumps({"name": "x", "network": "sandbox", "disk": "2Gi"})})
     assert (spec.name, spec.network) == ("x", "sandbox")
+def test_disk_defaults_to_half_the_memory_and_says_how_to_fit():
+    assert SandboxSpec.parse("a", docker=True, memory="2Gi").disk == 2**30
+    assert SandboxSpec.parse("a", docker=True, memory="unlimited").disk == 4 * 2**30
+    assert SandboxSpec.parse("a", docker=True).disk == SandboxSpec.parse("a", docker=True).memory // 2  # default memory
+    assert SandboxSpec.parse("a").disk is None
+    spec = SandboxSpec.parse("a", docker=True, memory="4Gi", disk="3Gi", images=["x", "y", "x"])
+    assert (spec.disk, spec.disk_text, spec.images, spec.storage) == (3 * 2**30, "3Gi", ("x", "y"), "overlay2")
+    assert SandboxSpec.from_dict(spec.to_dict()) == spec  # as REST bodies and labels carry it
+    with pytest.raises(SpecError) as caught:
+        SandboxSpec.parse("a", docker=True, memory="1Gi", disk="2Gi")
+    assert "raise memory to at least 2176Mi, or lower disk to at most 896Mi" in caught.value.fix
+    assert SandboxSpec.parse("a", docker=True, memory="300Mi").disk == 150 * 2**20
+    assert SandboxSpec.parse("a", docker=True, memory="200Mi").disk == 72 * 2**20

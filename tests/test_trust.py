@@ -65,7 +65,7 @@ def test_https_from_inside_verifies_against_the_hosts_extra_cas(test_images, mon
     extra = trust.extra_certificates({})
     assert extra, "this host trusts no extra CA: nothing to carry"
     url = urlsplit(debian_mirror())
-    release_gpg = f"https://{url.netloc}{url.path}/dists/bookworm/Release.gpg"
+    release_gpg = f"https://{url.netloc}{url.path.rstrip('/')}/dists/bookworm/Release.gpg"
     sandbox = Sandbox.create(unique_name("trust"), network="sandbox", owner="test", use_pool=False)
     try:
         bundle = sandbox.exec(["cat", "/etc/ssl/certs/ca-certificates.crt"]).stdout.read()

@@ -36,6 +36,8 @@ export interface ISandboxInfo {
   cpu: number | null;
   memory: string | null;
   pids?: number | null;
+  /** The Docker disk store's size, e.g. `2Gi` (null without Docker). */
+  disk: string | null;
   network: string;
   egress?: string | string[];
   address?: string;
@@ -56,6 +58,8 @@ export interface ICreateRequest {
   cpu?: string;
   memory?: string;
   pids?: string;
+  /** The Docker disk store's size, e.g. `2Gi`. */
+  disk?: string;
   network?: string;
   egress?: string;
 }

@@ -13,7 +13,7 @@ const NETWORK_MODES = [
   ['host', 'host (NOT isolated: reaches the host and LAN)']
 ];
 
-/** The create form: name, image, Docker on/off, cpu, memory, pids, network, egress. */
+/** The create form: name, image, Docker on/off, cpu, memory, pids, disk, network, egress. */
 export class CreateSandboxForm extends Widget {
   constructor() {
     super();
@@ -31,6 +31,12 @@ export class CreateSandboxForm extends Widget {
     this._cpu = this._field('CPU', 'input', 'cpu', "e.g. 1, 0.5, 500m or 'unlimited' (server default if empty)");
     this._memory = this._field('Memory', 'input', 'memory', "e.g. 512Mi, 2Gi or 'unlimited' (server default if empty)");
     this._pids = this._field('Processes', 'input', 'pids', "e.g. 512 or 'unlimited' (server default if empty)");
+    this._disk = this._field(
+      'Disk',
+      'input',
+      'disk',
+      'Docker disk store, e.g. 2Gi (half the memory, or 4Gi, if empty)'
+    );
     const network = this._field('Network', 'select', 'network', '') as unknown as HTMLSelectElement;
     for (const [value, text] of NETWORK_MODES) {
       const option = document.createElement('option');
@@ -81,6 +87,9 @@ export class CreateSandboxForm extends Widget {
     if (text(this._pids)) {
       body.pids = text(this._pids);
     }
+    if (text(this._disk)) {
+      body.disk = text(this._disk);
+    }
     return body;
   }
 
@@ -111,6 +120,7 @@ export class CreateSandboxForm extends Widget {
   private _cpu: HTMLInputElement;
   private _memory: HTMLInputElement;
   private _pids: HTMLInputElement;
+  private _disk: HTMLInputElement;
   private _network: HTMLSelectElement;
   private _egress: HTMLInputElement;
   private _warning: HTMLParagraphElement;

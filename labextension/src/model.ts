@@ -214,6 +214,7 @@ function emptyInfo(name: string): ISandboxInfo {
     docker: false,
     cpu: null,
     memory: null,
+    disk: null,
     network: 'sandbox',
     owner: '',
     pool: false,

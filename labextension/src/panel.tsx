@@ -105,6 +105,7 @@ function SandboxCard(props: {
     info.cpu !== null ? `${info.cpu} CPU` : 'no CPU limit',
     info.memory ? `${info.memory} memory` : 'no memory limit',
     info.pids ? `${info.pids} processes` : 'no process limit',
+    ...(info.disk ? [`${info.disk} disk`] : []),
     `network ${info.network || 'none'}${info.network === 'sandbox' && info.egress ? ` (egress ${Array.isArray(info.egress) ? info.egress.join(', ') : info.egress})` : ''}`
   ].join(' · ');
   const run = (id: string) => () => void commands.execute(id, { name: info.name });

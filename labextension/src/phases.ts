@@ -11,6 +11,7 @@ export const DOCKER_PHASES = [
   'booted',
   'dockerd_present',
   'cgroups',
+  'storage',
   'dockerd_started',
   'socket',
   'answering',
@@ -27,6 +28,7 @@ const LABELS: { [phase: string]: string } = {
   booted: 'Sandbox booted (gVisor)',
   dockerd_present: 'dockerd found in image',
   cgroups: 'cgroups prepared',
+  storage: 'Disk store mounted',
   dockerd_started: 'dockerd started',
   socket: 'Docker socket up',
   answering: 'Daemon answering',
@@ -56,7 +58,9 @@ export function phaseRows(
   events: IProgressEvent[],
   nowSeconds: number
 ): IPhaseRow[] {
-  const order = docker ? DOCKER_PHASES : PLAIN_PHASES;
+  // One `load:IMAGE` phase per preloaded image, between answering and ready.
+  const loads = [...new Set(events.map(e => e.phase).filter(p => p.startsWith('load:')))];
+  const order = docker ? [...DOCKER_PHASES.slice(0, -1), ...loads, 'ready'] : PLAIN_PHASES;
   const rows: IPhaseRow[] = order.map(phase => ({
     phase,
     label: LABELS[phase] ?? phase,

@@ -203,7 +203,8 @@ class ExecHandler(SandboxAPIHandler):
         """Body ``{"command": [argv...], "timeout": seconds?}``.
 
         Answers ``application/x-ndjson``: ``{"stream": "stdout"|"stderr", "text": ...}``
-        per chunk as it arrives, then ``{"exit_code": N}`` (or ``{"error": ..., "message": ...}``).
+        per chunk as it arrives, then ``{"exit_code": N}`` (or ``{"error": ..., "message": ...}``; both when
+        a command failed for a known cause such as a full disk: ``"error": "disk_full"``).
         """
         body = self.json_body()
         if not isinstance(body, dict):
@@ -219,6 +220,8 @@ class ExecHandler(SandboxAPIHandler):
                         self.write(json.dumps({"stream": chunk.stream, "text": decoder.decode(chunk)}) + "\n")
                         await self.flush()
                 final: dict[str, Any] = {"exit_code": process.exit_code}
+                if process.error is not None:  # e.g. the sandbox's disk is full: the typed error beside the code
+                    final.update(error_body(process.error))
             except SandboxError as error:
                 final = error_body(error)
             self.write(json.dumps(final) + "\n")
