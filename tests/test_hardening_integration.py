@@ -170,10 +170,10 @@ def test_a_runtime_named_runsc_that_is_not_gvisor_is_refused(fake_runtimes, monk
         Engine.default()._runtimes = None  # see the freshly registered runtimes
         name = unique_name("hd-fake")
         with pytest.raises(NotIsolated, match=words):
-            Sandbox.create(name, owner="test")
+            Sandbox.create(name, owner="test", network="none")  # the fakes are registered for network none
         assert not container_exists(name)
     monkeypatch.setenv(RUNTIME_ENV, "runsc")  # the real one, chosen the same way, still works
-    with create("realrt") as sandbox:
+    with create("realrt", network="none") as sandbox:
         assert sandbox.status().state == "ready"
 
 
