@@ -25,7 +25,7 @@ import time
 from typing import TYPE_CHECKING, Any, Mapping
 
 from . import labels as L
-from .bootstrap import API_DIR
+from .bootstrap import API_DIR, HOST_READY
 from .errors import SandboxError
 
 if TYPE_CHECKING:
@@ -69,6 +69,12 @@ def make_dir(name: str) -> str:
                            fix="run jupyter-sandbox as root (the socket runsc creates is root's), "
                            f"and check that {base!r} can be written") from None
     return path
+
+
+def mark_host_ready(path: str) -> None:
+    """Leave the marker that lets the sandbox's init program say ready (the host's part is done)."""
+    with open(os.path.join(path, HOST_READY), "w"):
+        pass
 
 
 def mounts(path: str) -> list[Any]:

@@ -213,8 +213,13 @@ await_ready() {
         return 1
       fi
       ev answering done "dockerd $version"
-      if [ "$PRELOAD" != 0 ]; then  # the host loads images, then creates $RUN/preloaded
-        while [ ! -e $RUN/preloaded ]; do
+      # The host's turn before "ready": it loads the images asked for, and secures and checks the host
+      # socket, then leaves a marker: in the socket directory when there is one (no exec needed),
+      # else $RUN/preloaded. So "ready", which every observer reads, means the host is done too.
+      marker=
+      if [ "$HOSTSOCK" != none ]; then marker=$API/host-ready; elif [ "$PRELOAD" != 0 ]; then marker=$RUN/preloaded; fi
+      if [ -n "$marker" ]; then
+        while [ ! -e "$marker" ]; do
           alive "$pid" || { crashed images; return 1; }
           nap
         done
@@ -268,7 +273,10 @@ LAUNCHER = '[ -x /bin/bash ] && exec /bin/bash -c "$0" jupyter-sandbox-init "$@"
 
 
 PRELOADED = "/run/jupyter-sandbox/preloaded"
-"""Created by the host once the images to preload are in the sandbox's daemon; ready waits for it."""
+"""Created by the host (through exec) once the images to preload are loaded, in a sandbox without a socket directory."""
+HOST_READY = "host-ready"
+"""The marker the host leaves in a sandbox's socket directory once it has done its part of the startup
+(images loaded, socket secured and checked); the init program says ready only after it."""
 
 
 def init_command(docker: bool, disk: int | None = None, storage: str | None = None, preload: int = 0) -> list[str]:

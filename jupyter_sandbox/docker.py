@@ -235,6 +235,7 @@ class AsyncDocker:
         else:
             command = ["sh", "-c", 'printf "%s\\n" "$1" >&2; shift; exec "$@"', "sh", preface, *argv] if preface else argv
             process = await sandbox.exec(command, stdin=stdin, timeout=timeout, workdir=workdir)
+        process.disk_full = sandbox.disk_full_error  # over the socket too: the store is the sandbox's
         generic = process.explain  # e.g. a failed fork: the sandbox's pids limit
         explain = self._explainer(argv)
         process.explain = lambda stderr: explain(stderr) or (generic(stderr) if generic else None)
@@ -406,6 +407,8 @@ class AsyncDocker:
         process = await HostProcess.start_cli(sandbox.engine, sandbox.container_id, target_socket, argv,
                                               stdin=counted, timeout=timeout, sandbox=sandbox.name)
         process.explain = self._explainer(argv)
+        if target_socket is not None:  # into the sandbox: a full disk store is its DiskFull
+            process.disk_full = sandbox.disk_full_error
         return process
 
 

@@ -238,8 +238,12 @@ class AsyncSandbox(StartupMixin):
         except SandboxError as error:
             raise await self._explain_exec_failure(error) from None
         process.explain = lambda text: fork_failure_hint(text, self.spec.pids)
-        process.disk_full = lambda tail: disk_full(self.name, self.spec.disk, self.spec.memory, detail=tail.strip()[-2000:] or None)
+        process.disk_full = self.disk_full_error
         return process
+
+    def disk_full_error(self, tail: str) -> SandboxError:
+        """The typed error (:class:`DiskFull`) for a command here whose output says "no space left on device"."""
+        return disk_full(self.name, self.spec.disk, self.spec.memory, detail=tail.strip()[-2000:] or None)
 
     async def _explain_exec_failure(self, error: SandboxError) -> SandboxError:
         cause = error.__cause__

@@ -17,7 +17,7 @@ from docker.types import Ulimit
 from . import apisocket, egress, trust
 from . import labels as L
 from . import network as N
-from .bootstrap import DISK_PATH, DOCKERD_LOG, InitReport, InitReportParser, diagnose, init_command
+from .bootstrap import DISK_PATH, DOCKERD_LOG, PRELOADED, InitReport, InitReportParser, diagnose, init_command
 from .errors import (
     DaemonTimeout,
     disk_full,
@@ -42,6 +42,8 @@ if TYPE_CHECKING:
 DOCKER_CAPABILITIES = ["ALL"]
 """Docker inside gVisor needs, among others, SYS_ADMIN (mounts) and NET_ADMIN; gVisor confines them."""
 
+SOCKET_CHECK_SECONDS = 10.0
+"""How long the host socket may take to answer its first ping once the daemon answers inside."""
 SHARED_PID_ENV = "JUPYTER_SANDBOX_SHARED_PID"
 """Tells the init program to give inner containers the sandbox's PID namespace (see bootstrap.py)."""
 PIDS_ENV = "JUPYTER_SANDBOX_PIDS"
@@ -271,30 +273,48 @@ class StartupMixin:
                         continue
                     seen = index
                     self._on_report(report)
-                    if report.phase == Phase.ANSWERING.value and report.state == "done" and self.spec.images:
-                        await self._preload()
+                    if report.phase == Phase.ANSWERING.value and report.state == "done":
+                        await self._host_part()
                     if report.state == "failed":
                         raise self._failure(report)
                     if report.phase == Phase.READY.value and report.state == "done":
-                        await self._secure_api_socket()
                         self._ready = True
                         return
             attrs = await self.engine.call(self.engine.client.api.inspect_container, container.id)
             if not attrs.get("State", {}).get("Running"):
                 raise await self._exited_during_startup()
 
+    async def _host_part(self) -> None:
+        """Between the daemon answering and "ready": load the images asked for, secure the host socket,
+        then let the init program say ready (see :data:`~jupyter_sandbox.bootstrap.HOST_READY`), so
+        that every observer's "ready" (they read the init program's lines) means the host is done too."""
+        if self.spec.images:
+            await self._preload()
+        if self.api_dir:
+            await self._secure_api_socket()
+            await run_sync(apisocket.mark_host_ready, self.api_dir)
+        elif self.spec.images:
+            touch = await self.run(["touch", PRELOADED])
+            if touch.exit_code != 0:
+                raise SandboxStartFailed(f"Could not mark sandbox {self.name!r}'s images as loaded: {touch.stderr_text.strip()}")
+
     async def _secure_api_socket(self) -> None:
         """Give the host socket its mode and owner, and check the inner daemon answers on it."""
         path = self.api_socket
         if path is None:
             return
-        if not await run_sync(apisocket.is_socket, path) or not await run_sync(apisocket.ping, path):
-            raise SandboxStartFailed(f"The Docker daemon of sandbox {self.name!r} does not answer on its host socket {path}.",
-                                     fix="check that the runsc runtimes carry --host-uds=create (`jupyter sandbox doctor`)")
+        deadline = time.monotonic() + SOCKET_CHECK_SECONDS  # a loaded host answers late, not never
+        while not (await run_sync(apisocket.is_socket, path) and await run_sync(apisocket.ping, path)):
+            if time.monotonic() > deadline:
+                raise SandboxStartFailed(
+                    f"The Docker daemon of sandbox {self.name!r} does not answer on its host socket {path} "
+                    f"(tried for {SOCKET_CHECK_SECONDS:g} s).",
+                    fix="check that the runsc runtimes carry --host-uds=create (`jupyter sandbox doctor`)")
+            await anyio.sleep(0.05)
         await run_sync(apisocket.secure, path)
+
     async def _preload(self) -> None:
-        """Load the spec's images into the daemon, one progress phase each, then let the init program say ready."""
-        from .bootstrap import PRELOADED
+        """Load the spec's images into the daemon, one progress phase each."""
         from .docker import load_image
 
         for image in self.spec.images:
@@ -328,9 +348,6 @@ class StartupMixin:
                     detail=(process.stderr_text + process.stdout_text).strip()[-2000:] or None)
                 raise self._load_failed(phase, error)
             self._publish(phase, State.DONE, _rate(image, progress["bytes"], progress["seconds"], total, done=True))
-        touch = await self.run(["touch", PRELOADED])
-        if touch.exit_code != 0:
-            raise SandboxStartFailed(f"Could not mark sandbox {self.name!r}'s images as loaded: {touch.stderr_text.strip()}")
 
     def _load_failed(self, phase: str, error: SandboxError) -> SandboxError:
         self._publish(phase, State.FAILED, error.message, error.detail or "")

@@ -17,7 +17,7 @@ from sandbox_test_support import unique_name
 
 from jupyter_sandbox import apisocket, hostcli
 from jupyter_sandbox import labels as L
-from jupyter_sandbox.bootstrap import API_DIR
+from jupyter_sandbox.bootstrap import API_DIR, HOST_READY
 from jupyter_sandbox.errors import SandboxError
 from jupyter_sandbox.sync import Sandbox, call
 
@@ -59,7 +59,7 @@ def test_the_socket_and_its_directory_are_the_users_alone(sb):
     assert mode(path) == (0o600, os.geteuid(), os.getegid())
     assert mode(folder) == (0o700, os.geteuid(), os.getegid())
     assert mode(apisocket.root())[0] == 0o711
-    assert os.listdir(folder) == ["docker.sock"]
+    assert sorted(os.listdir(folder)) == ["docker.sock", HOST_READY]  # and the host-ready marker
     assert apisocket.ping(path)
 
 

@@ -95,11 +95,11 @@ def publish(sb, tiny):
         sb.docker("rm", "-f", server).wait()
 
 
-def compose(sb, tiny, folder, verbs):
+def compose(sb, tiny, folder, verbs, privileged=False):
     project = folder / unique_name("fidelity")  # compose makes the project's name (and image names) from it
     project.mkdir()
     (project / "compose.yaml").write_text(
-        "services:\n  app:\n    build: .\n    command: sleep 300\n")
+        "services:\n  app:\n    build: .\n    command: sleep 300\n" + ("    privileged: true\n" if privileged else ""))
     (project / "Dockerfile").write_text(f"FROM {tiny}\nRUN echo built > /built\n")
     try:
         return all(ran(sb.docker.compose(*verb, project_dir=project)) for verb in verbs)
@@ -120,6 +120,9 @@ ROWS = [
         lambda sb, t, p: compose(sb, t, p, [("build",), ("run", "--rm", "app", "cat", "/built")])),
     Row("`docker compose up` + `exec`", "rewritten", False, True, "",
         lambda sb, t, p: compose(sb, t, p, [("up", "-d", "--build"), ("exec", "-T", "app", "cat", "/built")])),
+    Row("`docker compose up` + `exec`", "rewritten", True, True, "",
+        lambda sb, t, p: compose(sb, t, p, [("up", "-d", "--build"), ("exec", "-T", "app", "cat", "/built")],
+                                 privileged=True)),
     Row("container to container by address", "user bridge", False, True, "",
         lambda sb, t, p: container_to_container(sb, t, by_name=False)),
     Row("container to container by name", "user bridge", False, False,

@@ -64,10 +64,9 @@ def test_pool_refills_after_a_claim_and_drains_when_stopped(template, no_leaks):
 def test_concurrent_creates_never_get_the_same_member(template, no_leaks):
     pool = WarmPool([template], size=2)
     call(pool.fill)
+    made: list[AsyncSandbox] = []
 
     async def create_many() -> list[AsyncSandbox]:
-        made: list[AsyncSandbox] = []
-
         async def one(i: int) -> None:
             made.append(await AsyncSandbox.create(name=f"race-{os.getpid()}-{i}", docker=True, env=template.env, owner="test"))
 
@@ -76,13 +75,13 @@ def test_concurrent_creates_never_get_the_same_member(template, no_leaks):
                 group.start_soon(one, i)
         return made
 
-    sandboxes = call(create_many)
     try:
+        sandboxes = call(create_many)
         assert len({s.container_id for s in sandboxes}) == 4
         assert sum(s.from_pool for s in sandboxes) == 2
         for sandbox in sandboxes:
             assert call(sandbox.status).state == "ready"
-    finally:
-        for sandbox in sandboxes:
+    finally:  # also after a failed create: the others, and the pool, are still there
+        for sandbox in made:
             call(sandbox.terminate)
         call(pool.drain)
