@@ -226,6 +226,7 @@ class AsyncDocker:
         for arg in args:
             if not isinstance(arg, str):
                 raise SandboxError(f"Docker arguments must be strings, got {arg!r}", fix="convert it with str()")
+        await sandbox.ensure_running()  # before any transport: a paused sandbox would make a socket hang
         await sandbox.wait_ready()
         argv = ["docker", *args]
         process: AsyncProcess

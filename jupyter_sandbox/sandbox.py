@@ -23,16 +23,17 @@ from .errors import (
     SandboxNotRunning,
 )
 from .events import EventBus, Listener, Phase, ProgressEvent, State
+from .lifecycle import EXPIRED, LifecycleMixin, expired, forget
 from .ports import PROC_NET_FILES, ListeningPort, parse_listening, sandbox_address
 from .ports import url as port_url
 from .process import AsyncProcess
 from .spec import SandboxSpec
 from .startup import StartupMixin
-from .status import GONE, READY, SandboxInfo, info_from_container
+from .status import GONE, PAUSED, READY, SandboxInfo, info_from_container
 from .threads import run_sync
 
 
-class AsyncSandbox(StartupMixin):
+class AsyncSandbox(StartupMixin, LifecycleMixin):
     """A gVisor sandbox on the host's Docker engine, optionally with its own Docker daemon.
 
     Make one with :meth:`create` (or :meth:`prepare` then :meth:`start` to
@@ -54,7 +55,7 @@ class AsyncSandbox(StartupMixin):
         self.owner = owner
         self.pool_key = pool_key
         """Set for a warm-pool member: it is created under a pool name with this key."""
-        self.use_pool = use_pool and pool_key is None
+        self.use_pool = use_pool and pool_key is None and spec.ttl is None and spec.idle_timeout is None
         """Whether :meth:`start` may take a matching ready sandbox from a warm pool."""
         self.from_pool = False
         self.events = EventBus()
@@ -114,12 +115,16 @@ class AsyncSandbox(StartupMixin):
 
         Raises:
             SandboxNotFound: If the engine has no sandbox of that name.
+            SandboxExpired: If its ttl ran out (it is removed now).
         """
         engine = engine or Engine.default()
         container = await engine.find(name)
         if container is None:
             raise SandboxNotFound(f"No sandbox named {name!r}.", fix="`jupyter sandbox ls` lists the sandboxes")
-        return cls.from_container(container, engine=engine)
+        sandbox = cls.from_container(container, engine=engine)
+        if expired(container.labels):
+            await sandbox._remove_expired(container.labels)
+        return sandbox
 
     @classmethod
     def from_container(cls, container: Container, *, engine: Engine | None = None) -> "AsyncSandbox":
@@ -132,13 +137,17 @@ class AsyncSandbox(StartupMixin):
 
     @classmethod
     async def list(cls, *, engine: Engine | None = None) -> list[SandboxInfo]:
-        """Every sandbox in the engine, with its state, oldest first."""
+        """Every sandbox in the engine, with its state, oldest first.
+
+        Time limits are enforced on the way (see :meth:`enforce_limits`): an
+        expired sandbox is removed and left out, an idle one is paused.
+        """
         engine = engine or Engine.default()
         containers = await engine.containers()
         infos: list[SandboxInfo] = []
 
         async def one(container: Container) -> None:
-            info = await cls.from_container(container, engine=engine).status()
+            info = await cls.from_container(container, engine=engine).status(enforce=True)
             if info.state != GONE:
                 infos.append(info)
 
@@ -157,8 +166,13 @@ class AsyncSandbox(StartupMixin):
             raise
         return InitReportParser().feed(raw.decode("utf-8", errors="replace") + "\n")
 
-    async def status(self) -> SandboxInfo:
-        """The sandbox's current state, read from the engine."""
+    async def status(self, *, enforce: bool = False) -> SandboxInfo:
+        """The sandbox's current state, read from the engine.
+
+        Args:
+            enforce: Apply its time limits first, as a face looking at it does
+                (an expired sandbox is removed and shows as ``gone``, an idle one is paused).
+        """
         try:
             attrs = await self.engine.call(self.engine.client.api.inspect_container, self.container_id)
         except SandboxError as error:
@@ -169,7 +183,14 @@ class AsyncSandbox(StartupMixin):
         reports = await self.reports()
         phases = [ProgressEvent(self.name, r.phase, r.state, r.uptime or 0.0, r.message, r.log_tail, uptime=r.uptime).to_dict()
                   for r in reports]
-        return info_from_container(attrs, reports, phases)
+        info = info_from_container(attrs, reports, phases)
+        if enforce:
+            done = await self.enforce_limits(attrs, info.state)
+            if done == EXPIRED:
+                info.state, info.reason = GONE, "its ttl ran out: removed"
+            elif done is not None:
+                return await self.status()
+        return info
 
     async def wait_ready(self, timeout: float | None = None) -> None:
         """Return once the sandbox is ready (at once if it already is).
@@ -188,6 +209,9 @@ class AsyncSandbox(StartupMixin):
             if info.state == READY:
                 self._ready = True
                 return
+            if info.state == PAUSED:
+                await self.ensure_running()
+                continue
             self._raise_if_unusable(info)
             if time.monotonic() > deadline:
                 raise DaemonTimeout(f"Sandbox {self.name!r} is still starting ({info.reason}).",
@@ -232,6 +256,7 @@ class AsyncSandbox(StartupMixin):
                                fix=f"use {command.split()!r} or shell=True")
         else:
             argv = list(command)
+        await self.ensure_running()
         try:
             process = await AsyncProcess.start(self.engine, self.container_id, argv, env=env, workdir=workdir, user=user,
                                                timeout=timeout, stdin=stdin, sandbox=self.name)
@@ -390,6 +415,7 @@ class AsyncSandbox(StartupMixin):
         self.docker.close()
         if self.container_id:
             existed = await self.engine.remove(self.container_id)
+            forget(self.container_id)
         self._publish(Phase.REMOVED, State.DONE, f"sandbox {self.name} removed")
         self.events.close()
         return existed
