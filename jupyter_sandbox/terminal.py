@@ -17,7 +17,7 @@ from .events import PhaseTracker, ProgressEvent
 from .status import SandboxInfo
 
 STATUS_STYLE = {"pending": "dim", "running": "yellow", "done": "green", "failed": "bold red"}
-STATE_STYLE = {"starting": "yellow", "ready": "green", "failed": "bold red", "stopped": "dim", "gone": "dim"}
+STATE_STYLE = {"starting": "yellow", "ready": "green", "failed": "bold red", "stopped": "dim", "gone": "dim", "paused": "cyan"}
 ICONS = {"pending": "·", "done": "✔", "failed": "✘"}
 
 
@@ -96,7 +96,7 @@ class JsonLines:
 def sandbox_table(infos: list[SandboxInfo]) -> Table:
     """The ``ls`` table."""
     table = Table(box=None, header_style="bold")
-    for column in ("NAME", "STATE", "DOCKER", "IMAGE", "CPU", "MEMORY", "DISK", "NETWORK", "UPTIME", "OWNER"):
+    for column in ("NAME", "STATE", "DOCKER", "IMAGE", "CPU", "MEMORY", "DISK", "NETWORK", "UPTIME", "OWNER", "TIME LEFT"):
         table.add_column(column, no_wrap=True, overflow="ignore" if column == "IMAGE" else "ellipsis")
     for info in infos:
         uptime = info.uptime
@@ -111,8 +111,21 @@ def sandbox_table(infos: list[SandboxInfo]) -> Table:
             info.network,
             _duration(uptime) if uptime is not None else "-",
             info.owner,
+            time_left_text(info),
         )
     return table
+
+
+def time_left_text(info: SandboxInfo) -> str:
+    """The ``TIME LEFT`` cell: until the ttl removes it, and until idleness pauses it (``-``: no limit)."""
+    from .spec import format_duration
+
+    parts = []
+    if info.time_left is not None:
+        parts.append(f"{format_duration(info.time_left)} ttl")
+    if info.idle_left is not None:
+        parts.append(f"{format_duration(info.idle_left)} idle")
+    return ", ".join(parts) or "-"
 
 
 def _duration(seconds: float) -> str:
