@@ -18,7 +18,8 @@ from .status import SandboxInfo
 if TYPE_CHECKING:
     from .sync import Sandbox
 
-STATE_COLORS = {"starting": "#b26a00", "ready": "#2e7d32", "failed": "#c62828", "stopped": "#757575", "gone": "#757575"}
+STATE_COLORS = {"starting": "#b26a00", "ready": "#2e7d32", "failed": "#c62828", "stopped": "#757575", "gone": "#757575",
+                "paused": "#0277bd"}
 CONTAINER_FIELDS = ("ID", "Image", "Command", "Status", "Names")
 PS_TIMEOUT = 10.0
 LIST_COLUMNS = ("NAME", "STATE", "DOCKER", "IMAGE", "NETWORK", "UPTIME", "OWNER")
@@ -70,7 +71,20 @@ def _facts(info: SandboxInfo) -> list[tuple[str, str]]:
         ("cpu", f"{info.cpu:g}" if info.cpu else "-"), ("memory", info.memory or "-"),
         ("disk", info.disk or "-"),
         ("uptime", duration(info.uptime)), ("owner", info.owner or "-"), ("runtime", info.runtime or "-"),
-    ]
+    ] + _limit_facts(info)
+
+
+def _limit_facts(info: SandboxInfo) -> list[tuple[str, str]]:
+    """The time limits with the time left (only for a sandbox that has them)."""
+    from .spec import format_duration
+
+    facts = []
+    if info.ttl is not None:
+        facts.append(("ttl", f"{format_duration(info.ttl)} (removed in {format_duration(info.time_left)})"))
+    if info.idle_timeout is not None:
+        left = f"paused after {format_duration(info.idle_left)} more idle" if info.idle_left is not None else info.state
+        facts.append(("idle timeout", f"{format_duration(info.idle_timeout)} ({left})"))
+    return facts
 
 
 def status_text(info: SandboxInfo, containers: list[dict[str, str]] | None = None) -> str:
