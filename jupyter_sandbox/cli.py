@@ -10,7 +10,7 @@ from typing import Any, Callable, Sequence
 from rich.console import Console
 from rich.markup import escape
 
-from .errors import SandboxError, SpecError
+from .errors import SandboxError, SandboxExpired, SpecError
 from .spec import DEFAULT_IMAGE, NETWORK_MODES
 
 TINY_IMAGE = "jupyter-sandbox/tiny:latest"
@@ -350,6 +350,8 @@ def cmd_rm(args: argparse.Namespace) -> int:
     for name in args.names:
         try:
             targets[name] = call(AsyncSandbox.get, name)
+        except SandboxExpired:
+            err.print(f"removed {name} (its ttl had run out)")
         except SandboxError as error:
             err.print(f"[red]{escape(str(error))}[/]")
             status = 1
