@@ -193,13 +193,20 @@ class AsyncSandbox(StartupMixin, LifecycleMixin):
         return info
 
     async def wait_ready(self, timeout: float | None = None) -> None:
-        """Return once the sandbox is ready (at once if it already is).
+        """Return once the sandbox is ready (at once if it already is), for a use that follows.
+
+        Every docker command, image copy and ``save`` waits here first, whatever
+        route it then takes to the inner daemon (exec, or the host socket where a
+        frozen daemon would make it hang), so this is where they are made safe:
+        :meth:`ensure_running` resumes a paused sandbox and removes an expired one.
 
         Raises:
             SandboxNotRunning: If it is stopped or gone.
+            SandboxExpired: If its ttl ran out (it is removed).
             DockerdCrashed: If its Docker daemon failed.
             DaemonTimeout: If it is still starting after ``timeout`` seconds.
         """
+        await self.ensure_running()
         if self._ready:
             return
         deadline = time.monotonic() + (timeout if timeout is not None else self.spec.timeout)

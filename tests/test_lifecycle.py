@@ -36,7 +36,8 @@ def test_rest_bodies_take_the_limits_and_labels_hold_the_deadline():
     labels = L.sandbox_labels(spec, "test")
     assert float(labels[L.EXPIRES]) == pytest.approx(float(labels[L.CREATED]) + 7200, abs=0.01)
     assert lifecycle.limits_of(labels) == (7200.0, 60.0)
-    assert L.spec_from_labels(labels) == spec
+    restored = L.spec_from_labels(labels)
+    assert (restored.ttl, restored.idle_timeout) == (7200.0, 60.0)
     assert L.EXPIRES not in L.sandbox_labels(SandboxSpec.parse("y"), "test")
 
 

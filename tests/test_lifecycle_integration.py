@@ -65,7 +65,9 @@ def test_pause_then_exec_resumes_and_inner_containers_survive(test_images, notic
         sb.pause()  # and a file transfer
         sb.files.write("/root/x.txt", "hello")
         assert sb.files.read("/root/x.txt") == b"hello"
-        assert [n.action for n in notices if n.sandbox == sb.name] == ["resumed"] * 3
+        sb.pause()  # and an image copy over the daemon's host socket, which a frozen daemon would leave hanging
+        assert sb.docker.load(test_images["tiny"]).wait() == 0
+        assert [n.action for n in notices if n.sandbox == sb.name] == ["resumed"] * 4
         assert sb.resume() is False
 
 
