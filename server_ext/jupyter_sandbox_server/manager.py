@@ -110,6 +110,10 @@ class SandboxManager(LoggingConfigurable):
             self._stop_notices = lifecycle.add_notice_listener(self._on_notice)
         if self.pool_size > 0 and (self._pool_task is None or self._pool_task.done()):
             template = self.spec_from_body({"name": "pool-template", "docker": True})
+            if template.ttl is not None or template.idle_timeout is not None:
+                self.log.warning("jupyter-sandbox: creates get a ttl or idle timeout by default here, and a sandbox "
+                                 "with a time limit never comes from the warm pool: pool_size has no effect")
+                return
             pool = WarmPool([template], size=self.pool_size, max_age=self.pool_max_age, engine=self.engine)
             self._pool_task = asyncio.ensure_future(pool.run())
 
