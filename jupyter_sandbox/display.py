@@ -13,7 +13,7 @@ import json
 from typing import TYPE_CHECKING, Any, Iterable
 
 from .errors import SandboxError
-from .status import SandboxInfo
+from .status import SandboxInfo, time_left_text
 
 if TYPE_CHECKING:
     from .sync import Sandbox
@@ -149,14 +149,19 @@ def _list_row(info: SandboxInfo, current: str | None) -> list[str]:
 
 def sandbox_list_bundle(infos: Iterable[SandboxInfo], current: str | None = None) -> dict[str, str]:
     """``%sandbox ls``: a table of sandboxes (the current one marked ``*``) as text and HTML."""
+    infos = list(infos)
     rows = [_list_row(info, current) for info in infos]
     if not rows:
         text = "No sandboxes. Create one with %sandbox create --docker."
         return {"text/plain": text, "text/html": f"<p>{html.escape(text)}</p>"}
-    table = [list(LIST_COLUMNS)] + rows
-    widths = [max(len(row[column]) for row in table) for column in range(len(LIST_COLUMNS))]
+    columns = list(LIST_COLUMNS)
+    if any(info.ttl is not None or info.idle_timeout is not None for info in infos):  # only then: outputs stay as they were
+        columns.append("TIME LEFT")
+        rows = [row + [time_left_text(info)] for row, info in zip(rows, infos)]
+    table = [columns] + rows
+    widths = [max(len(row[column]) for row in table) for column in range(len(columns))]
     text = "\n".join("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in table)
-    head = "".join(f"<th style='text-align: left;'>{column}</th>" for column in LIST_COLUMNS)
+    head = "".join(f"<th style='text-align: left;'>{column}</th>" for column in columns)
     body = "".join(
         "<tr>" + "".join(f"<td style='text-align: left; color: {STATE_COLORS.get(row[1], 'inherit') if i == 1 else 'inherit'};'>"
                          f"{html.escape(cell.strip())}</td>" for i, cell in enumerate(row)) + "</tr>"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 import time
 from typing import Any, Callable, Iterable
 
@@ -31,6 +32,8 @@ from .spec import SandboxSpec
 from .startup import StartupMixin
 from .status import GONE, PAUSED, READY, SandboxInfo, info_from_container
 from .threads import run_sync
+
+log = logging.getLogger(__name__)
 
 
 class AsyncSandbox(StartupMixin, LifecycleMixin):
@@ -185,7 +188,11 @@ class AsyncSandbox(StartupMixin, LifecycleMixin):
                   for r in reports]
         info = info_from_container(attrs, reports, phases)
         if enforce:
-            done = await self.enforce_limits(attrs, info.state)
+            try:
+                done = await self.enforce_limits(attrs, info.state)
+            except SandboxError as error:  # e.g. it stopped meanwhile: show what is, do not fail the listing
+                log.warning("time limits of sandbox %s: %s", self.name, error.message)
+                done = None
             if done == EXPIRED:
                 info.state, info.reason = GONE, "its ttl ran out: removed"
             elif done is not None:

@@ -131,6 +131,18 @@ class SandboxInfo:
         return data
 
 
+def time_left_text(info: "SandboxInfo") -> str:
+    """The ``TIME LEFT`` cell: until the ttl removes it, and until idleness pauses it (``-``: no limit)."""
+    from .spec import format_duration
+
+    parts = []
+    if info.time_left is not None:
+        parts.append(f"{format_duration(info.time_left)} ttl")
+    if info.idle_left is not None:
+        parts.append(f"{format_duration(info.idle_left)} idle")
+    return ", ".join(parts) or "-"
+
+
 def parse_engine_time(text: str | None) -> float | None:
     """Parse the engine's RFC 3339 timestamps (nanoseconds allowed) into Unix time."""
     if not text or text.startswith("0001-"):

@@ -14,7 +14,7 @@ from rich.table import Table
 from rich.text import Text
 
 from .events import PhaseTracker, ProgressEvent
-from .status import SandboxInfo
+from .status import SandboxInfo, time_left_text
 
 STATUS_STYLE = {"pending": "dim", "running": "yellow", "done": "green", "failed": "bold red"}
 STATE_STYLE = {"starting": "yellow", "ready": "green", "failed": "bold red", "stopped": "dim", "gone": "dim", "paused": "cyan"}
@@ -117,17 +117,6 @@ def sandbox_table(infos: list[SandboxInfo]) -> Table:
         )
     return table
 
-
-def time_left_text(info: SandboxInfo) -> str:
-    """The ``TIME LEFT`` cell: until the ttl removes it, and until idleness pauses it (``-``: no limit)."""
-    from .spec import format_duration
-
-    parts = []
-    if info.time_left is not None:
-        parts.append(f"{format_duration(info.time_left)} ttl")
-    if info.idle_left is not None:
-        parts.append(f"{format_duration(info.idle_left)} idle")
-    return ", ".join(parts) or "-"
 
 
 def _duration(seconds: float) -> str:
