@@ -14,7 +14,7 @@ Where each thing lives, so that limits hold with no Jupyter process running:
   overrides it).  The last activity is the latest of that marker, the
   container's start and its creation.  Listing, status and the server's
   watcher (periodically) pause a ready sandbox idle for longer than its
-  timeout.  Uses by other hosts or users (another state dir) are not seen:
+  timeout, unless a use is still going on (:func:`in_use`).  Uses by other hosts or users (another state dir) are not seen:
   such a sandbox may be paused while in use there, and resumes on its next use.
 - **paused**: the engine's ``docker pause`` (runsc freezes the sandbox's tasks;
   memory, the inner daemon and inner containers are kept).  Any use resumes it
@@ -203,6 +203,36 @@ def idle_for(attrs: Mapping[str, Any], now: float | None = None) -> tuple[float 
     return idle_timeout, max(0.0, (now or time.time()) - last) if last is not None else 0.0
 
 
+def in_use(attrs: Mapping[str, Any]) -> bool:
+    """Whether a use is going on right now, however long ago it began.
+
+    A command running inside through the engine (its exec is listed in the
+    inspect data: commands, file transfers, docker commands run inside), or a
+    docker client on this host aimed at the sandbox's daemon socket (a process
+    whose environment has ``DOCKER_HOST=unix://<its socket>``: the product's
+    own docker commands and image copies, and commands run after
+    ``eval "$(jupyter sandbox env NAME)"``).  Such a sandbox is never idle.
+    """
+    if attrs.get("ExecIDs"):
+        return True
+    from .apisocket import socket_of
+
+    path = socket_of((attrs.get("Config") or {}).get("Labels") or {})
+    if not path:
+        return False
+    needle = f"\0DOCKER_HOST=unix://{path}\0".encode()
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/environ", "rb") as environ:
+                if needle in b"\0" + environ.read() + b"\0":
+                    return True
+        except OSError:
+            continue  # gone, or not ours to read
+    return False
+
+
 def is_paused(attrs: Mapping[str, Any]) -> bool:
     """Whether the engine holds the sandbox paused."""
     return bool((attrs.get("State") or {}).get("Paused"))
@@ -354,6 +384,9 @@ class LifecycleMixin:
                 return EXPIRED
         idle_timeout, idle = idle_for(attrs)
         if state == "ready" and idle_timeout is not None and idle >= idle_timeout and not is_paused(attrs):
+            if in_use(attrs):  # a long command or copy still running: idle time counts from its end
+                touch(self.container_id)
+                return None
             if await self.pause():
                 notify(Notice(self.name, IDLE_PAUSED,
                               f"paused sandbox {self.name}: idle for {format_duration(idle)} "

@@ -165,3 +165,14 @@ def test_bad_times_are_refused_before_anything_is_created(field, value, engine_c
     assert cli.returncode == 2, cli.stderr
     assert f"{field}:" in cli.stderr and "How to fix" in cli.stderr and "Traceback" not in cli.stderr
     assert not container_exists(name)
+
+
+def test_a_long_command_keeps_an_idle_sandbox_running(notices, no_leaks):
+    with Sandbox.create(unique_name("lc"), idle_timeout=2, owner="test", use_pool=False) as sb:
+        long = sb.exec(["sleep", "6"])
+        time.sleep(3)
+        assert {i.name: i.state for i in Sandbox.list()}[sb.name] == "ready"  # in use: its exec still runs
+        assert long.wait() == 0
+        time.sleep(2.5)
+        assert {i.name: i.state for i in Sandbox.list()}[sb.name] == "paused"  # idle since the command ended
+        assert [n.action for n in notices if n.sandbox == sb.name] == ["idle-paused"]
