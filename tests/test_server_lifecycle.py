@@ -109,6 +109,8 @@ async def test_the_server_pauses_an_idle_sandbox_and_removes_an_expired_one(jp_f
             assert time.monotonic() < deadline, states
             await asyncio.sleep(0.2)
         assert not container_exists(short)
+        gone = await jp_fetch("sandbox", "api", "sandboxes", short, method="DELETE", raise_error=False)
+        assert gone.code == 404  # removed by the server itself; a DELETE finds nothing left
         out = await jp_fetch("sandbox", "api", "sandboxes", idle, "exec", method="POST",
                              body=json.dumps({"command": ["echo", "hi"]}))
         lines = [json.loads(line) for line in out.body.decode().splitlines()]
@@ -120,3 +122,22 @@ async def test_the_server_pauses_an_idle_sandbox_and_removes_an_expired_one(jp_f
                 await jp_fetch("sandbox", "api", "sandboxes", name, method="DELETE")
             except HTTPClientError:
                 pass
+
+
+@pytest.mark.parametrize("jp_server_config", [server_config(limits_interval=3600)])
+async def test_get_of_an_expired_sandbox_is_410_and_delete_is_204(jp_fetch: Any, jp_serverapp: Any, no_leaks: None) -> None:
+    looked, deleted = (await AsyncSandbox.create(name=unique_name("lc"), ttl=1, owner="test", use_pool=False),
+                       await AsyncSandbox.create(name=unique_name("lc"), ttl=1, owner="test", use_pool=False))
+    try:
+        await asyncio.sleep(1.2)  # nothing of ours checks in between (the server's interval is an hour)
+        assert container_exists(looked.name) and container_exists(deleted.name)
+        with pytest.raises(HTTPClientError) as caught:
+            await jp_fetch("sandbox", "api", "sandboxes", looked.name)
+        body = json.loads(caught.value.response.body)
+        assert caught.value.code == 410 and body["error"] == "expired" and "has expired and was removed" in body["message"]
+        assert not container_exists(looked.name)
+        answer = await jp_fetch("sandbox", "api", "sandboxes", deleted.name, method="DELETE")
+        assert answer.code == 204 and not container_exists(deleted.name)
+    finally:
+        await looked.terminate()
+        await deleted.terminate()

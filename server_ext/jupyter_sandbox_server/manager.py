@@ -27,6 +27,7 @@ from jupyter_sandbox.errors import (
     NetworkNotAllowed,
     SandboxError,
     SandboxExists,
+    SandboxExpired,
     SandboxNotFound,
     SpecError,
 )
@@ -275,6 +276,8 @@ class SandboxManager(LoggingConfigurable):
             await asyncio.gather(task, return_exceptions=True)
         try:
             sandbox = await self.find(name)
+        except SandboxExpired:
+            return  # its ttl had run out: finding it removed it, as asked
         except SandboxNotFound:
             forgotten = self.watcher.forget(name)  # a cancelled or failed create: dismiss it from the panel
             if task is None and not forgotten:
