@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import glob
+import json
 import subprocess
 import time
 
@@ -176,3 +177,28 @@ def test_a_long_command_keeps_an_idle_sandbox_running(notices, no_leaks):
         time.sleep(2.5)
         assert {i.name: i.state for i in Sandbox.list()}[sb.name] == "paused"  # idle since the command ended
         assert [n.action for n in notices if n.sandbox == sb.name] == ["idle-paused"]
+
+
+def test_cli_pause_resume_and_a_cli_exec_says_it_resumed(no_leaks):
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(["jupyter", "sandbox", *args], capture_output=True, text=True, timeout=120)
+
+    name = unique_name("lc")
+    assert cli("create", "--name", name, "--ttl", "1h", "--idle-timeout", "30m").returncode == 0
+    try:
+        paused = cli("pause", name)
+        assert paused.returncode == 0 and f"paused {name}" in paused.stderr
+        assert "already paused" in cli("pause", name).stderr
+        listed = {i["name"]: i for i in json.loads(cli("ls", "--json").stdout)}
+        assert listed[name]["state"] == "paused" and 3500 < listed[name]["time_left"] <= 3600
+        assert listed[name]["idle_timeout"] == 1800 and listed[name]["idle_left"] is None  # paused: not counting
+        status = cli("status", name)
+        assert "ttl: 1h (removed in 59m" in status.stdout and "idle timeout: 30m (paused)" in status.stdout
+        used = cli("exec", name, "--", "echo", "hi")
+        assert used.returncode == 0 and used.stdout == "hi\n"
+        assert f"jupyter-sandbox: sandbox {name} was paused; resumed it for this use" in used.stderr
+        assert f"{name} was not paused" in cli("resume", name).stderr
+        table = cli("ls").stdout
+        assert "TIME LEFT" in table and "59m" in table and "29m" in table
+    finally:
+        cli("rm", name)
