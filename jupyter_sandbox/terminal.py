@@ -118,7 +118,6 @@ def sandbox_table(infos: list[SandboxInfo]) -> Table:
     return table
 
 
-
 def _duration(seconds: float) -> str:
     if seconds < 60:
         return f"{seconds:.0f}s"
