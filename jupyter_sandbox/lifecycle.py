@@ -180,6 +180,27 @@ def forget(container_id: str) -> None:
         pass
 
 
+def prune(present: set[str], grace: float = 60.0) -> None:
+    """Remove the markers of containers that no longer exist (removed outside the product).
+
+    Args:
+        present: The ids of every container the engine has now.
+        grace: Markers touched this recently are kept (their container may be newer than ``present``).
+    """
+    folder = os.path.join(state_dir(), "activity")
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return
+    now = time.time()
+    for entry in entries:
+        try:
+            if entry.name not in present and now - entry.stat().st_mtime > grace:
+                os.unlink(entry.path)
+        except OSError:
+            continue
+
+
 def last_activity(attrs: Mapping[str, Any]) -> float | None:
     """A sandbox's last use: the latest of its marker, its container's start and its creation."""
     from .status import parse_engine_time

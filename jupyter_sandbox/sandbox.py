@@ -24,7 +24,7 @@ from .errors import (
     SandboxNotRunning,
 )
 from .events import EventBus, Listener, Phase, ProgressEvent, State
-from .lifecycle import EXPIRED, LifecycleMixin, expired, forget
+from .lifecycle import EXPIRED, LifecycleMixin, expired, forget, prune
 from .ports import PROC_NET_FILES, ListeningPort, parse_listening, sandbox_address
 from .ports import url as port_url
 from .process import AsyncProcess
@@ -157,6 +157,7 @@ class AsyncSandbox(StartupMixin, LifecycleMixin):
         async with anyio.create_task_group() as group:
             for container in containers:
                 group.start_soon(one, container)
+        await run_sync(prune, {c.id for c in containers})
         return sorted(infos, key=lambda i: (i.created or 0, i.name))
 
     async def reports(self) -> list[InitReport]:

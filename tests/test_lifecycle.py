@@ -66,3 +66,14 @@ def test_the_activity_marker_moves_the_last_activity(tmp_path, monkeypatch):
 
 def test_a_paused_container_is_paused_not_stopped():
     assert derive_state("paused", []) == ("paused", "paused: its next use resumes it")
+
+
+def test_markers_of_vanished_containers_are_pruned_after_a_grace(tmp_path, monkeypatch):
+    monkeypatch.setenv(lifecycle.STATE_DIR_ENV, str(tmp_path))
+    for name in ("kept", "vanished", "fresh"):
+        lifecycle.touch(name)
+    old = time.time() - 120
+    for name in ("kept", "vanished"):
+        os.utime(tmp_path / "activity" / name, (old, old))
+    lifecycle.prune({"kept"})
+    assert sorted(os.listdir(tmp_path / "activity")) == ["fresh", "kept"]
