@@ -24,7 +24,8 @@ from .errors import (
     SandboxNotRunning,
 )
 from .events import EventBus, Listener, Phase, ProgressEvent, State
-from .lifecycle import EXPIRED, LifecycleMixin, expired, forget, prune
+from .lifecycle import EXPIRED, expired, forget, prune
+from .pausing import LifecycleMixin
 from .ports import PROC_NET_FILES, ListeningPort, parse_listening, sandbox_address
 from .ports import url as port_url
 from .process import AsyncProcess
