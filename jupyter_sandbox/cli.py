@@ -10,7 +10,7 @@ from typing import Any, Callable, Sequence
 from rich.console import Console
 from rich.markup import escape
 
-from .errors import SandboxError, SpecError
+from .errors import SandboxError, SandboxExpired, SpecError
 from .spec import DEFAULT_IMAGE, NETWORK_MODES
 
 TINY_IMAGE = "jupyter-sandbox/tiny:latest"
@@ -46,6 +46,13 @@ def add_spec_arguments(parser: argparse.ArgumentParser, timeout_help: str = STAR
                         help="host image to load into the sandbox's Docker before it is ready (repeatable)")
 
 
+def add_limit_arguments(parser: argparse.ArgumentParser) -> None:
+    """The time-limit options of ``create`` (named as the magics' options and the REST fields)."""
+    parser.add_argument("--ttl", help="remove the sandbox this long after its creation: seconds, or 30m, 2h, 1d (default: never)")
+    parser.add_argument("--idle-timeout", help="pause it after this long without use (exec, docker, files, proxied "
+                        "requests); its next use resumes it (default: never)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``jupyter sandbox``."""
     parser = argparse.ArgumentParser(prog="jupyter sandbox", description="gVisor sandboxes with Docker inside, from Jupyter and the terminal.")
@@ -55,6 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     create = commands.add_parser("create", help="create a sandbox and wait until it is ready")
     add_spec_arguments(create)
+    add_limit_arguments(create)
     create.add_argument("--json", action="store_true", help="print one JSON event per line, the final state last")
 
     ls = commands.add_parser("ls", help="list sandboxes")
@@ -89,6 +97,10 @@ def build_parser() -> argparse.ArgumentParser:
     egress.add_argument("name")
     egress.add_argument("policy", nargs="?", help="public, none, or CIDR/host:port entries, comma-separated")
     egress.add_argument("--json", action="store_true", help="print JSON")
+    pause = commands.add_parser("pause", help="freeze a sandbox (no CPU, memory and inner containers kept); any use resumes it")
+    pause.add_argument("name")
+    resume = commands.add_parser("resume", help="unfreeze a paused sandbox")
+    resume.add_argument("name")
 
     restart = commands.add_parser("restart-daemon", help="restart the Docker daemon inside a sandbox")
     restart.add_argument("name")
@@ -133,7 +145,8 @@ def cmd_create(args: argparse.Namespace) -> int:
 
     core = Sandbox.prepare(args.name, docker=args.docker, image=args.image, cpu=args.cpu, memory=args.memory,
                            network=args.network, egress=args.egress, env=args.env, timeout=args.timeout, pids=args.pids,
-                           disk=args.disk, storage=args.storage, images=args.images, owner="cli")
+                           disk=args.disk, storage=args.storage, images=args.images, owner="cli",
+                           ttl=args.ttl, idle_timeout=args.idle_timeout)
     for warning in core.spec.warnings:
         err.print(f"[yellow]warning:[/] {escape(warning)}")
     lines = JsonLines() if args.json else None
@@ -194,9 +207,40 @@ def cmd_status(args: argparse.Namespace) -> int:
         out.print(f"address: {info.address or '-'}, egress: {escape(describe(info.egress))}")
         for item in info.egress_resolved:
             out.print(f"  {escape(item['entry'])} -> {item['cidr']}" + (f" port {item['port']}" if item.get("port") else ""))
+    for line in limit_lines(info):
+        out.print(line)
     for phase in info.phases:
         uptime = f"{phase['uptime']:.2f}s" if phase.get("uptime") is not None else ""
         out.print(f"  {uptime:>7}  {phase['label']:<26} {phase['state']:<8} {phase['message']}")
+    return 0
+
+
+def limit_lines(info: Any) -> list[str]:
+    """``status``'s lines about the time limits, with the time left."""
+    from .spec import format_duration
+
+    lines = []
+    if info.ttl is not None:
+        lines.append(f"ttl: {format_duration(info.ttl)} (removed in {format_duration(info.time_left)})")
+    if info.idle_timeout is not None:
+        left = f"paused after {format_duration(info.idle_left)} more without use" if info.idle_left is not None else info.state
+        lines.append(f"idle timeout: {format_duration(info.idle_timeout)} ({left})")
+    return lines
+
+
+def cmd_pause(args: argparse.Namespace) -> int:
+    from .sync import Sandbox
+
+    paused = Sandbox.get(args.name).pause()
+    err.print(f"[green]✔[/] paused {args.name}; its next use resumes it" if paused else f"{args.name} was already paused")
+    return 0
+
+
+def cmd_resume(args: argparse.Namespace) -> int:
+    from .sync import Sandbox
+
+    resumed = Sandbox.get(args.name).resume()
+    err.print(f"[green]✔[/] resumed {args.name}" if resumed else f"{args.name} was not paused")
     return 0
 
 
@@ -306,6 +350,8 @@ def cmd_rm(args: argparse.Namespace) -> int:
     for name in args.names:
         try:
             targets[name] = call(AsyncSandbox.get, name)
+        except SandboxExpired:
+            err.print(f"removed {name} (its ttl had run out)")
         except SandboxError as error:
             err.print(f"[red]{escape(str(error))}[/]")
             status = 1
@@ -382,7 +428,7 @@ def cmd_image(args: argparse.Namespace) -> int:
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "create": cmd_create, "ls": cmd_ls, "status": cmd_status, "exec": cmd_exec, "docker": cmd_docker,
     "load": cmd_load, "logs": cmd_logs, "env": cmd_env, "restart-daemon": cmd_restart, "egress": cmd_egress, "rm": cmd_rm, "doctor": cmd_doctor,
-    "image": cmd_image, "pool": cmd_pool,
+    "image": cmd_image, "pool": cmd_pool, "pause": cmd_pause, "resume": cmd_resume,
 }
 
 

@@ -13,12 +13,13 @@ import json
 from typing import TYPE_CHECKING, Any, Iterable
 
 from .errors import SandboxError
-from .status import SandboxInfo
+from .status import SandboxInfo, time_left_text
 
 if TYPE_CHECKING:
     from .sync import Sandbox
 
-STATE_COLORS = {"starting": "#b26a00", "ready": "#2e7d32", "failed": "#c62828", "stopped": "#757575", "gone": "#757575"}
+STATE_COLORS = {"starting": "#b26a00", "ready": "#2e7d32", "failed": "#c62828", "stopped": "#757575", "gone": "#757575",
+                "paused": "#0277bd"}
 CONTAINER_FIELDS = ("ID", "Image", "Command", "Status", "Names")
 PS_TIMEOUT = 10.0
 LIST_COLUMNS = ("NAME", "STATE", "DOCKER", "IMAGE", "NETWORK", "UPTIME", "OWNER")
@@ -70,7 +71,20 @@ def _facts(info: SandboxInfo) -> list[tuple[str, str]]:
         ("cpu", f"{info.cpu:g}" if info.cpu else "-"), ("memory", info.memory or "-"),
         ("disk", info.disk or "-"),
         ("uptime", duration(info.uptime)), ("owner", info.owner or "-"), ("runtime", info.runtime or "-"),
-    ]
+    ] + _limit_facts(info)
+
+
+def _limit_facts(info: SandboxInfo) -> list[tuple[str, str]]:
+    """The time limits with the time left (only for a sandbox that has them)."""
+    from .spec import format_duration
+
+    facts = []
+    if info.ttl is not None:
+        facts.append(("ttl", f"{format_duration(info.ttl)} (removed in {format_duration(info.time_left)})"))
+    if info.idle_timeout is not None:
+        left = f"paused after {format_duration(info.idle_left)} more idle" if info.idle_left is not None else info.state
+        facts.append(("idle timeout", f"{format_duration(info.idle_timeout)} ({left})"))
+    return facts
 
 
 def status_text(info: SandboxInfo, containers: list[dict[str, str]] | None = None) -> str:
@@ -135,14 +149,19 @@ def _list_row(info: SandboxInfo, current: str | None) -> list[str]:
 
 def sandbox_list_bundle(infos: Iterable[SandboxInfo], current: str | None = None) -> dict[str, str]:
     """``%sandbox ls``: a table of sandboxes (the current one marked ``*``) as text and HTML."""
+    infos = list(infos)
     rows = [_list_row(info, current) for info in infos]
     if not rows:
         text = "No sandboxes. Create one with %sandbox create --docker."
         return {"text/plain": text, "text/html": f"<p>{html.escape(text)}</p>"}
-    table = [list(LIST_COLUMNS)] + rows
-    widths = [max(len(row[column]) for row in table) for column in range(len(LIST_COLUMNS))]
+    columns = list(LIST_COLUMNS)
+    if any(info.ttl is not None or info.idle_timeout is not None for info in infos):  # only then: outputs stay as they were
+        columns.append("TIME LEFT")
+        rows = [row + [time_left_text(info)] for row, info in zip(rows, infos)]
+    table = [columns] + rows
+    widths = [max(len(row[column]) for row in table) for column in range(len(columns))]
     text = "\n".join("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in table)
-    head = "".join(f"<th style='text-align: left;'>{column}</th>" for column in LIST_COLUMNS)
+    head = "".join(f"<th style='text-align: left;'>{column}</th>" for column in columns)
     body = "".join(
         "<tr>" + "".join(f"<td style='text-align: left; color: {STATE_COLORS.get(row[1], 'inherit') if i == 1 else 'inherit'};'>"
                          f"{html.escape(cell.strip())}</td>" for i, cell in enumerate(row)) + "</tr>"

@@ -182,6 +182,9 @@ class AsyncDocker:
     def client(self) -> Any:
         """A docker-py client for the inner daemon, over its host socket (made on first use).
 
+        Calls on it go straight to the daemon: they do not resume a paused sandbox
+        (they would wait for it), so call ``sandbox.resume()`` first if it may be paused.
+
         Raises:
             DockerNotEnabled: If the sandbox has no Docker daemon.
             SandboxError: If it has no host socket.

@@ -245,7 +245,11 @@ class Engine:
         def remove() -> bool:
             folder = None
             try:
-                folder = apisocket.dir_of(self.client.api.inspect_container(container_id)["Config"].get("Labels") or {})
+                attrs = self.client.api.inspect_container(container_id)
+                folder = apisocket.dir_of(attrs["Config"].get("Labels") or {})
+                if (attrs.get("State") or {}).get("Paused"):  # paused under runsc: dockerd's 10 s kill timeout; unpaused, 0.2 s
+                    with contextlib.suppress(docker.errors.APIError):  # resumed meanwhile: the removal goes on
+                        self.client.api.unpause(container_id)
                 self.client.api.remove_container(container_id, force=True, v=True)
                 return True
             except docker.errors.NotFound:

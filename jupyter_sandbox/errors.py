@@ -236,6 +236,8 @@ class UnsafeLink(SandboxError):
 
 class SkippedLinksWarning(UserWarning):
     """A download left out symbolic links that pointed outside the downloaded tree (listed in the message)."""
+
+
 class DiskFull(SandboxError):
     """A write inside the sandbox failed with "no space left on device": its disk store is full.
 
@@ -274,3 +276,10 @@ def disk_full(sandbox: str, disk: int | None, memory: int | None = None, detail:
         message = f"The sandbox {sandbox!r} ran out of space: a write failed with \"no space left on device\"."
         fix = "remove files inside, or give the sandbox more memory (its root filesystem writes are memory)"
     return DiskFull(message, disk=disk, fix=fix, detail=detail)
+
+
+class SandboxExpired(SandboxNotFound):
+    """The sandbox's ttl ran out: it was removed when a face or a use next looked at it."""
+
+    code = "expired"
+    http_status = 410

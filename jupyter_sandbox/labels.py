@@ -25,6 +25,8 @@ POOL_KEY = PREFIX + "pool.key"
 CREATED = PREFIX + "created"
 API_DIR = PREFIX + "api.dir"
 """The host directory holding the sandbox's Docker API socket (see apisocket.py)."""
+EXPIRES = PREFIX + "expires"
+"""Unix time (created + ttl) after which any face that looks at the sandbox removes it."""
 
 CONTAINER_PREFIX = "jupyter-sandbox-"
 POOL_CONTAINER_PREFIX = "jupyter-sandbox--pool-"
@@ -111,6 +113,8 @@ def sandbox_labels(spec: SandboxSpec, owner: str, *, pool_key: str | None = None
     }
     if api_dir:
         labels[API_DIR] = api_dir
+    if spec.ttl is not None:
+        labels[EXPIRES] = f"{float(labels[CREATED]) + spec.ttl:.3f}"
     if pool_key:
         labels[POOL] = "1"
         labels[POOL_KEY] = pool_key

@@ -19,15 +19,16 @@ from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import ArgDecorator, argument, argument_group, magic_arguments
 
 from .cellparse import DockerLine, bounded_lines, split_command
-from .cli import add_spec_arguments
+from .cli import add_limit_arguments, add_spec_arguments
 from .errors import ExecTimeout, SandboxError
 from .notebook import KernelSandboxes, session
 from .progress import MODES
 from .streaming import CommandResult, load_image, run_command, run_docker
 
-ACTIONS = ("create", "ls", "status", "use", "logs", "exec", "load", "expose", "rm", "restart-daemon", "doctor")
+ACTIONS = ("create", "ls", "status", "use", "logs", "exec", "load", "expose", "rm", "restart-daemon", "doctor",
+           "pause", "resume")
 CREATE_ONLY = ("docker", "name", "image", "cpu", "memory", "network", "egress", "env", "keep", "progress", "pids",
-               "disk", "storage", "images")
+               "disk", "storage", "images", "ttl", "idle_timeout")
 TIMEOUT_EXIT_CODE = 124
 """``_exit_code`` after a command was killed for its timeout (as coreutils' ``timeout`` reports it)."""
 RED, RESET = "\x1b[0;31m", "\x1b[0m"
@@ -40,6 +41,7 @@ class spec_arguments(ArgDecorator):
         """Add the options to the parser (or to the current argument group)."""
         add_spec_arguments(group if group is not None else parser, timeout_help=(
             "create: seconds the startup may take (default 30); exec and load: stop the command after this many seconds"))
+        add_limit_arguments(group if group is not None else parser)
 
 
 @contextlib.contextmanager
@@ -138,6 +140,8 @@ class SandboxMagics(Magics):
                         [--disk D] [--image-load IMAGE] [--network MODE] [--egress POLICY] [--timeout S] [--env K=V] [--keep]
         %sandbox ls | status [N] | use N | logs [N] | exec [N] -- CMD...
         %sandbox load [N] IMAGE | expose [N] PORT | rm [N...|--all] | restart-daemon [N] | doctor
+        %sandbox pause [N] | resume [N]     (any use of a paused sandbox resumes it)
+        %sandbox create ... --ttl 2h --idle-timeout 30m
 
         N defaults to the current sandbox: the last one created or picked
         with `use`.  Sandboxes created here are terminated when the kernel
@@ -187,7 +191,17 @@ class SandboxMagics(Magics):
         return self.sandboxes.create(args.name, docker=args.docker, image=args.image, cpu=args.cpu, memory=args.memory,
                                      network=args.network, egress=args.egress, env=args.env, timeout=args.timeout,
                                      pids=args.pids, keep=args.keep, progress=args.progress,
-                                     disk=args.disk, storage=args.storage, images=args.images)
+                                     disk=args.disk, storage=args.storage, images=args.images,
+                                     ttl=args.ttl, idle_timeout=args.idle_timeout)
+
+    def _pause(self, args: Any, command: list[str]) -> None:
+        sandbox = self._target(args)
+        paused = sandbox.pause()
+        print(f"Paused {sandbox.name}; its next use resumes it." if paused else f"{sandbox.name} was already paused.")
+
+    def _resume(self, args: Any, command: list[str]) -> None:
+        sandbox = self._target(args)
+        print(f"Resumed {sandbox.name}." if sandbox.resume() else f"{sandbox.name} was not paused.")
 
     def _ls(self, args: Any, command: list[str]) -> None:
         from .display import sandbox_list_bundle, show

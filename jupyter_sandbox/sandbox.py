@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 import time
 from typing import Any, Callable, Iterable
 
@@ -23,16 +24,20 @@ from .errors import (
     SandboxNotRunning,
 )
 from .events import EventBus, Listener, Phase, ProgressEvent, State
+from .lifecycle import EXPIRED, expired, forget, prune
+from .pausing import LifecycleMixin
 from .ports import PROC_NET_FILES, ListeningPort, parse_listening, sandbox_address
 from .ports import url as port_url
 from .process import AsyncProcess
 from .spec import SandboxSpec
 from .startup import StartupMixin
-from .status import GONE, READY, SandboxInfo, info_from_container
+from .status import GONE, PAUSED, READY, SandboxInfo, info_from_container
 from .threads import run_sync
 
+log = logging.getLogger(__name__)
 
-class AsyncSandbox(StartupMixin):
+
+class AsyncSandbox(StartupMixin, LifecycleMixin):
     """A gVisor sandbox on the host's Docker engine, optionally with its own Docker daemon.
 
     Make one with :meth:`create` (or :meth:`prepare` then :meth:`start` to
@@ -54,7 +59,7 @@ class AsyncSandbox(StartupMixin):
         self.owner = owner
         self.pool_key = pool_key
         """Set for a warm-pool member: it is created under a pool name with this key."""
-        self.use_pool = use_pool and pool_key is None
+        self.use_pool = use_pool and pool_key is None and spec.ttl is None and spec.idle_timeout is None
         """Whether :meth:`start` may take a matching ready sandbox from a warm pool."""
         self.from_pool = False
         self.events = EventBus()
@@ -114,12 +119,16 @@ class AsyncSandbox(StartupMixin):
 
         Raises:
             SandboxNotFound: If the engine has no sandbox of that name.
+            SandboxExpired: If its ttl ran out (it is removed now).
         """
         engine = engine or Engine.default()
         container = await engine.find(name)
         if container is None:
             raise SandboxNotFound(f"No sandbox named {name!r}.", fix="`jupyter sandbox ls` lists the sandboxes")
-        return cls.from_container(container, engine=engine)
+        sandbox = cls.from_container(container, engine=engine)
+        if expired(container.labels):
+            await sandbox._remove_expired(container.labels)
+        return sandbox
 
     @classmethod
     def from_container(cls, container: Container, *, engine: Engine | None = None) -> "AsyncSandbox":
@@ -132,19 +141,24 @@ class AsyncSandbox(StartupMixin):
 
     @classmethod
     async def list(cls, *, engine: Engine | None = None) -> list[SandboxInfo]:
-        """Every sandbox in the engine, with its state, oldest first."""
+        """Every sandbox in the engine, with its state, oldest first.
+
+        Time limits are enforced on the way (see :meth:`enforce_limits`): an
+        expired sandbox is removed and left out, an idle one is paused.
+        """
         engine = engine or Engine.default()
         containers = await engine.containers()
         infos: list[SandboxInfo] = []
 
         async def one(container: Container) -> None:
-            info = await cls.from_container(container, engine=engine).status()
+            info = await cls.from_container(container, engine=engine).status(enforce=True)
             if info.state != GONE:
                 infos.append(info)
 
         async with anyio.create_task_group() as group:
             for container in containers:
                 group.start_soon(one, container)
+        await run_sync(prune, {c.id for c in containers})
         return sorted(infos, key=lambda i: (i.created or 0, i.name))
 
     async def reports(self) -> list[InitReport]:
@@ -157,8 +171,13 @@ class AsyncSandbox(StartupMixin):
             raise
         return InitReportParser().feed(raw.decode("utf-8", errors="replace") + "\n")
 
-    async def status(self) -> SandboxInfo:
-        """The sandbox's current state, read from the engine."""
+    async def status(self, *, enforce: bool = False) -> SandboxInfo:
+        """The sandbox's current state, read from the engine.
+
+        Args:
+            enforce: Apply its time limits first, as a face looking at it does
+                (an expired sandbox is removed and shows as ``gone``, an idle one is paused).
+        """
         try:
             attrs = await self.engine.call(self.engine.client.api.inspect_container, self.container_id)
         except SandboxError as error:
@@ -169,16 +188,34 @@ class AsyncSandbox(StartupMixin):
         reports = await self.reports()
         phases = [ProgressEvent(self.name, r.phase, r.state, r.uptime or 0.0, r.message, r.log_tail, uptime=r.uptime).to_dict()
                   for r in reports]
-        return info_from_container(attrs, reports, phases)
+        info = info_from_container(attrs, reports, phases)
+        if enforce:
+            try:
+                done = await self.enforce_limits(attrs, info.state)
+            except SandboxError as error:  # e.g. it stopped meanwhile: show what is, do not fail the listing
+                log.warning("time limits of sandbox %s: %s", self.name, error.message)
+                done = None
+            if done == EXPIRED:
+                info.state, info.reason = GONE, "its ttl ran out: removed"
+            elif done is not None:
+                return await self.status()
+        return info
 
     async def wait_ready(self, timeout: float | None = None) -> None:
-        """Return once the sandbox is ready (at once if it already is).
+        """Return once the sandbox is ready (at once if it already is), for a use that follows.
+
+        Every docker command, image copy and ``save`` waits here first, whatever
+        route it then takes to the inner daemon (exec, or the host socket where a
+        frozen daemon would make it hang), so this is where they are made safe:
+        :meth:`ensure_running` resumes a paused sandbox and removes an expired one.
 
         Raises:
             SandboxNotRunning: If it is stopped or gone.
+            SandboxExpired: If its ttl ran out (it is removed).
             DockerdCrashed: If its Docker daemon failed.
             DaemonTimeout: If it is still starting after ``timeout`` seconds.
         """
+        await self.ensure_running()
         if self._ready:
             return
         deadline = time.monotonic() + (timeout if timeout is not None else self.spec.timeout)
@@ -188,6 +225,9 @@ class AsyncSandbox(StartupMixin):
             if info.state == READY:
                 self._ready = True
                 return
+            if info.state == PAUSED:
+                await self.ensure_running()
+                continue
             self._raise_if_unusable(info)
             if time.monotonic() > deadline:
                 raise DaemonTimeout(f"Sandbox {self.name!r} is still starting ({info.reason}).",
@@ -232,6 +272,7 @@ class AsyncSandbox(StartupMixin):
                                fix=f"use {command.split()!r} or shell=True")
         else:
             argv = list(command)
+        await self.ensure_running()
         try:
             process = await AsyncProcess.start(self.engine, self.container_id, argv, env=env, workdir=workdir, user=user,
                                                timeout=timeout, stdin=stdin, sandbox=self.name)
@@ -394,6 +435,7 @@ class AsyncSandbox(StartupMixin):
         self.docker.close()
         if self.container_id:
             existed = await self.engine.remove(self.container_id)
+            forget(self.container_id)
         self._publish(Phase.REMOVED, State.DONE, f"sandbox {self.name} removed")
         self.events.close()
         return existed

@@ -25,6 +25,9 @@ HOSTNAME_PATTERN = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Z
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 ENV_KEY_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 MAX_TIMEOUT = 3600.0
+MAX_LIFETIME = 30 * 24 * 3600.0
+"""The longest ``ttl`` or ``idle_timeout`` accepted (30 days): anything longer is a typo."""
+MIN_LIFETIME = 1.0
 MIN_MEMORY = 6 * 1024**2
 MIN_DOCKER_MEMORY = 128 * 1024**2
 MIN_PIDS = 16
@@ -333,6 +336,58 @@ def parse_timeout(value: Any, field_name: str = "timeout") -> float:
     return seconds
 
 
+_DURATION_PATTERN = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
+_DURATION_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(value: Any, field_name: str) -> float | None:
+    """Parse a time limit (``ttl``, ``idle_timeout``): seconds, or text such as ``"90s"``, ``"30m"``, ``"2h"``, ``"1d"``.
+
+    ``None`` or ``""`` means no limit.
+
+    Raises:
+        SpecError: If it is not a duration, not positive, below 1 s or above 30 days.
+    """
+    if value is None or value == "":
+        return None
+    example = "use e.g. 3600, '30m' or '2h'"
+    if isinstance(value, bool):
+        raise SpecError(field_name, "must be a duration, not a boolean", fix=example)
+    if isinstance(value, (int, float)):
+        seconds = float(value)
+    elif isinstance(value, str):
+        match = _DURATION_PATTERN.match(value.lower())
+        if not match:
+            raise SpecError(field_name, f"{value!r} is not a duration (negative or without a known unit?)",
+                            fix=example + " (units s, m, h, d)")
+        seconds = float(match.group(1)) * _DURATION_UNITS[match.group(2)]
+    else:
+        raise SpecError(field_name, f"must be a duration, not {type(value).__name__}", fix=example)
+    if seconds != seconds or seconds in (float("inf"), float("-inf")):
+        raise SpecError(field_name, f"{value!r} is not a duration", fix=example)
+    if seconds < MIN_LIFETIME:
+        raise SpecError(field_name, f"must be at least {MIN_LIFETIME:g} second, got {value!r}",
+                        fix=example + ", or leave it out for no limit")
+    if seconds > MAX_LIFETIME:
+        raise SpecError(field_name, f"{value!r} is more than the 30-day maximum",
+                        fix=example + ", or leave it out for no limit")
+    return seconds
+
+
+def format_duration(seconds: float | None) -> str:
+    """A duration as ``45s``, ``5m``, ``2h30m``, ``3d`` (``-`` for none)."""
+    if seconds is None:
+        return "-"
+    seconds = max(0, round(seconds))
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m" + (f"{seconds % 60:02d}s" if seconds % 60 else "")
+    if seconds < 86400:
+        return f"{seconds // 3600}h" + (f"{seconds % 3600 // 60:02d}m" if seconds % 3600 // 60 else "")
+    return f"{seconds // 86400}d" + (f"{seconds % 86400 // 3600}h" if seconds % 86400 // 3600 else "")
+
+
 def parse_env(value: Any) -> dict[str, str]:
     """Check environment variables (a mapping or ``KEY=VALUE`` strings)."""
     if value is None:
@@ -493,6 +548,9 @@ class SandboxSpec:
             dockerd's data, /tmp and the writes to the image's directories); ``None`` without Docker.
         storage: The inner dockerd's storage driver: ``overlay2`` or ``vfs``.
         images: Host images loaded into the sandbox's daemon before it is ready.
+        ttl: Seconds after its creation when it is removed (``None``: never).
+        idle_timeout: Seconds without use (exec, docker command, file transfer,
+            proxied request) after which it is paused (``None``: never).
     """
 
     name: str
@@ -508,6 +566,8 @@ class SandboxSpec:
     disk: int | None = None
     storage: str = "overlay2"
     images: tuple[str, ...] = ()
+    ttl: float | None = None
+    idle_timeout: float | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.images, tuple):  # a list, as read back from JSON labels
@@ -530,6 +590,8 @@ class SandboxSpec:
         disk: Any = None,
         storage: Any = None,
         images: Any = None,
+        ttl: Any = None,
+        idle_timeout: Any = None,
     ) -> "SandboxSpec":
         """Validate loose user input (strings from a CLI, JSON from REST) into a spec.
 
@@ -552,6 +614,8 @@ class SandboxSpec:
             env=parse_env(env),
             timeout=parse_timeout(timeout),
             pids=parse_limit("pids", pids),
+            ttl=parse_duration(ttl, "ttl"),
+            idle_timeout=parse_duration(idle_timeout, "idle_timeout"),
         )
         if docker and spec.memory is not None and spec.memory < MIN_DOCKER_MEMORY:
             raise SpecError("memory", "a sandbox with Docker inside needs at least 128Mi", fix="use e.g. '512Mi'")
@@ -572,7 +636,8 @@ class SandboxSpec:
         if not isinstance(data, Mapping):
             raise SpecError("body", f"must be a JSON object, not {type(data).__name__}", fix='send e.g. {"name": "demo", "docker": true}')
         allowed = {"name", "image", "docker", "cpu", "memory", "network", "egress", "env", "timeout", "pids",
-                   "disk", "storage", "images"}
+                   "disk", "storage", "images",
+                   "ttl", "idle_timeout"}
         for key in data:
             if key not in allowed:
                 raise SpecError(str(key) or "body", "is not a known field" if key else "has a field with an empty name", fix=f"use only {', '.join(sorted(allowed))}")

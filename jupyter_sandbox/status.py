@@ -12,7 +12,8 @@ from .network import NETWORK_NAME
 from .spec import SandboxSpec, format_memory
 
 STARTING, READY, FAILED, STOPPED, GONE = "starting", "ready", "failed", "stopped", "gone"
-STATES = (STARTING, READY, FAILED, STOPPED, GONE)
+PAUSED = "paused"
+STATES = (STARTING, READY, FAILED, STOPPED, GONE, PAUSED)
 
 
 def derive_state(container_status: str | None, reports: Iterable[InitReport], *, oom_killed: bool = False) -> tuple[str, str]:
@@ -40,7 +41,7 @@ def derive_state(container_status: str | None, reports: Iterable[InitReport], *,
     if container_status == "removing":
         return GONE, "the sandbox is being removed"
     if container_status == "paused":
-        return STOPPED, "the sandbox container is paused"
+        return PAUSED, "paused: its next use resumes it"
     return state, reason
 
 
@@ -50,7 +51,7 @@ class SandboxInfo:
 
     Attributes:
         name: The sandbox's name.
-        state: One of ``starting``, ``ready``, ``failed``, ``stopped``, ``gone``.
+        state: One of ``starting``, ``ready``, ``failed``, ``stopped``, ``gone``, ``paused``.
         reason: One line saying why it is in that state.
         container_id: The host engine's container id.
         image: The image it runs.
@@ -70,6 +71,10 @@ class SandboxInfo:
         runtime: The engine runtime it runs under (always a runsc one).
         server: The id of the Jupyter server it belongs to (empty: the user's).
         phases: Its startup phases as reported so far.
+        ttl: Its time to live in seconds, if it has one.
+        expires: Unix time its ttl runs out (created + ttl), if it has one.
+        idle_timeout: Seconds without use after which it is paused, if set.
+        last_activity: Unix time of its last use seen on this host (or its start).
     """
 
     name: str
@@ -93,6 +98,22 @@ class SandboxInfo:
     runtime: str = ""
     server: str = ""
     phases: list[dict[str, Any]] = field(default_factory=list)
+    ttl: float | None = None
+    expires: float | None = None
+    idle_timeout: float | None = None
+    last_activity: float | None = None
+
+    @property
+    def time_left(self) -> float | None:
+        """Seconds until its ttl runs out (0 once it has), or None without a ttl."""
+        return None if self.expires is None else max(0.0, self.expires - time.time())
+
+    @property
+    def idle_left(self) -> float | None:
+        """Seconds of no use left before it is paused, while ready; None otherwise."""
+        if self.idle_timeout is None or self.last_activity is None or self.state != READY:
+            return None
+        return max(0.0, self.last_activity + self.idle_timeout - time.time())
 
     @property
     def uptime(self) -> float | None:
@@ -105,7 +126,21 @@ class SandboxInfo:
         """JSON-ready data (uptime included)."""
         data = {k: v for k, v in self.__dict__.items()}
         data["uptime"] = self.uptime
+        data["time_left"] = self.time_left
+        data["idle_left"] = self.idle_left
         return data
+
+
+def time_left_text(info: "SandboxInfo") -> str:
+    """The ``TIME LEFT`` cell: until the ttl removes it, and until idleness pauses it (``-``: no limit)."""
+    from .spec import format_duration
+
+    parts = []
+    if info.time_left is not None:
+        parts.append(f"{format_duration(info.time_left)} ttl")
+    if info.idle_left is not None:
+        parts.append(f"{format_duration(info.idle_left)} idle")
+    return ", ".join(parts) or "-"
 
 
 def parse_engine_time(text: str | None) -> float | None:
@@ -175,4 +210,14 @@ def info_from_container(attrs: Mapping[str, Any], reports: list[InitReport], pha
         runtime=(attrs.get("HostConfig") or {}).get("Runtime", ""),
         server=labels.get(L.SERVER, ""),
         phases=phases or [],
+        **_limits(attrs, labels),
     )
+
+
+def _limits(attrs: Mapping[str, Any], labels: Mapping[str, str]) -> dict[str, Any]:
+    """The time-limit fields of a :class:`SandboxInfo` (see :mod:`jupyter_sandbox.lifecycle`)."""
+    from . import lifecycle
+
+    ttl, idle_timeout = lifecycle.limits_of(labels)
+    return {"ttl": ttl, "expires": lifecycle.expires_at(labels), "idle_timeout": idle_timeout,
+            "last_activity": lifecycle.last_activity(attrs) if idle_timeout is not None else None}

@@ -336,7 +336,8 @@ class Sandbox:
     def create(cls, name: str | None = None, *, docker: bool = False, image: str | None = None, cpu: Any = None,
                memory: Any = None, network: str | None = None, egress: Any = None, env: Any = None,
                timeout: Any = None, pids: Any = None, on_event: Listener | None = None, owner: str = "api",
-               use_pool: bool = True, disk: Any = None, storage: str | None = None, images: Any = None) -> "Sandbox":
+               use_pool: bool = True, disk: Any = None, storage: str | None = None, images: Any = None,
+               ttl: Any = None, idle_timeout: Any = None) -> "Sandbox":
         """Create a sandbox and wait until it is ready.
 
         Args:
@@ -359,10 +360,15 @@ class Sandbox:
                 without a memory limit); it is sandbox memory, so it must leave 128Mi of ``memory`` free.
             storage: The inner dockerd's storage driver, ``"overlay2"`` (default) or ``"vfs"``.
             images: Host images loaded into the sandbox's daemon before it is ready, one progress phase each.
+                A sandbox with a time limit never comes from the pool.
+            ttl: Remove it this long after its creation: seconds or ``"30m"``, ``"2h"``, ``"1d"`` (default: never).
+            idle_timeout: Pause it after this long without use (exec, docker, files, proxied requests);
+                its next use resumes it (default: never).
         """
         core = cls.prepare(name, docker=docker, image=image, cpu=cpu, memory=memory, network=network, egress=egress,
                            env=env, timeout=timeout, pids=pids, owner=owner, use_pool=use_pool, disk=disk,
-                           storage=storage, images=images)
+                           storage=storage, images=images,
+                           ttl=ttl, idle_timeout=idle_timeout)
         for warning in core.spec.warnings:  # network "host": the Python API's face of the warning
             warnings.warn(warning, HostNetworkWarning, stacklevel=2)
         if on_event is not None:
@@ -405,8 +411,16 @@ class Sandbox:
         return process
 
     def status(self) -> SandboxInfo:
-        """Its current state, read from the engine."""
-        return call(self._core.status)
+        """Its current state, read from the engine (its time limits enforced first: see ``AsyncSandbox.status``)."""
+        return call(self._core.status, enforce=True)
+
+    def pause(self) -> bool:
+        """Freeze it (no CPU; memory, inner daemon and containers kept); any use resumes it. True if paused now."""
+        return call(self._core.pause)
+
+    def resume(self) -> bool:
+        """Unfreeze it (uses do this by themselves); True if it was paused."""
+        return call(self._core.resume)
 
     def wait_ready(self, timeout: float | None = None) -> None:
         """Wait until it is ready (at once if it is)."""

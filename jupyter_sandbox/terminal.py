@@ -14,10 +14,10 @@ from rich.table import Table
 from rich.text import Text
 
 from .events import PhaseTracker, ProgressEvent
-from .status import SandboxInfo
+from .status import SandboxInfo, time_left_text
 
 STATUS_STYLE = {"pending": "dim", "running": "yellow", "done": "green", "failed": "bold red"}
-STATE_STYLE = {"starting": "yellow", "ready": "green", "failed": "bold red", "stopped": "dim", "gone": "dim"}
+STATE_STYLE = {"starting": "yellow", "ready": "green", "failed": "bold red", "stopped": "dim", "gone": "dim", "paused": "cyan"}
 ICONS = {"pending": "·", "done": "✔", "failed": "✘"}
 
 
@@ -96,7 +96,9 @@ class JsonLines:
 def sandbox_table(infos: list[SandboxInfo]) -> Table:
     """The ``ls`` table."""
     table = Table(box=None, header_style="bold")
-    for column in ("NAME", "STATE", "DOCKER", "IMAGE", "CPU", "MEMORY", "DISK", "NETWORK", "UPTIME", "OWNER"):
+    limits = any(info.ttl is not None or info.idle_timeout is not None for info in infos)
+    columns = ("NAME", "STATE", "DOCKER", "IMAGE", "CPU", "MEMORY", "DISK", "NETWORK", "UPTIME", "OWNER")
+    for column in columns + (("TIME LEFT",) if limits else ()):
         table.add_column(column, no_wrap=True, overflow="ignore" if column == "IMAGE" else "ellipsis")
     for info in infos:
         uptime = info.uptime
@@ -111,6 +113,7 @@ def sandbox_table(infos: list[SandboxInfo]) -> Table:
             info.network,
             _duration(uptime) if uptime is not None else "-",
             info.owner,
+            *((time_left_text(info),) if limits else ()),
         )
     return table
 

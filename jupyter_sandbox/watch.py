@@ -12,6 +12,7 @@ engine goes away it reconnects with backoff and resynchronises.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import time
 from dataclasses import dataclass, field
@@ -32,7 +33,7 @@ from .threads import iterate_in_thread
 
 log = logging.getLogger(__name__)
 
-ENGINE_EVENTS = ("create", "start", "die", "destroy", "rename")
+ENGINE_EVENTS = ("create", "start", "die", "destroy", "rename", "pause", "unpause")
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,7 @@ class _Tracked:
     follower: anyio.CancelScope | None = None
     reports_seen: int = 0
     last_sent: tuple[str, str] | None = None
+    last_activity_sent: float | None = None
 
 
 def _event_key(event: ProgressEvent) -> tuple[Any, ...]:
@@ -143,6 +145,40 @@ class SandboxWatcher:
         del self._tracked[name]
         self._emit(WatchUpdate("sandbox", {**self._info(tracked).to_dict(), "state": GONE, "reason": "dismissed"}))
         return True
+
+    def notice(self, update: WatchUpdate) -> None:
+        """Publish a core notice (``{"type": "notice", "notice": ...}``: auto-resume, idle pause, expiry)."""
+        self._emit(update)
+
+    async def enforce_limits(self) -> None:
+        """Apply ttl and idle_timeout to every followed sandbox that has one (the server calls this periodically).
+
+        An expired sandbox is removed, a ready one idle past its timeout paused
+        (each sends a notice); a sandbox whose last activity moved is published
+        again, so views count its idle time from the right moment.
+        """
+        from . import lifecycle
+        from .sandbox import AsyncSandbox
+
+        for tracked in list(self._tracked.values()):
+            labels = ((tracked.attrs or {}).get("Config") or {}).get("Labels") or {}
+            if not tracked.container_id or labels.get(L.SPEC) is None or lifecycle.limits_of(labels) == (None, None):
+                continue
+            try:
+                attrs = await self.engine.call(self.engine.client.api.inspect_container, tracked.container_id)
+            except SandboxError:
+                continue  # gone: the engine's events say so
+            tracked.attrs = attrs
+            info = self._info(tracked)
+            sandbox = AsyncSandbox(L.spec_from_labels(labels), engine=self.engine, container_id=tracked.container_id)
+            sandbox.spec = dataclasses.replace(sandbox.spec, name=tracked.name)
+            try:
+                await sandbox.enforce_limits(attrs, info.state)
+            except SandboxError as error:
+                log.warning("jupyter-sandbox: time limits of %s: %s", tracked.name, error.message)
+            if info.last_activity != tracked.last_activity_sent and self._tracked.get(tracked.name) is tracked:
+                tracked.last_activity_sent = info.last_activity
+                self._publish_state(tracked, force=True)
 
     # -- following the engine ---------------------------------------------------
 

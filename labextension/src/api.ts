@@ -10,7 +10,7 @@ import { ServerConnection } from '@jupyterlab/services';
 export const NAMESPACE = 'sandbox/api';
 
 /** A sandbox state, as the core derives it. */
-export type SandboxState = 'starting' | 'ready' | 'failed' | 'stopped' | 'gone';
+export type SandboxState = 'starting' | 'ready' | 'failed' | 'stopped' | 'gone' | 'paused';
 
 /** One startup phase report (`ProgressEvent.to_dict()` on the server). */
 export interface IProgressEvent {
@@ -48,6 +48,12 @@ export interface ISandboxInfo {
   runtime: string;
   phases: IProgressEvent[];
   uptime: number | null;
+  /** Time to live in seconds, and when it runs out (Unix time); null without one. */
+  ttl?: number | null;
+  expires?: number | null;
+  /** Seconds without use before it is paused, and its last use seen (Unix time). */
+  idle_timeout?: number | null;
+  last_activity?: number | null;
 }
 
 /** The body of a create request; left-out fields take the server's defaults. */
@@ -62,6 +68,9 @@ export interface ICreateRequest {
   disk?: string;
   network?: string;
   egress?: string;
+  /** Seconds, or text such as `30m`, `2h`, `1d`. */
+  ttl?: string;
+  idle_timeout?: string;
 }
 
 /** One inner container, as `docker ps --format '{{json .}}'` prints it. */
@@ -101,7 +110,8 @@ export type EventsMessage =
   | { type: 'snapshot'; sandboxes: ISandboxInfo[]; engine: IEngineState }
   | { type: 'event'; event: IProgressEvent }
   | { type: 'sandbox'; sandbox: ISandboxInfo }
-  | { type: 'engine'; engine: IEngineState };
+  | { type: 'engine'; engine: IEngineState }
+  | { type: 'notice'; notice: { sandbox: string; action: string; message: string; time: number } };
 
 /**
  * An error answered by the server extension, with the fields of the core's

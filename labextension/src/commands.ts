@@ -37,6 +37,8 @@ export namespace CommandIDs {
   export const containers = 'jupyter-sandbox:containers';
   export const ports = 'jupyter-sandbox:ports';
   export const openPort = 'jupyter-sandbox:open-port';
+  export const pause = 'jupyter-sandbox:pause';
+  export const resume = 'jupyter-sandbox:resume';
 }
 
 /**
@@ -60,7 +62,9 @@ export const PALETTE_COMMANDS = [
   CommandIDs.logs,
   CommandIDs.containers,
   CommandIDs.ports,
-  CommandIDs.openPort
+  CommandIDs.openPort,
+  CommandIDs.pause,
+  CommandIDs.resume
 ];
 
 /** The error text to show: the server's message and its fix. */
@@ -176,6 +180,30 @@ export function addCommands(
       }
     }
   });
+
+  for (const [id, action, label] of [
+    [CommandIDs.pause, 'pause', 'Pause Sandbox…'],
+    [CommandIDs.resume, 'resume', 'Resume Sandbox…']
+  ]) {
+    commands.addCommand(id, {
+      label,
+      caption: action === 'pause'
+        ? 'Freeze a sandbox: no CPU, memory and inner containers kept; any use resumes it'
+        : 'Unfreeze a paused sandbox',
+      execute: async args => {
+        const name = await pickName(args, `${action === 'pause' ? 'Pause' : 'Resume'} which sandbox?`);
+        if (!name) {
+          return;
+        }
+        try {
+          await requestAPI<unknown>(`sandboxes/${encodeURIComponent(name)}/${action}`, { method: 'POST', body: '' });
+          await model.refresh();
+        } catch (error) {
+          await showErrorMessage(`Could not ${action} ${name}`, describe(error));
+        }
+      }
+    });
+  }
 
   commands.addCommand(CommandIDs.dismiss, {
     label: 'Dismiss Sandbox',

@@ -63,6 +63,8 @@ export class CreateSandboxForm extends Widget {
     };
     network.addEventListener('change', update);
     update();
+    this._ttl = this._field('Time to live', 'input', 'ttl', 'removed after, e.g. 2h or 1d (server default if empty)');
+    this._idle = this._field('Idle timeout', 'input', 'idle_timeout', 'paused after this long unused, e.g. 30m');
   }
 
   /** The request body: only the fields filled in. */
@@ -89,6 +91,12 @@ export class CreateSandboxForm extends Widget {
     }
     if (text(this._disk)) {
       body.disk = text(this._disk);
+    }
+    if (text(this._ttl)) {
+      body.ttl = text(this._ttl);
+    }
+    if (text(this._idle)) {
+      body.idle_timeout = text(this._idle);
     }
     return body;
   }
@@ -124,6 +132,8 @@ export class CreateSandboxForm extends Widget {
   private _network: HTMLSelectElement;
   private _egress: HTMLInputElement;
   private _warning: HTMLParagraphElement;
+  private _ttl: HTMLInputElement;
+  private _idle: HTMLInputElement;
 }
 
 /** Plain text in a scrollable pre, e.g. the dockerd log. */

@@ -190,8 +190,18 @@ export class SandboxModel {
       case 'engine':
         this._engine = message.engine;
         break;
+      case 'notice':
+        this._notices.set(message.notice.sandbox, message.notice.message);
+        break;
     }
   }
+
+  /** The last thing the server did to a sandbox on its own (resumed it for a use, paused it when idle...). */
+  notice(name: string): string | undefined {
+    return this._notices.get(name);
+  }
+
+  private _notices = new Map<string, string>();
 
   private _sandboxes = new Map<string, ISandboxInfo>();
   private _changed = new Signal<this, void>(this);

@@ -45,7 +45,7 @@ function useNow(active: boolean): number {
 function PanelView(props: { model: SandboxModel; commands: CommandRegistry }): JSX.Element {
   const { model, commands } = props;
   const sandboxes = model.sandboxes;
-  const now = useNow(sandboxes.some(s => s.state === 'starting' || s.state === 'ready'));
+  const now = useNow(sandboxes.some(s => s.state === 'starting' || s.state === 'ready' || !!s.expires));
   return (
     <div className="jp-SandboxPanel-content">
       <header className="jp-SandboxPanel-header">
@@ -79,7 +79,7 @@ function PanelView(props: { model: SandboxModel; commands: CommandRegistry }): J
       ) : (
         <ul className="jp-SandboxPanel-list">
           {sandboxes.map(info => (
-            <SandboxCard key={info.name} info={info} now={now} commands={commands} />
+            <SandboxCard key={info.name} info={info} now={now} commands={commands} notice={model.notice(info.name)} />
           ))}
         </ul>
       )}
@@ -91,8 +91,9 @@ function SandboxCard(props: {
   info: ISandboxInfo;
   now: number;
   commands: CommandRegistry;
+  notice?: string;
 }): JSX.Element {
-  const { info, now, commands } = props;
+  const { info, now, commands, notice } = props;
   const rows = phaseRows(info.docker, info.phases, now);
   const ready = rows.find(r => r.phase === 'ready' && r.status === 'done');
   const startupSeconds = ready
@@ -108,6 +109,7 @@ function SandboxCard(props: {
     ...(info.disk ? [`${info.disk} disk`] : []),
     `network ${info.network || 'none'}${info.network === 'sandbox' && info.egress ? ` (egress ${Array.isArray(info.egress) ? info.egress.join(', ') : info.egress})` : ''}`
   ].join(' · ');
+  const left = timeLeft(info, now);
   const run = (id: string) => () => void commands.execute(id, { name: info.name });
   const showPhases = info.state === 'starting' || info.state === 'failed';
   return (
@@ -130,6 +132,8 @@ function SandboxCard(props: {
             .filter(part => part)
             .join(' · ')}
         </div>
+        {left && <div className="jp-SandboxCard-limits">{left}</div>}
+        {notice && <div className="jp-SandboxCard-notice">{notice}</div>}
         {info.reason && info.state !== 'ready' && info.state !== 'starting' && (
           <div className="jp-SandboxCard-reason">{info.reason}</div>
         )}
@@ -171,6 +175,17 @@ function SandboxCard(props: {
             ports
           </button>
         )}
+        {info.state === 'ready' && (
+          <button className="jp-mod-styled jp-SandboxAction-pause" onClick={run(CommandIDs.pause)}
+            title="Freeze it: no CPU; any use resumes it">
+            pause
+          </button>
+        )}
+        {info.state === 'paused' && (
+          <button className="jp-mod-styled jp-SandboxAction-resume" onClick={run(CommandIDs.resume)}>
+            resume
+          </button>
+        )}
         {info.state === 'gone' || (info.state === 'failed' && !info.container_id) ? (
           <button className="jp-mod-styled jp-SandboxAction-dismiss" onClick={run(CommandIDs.dismiss)}>
             dismiss
@@ -183,4 +198,17 @@ function SandboxCard(props: {
       </div>
     </li>
   );
+}
+
+/** "removed in 1h 59m · paused after 29m idle": the time limits with the time left, or '' without any. */
+function timeLeft(info: ISandboxInfo, now: number): string {
+  const parts: string[] = [];
+  if (info.expires) {
+    parts.push(`removed in ${formatSeconds(Math.max(0, info.expires - now))} (ttl)`);
+  }
+  if (info.idle_timeout && info.state === 'ready' && info.last_activity) {
+    const idleLeft = Math.max(0, info.last_activity + info.idle_timeout - now);
+    parts.push(`paused after ${formatSeconds(idleLeft)} more idle`);
+  }
+  return parts.join(' · ');
 }

@@ -20,6 +20,7 @@ from .handlers import (
     EgressHandler,
     ExecHandler,
     LogsHandler,
+    PauseHandler,
     PortsHandler,
     SandboxesHandler,
     SandboxHandler,
@@ -45,6 +46,7 @@ def routes() -> list[tuple[str, Any]]:
         (url_path_join(one, "logs"), LogsHandler),
         (url_path_join(one, "containers"), ContainersHandler),
         (url_path_join(one, "ports"), PortsHandler),
+        (url_path_join(one, r"(?P<action>pause|resume)"), PauseHandler),
         (proxy_route(), SandboxProxyHandler),
         (url_path_join(NAMESPACE, "events"), SandboxEventsHandler),
     ]

@@ -255,6 +255,17 @@ class ContainersHandler(SandboxAPIHandler):
         self.write_json(await self.manager.containers(name, include_stopped))
 
 
+class PauseHandler(SandboxAPIHandler):
+    """``/sandbox/api/sandboxes/<name>/pause`` and ``.../resume``: freeze and unfreeze a sandbox."""
+
+    @tornado.web.authenticated
+    @authorized
+    async def post(self, name: str, action: str) -> None:
+        """Pause or resume; answers the sandbox's state afterwards (``paused`` or ``ready``)."""
+        info = await (self.manager.pause(name) if action == "pause" else self.manager.resume(name))
+        self.write_json(info)
+
+
 class PortsHandler(SandboxAPIHandler):
     """``/sandbox/api/sandboxes/<name>/ports``: the TCP ports listening inside, with their proxy URLs."""
 

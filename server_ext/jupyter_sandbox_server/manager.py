@@ -9,6 +9,7 @@ background so a POST answers at once, and owns the cross-process
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import os
 import socket
@@ -18,6 +19,7 @@ from traitlets import Bool, Float, Int, List, Unicode, Union
 from traitlets.config import LoggingConfigurable
 
 from jupyter_sandbox import labels as L
+from jupyter_sandbox import lifecycle
 from jupyter_sandbox.engine import Engine
 from jupyter_sandbox.errors import (
     DockerNotEnabled,
@@ -25,6 +27,7 @@ from jupyter_sandbox.errors import (
     NetworkNotAllowed,
     SandboxError,
     SandboxExists,
+    SandboxExpired,
     SandboxNotFound,
     SpecError,
 )
@@ -32,7 +35,7 @@ from jupyter_sandbox.process import AsyncProcess
 from jupyter_sandbox.pool import WarmPool
 from jupyter_sandbox.ports import check_port
 from jupyter_sandbox.sandbox import AsyncSandbox
-from jupyter_sandbox.spec import DEFAULT_DAEMON_TIMEOUT, DEFAULT_IMAGE, SandboxSpec
+from jupyter_sandbox.spec import DEFAULT_DAEMON_TIMEOUT, DEFAULT_IMAGE, SandboxSpec, format_duration, parse_duration
 from jupyter_sandbox.watch import SandboxWatcher
 
 OWNER = "server"
@@ -71,6 +74,17 @@ class SandboxManager(LoggingConfigurable):
         "their own app through the link's capability path); '' serves them at Jupyter's origin, where their "
         "scripts can act as you: only for apps you trust.").tag(config=True)
     pool_max_age = Float(None, allow_none=True, help="Warm pool: replace members older than this many seconds.").tag(config=True)
+    default_ttl = Union([Float(), Unicode()], default_value=None, allow_none=True,
+                        help="Time to live of sandboxes whose create gives none: seconds or '30m', '2h', '1d' "
+                        "(--ttl; None: they live until removed). A sandbox with a time limit never comes from the warm pool.").tag(config=True)
+    max_ttl = Union([Float(), Unicode()], default_value=None, allow_none=True,
+                    help="Longest ttl a create may ask for; creates that give none get the default_ttl, or this "
+                    "(None: no maximum).").tag(config=True)
+    idle_timeout = Union([Float(), Unicode()], default_value=None, allow_none=True,
+                         help="Pause sandboxes whose create gives no idle_timeout after this long without use "
+                         "(--idle-timeout; None: never). Their next use resumes them.").tag(config=True)
+    limits_interval = Float(5.0, help="Seconds between two checks of every sandbox's ttl and idle timeout "
+                            "(expired ones are removed, idle ones paused).").tag(config=True)
 
     def __init__(self, **kwargs: Any):
         super().__init__(**kwargs)
@@ -79,6 +93,8 @@ class SandboxManager(LoggingConfigurable):
         self.watcher = SandboxWatcher(self.engine, server_id=self.server_id)
         self._watch_task: asyncio.Task[None] | None = None
         self._pool_task: asyncio.Task[None] | None = None
+        self._limits_task: asyncio.Task[None] | None = None
+        self._stop_notices: Any = None
         self._creates: dict[str, asyncio.Task[None]] = {}
         self._made: set[str] = set()
         """Container ids this server created, including pool members it claimed (their labels say 'pool')."""
@@ -89,14 +105,26 @@ class SandboxManager(LoggingConfigurable):
         """Start following the engine's sandboxes (idempotent; needs the running event loop)."""
         if self._watch_task is None or self._watch_task.done():
             self._watch_task = asyncio.ensure_future(self.watcher.run())
+        if self._limits_task is None or self._limits_task.done():
+            self._limits_task = asyncio.ensure_future(self._enforce_limits())
+        if self._stop_notices is None:
+            self._stop_notices = lifecycle.add_notice_listener(self._on_notice)
         if self.pool_size > 0 and (self._pool_task is None or self._pool_task.done()):
             template = self.spec_from_body({"name": "pool-template", "docker": True})
+            if template.ttl is not None or template.idle_timeout is not None:
+                self.log.warning("jupyter-sandbox: creates get a ttl or idle timeout by default here, and a sandbox "
+                                 "with a time limit never comes from the warm pool: pool_size has no effect")
+                return
             pool = WarmPool([template], size=self.pool_size, max_age=self.pool_max_age, engine=self.engine)
             self._pool_task = asyncio.ensure_future(pool.run())
 
     async def stop(self) -> None:
         """Stop the watcher and pending creates; remove this server's sandboxes unless ``keep_on_exit``."""
-        tasks = [t for t in [self._watch_task, self._pool_task, *self._creates.values()] if t is not None and not t.done()]
+        if self._stop_notices is not None:
+            self._stop_notices()
+            self._stop_notices = None
+        tasks = [t for t in [self._watch_task, self._pool_task, self._limits_task, *self._creates.values()]
+                 if t is not None and not t.done()]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -122,9 +150,10 @@ class SandboxManager(LoggingConfigurable):
         if not isinstance(body, dict):
             return SandboxSpec.from_dict(body)  # raises, naming the body
         defaults = {"image": self.image, "docker": self.docker, "cpu": self.cpu, "memory": self.memory,
-                    "network": self.network, "timeout": self.timeout, "pids": self.pids}
+                    "network": self.network, "timeout": self.timeout, "pids": self.pids, "ttl": self.default_ttl,
+                    "idle_timeout": self.idle_timeout}
         filled = {**{k: v for k, v in defaults.items() if v is not None}, **body}
-        spec = SandboxSpec.from_dict(filled)
+        spec = self._bounded(SandboxSpec.from_dict(filled))
         if spec.network not in self.allowed_networks:
             raise NetworkNotAllowed(
                 f"network {spec.network!r} is not allowed on this server (allowed: {', '.join(self.allowed_networks) or 'none'}).",
@@ -136,14 +165,63 @@ class SandboxManager(LoggingConfigurable):
         """Change a running sandbox's egress policy (new connections follow it at once)."""
         return await (await self.find(name)).set_egress(egress)
 
+    def _bounded(self, spec: SandboxSpec) -> SandboxSpec:
+        """Apply ``max_ttl``: a longer ttl is refused, a create without one gets the maximum."""
+        most = parse_duration(self.max_ttl, "max_ttl")
+        if most is None:
+            return spec
+        if spec.ttl is None:
+            return dataclasses.replace(spec, ttl=most)
+        if spec.ttl > most:
+            raise SpecError("ttl", f"{format_duration(spec.ttl)} is more than this server's maximum of {format_duration(most)}",
+                            fix=f"ask for at most {format_duration(most)} (c.SandboxManager.max_ttl)")
+        return spec
+
+    # -- pause, resume, time limits --------------------------------------------------
+
+    async def pause(self, name: str) -> dict[str, Any]:
+        """Pause a sandbox; its state afterwards."""
+        sandbox = await self.find(name)
+        await sandbox.pause()
+        return (await sandbox.status()).to_dict()
+
+    async def resume(self, name: str) -> dict[str, Any]:
+        """Resume a paused sandbox; its state afterwards."""
+        sandbox = await self.find(name)
+        await sandbox.resume()
+        return (await sandbox.status()).to_dict()
+
+    def _on_notice(self, notice: lifecycle.Notice) -> None:
+        """A notice from the core (auto-resume, idle pause, expiry): a log line, and an update on the websocket."""
+        from jupyter_sandbox.watch import WatchUpdate
+
+        self.log.info("jupyter-sandbox: %s", notice.message)
+        self.watcher.notice(WatchUpdate("notice", notice.to_dict()))
+
+    async def _enforce_limits(self) -> None:
+        """Every ``limits_interval`` seconds: remove expired sandboxes and pause idle ones (see the watcher)."""
+        while True:
+            await asyncio.sleep(self.limits_interval)
+            try:
+                await self.watcher.enforce_limits()
+            except SandboxError as error:
+                self.log.warning("jupyter-sandbox: checking time limits failed: %s", error.message)
+
     async def list(self) -> list[dict[str, Any]]:
         """Every sandbox on the engine, as JSON-ready dicts."""
         infos = await AsyncSandbox.list(engine=self.engine)
         return [info.to_dict() for info in infos if L.visible_to({L.SERVER: info.server}, self.server_id)]
 
     async def find(self, name: str) -> AsyncSandbox:
-        """The sandbox called ``name``, if this server may see it (raises :class:`SandboxNotFound`)."""
-        return AsyncSandbox.from_container(await self._container(name), engine=self.engine)
+        """The sandbox called ``name``, if this server may see it (raises :class:`SandboxNotFound`).
+
+        One whose ttl ran out is removed now (:class:`SandboxExpired`, 410).
+        """
+        container = await self._container(name)
+        sandbox = AsyncSandbox.from_container(container, engine=self.engine)
+        if lifecycle.expired(container.labels):
+            await sandbox._remove_expired(container.labels)
+        return sandbox
 
     async def _container(self, name: str) -> Any:
         container = await self.engine.find(name)
@@ -158,7 +236,7 @@ class SandboxManager(LoggingConfigurable):
         before its container exists, so a GET right after the 202 never 404s.
         """
         try:
-            return (await (await self.find(name)).status()).to_dict()
+            return (await (await self.find(name)).status(enforce=True)).to_dict()
         except SandboxNotFound:
             pending = next((s for s in self.watcher.snapshot() if s["name"] == name and not s["container_id"]), None)
             if pending is None:
@@ -198,6 +276,8 @@ class SandboxManager(LoggingConfigurable):
             await asyncio.gather(task, return_exceptions=True)
         try:
             sandbox = await self.find(name)
+        except SandboxExpired:
+            return  # its ttl had run out: finding it removed it, as asked
         except SandboxNotFound:
             forgotten = self.watcher.forget(name)  # a cancelled or failed create: dismiss it from the panel
             if task is None and not forgotten:
@@ -239,7 +319,9 @@ class SandboxManager(LoggingConfigurable):
         """
         check_port(port)
         container = await self._container(name)  # one engine call: its inspect data gives the address too
-        return await AsyncSandbox.from_container(container, engine=self.engine).address(container.attrs), container.id
+        sandbox = AsyncSandbox.from_container(container, engine=self.engine)
+        await sandbox.ensure_running(container.attrs)  # a request is a use: resume if paused (no extra engine call otherwise)
+        return await sandbox.address(container.attrs), container.id
 
     async def ports(self, name: str) -> list[dict[str, Any]]:
         """The sandbox's listening TCP ports, each with its proxy URL."""

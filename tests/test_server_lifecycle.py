@@ -1,0 +1,143 @@
+"""Pause, resume and time limits through a real Jupyter server (REST, the port proxy, the watcher's checks)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from typing import Any
+
+import pytest
+from sandbox_test_support import container_exists, server_config, unique_name
+from tornado.httpclient import HTTPClientError
+
+from jupyter_sandbox.sandbox import AsyncSandbox
+
+pytest_plugins = ["pytest_jupyter.jupyter_server"]
+pytestmark = pytest.mark.integration
+
+PAGE = "served while paused\n"
+
+
+@pytest.fixture
+def jp_server_config() -> dict[str, Any]:
+    """The extension, with a short limits check interval and an admin maximum ttl."""
+    return server_config(limits_interval=0.5, max_ttl="1h")
+
+
+async def fetch_json(jp_fetch: Any, *parts: str, **kwargs: Any) -> Any:
+    response = await jp_fetch(*parts, **kwargs)
+    return json.loads(response.body) if response.body else None
+
+
+async def wait_for_state(jp_fetch: Any, name: str, states: tuple[str, ...], timeout: float = 120) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        info = await fetch_json(jp_fetch, "sandbox", "api", "sandboxes", name)
+        if info["state"] in states:
+            return info
+        assert time.monotonic() < deadline, f"{name} stuck in {info['state']}"
+        await asyncio.sleep(0.2)
+
+
+async def test_bad_times_and_the_maximum_are_refused_with_the_field(jp_fetch: Any, jp_serverapp: Any, no_leaks: None) -> None:
+    for field, value in (("ttl", -5), ("ttl", "40d"), ("idle_timeout", "soon"), ("idle_timeout", 0), ("ttl", "2h")):
+        name = unique_name("lc")
+        with pytest.raises(HTTPClientError) as caught:
+            await jp_fetch("sandbox", "api", "sandboxes", method="POST", body=json.dumps({"name": name, field: value}))
+        body = json.loads(caught.value.response.body)
+        assert caught.value.code == 400 and body["field"] == field and body["fix"], body
+        assert not container_exists(name)
+    manager = jp_serverapp.web_app.settings["jupyter_sandbox_manager"]
+    assert manager.spec_from_body({"name": "x"}).ttl == 3600  # no ttl asked: the server's maximum
+    assert manager.spec_from_body({"name": "x", "ttl": "10m", "idle_timeout": 60}).ttl == 600
+
+
+async def test_pause_resume_routes_and_a_proxied_request_resumes(jp_fetch: Any, jp_serverapp: Any,
+                                                                   test_images: dict[str, str], no_leaks: None) -> None:
+    sandbox = await AsyncSandbox.create(name=unique_name("lc"), docker=True, network="sandbox", owner="test",
+                                        use_pool=False)
+    notices: list[dict[str, Any]] = []
+    manager = jp_serverapp.web_app.settings["jupyter_sandbox_manager"]
+    manager.start()
+    stop = manager.watcher.add_listener(lambda update: notices.append(update.data) if update.kind == "notice" else None)
+    try:
+        assert await (await sandbox.docker.load(test_images["tiny"])).wait() == 0
+        setup = await sandbox.run(["sh", "-c", f"mkdir -p /root/www && printf '{PAGE}' > /root/www/index.html"])
+        assert setup.exit_code == 0
+        web = await sandbox.docker.run(test_images["tiny"], "busybox", "httpd", "-f", "-p", "8080", "-h", "/www",
+                                       detach=True, network="host", volume="/root/www:/www", name="web")
+        assert await web.wait() == 0
+        base = ("sandbox", "api", "sandboxes", sandbox.name)
+
+        paused = await fetch_json(jp_fetch, *base, "pause", method="POST", body="")
+        assert paused["state"] == "paused"
+        assert (await fetch_json(jp_fetch, *base))["state"] == "paused"
+        page = await jp_fetch("sandbox", "proxy", sandbox.name, "8080", "index.html")  # a use: resumes it
+        assert page.body.decode() == PAGE
+        assert (await fetch_json(jp_fetch, *base))["state"] == "ready"
+        assert [n["action"] for n in notices if n["sandbox"] == sandbox.name] == ["resumed"]
+
+        await fetch_json(jp_fetch, *base, "pause", method="POST", body="")
+        resumed = await fetch_json(jp_fetch, *base, "resume", method="POST", body="")
+        assert resumed["state"] == "ready"
+        ps = await fetch_json(jp_fetch, *base, "containers")
+        assert [c["Names"] for c in ps] == ["web"]
+    finally:
+        stop()
+        await sandbox.terminate()
+
+
+async def test_the_server_pauses_an_idle_sandbox_and_removes_an_expired_one(jp_fetch: Any, jp_serverapp: Any,
+                                                                           no_leaks: None) -> None:
+    manager = jp_serverapp.web_app.settings["jupyter_sandbox_manager"]
+    manager.start()
+    idle, short = unique_name("lc"), unique_name("lc")
+    await jp_fetch("sandbox", "api", "sandboxes", method="POST", body=json.dumps({"name": idle, "idle_timeout": 3}))
+    await jp_fetch("sandbox", "api", "sandboxes", method="POST", body=json.dumps({"name": short, "ttl": 4}))
+    try:
+        info = await wait_for_state(jp_fetch, idle, ("ready",))
+        assert info["idle_timeout"] == 3 and info["idle_left"] is not None
+        ready_short = await wait_for_state(jp_fetch, short, ("ready",))
+        assert ready_short["ttl"] == 4 and 0 < ready_short["time_left"] <= 4
+        # Nobody lists or asks for them: the server's own periodic check acts (the watcher's snapshot shows it).
+        deadline = time.monotonic() + 30
+        while True:
+            states = {s["name"]: s["state"] for s in manager.watcher.snapshot()}
+            if states.get(idle) == "paused" and short not in states:
+                break
+            assert time.monotonic() < deadline, states
+            await asyncio.sleep(0.2)
+        assert not container_exists(short)
+        gone = await jp_fetch("sandbox", "api", "sandboxes", short, method="DELETE", raise_error=False)
+        assert gone.code == 404  # removed by the server itself; a DELETE finds nothing left
+        out = await jp_fetch("sandbox", "api", "sandboxes", idle, "exec", method="POST",
+                             body=json.dumps({"command": ["echo", "hi"]}))
+        lines = [json.loads(line) for line in out.body.decode().splitlines()]
+        assert lines[-1] == {"exit_code": 0} and {"stream": "stdout", "text": "hi\n"} in lines
+        assert (await fetch_json(jp_fetch, "sandbox", "api", "sandboxes", idle))["state"] == "ready"
+    finally:
+        for name in (idle, short):
+            try:
+                await jp_fetch("sandbox", "api", "sandboxes", name, method="DELETE")
+            except HTTPClientError:
+                pass
+
+
+@pytest.mark.parametrize("jp_server_config", [server_config(limits_interval=3600)])
+async def test_get_of_an_expired_sandbox_is_410_and_delete_is_204(jp_fetch: Any, jp_serverapp: Any, no_leaks: None) -> None:
+    looked, deleted = (await AsyncSandbox.create(name=unique_name("lc"), ttl=1, owner="test", use_pool=False),
+                       await AsyncSandbox.create(name=unique_name("lc"), ttl=1, owner="test", use_pool=False))
+    try:
+        await asyncio.sleep(1.2)  # nothing of ours checks in between (the server's interval is an hour)
+        assert container_exists(looked.name) and container_exists(deleted.name)
+        with pytest.raises(HTTPClientError) as caught:
+            await jp_fetch("sandbox", "api", "sandboxes", looked.name)
+        body = json.loads(caught.value.response.body)
+        assert caught.value.code == 410 and body["error"] == "expired" and "has expired and was removed" in body["message"]
+        assert not container_exists(looked.name)
+        answer = await jp_fetch("sandbox", "api", "sandboxes", deleted.name, method="DELETE")
+        assert answer.code == 204 and not container_exists(deleted.name)
+    finally:
+        await looked.terminate()
+        await deleted.terminate()
