@@ -114,10 +114,7 @@ class LifecycleMixin:
 
         from .errors import SandboxError, SandboxNotRunning
 
-        attrs = await self._inspect()
-        labels = (attrs.get("Config") or {}).get("Labels") or {}
-        if expired(labels):
-            await self._remove_expired(labels)
+        attrs = await self._inspect_unexpired()
         if is_paused(attrs):
             return False
         if not (attrs.get("State") or {}).get("Running"):
@@ -131,6 +128,14 @@ class LifecycleMixin:
             raise
         return True
 
+    async def _inspect_unexpired(self) -> dict[str, Any]:
+        """The container's inspect data; an expired sandbox is removed instead (:class:`SandboxExpired`)."""
+        attrs = await self._inspect()
+        labels = (attrs.get("Config") or {}).get("Labels") or {}
+        if expired(labels):
+            await self._remove_expired(labels)
+        return attrs
+
     async def resume(self) -> bool:
         """Unfreeze a paused sandbox (uses do this by themselves); True if it was paused.
 
@@ -138,10 +143,7 @@ class LifecycleMixin:
             SandboxNotRunning: If it is stopped or gone.
             SandboxExpired: If its ttl ran out (it is removed).
         """
-        attrs = await self._inspect()
-        labels = (attrs.get("Config") or {}).get("Labels") or {}
-        if expired(labels):
-            await self._remove_expired(labels)
+        attrs = await self._inspect_unexpired()
         resumed = is_paused(attrs) and await self._unpause()
         touch(self.container_id)
         return resumed

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from sandbox_test_support import container_exists, server_config, unique_name
+from test_server_api import fetch_json, wait_for_state
 from tornado.httpclient import HTTPClientError
 
 from jupyter_sandbox.sandbox import AsyncSandbox
@@ -23,21 +24,6 @@ PAGE = "served while paused\n"
 def jp_server_config() -> dict[str, Any]:
     """The extension, with a short limits check interval and an admin maximum ttl."""
     return server_config(limits_interval=0.5, max_ttl="1h")
-
-
-async def fetch_json(jp_fetch: Any, *parts: str, **kwargs: Any) -> Any:
-    response = await jp_fetch(*parts, **kwargs)
-    return json.loads(response.body) if response.body else None
-
-
-async def wait_for_state(jp_fetch: Any, name: str, states: tuple[str, ...], timeout: float = 120) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while True:
-        info = await fetch_json(jp_fetch, "sandbox", "api", "sandboxes", name)
-        if info["state"] in states:
-            return info
-        assert time.monotonic() < deadline, f"{name} stuck in {info['state']}"
-        await asyncio.sleep(0.2)
 
 
 async def test_bad_times_and_the_maximum_are_refused_with_the_field(jp_fetch: Any, jp_serverapp: Any, no_leaks: None) -> None:
