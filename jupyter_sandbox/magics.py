@@ -19,7 +19,7 @@ from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import ArgDecorator, argument, argument_group, magic_arguments
 
 from .cellparse import DockerLine, bounded_lines, split_command
-from .cli import add_limit_arguments, add_spec_arguments
+from .options import add_limit_arguments, add_spec_arguments
 from .errors import ExecTimeout, SandboxError
 from .notebook import KernelSandboxes, session
 from .progress import MODES
@@ -35,7 +35,7 @@ RED, RESET = "\x1b[0;31m", "\x1b[0m"
 
 
 class spec_arguments(ArgDecorator):
-    """Adds the CLI's create options (``cli.add_spec_arguments``): one definition, the same names in both faces."""
+    """Adds the CLI's create options (``options.add_spec_arguments``): one definition, the same names in both faces."""
 
     def add_to_parser(self, parser: Any, group: Any) -> None:
         """Add the options to the parser (or to the current argument group)."""

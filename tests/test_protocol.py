@@ -135,3 +135,12 @@ def test_an_admins_runtime_of_our_name_is_never_replaced_silently():
     assert "did not write" in str(caught.value) and "JUPYTER_SANDBOX_REPLACE_RUNTIMES=1" in str(caught.value)
     assert config["runtimes"]["runsc"] == theirs
     assert merge_into(config, replace_foreign=True) and config["runtimes"]["runsc"] == WANTED_RUNTIMES["runsc"]
+
+
+def test_loading_the_magics_imports_neither_the_cli_nor_rich():
+    """Every kernel loads the magics: they share the CLI's option definitions, not its module (rich, consoles)."""
+    import subprocess
+    import sys
+
+    code = "import sys, jupyter_sandbox.magics; print(sorted(m for m in ('rich', 'jupyter_sandbox.cli') if m in sys.modules))"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "[]"
