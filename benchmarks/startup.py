@@ -8,7 +8,8 @@ alike, and prints median, p95 and min per variant with the ratios.
     python benchmarks/startup.py --pool          # also create-from-pool
 
 Variants:
-  ours   AsyncSandbox.create(docker=True) until its daemon answers.
+  ours   AsyncSandbox.create(docker=True, network="none") until its daemon answers (the floor's
+         network; benchmarks/network.py measures network "sandbox" against "none").
   floor  a bare `docker run --runtime=runsc` of the same image running the
          same init program (a shell loop polling every 10 ms) on the same
          disk store, timed until it prints that the daemon answered: no
@@ -110,7 +111,7 @@ async def run_ours(image: str, index: int, name_prefix: str = "bench-ours") -> f
     """Our create, until the daemon answers."""
     start = time.monotonic()
     sandbox = await AsyncSandbox.create(name=f"{name_prefix}-{index}", image=image, docker=True, owner="benchmark",
-                                        use_pool=False)
+                                        network="none", use_pool=False)  # the floor's network (benchmarks/network.py compares modes)
     elapsed = time.monotonic() - start
     await sandbox.terminate()
     return elapsed
@@ -134,7 +135,7 @@ async def pool_runs(image: str, runs: int) -> list[float]:
     from jupyter_sandbox.pool import WarmPool
     from jupyter_sandbox.spec import SandboxSpec
 
-    pool = WarmPool([SandboxSpec.parse("template", image=image, docker=True)], size=1)
+    pool = WarmPool([SandboxSpec.parse("template", image=image, docker=True, network="none")], size=1)
     times: list[float] = []
     async with anyio.create_task_group() as group:
         await group.start(pool.run)
@@ -142,7 +143,8 @@ async def pool_runs(image: str, runs: int) -> list[float]:
             while pool.created < index + 1:
                 await anyio.sleep(0.05)
             start = time.monotonic()
-            sandbox = await AsyncSandbox.create(name=f"bench-pool-{index}", image=image, docker=True, owner="benchmark")
+            sandbox = await AsyncSandbox.create(name=f"bench-pool-{index}", image=image, docker=True, owner="benchmark",
+                                                network="none")
             times.append(time.monotonic() - start)
             assert sandbox.from_pool, "the pool had no ready member"
             await sandbox.terminate()
