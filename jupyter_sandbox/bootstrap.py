@@ -113,7 +113,12 @@ if [ -n "${2:-}" ]; then store > $DISK/.err 2>&1 & storing=$!; fi
 ev cgroups started
 mkdir -p /var/run /var/log/jupyter-sandbox $RUN &
 making=$!
-umount -a -t cgroup 2>/dev/null
+# Every one of runsc's cgroup mounts must go (runc inside picks any left in mountinfo); umount -a
+# can leave one behind while the disk store mounts beside it, so check and repeat.
+for _ in 1 2 3 4 5; do
+  umount -a -t cgroup 2>/dev/null
+  grep -q ' cgroup ' /proc/self/mounts || break
+done
 if ! err=$(mount -t cgroup -o devices devices /sys/fs/cgroup/devices 2>&1); then
   ev cgroups failed "$(echo $err)"; exit 4
 fi
@@ -240,13 +245,17 @@ await_ready || exit 5
 running=1
 while :; do
   # Wake on a signal, dockerd's exit or the relay's exit (bash); sh waits for dockerd or a signal only.
-  sleep 86400 & nap_pid=$! ended=
-  if [ -n "${BASH_VERSION:-}" ]; then
-    ids="$nap_pid"; [ "$running" = 1 ] && ids="$ids $pid"; [ -n "$relay" ] && ids="$ids $relay"
-    wait -n -p ended $ids; code=$?
-  elif [ "$running" = 1 ]; then wait "$pid"; code=$?; alive "$pid" || ended=$pid
-  else wait "$nap_pid"; fi
-  [ "$ended" = "$nap_pid" ] || { kill "$nap_pid" 2>/dev/null; wait "$nap_pid" 2>/dev/null; }
+  # A signal that came before this loop (say, right after "ready") is handled at once, not at the next wake.
+  ended= code=0
+  if [ "$relay_change" = 0 ] && [ "$restart" = 0 ]; then
+    sleep 86400 & nap_pid=$!
+    if [ -n "${BASH_VERSION:-}" ]; then
+      ids="$nap_pid"; [ "$running" = 1 ] && ids="$ids $pid"; [ -n "$relay" ] && ids="$ids $relay"
+      wait -n -p ended $ids; code=$?
+    elif [ "$running" = 1 ]; then wait "$pid"; code=$?; alive "$pid" || ended=$pid
+    else wait "$nap_pid"; fi
+    [ "$ended" = "$nap_pid" ] || { kill "$nap_pid" 2>/dev/null; wait "$nap_pid" 2>/dev/null; }
+  fi
   if [ -n "$relay" ] && [ "$ended" = "$relay" ]; then relay=; fi
   if [ "$relay_change" = 1 ]; then
     relay_change=0

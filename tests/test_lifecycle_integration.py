@@ -199,6 +199,6 @@ def test_cli_pause_resume_and_a_cli_exec_says_it_resumed(no_leaks):
         assert f"jupyter-sandbox: sandbox {name} was paused; resumed it for this use" in used.stderr
         assert f"{name} was not paused" in cli("resume", name).stderr
         table = cli("ls").stdout
-        assert "TIME LEFT" in table and "59m" in table and "29m" in table
+        assert "TIME LEFT" in table and "59m" in table and ("29m" in table or "30m idle" in table)  # 30m within its first second
     finally:
         cli("rm", name)
