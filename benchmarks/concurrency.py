@@ -22,9 +22,8 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import anyio  # noqa: E402
-from startup import FLOOR_DISK  # noqa: E402
+from startup import floor_command  # noqa: E402
 
-from jupyter_sandbox.bootstrap import DISK_PATH, init_command  # noqa: E402
 from jupyter_sandbox.events import DOCKER_PHASES  # noqa: E402
 from jupyter_sandbox.sandbox import AsyncSandbox  # noqa: E402
 from jupyter_sandbox.spec import DEFAULT_IMAGE  # noqa: E402
@@ -43,7 +42,7 @@ async def ours(count: int, round_: int) -> list[dict[str, float]]:
                 timelines[i].setdefault(event.phase, time.monotonic() - start)
 
         sandbox = await AsyncSandbox.create(name=f"{PREFIX}-{round_}-{i}", docker=True, owner="benchmark",
-                                            use_pool=False, on_event=note)
+                                            network="none", use_pool=False, on_event=note)  # as the floor
         await sandbox.terminate()
 
     async with anyio.create_task_group() as group:
@@ -59,10 +58,7 @@ def floor(count: int, round_: int) -> list[dict[str, float]]:
 
     def one(i: int) -> None:
         name = f"{PREFIX}-floor-{round_}-{i}"
-        process = subprocess.Popen(["docker", "run", "--rm", "--name", name, "--runtime=runsc", "--network=none",
-                                    "--cap-add=ALL", f"--tmpfs={DISK_PATH}:size={FLOOR_DISK},mode=0755,exec",
-                                    "--entrypoint=", DEFAULT_IMAGE, *init_command(True, FLOOR_DISK)],
-                                   stdout=subprocess.PIPE, text=True)
+        process = subprocess.Popen(floor_command(name, DEFAULT_IMAGE), stdout=subprocess.PIPE, text=True)
         assert process.stdout is not None
         for line in process.stdout:
             words = line.split()

@@ -62,16 +62,19 @@ def default_limits() -> list[str]:
             *([f"--pids-limit={pids}"] if pids else [])]
 
 
+def floor_command(name: str, image: str) -> list[str]:
+    """The floor: a bare ``docker run`` of the init program, with a create's disk store and default limits."""
+    return ["docker", "run", "--rm", "--name", name, "--runtime=runsc", "--network=none", *default_limits(),
+            "--cap-add=ALL", f"--tmpfs={DISK_PATH}:size={FLOOR_DISK},mode=0755,exec",
+            "--entrypoint=", image, *init_command(True, FLOOR_DISK)]
+
+
 def run_floor(image: str, index: int) -> float:
     """A bare docker run of the init program, timed until it reports the daemon ready (same default limits)."""
     name = f"bench-floor-{index}"
     remove(name)
     start = time.monotonic()
-    process = subprocess.Popen(["docker", "run", "--rm", "--name", name, "--runtime=runsc", "--network=none",
-                                *default_limits(),
-                                "--cap-add=ALL", f"--tmpfs={DISK_PATH}:size={FLOOR_DISK},mode=0755,exec",
-                                "--entrypoint=", image, *init_command(True, FLOOR_DISK)],
-                               stdout=subprocess.PIPE, text=True)
+    process = subprocess.Popen(floor_command(name, image), stdout=subprocess.PIPE, text=True)
     assert process.stdout is not None
     for line in process.stdout:
         if line.startswith("@@jupyter-sandbox ready done"):

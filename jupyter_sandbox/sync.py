@@ -157,7 +157,8 @@ class Process:
 
     @property
     def hint(self) -> str | None:
-        """After a failure, the likely cause and fix, if known."""
+        """Once it ended: after a failure, the likely cause and fix, if known; else advice on what will
+        not work as meant (e.g. an inner ``-p``), if any."""
         return self.core.hint
 
     @property
