@@ -133,27 +133,43 @@ else
   ev storage done "${3:-overlay2} on the root filesystem"
 fi
 
-# runsc before 2025-07 cannot setns into a nested PID namespace, so `docker exec` fails for
-# every inner container that has its own.  With SHARED_PID=1 the inner dockerd's default
-# runtime is runc behind this filter, which drops the PID namespace from each new container's
-# OCI config: every inner container shares the sandbox's PID namespace, however it was created.
-if [ "${JUPYTER_SANDBOX_SHARED_PID:-0}" = 1 ]; then
-  cat > $RUN/runc <<'RUNC'
+# The inner dockerd's runtime is runc behind this filter.  On every create it adds --no-new-keyring:
+# gVisor never frees a container's session keyring, so after ~200 inner containers every new one
+# failed with "unable to create session key: disk quota exceeded" (measured).  And runsc before
+# 2025-07 cannot setns into a nested PID namespace, so `docker exec` fails for every inner container
+# that has its own: with SHARED_PID=1 the filter also drops the PID namespace from each new
+# container's OCI config, so every inner container shares the sandbox's, however it was created.
+cat > $RUN/runc <<RUNC
 #!/bin/sh
-bundle= create=0 prev=
+SHARED_PID=${JUPYTER_SANDBOX_SHARED_PID:-0}
+RUNC
+cat >> $RUN/runc <<'RUNC'
+i=0 at= prev= bundle= cmd=
 for a in "$@"; do
+  i=$((i + 1))
+  if [ -z "$cmd" ]; then
+    case "$prev" in --root|--log|--log-format|--criu) ;; *) case "$a" in -*) ;; *) cmd=$a at=$i ;; esac ;; esac
+  fi
   case "$prev" in --bundle|-b) bundle=$a ;; esac
-  case "$a" in create|run) create=1 ;; --bundle=*) bundle=${a#--bundle=} ;; esac
+  case "$a" in --bundle=*) bundle=${a#--bundle=} ;; esac
   prev=$a
 done
-if [ "$create" = 1 ] && [ -f "$bundle/config.json" ]; then
-  sed -i -e 's/{"type":"pid"},//' -e 's/,{"type":"pid"}//' -e 's/\[{"type":"pid"}\]/[]/' "$bundle/config.json"
+if [ "$cmd" = create ] || [ "$cmd" = run ]; then
+  if [ "$SHARED_PID" = 1 ] && [ -f "$bundle/config.json" ]; then
+    sed -i -e 's/{"type":"pid"},//' -e 's/,{"type":"pid"}//' -e 's/\[{"type":"pid"}\]/[]/' "$bundle/config.json"
+  fi
+  i=0
+  for a in "$@"; do
+    [ "$i" = 0 ] && set --
+    i=$((i + 1))
+    set -- "$@" "$a"
+    [ "$i" = "$at" ] && set -- "$@" --no-new-keyring
+  done
 fi
 exec runc "$@"
 RUNC
-  chmod 755 $RUN/runc
-  DOCKERD_FLAGS="$DOCKERD_FLAGS --add-runtime=shared-pid=$RUN/runc --default-runtime=shared-pid"
-fi
+chmod 755 $RUN/runc
+DOCKERD_FLAGS="$DOCKERD_FLAGS --add-runtime=sandboxed-runc=$RUN/runc --default-runtime=sandboxed-runc"
 
 tail_log() {
   tail -n 30 "$LOG" 2>/dev/null | while IFS= read -r line; do printf '%s-log %s\n' "$M" "$line"; done

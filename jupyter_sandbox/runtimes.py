@@ -203,8 +203,23 @@ def merge_into(config: dict[str, Any], wanted_by_name: Mapping[str, dict[str, An
     return changes
 
 
+def enable_experimental(config: dict[str, Any]) -> list[str]:
+    """Turn on the engine's experimental mode in a daemon.json mapping (snapshots need its checkpoints).
+
+    Returns:
+        One line when it changed (the engine must then restart: a reload does not apply it).
+    """
+    if config.get("experimental") is True:
+        return []
+    before = config.get("experimental")
+    config["experimental"] = True
+    return ["set experimental: true (checkpoints, for snapshots and forks)"
+            + (f" (was {json.dumps(before)})" if before is not None else "")]
+
+
 def register(path: str = "/etc/docker/daemon.json", sandbox_path: str = RUNSC_PATH) -> list[str]:
-    """Merge the runtimes into a daemon.json file, keeping its other keys; returns the changes made.
+    """Merge the runtimes and experimental mode into a daemon.json file, keeping its other keys;
+    returns the changes made.
 
     Raises:
         RuntimeConflict: See :func:`merge_into` (``JUPYTER_SANDBOX_REPLACE_RUNTIMES=1`` overrides).
@@ -214,6 +229,7 @@ def register(path: str = "/etc/docker/daemon.json", sandbox_path: str = RUNSC_PA
         with open(path) as f:
             config = json.load(f)
     changes = merge_into(config, wanted_runtimes(sandbox_path), replace_foreign=os.environ.get(REPLACE_ENV) == "1")
+    changes += enable_experimental(config)
     if not changes:
         return []
     os.makedirs(os.path.dirname(path), exist_ok=True)

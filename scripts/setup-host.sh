@@ -3,8 +3,10 @@
 #
 #   1. Debian packages: docker.io, debootstrap and a runsc new enough for
 #      Docker inside gVisor (bookworm-backports on bookworm, main on trixie).
-#   2. A running Docker engine (started in the background if needed).
-#   3. The runsc runtime registered in /etc/docker/daemon.json (merged).
+#   2. /etc/docker/daemon.json (merged, other keys kept): the runsc runtimes, and experimental
+#      mode (checkpoints, for snapshots and forks).
+#   3. A running Docker engine (started in the background if needed; restarted for experimental
+#      mode only when no container runs on it, or with JUPYTER_SANDBOX_RESTART_ENGINE=1).
 #   4. For network mode "sandbox": the product's Docker network (jupyter-sandbox, bridge jsb0),
 #      the sandboxes' resolv.conf and the firewall chains (iptables/ip6tables).
 #
@@ -122,23 +124,60 @@ install_netns_wrapper() {
   fi
 }
 
-register_runtime() {
+# Runtimes and experimental mode (checkpoints: snapshots and forks) in daemon.json, before the
+# engine starts when it does not run yet.
+ENGINE_CONFIG_CHANGED=0
+configure_engine() {
   local changed
   install_netns_wrapper
   # Says each change on stderr; refuses (and stops here) rather than replace a runtime an admin set up.
   changed=$(cd "$HERE/.." && python3 -m jupyter_sandbox.runtimes /etc/docker/daemon.json "$SANDBOX_RUNTIME") \
     || die "not changing /etc/docker/daemon.json (reason above)"
   if [ "$changed" = changed ]; then
-    log "registered runsc runtimes in /etc/docker/daemon.json"
-    if pgrep -x dockerd >/dev/null; then
-      kill -HUP "$(pgrep -x dockerd | head -1)"
-    fi
+    log "updated /etc/docker/daemon.json"
+    ENGINE_CONFIG_CHANGED=1
+  fi
+}
+
+# A running engine reloads runtimes on SIGHUP; experimental mode needs a restart, which stops every
+# container on it: done only when none runs, or when told (JUPYTER_SANDBOX_RESTART_ENGINE=1).
+apply_engine_config() {
+  if [ "$ENGINE_CONFIG_CHANGED" = 1 ] && pgrep -x dockerd >/dev/null; then
+    kill -HUP "$(pgrep -x dockerd | head -1)"
   fi
   for _ in $(seq 1 100); do
-    docker info --format '{{json .Runtimes}}' 2>/dev/null | grep -q '"runsc-sandbox"' && { log "runsc runtimes registered"; return; }
+    docker info --format '{{json .Runtimes}}' 2>/dev/null | grep -q '"runsc-sandbox"' && break
     sleep 0.1
   done
-  die "dockerd does not list the runsc runtimes after reload; see $DOCKERD_LOG"
+  docker info --format '{{json .Runtimes}}' 2>/dev/null | grep -q '"runsc-sandbox"' \
+    || die "dockerd does not list the runsc runtimes after reload; see $DOCKERD_LOG"
+  log "runsc runtimes registered"
+  [ "$(docker info --format '{{.ExperimentalBuild}}' 2>/dev/null)" = true ] && { log "experimental mode on (snapshots)"; return; }
+  local running
+  running=$(docker ps -q | wc -l)
+  if [ "$running" -gt 0 ] && [ "${JUPYTER_SANDBOX_RESTART_ENGINE:-0}" != 1 ]; then
+    log "WARNING: snapshots and forks need the engine's experimental mode, which takes a dockerd restart;"
+    log "WARNING: $running container(s) run on it and a restart would stop them, so it was not restarted."
+    log "WARNING: when they may stop: JUPYTER_SANDBOX_RESTART_ENGINE=1 bash scripts/setup-host.sh"
+    return
+  fi
+  log "restarting dockerd for experimental mode ($running running container(s) stop)"
+  restart_engine
+  [ "$(docker info --format '{{.ExperimentalBuild}}' 2>/dev/null)" = true ] || die "dockerd restarted without experimental mode; see $DOCKERD_LOG"
+  log "experimental mode on (snapshots)"
+}
+
+restart_engine() {
+  if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet docker 2>/dev/null; then
+    systemctl restart docker
+  else
+    local pid
+    pid=$(pgrep -x dockerd | head -1)
+    kill -TERM "$pid"
+    for _ in $(seq 1 300); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -0 "$pid" 2>/dev/null && die "dockerd (pid $pid) did not stop within 30 s"
+  fi
+  start_engine
 }
 
 # The network sandbox-mode sandboxes live on, its resolv.conf and the firewall chains
@@ -148,7 +187,8 @@ setup_network() {
 }
 
 install_packages
+configure_engine
 start_engine
-register_runtime
+apply_engine_config
 setup_network
 log "host ready"

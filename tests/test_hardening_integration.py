@@ -242,3 +242,14 @@ def test_docker_on_the_host_network_is_refused_and_a_host_sandbox_cannot_touch_h
         assert subprocess.run(["ip", "link", "show", bridge], capture_output=True).returncode == 0
     finally:
         subprocess.run(["ip", "link", "del", bridge], capture_output=True)
+
+def test_a_sandbox_runs_more_inner_containers_than_gvisors_key_quota(test_images, no_leaks):
+    """gVisor never frees a session keyring, and allows 200: before the inner runc was given
+    --no-new-keyring, the 201st inner container of a sandbox failed ("unable to create session
+    key: disk quota exceeded") and so did every one after it."""
+    runs = 205
+    with create("keyring", docker=True, images=[test_images["tiny"]]) as sandbox:
+        loop = (f"i=0; while [ $i -lt {runs} ]; do i=$((i+1)); "
+                f"docker run --rm --network=host {test_images['tiny']} true 2>/tmp/err || {{ echo \"run $i\"; cat /tmp/err; exit 1; }}; done; echo ok")
+        result = sandbox.run(["sh", "-c", loop], timeout=900)
+        assert result.exit_code == 0 and "ok" in result.stdout.read(), result.stdout.read() + result.stderr.read()
