@@ -70,6 +70,14 @@ def build_parser() -> argparse.ArgumentParser:
     resume = commands.add_parser("resume", help="unfreeze a paused sandbox")
     resume.add_argument("name")
 
+    snapshot = commands.add_parser("snapshot", help="checkpoint a running sandbox whole (it keeps running): "
+                                   "snapshot NAME TAG; snapshot rm TAG deletes one")
+    snapshot.add_argument("name", metavar="NAME|rm")
+    snapshot.add_argument("tag", metavar="TAG")
+    snapshot.add_argument("--json", action="store_true", help="print JSON")
+    snapshots = commands.add_parser("snapshots", help="list the snapshots (fork one with create --snapshot TAG)")
+    snapshots.add_argument("--json", action="store_true", help="print JSON")
+
     restart = commands.add_parser("restart-daemon", help="restart the Docker daemon inside a sandbox")
     restart.add_argument("name")
 
@@ -114,7 +122,7 @@ def cmd_create(args: argparse.Namespace) -> int:
     core = Sandbox.prepare(args.name, docker=args.docker, image=args.image, cpu=args.cpu, memory=args.memory,
                            network=args.network, egress=args.egress, env=args.env, timeout=args.timeout, pids=args.pids,
                            disk=args.disk, storage=args.storage, images=args.images, owner="cli",
-                           ttl=args.ttl, idle_timeout=args.idle_timeout)
+                           ttl=args.ttl, idle_timeout=args.idle_timeout, snapshot=args.snapshot)
     for warning in core.spec.warnings:
         err.print(f"[yellow]warning:[/] {escape(warning)}")
     lines = JsonLines() if args.json else None
@@ -129,7 +137,7 @@ def cmd_create(args: argparse.Namespace) -> int:
             lines.write({"event": "final", "sandbox": sandbox.name, "state": "ready",
                          "seconds": round(sandbox.ready_seconds or 0, 3)})
             return 0
-        with LiveProgress(core.name, core.spec.docker, err) as progress:
+        with LiveProgress(core.name, core.spec.docker, err, restored=core.spec.snapshot is not None) as progress:
             core.events.add_listener(progress)
             sandbox = Sandbox.start(core)
         what = "Docker daemon" if sandbox.spec.docker else "Sandbox"
@@ -209,6 +217,43 @@ def cmd_resume(args: argparse.Namespace) -> int:
 
     resumed = Sandbox.get(args.name).resume()
     err.print(f"[green]✔[/] resumed {args.name}" if resumed else f"{args.name} was not paused")
+    return 0
+
+
+def cmd_snapshot(args: argparse.Namespace) -> int:
+    from .sync import Sandbox
+
+    if args.name == "rm":
+        gone = Sandbox.remove_snapshot(args.tag)
+        err.print(f"[green]✔[/] removed snapshot {gone.tag}")
+        return 0
+    sandbox = Sandbox.get(args.name)
+    with err.status(f"snapshotting {args.name} (its Docker host socket closes while it runs)..."):
+        snap = sandbox.snapshot(args.tag)
+    if args.json:
+        print(json.dumps(snap.to_dict(), indent=2))
+    else:
+        err.print(f"[green]✔[/] snapshot [bold]{snap.tag}[/] of {args.name}: {snap.size / 1e6:.0f} MB in {snap.seconds:.2f} s; "
+                  f"fork it with `jupyter sandbox create --snapshot {snap.tag} --name NEW`")
+    return 0
+
+
+def cmd_snapshots(args: argparse.Namespace) -> int:
+    from rich.table import Table
+
+    from .display import SNAPSHOT_COLUMNS, snapshot_rows
+    from .sync import Sandbox
+
+    found = Sandbox.snapshots()
+    if args.json:
+        print(json.dumps([s.to_dict() for s in found], indent=2))
+    elif found:
+        table = Table(*SNAPSHOT_COLUMNS, box=None, header_style="bold")
+        for row in snapshot_rows(found):
+            table.add_row(*row)
+        out.print(table)
+    else:
+        err.print("No snapshots. Take one with `jupyter sandbox snapshot NAME TAG`.")
     return 0
 
 
@@ -397,6 +442,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "create": cmd_create, "ls": cmd_ls, "status": cmd_status, "exec": cmd_exec, "docker": cmd_docker,
     "load": cmd_load, "logs": cmd_logs, "env": cmd_env, "restart-daemon": cmd_restart, "egress": cmd_egress, "rm": cmd_rm, "doctor": cmd_doctor,
     "image": cmd_image, "pool": cmd_pool, "pause": cmd_pause, "resume": cmd_resume,
+    "snapshot": cmd_snapshot, "snapshots": cmd_snapshots,
 }
 
 

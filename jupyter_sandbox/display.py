@@ -169,6 +169,41 @@ def sandbox_list_bundle(infos: Iterable[SandboxInfo], current: str | None = None
     return {"text/plain": text, "text/html": f"<table><tr>{head}</tr>{body}</table>"}
 
 
+SNAPSHOT_COLUMNS = ("TAG", "SOURCE", "DOCKER", "SIZE", "AGE", "OWNER")
+
+
+def snapshot_rows(snapshots: Iterable[Any], now: float | None = None) -> list[list[str]]:
+    """One row of :data:`SNAPSHOT_COLUMNS` per snapshot (``%sandbox snapshots``, ``jupyter sandbox snapshots``)."""
+    import time
+
+    now = time.time() if now is None else now
+    return [[s.tag, s.source, "yes" if s.spec.get("docker") else "no", f"{s.size / 1e6:.0f} MB",
+             _age(now - s.created), s.owner] for s in snapshots]
+
+
+def _age(seconds: float) -> str:
+    seconds = max(0, int(seconds))
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
+def snapshot_list_bundle(snapshots: Iterable[Any]) -> dict[str, str]:
+    """``%sandbox snapshots``: a table of snapshots as text and HTML."""
+    rows = snapshot_rows(snapshots)
+    if not rows:
+        text = "No snapshots. Take one with %sandbox snapshot [N] TAG."
+        return {"text/plain": text, "text/html": f"<p>{html.escape(text)}</p>"}
+    table = [list(SNAPSHOT_COLUMNS)] + rows
+    widths = [max(len(row[column]) for row in table) for column in range(len(SNAPSHOT_COLUMNS))]
+    text = "\n".join("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in table)
+    head = "".join(f"<th style='text-align: left;'>{column}</th>" for column in SNAPSHOT_COLUMNS)
+    body = "".join("<tr>" + "".join(f"<td style='text-align: left;'>{html.escape(cell)}</td>" for cell in row) + "</tr>"
+                   for row in rows)
+    return {"text/plain": text, "text/html": f"<table><tr>{head}</tr>{body}</table>"}
+
+
 def port_link_bundle(name: str, port: int, link: str, note: str = "") -> dict[str, str]:
     """A clickable link to a sandbox port through the Jupyter server (HTML), and its plain-text twin."""
     text = f"{name}:{port} -> {link}" + (f"\n{note}" if note else "")

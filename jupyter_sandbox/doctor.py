@@ -166,6 +166,12 @@ def run_checks() -> list[Check]:
                             f"{SETUP}, or merge {wanted} into /etc/docker/daemon.json and SIGHUP dockerd",
                             required=network != "host"))
     checks.append(check_host_uds(registered))
+    experimental = bool(call(engine.call, lambda: engine.client.info()).get("ExperimentalBuild"))
+    checks.append(Check("snapshots (engine experimental mode)", experimental,
+                        "on: sandboxes can be snapshotted and forked" if experimental else
+                        "off: `snapshot` and `create --snapshot` fail until it is on",
+                        "run `JUPYTER_SANDBOX_RESTART_ENGINE=1 bash scripts/setup-host.sh` (restarts dockerd, "
+                        "which stops running containers)", required=False))
     try:
         call(engine.image, DEFAULT_IMAGE)
         checks.append(Check("default image", True, DEFAULT_IMAGE))

@@ -27,6 +27,8 @@ class Phase(str, Enum):
     DOCKERD_STARTED = "dockerd_started"
     SOCKET = "socket"
     ANSWERING = "answering"
+    RESTORED = "restored"
+    """A fork only: its memory and filesystem restored from a snapshot (replaces booting)."""
     READY = "ready"
     DAEMON = "daemon"
     """dockerd's state after ready: it exited, or it is being restarted."""
@@ -48,6 +50,7 @@ PHASE_LABELS = {
     Phase.DOCKERD_STARTED: "dockerd started",
     Phase.SOCKET: "Docker socket up",
     Phase.ANSWERING: "Daemon answering",
+    Phase.RESTORED: "Restored from snapshot",
     Phase.READY: "Ready",
     Phase.DAEMON: "Docker daemon",
     Phase.REMOVED: "Removed",
@@ -62,9 +65,15 @@ DOCKER_PHASES = [
 PLAIN_PHASES = [Phase.IMAGE_CHECK, Phase.SANDBOX_START, Phase.BOOTED, Phase.READY]
 """The startup phases of a sandbox without Docker, in order."""
 
+FORK_PHASES = [Phase.IMAGE_CHECK, Phase.SANDBOX_START, Phase.RESTORED, Phase.READY]
+"""The startup phases of a fork (a sandbox created from a snapshot), with or without Docker."""
 
-def phases_for(docker: bool) -> list[Phase]:
-    """The startup phases a create runs (without the per-image load phases, see :func:`image_phase`)."""
+
+def phases_for(docker: bool, restored: bool = False) -> list[Phase]:
+    """The startup phases a create runs (without the per-image load phases, see :func:`image_phase`);
+    ``restored``: a fork's."""
+    if restored:
+        return FORK_PHASES
     return DOCKER_PHASES if docker else PLAIN_PHASES
 
 
@@ -243,8 +252,8 @@ class PhaseTracker:
     ``started`` event), so the spinner always sits on the phase being waited for.
     """
 
-    def __init__(self, docker: bool, images: tuple[str, ...] | list[str] = ()):
-        self.rows: list[PhaseRow] = [PhaseRow(phase) for phase in phases_for(docker)]
+    def __init__(self, docker: bool, images: tuple[str, ...] | list[str] = (), restored: bool = False):
+        self.rows: list[PhaseRow] = [PhaseRow(phase) for phase in phases_for(docker, restored)]
         for image in images:
             self._row(image_phase(image))
         self.final: ProgressEvent | None = None

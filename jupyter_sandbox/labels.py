@@ -134,7 +134,8 @@ def spec_from_labels(labels: Mapping[str, str], environment: Iterable[str] | Non
     env = data.get("env") or {}
     if not isinstance(env, Mapping):  # names only (see spec_label)
         values = dict(item.partition("=")[::2] for item in environment or ())
-        data["env"] = {key: values.get(key, "") for key in env}
+        env = {key: values.get(key, "") for key in env}
+    data["env"] = dict(env)  # a spec's env is a mapping, also when there were no names ([])
     if isinstance(data.get("egress"), list):
         data["egress"] = tuple(data["egress"])
     known = SandboxSpec.__dataclass_fields__

@@ -26,9 +26,9 @@ from .progress import MODES
 from .streaming import CommandResult, load_image, run_command, run_docker
 
 ACTIONS = ("create", "ls", "status", "use", "logs", "exec", "load", "expose", "rm", "restart-daemon", "doctor",
-           "pause", "resume")
+           "pause", "resume", "snapshot", "snapshots")
 CREATE_ONLY = ("docker", "name", "image", "cpu", "memory", "network", "egress", "env", "keep", "progress", "pids",
-               "disk", "storage", "images", "ttl", "idle_timeout")
+               "disk", "storage", "images", "ttl", "idle_timeout", "snapshot")
 TIMEOUT_EXIT_CODE = 124
 """``_exit_code`` after a command was killed for its timeout (as coreutils' ``timeout`` reports it)."""
 RED, RESET = "\x1b[0;31m", "\x1b[0m"
@@ -142,6 +142,7 @@ class SandboxMagics(Magics):
         %sandbox load [N] IMAGE | expose [N] PORT | rm [N...|--all] | restart-daemon [N] | doctor
         %sandbox pause [N] | resume [N]     (any use of a paused sandbox resumes it)
         %sandbox create ... --ttl 2h --idle-timeout 30m
+        %sandbox snapshot [N] TAG | snapshots | snapshot rm TAG | create --snapshot TAG [--name F]
 
         N defaults to the current sandbox: the last one created or picked
         with `use`.  Sandboxes created here are terminated when the kernel
@@ -179,7 +180,8 @@ class SandboxMagics(Magics):
             raise UsageError("--all only applies to `%sandbox rm`")
         if command and args.action != "exec":
             raise UsageError("only `%sandbox exec [N] -- CMD...` takes a command after --")
-        most = {"create": 0, "ls": 0, "doctor": 0, "load": 2, "expose": 2, "rm": None}.get(args.action, 1)
+        most = {"create": 0, "ls": 0, "doctor": 0, "load": 2, "expose": 2, "rm": None, "snapshot": 2,
+                "snapshots": 0}.get(args.action, 1)
         if most is not None and len(args.names) > most:
             raise UsageError(f"too many arguments for `%sandbox {args.action}`: {' '.join(args.names)}\n"
                              f"{usage(self.sandbox)}")
@@ -192,7 +194,28 @@ class SandboxMagics(Magics):
                                      network=args.network, egress=args.egress, env=args.env, timeout=args.timeout,
                                      pids=args.pids, keep=args.keep, progress=args.progress,
                                      disk=args.disk, storage=args.storage, images=args.images,
-                                     ttl=args.ttl, idle_timeout=args.idle_timeout)
+                                     ttl=args.ttl, idle_timeout=args.idle_timeout, snapshot=args.snapshot)
+
+    def _snapshot(self, args: Any, command: list[str]) -> None:
+        from .sync import Sandbox
+
+        if not args.names:
+            raise UsageError("say which tag: %sandbox snapshot [N] TAG, or %sandbox snapshot rm TAG")
+        if args.names[0] == "rm" and len(args.names) == 2:
+            gone = Sandbox.remove_snapshot(args.names[1])
+            print(f"removed snapshot {gone.tag}")
+            return
+        sandbox = self.sandboxes.get(args.names[0] if len(args.names) == 2 else None)
+        print(f"Snapshotting {sandbox.name} (its Docker host socket closes while it runs)...", flush=True)
+        snap = sandbox.snapshot(args.names[-1])
+        print(f"Snapshot {snap.tag} of {sandbox.name}: {snap.size / 1e6:.0f} MB in {snap.seconds:.2f} s; "
+              f"fork it with %sandbox create --snapshot {snap.tag} --name NEW")
+
+    def _snapshots(self, args: Any, command: list[str]) -> None:
+        from .display import show, snapshot_list_bundle
+        from .sync import Sandbox
+
+        show(snapshot_list_bundle(Sandbox.snapshots()))
 
     def _pause(self, args: Any, command: list[str]) -> None:
         sandbox = self._target(args)

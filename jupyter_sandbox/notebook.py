@@ -155,7 +155,8 @@ class KernelSandboxes:
             print(f"Sandbox {core.name} already exists in this kernel: using it.")
             return self.use(existing)
         assert job is not None
-        view = self.views[job.core.name] = make_view(mode, job.core.name, job.core.spec.docker)
+        view = self.views[job.core.name] = make_view(mode, job.core.name, job.core.spec.docker,
+                                                              restored=job.core.spec.snapshot is not None)
         try:
             job.watch(view)
         finally:

@@ -41,3 +41,5 @@ def add_limit_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ttl", help="remove the sandbox this long after its creation: seconds, or 30m, 2h, 1d (default: never)")
     parser.add_argument("--idle-timeout", help="pause it after this long without use (exec, docker, files, proxied "
                         "requests); its next use resumes it (default: never)")
+    parser.add_argument("--snapshot", metavar="TAG", help="fork it from a snapshot: the inner daemon, images and running "
+                        "inner containers restored, under its own name (keeps the snapshot's image and limits)")

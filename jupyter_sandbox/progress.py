@@ -77,10 +77,10 @@ class TextProgress:
 
     live_events = False
 
-    def __init__(self, name: str, docker: bool, stream: TextIO | None = None):
+    def __init__(self, name: str, docker: bool, stream: TextIO | None = None, restored: bool = False):
         self.name = name
         self.docker = docker
-        self.tracker = PhaseTracker(docker)
+        self.tracker = PhaseTracker(docker, restored=restored)
         self._stream = stream
         self._printed: set[str] = set()
 
@@ -114,10 +114,10 @@ class TextProgress:
             self._print(f"✘ Sandbox {self.name} failed at: {phase}")
 
 
-def make_view(mode: str, name: str, docker: bool) -> Any:
-    """The progress view for a resolved mode (``widget`` or ``text``)."""
+def make_view(mode: str, name: str, docker: bool, restored: bool = False) -> Any:
+    """The progress view for a resolved mode (``widget`` or ``text``); ``restored``: a fork's phases."""
     if mode == "widget":
         from .widgets import StartupWidget
 
-        return StartupWidget(name, docker)
-    return TextProgress(name, docker)
+        return StartupWidget(name, docker, restored=restored)
+    return TextProgress(name, docker, restored=restored)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-from typing import Any, Callable, Iterable
+from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 import anyio
 import docker.errors
@@ -34,6 +34,9 @@ from .startup import StartupMixin
 from .status import GONE, PAUSED, READY, SandboxInfo, info_from_container
 from .threads import run_sync
 
+if TYPE_CHECKING:
+    from .snapshots import Snapshot
+
 log = logging.getLogger(__name__)
 
 
@@ -59,7 +62,8 @@ class AsyncSandbox(StartupMixin, LifecycleMixin):
         self.owner = owner
         self.pool_key = pool_key
         """Set for a warm-pool member: it is created under a pool name with this key."""
-        self.use_pool = use_pool and pool_key is None and spec.ttl is None and spec.idle_timeout is None
+        self.use_pool = (use_pool and pool_key is None and spec.ttl is None and spec.idle_timeout is None
+                         and spec.snapshot is None)
         """Whether :meth:`start` may take a matching ready sandbox from a warm pool."""
         self.from_pool = False
         self.events = EventBus()
@@ -340,6 +344,21 @@ class AsyncSandbox(StartupMixin, LifecycleMixin):
 
         record = await set_egress(self.engine, self.spec, self.container_id, egress)
         return {"egress": record["egress"], "resolved": record["resolved"], "ip": record["ip"]}
+    async def snapshot(self, tag: str, *, owner: str | None = None, server: str = "") -> "Snapshot":
+        """Checkpoint it whole (memory and filesystem: inner daemon, images, running inner containers)
+        under ``tag``; it keeps running.  ``AsyncSandbox.create(snapshot=tag)`` forks it.
+
+        Raises:
+            SpecError: A malformed tag, or a sandbox on network ``host`` (runsc cannot checkpoint it).
+            SnapshotExists: If the tag is taken (snapshots are never overwritten).
+            SnapshotFailed: If snapshots are off on this host, or the engine failed.
+        """
+        from .snapshots import take
+
+        import os
+
+        return await take(self, tag, owner=owner or self.owner, server=server or os.environ.get(L.SERVER_ENV, ""))
+
     async def close_api(self, timeout: float = 10.0) -> None:
         """Close the host socket of the inner Docker daemon (before a checkpoint: gVisor cannot save a bound host socket).
 

@@ -551,6 +551,7 @@ class SandboxSpec:
         ttl: Seconds after its creation when it is removed (``None``: never).
         idle_timeout: Seconds without use (exec, docker command, file transfer,
             proxied request) after which it is paused (``None``: never).
+        snapshot: The tag of the snapshot a fork is restored from (``None``: a fresh boot).
     """
 
     name: str
@@ -568,6 +569,7 @@ class SandboxSpec:
     images: tuple[str, ...] = ()
     ttl: float | None = None
     idle_timeout: float | None = None
+    snapshot: str | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.images, tuple):  # a list, as read back from JSON labels
@@ -592,15 +594,29 @@ class SandboxSpec:
         images: Any = None,
         ttl: Any = None,
         idle_timeout: Any = None,
+        snapshot: Any = None,
     ) -> "SandboxSpec":
         """Validate loose user input (strings from a CLI, JSON from REST) into a spec.
 
         ``cpu``, ``memory`` and ``pids`` left out get their defaults (:func:`default_limit`);
         ``"unlimited"`` asks for no limit.
 
+        With ``snapshot``, the spec is a fork's: the snapshot's own (image, Docker, limits, network,
+        env), with this name, timeout, time limits and (network ``sandbox``) egress policy; giving
+        any other field is an error (see :func:`jupyter_sandbox.snapshots.fork_spec`).
+
         Raises:
             SpecError: Naming the first field that is wrong and how to fix it.
+            SnapshotNotFound: If ``snapshot`` names no snapshot.
         """
+        if snapshot is not None:
+            from .snapshots import fork_spec
+
+            fixed = dict(image=image, cpu=cpu, memory=memory, network=network, env=env, pids=pids, disk=disk,
+                         storage=storage, images=images)
+            return fork_spec(snapshot, name=None if name is None else parse_name(name), docker=docker,
+                             egress=egress, timeout=timeout, ttl=ttl, idle_timeout=idle_timeout,
+                             given=[key for key, value in fixed.items() if value not in (None, "", [], (), {})])
         if not isinstance(docker, bool):
             raise SpecError("docker", f"must be true or false, not {docker!r}", fix="use docker=True")
         spec = cls(
@@ -637,7 +653,7 @@ class SandboxSpec:
             raise SpecError("body", f"must be a JSON object, not {type(data).__name__}", fix='send e.g. {"name": "demo", "docker": true}')
         allowed = {"name", "image", "docker", "cpu", "memory", "network", "egress", "env", "timeout", "pids",
                    "disk", "storage", "images",
-                   "ttl", "idle_timeout"}
+                   "ttl", "idle_timeout", "snapshot"}
         for key in data:
             if key not in allowed:
                 raise SpecError(str(key) or "body", "is not a known field" if key else "has a field with an empty name", fix=f"use only {', '.join(sorted(allowed))}")

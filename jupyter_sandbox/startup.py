@@ -17,7 +17,7 @@ from docker.types import Ulimit
 from . import apisocket, egress, trust
 from . import labels as L
 from . import network as N
-from .bootstrap import DISK_PATH, DOCKERD_LOG, PRELOADED, InitReport, InitReportParser, diagnose, init_command
+from .bootstrap import DISK_PATH, DOCKERD_LOG, MARKER, PRELOADED, InitReport, InitReportParser, diagnose, init_command
 from .errors import (
     DaemonTimeout,
     disk_full,
@@ -29,6 +29,7 @@ from .errors import (
     SandboxStartFailed,
 )
 from .events import Phase, ProgressEvent, State, image_phase, phases_for
+from .locks import host_lock
 from .runtimes import WRAPPER_PATH, needs_shared_pid, release_of
 from .spec import host_pids_limit
 from .threads import iterate_in_thread, run_sync
@@ -102,7 +103,7 @@ class StartupMixin:
 
     def _current_phase(self) -> str:
         done = {e.phase for e in self.events.history if e.state != State.STARTED}
-        for phase in phases_for(self.spec.docker):
+        for phase in phases_for(self.spec.docker, self.spec.snapshot is not None):
             if phase.value not in done:
                 return phase.value
         return Phase.READY.value
@@ -190,6 +191,9 @@ class StartupMixin:
         if not self.engine.is_runsc(actual, registered):
             raise NotIsolated(f"The engine created sandbox {self.name!r} under runtime {actual!r}, not runsc; it was removed.",
                               fix="check /etc/docker/daemon.json's default-runtime and runtimes (`jupyter sandbox doctor`)")
+        if spec.snapshot is not None:
+            await self._restore(container, actual, plan)
+            return
         certificates = trust.extra_certificates()
         if certificates:  # the host's extra CAs, appended to the image's bundle by the init program
             await self.engine.call(container.put_archive, "/", trust.archive(certificates))
@@ -207,6 +211,54 @@ class StartupMixin:
                 where = f", {record['ip']} on {N.NETWORK_NAME} (egress {egress.describe(record['egress'])})"
         self._publish(Phase.SANDBOX_START, State.DONE, f"container {container.short_id} under {actual}{where}")
         await self._watch_startup(container)
+
+    async def _restore(self, container: Container, runtime: str, plan: "egress.Plan | None") -> None:
+        """A fork's startup: its snapshot's checkpoint restored into the new container, then its own
+        network rules, host socket and a "ready" report in its log (which status reads)."""
+        from . import snapshots
+
+        tag = self.spec.snapshot
+        assert tag is not None
+        root = (await self.engine.call(self.engine.client.info)).get("DockerRootDir", "/var/lib/docker")
+        await run_sync(snapshots.place, tag, os.path.join(root, "containers", container.id))
+        self._publish(Phase.SANDBOX_START, State.DONE, f"container {container.short_id} under {runtime}")
+        self._publish(Phase.RESTORED, State.STARTED, f"snapshot {tag}")
+        started = time.monotonic()
+        api = self.engine.client.api
+
+        def restore() -> None:
+            # One restore of a snapshot at a time: the engine imports the checkpoint into containerd's
+            # content store, and two at once fail with "content sha256:...: already exists" (measured).
+            with host_lock(os.path.join(snapshots.root(), f".{tag}.lock")):
+                api._raise_for_status(api._post(api._url("/containers/{0}/start", container.id),
+                                                params={"checkpoint": snapshots.CHECKPOINT}))
+
+        try:
+            await self.engine.call(restore)
+        except SandboxError as error:
+            raise SandboxStartFailed(f"The engine could not restore snapshot {tag!r} into sandbox {self.name!r}: "
+                                     f"{error.message}", fix="run `jupyter sandbox doctor` to check the host") from None
+        where = ""
+        if plan is not None:
+            record = await egress.attach(self.engine, container.id, self.name, plan)
+            if record is not None:
+                where = f", {record['ip']} on {N.NETWORK_NAME} (egress {egress.describe(record['egress'])})"
+        self._publish(Phase.RESTORED, State.DONE, f"snapshot {tag} in {time.monotonic() - started:.2f} s{where}")
+        if self.api_dir:
+            await self.open_api()  # type: ignore[attr-defined]
+        # The restored init program's log starts empty in the new container: say ready there, as a boot does.
+        what = "Docker" if self.spec.docker else "Sandbox"
+        # Its hostname is the source's (restored with its memory): give it its own where it may set it.
+        script = (('' if not self.spec.docker else snapshots.REBIND_NETNS + '; ')
+                  + 'hostname "$2" 2>/dev/null; read -r u _ < /proc/uptime; '
+                  'printf "%s ready done %s %s\\n" "$0" "$u" "$1" > /proc/1/fd/1')
+        report = await self.run(["sh", "-c", script, MARKER, f"{what} restored from snapshot {tag}", self.name[:63]])
+        if report.exit_code != 0:
+            raise SandboxStartFailed(f"Sandbox {self.name!r} was restored but does not run commands: "
+                                     f"{report.stderr_text.strip()}", fix="run `jupyter sandbox doctor`")
+        self.ready_seconds = time.monotonic() - self._started
+        self._publish(Phase.READY, State.DONE, f"{what} ready in {self.ready_seconds:.2f} s (from snapshot {tag})")
+        self._ready = True
 
     def _container_options(self, runtime: str, plan: "egress.Plan | None" = None) -> dict[str, Any]:
         spec = self.spec

@@ -13,7 +13,7 @@ import functools
 import threading
 import warnings
 from concurrent.futures import Future
-from typing import Any, Awaitable, Callable, Iterable, Iterator, TypeVar
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Iterable, Iterator, TypeVar
 
 import anyio
 from anyio.from_thread import BlockingPortal
@@ -25,6 +25,9 @@ from .process import AsyncProcess, Chunk, TextDecoder
 from .sandbox import AsyncSandbox
 from .spec import SandboxSpec
 from .status import SandboxInfo
+
+if TYPE_CHECKING:
+    from .snapshots import Snapshot
 
 T = TypeVar("T")
 
@@ -338,7 +341,7 @@ class Sandbox:
                memory: Any = None, network: str | None = None, egress: Any = None, env: Any = None,
                timeout: Any = None, pids: Any = None, on_event: Listener | None = None, owner: str = "api",
                use_pool: bool = True, disk: Any = None, storage: str | None = None, images: Any = None,
-               ttl: Any = None, idle_timeout: Any = None) -> "Sandbox":
+               ttl: Any = None, idle_timeout: Any = None, snapshot: str | None = None) -> "Sandbox":
         """Create a sandbox and wait until it is ready.
 
         Args:
@@ -365,11 +368,15 @@ class Sandbox:
             ttl: Remove it this long after its creation: seconds or ``"30m"``, ``"2h"``, ``"1d"`` (default: never).
             idle_timeout: Pause it after this long without use (exec, docker, files, proxied requests);
                 its next use resumes it (default: never).
+            snapshot: Fork it from this snapshot (see :meth:`snapshot`): restored with the inner daemon,
+                its images and running inner containers, under its own name and address.  A fork keeps
+                the snapshot's image, Docker, limits, network mode and env; it sets only its name,
+                timeout, ttl, idle_timeout and egress.
         """
         core = cls.prepare(name, docker=docker, image=image, cpu=cpu, memory=memory, network=network, egress=egress,
                            env=env, timeout=timeout, pids=pids, owner=owner, use_pool=use_pool, disk=disk,
                            storage=storage, images=images,
-                           ttl=ttl, idle_timeout=idle_timeout)
+                           ttl=ttl, idle_timeout=idle_timeout, snapshot=snapshot)
         for warning in core.spec.warnings:  # network "host": the Python API's face of the warning
             warnings.warn(warning, HostNetworkWarning, stacklevel=2)
         if on_event is not None:
@@ -414,6 +421,25 @@ class Sandbox:
     def status(self) -> SandboxInfo:
         """Its current state, read from the engine (its time limits enforced first: see ``AsyncSandbox.status``)."""
         return call(self._core.status, enforce=True)
+
+    def snapshot(self, tag: str) -> "Snapshot":
+        """Checkpoint it whole (inner daemon, images, running inner containers) under ``tag``; it keeps
+        running.  ``Sandbox.create(snapshot=tag)`` forks it (see :mod:`jupyter_sandbox.snapshots`)."""
+        return call(self._core.snapshot, tag)
+
+    @staticmethod
+    def snapshots() -> "list[Snapshot]":
+        """Every snapshot on this host, oldest first."""
+        from .snapshots import list_all
+
+        return list_all()
+
+    @staticmethod
+    def remove_snapshot(tag: str) -> "Snapshot":
+        """Delete a snapshot (forks made from it are not affected)."""
+        from .snapshots import remove
+
+        return remove(tag)
 
     def pause(self) -> bool:
         """Freeze it (no CPU; memory, inner daemon and containers kept); any use resumes it. True if paused now."""

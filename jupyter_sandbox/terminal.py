@@ -47,9 +47,9 @@ class LiveProgress:
     Feed it events with :meth:`__call__` from any thread.
     """
 
-    def __init__(self, name: str, docker: bool, console: Console | None = None):
+    def __init__(self, name: str, docker: bool, console: Console | None = None, restored: bool = False):
         self.console = console or Console(stderr=True)
-        self.tracker = PhaseTracker(docker)
+        self.tracker = PhaseTracker(docker, restored=restored)
         self.name = name
         self._start = time.monotonic()
         self._live: Live | None = None

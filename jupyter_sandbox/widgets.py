@@ -73,10 +73,10 @@ class StartupWidget:
         tick: Seconds between redraws of the running phase's elapsed time.
     """
 
-    def __init__(self, name: str, docker: bool, *, tick: float = TICK_SECONDS):
+    def __init__(self, name: str, docker: bool, *, tick: float = TICK_SECONDS, restored: bool = False):
         self.name = name
         self.docker = docker
-        self.tracker = PhaseTracker(docker)
+        self.tracker = PhaseTracker(docker, restored=restored)
         self.title = widgets.HTML()
         self.rows = [widgets.HTML() for _ in self.tracker.rows]
         self.bar = widgets.IntProgress(value=0, min=0, max=len(self.tracker.rows), bar_style="info",

@@ -22,6 +22,8 @@ from .handlers import (
     LogsHandler,
     PauseHandler,
     PortsHandler,
+    SandboxSnapshotsHandler,
+    SnapshotsHandler,
     SandboxesHandler,
     SandboxHandler,
 )
@@ -47,6 +49,9 @@ def routes() -> list[tuple[str, Any]]:
         (url_path_join(one, "containers"), ContainersHandler),
         (url_path_join(one, "ports"), PortsHandler),
         (url_path_join(one, r"(?P<action>pause|resume)"), PauseHandler),
+        (url_path_join(one, "snapshots"), SandboxSnapshotsHandler),
+        (url_path_join(NAMESPACE, "snapshots"), SnapshotsHandler),
+        (url_path_join(NAMESPACE, "snapshots", r"(?P<tag>[^/]+)"), SnapshotsHandler),
         (proxy_route(), SandboxProxyHandler),
         (url_path_join(NAMESPACE, "events"), SandboxEventsHandler),
     ]

@@ -266,6 +266,42 @@ class PauseHandler(SandboxAPIHandler):
         self.write_json(info)
 
 
+class SandboxSnapshotsHandler(SandboxAPIHandler):
+    """``/sandbox/api/sandboxes/<name>/snapshots``: checkpoint a sandbox (it keeps running)."""
+
+    @tornado.web.authenticated
+    @authorized
+    async def post(self, name: str) -> None:
+        """Body ``{"tag": "..."}``; answers 201 with the snapshot (409 if the tag is taken)."""
+        body = self.json_body()
+        if not isinstance(body, dict) or set(body) != {"tag"}:
+            raise SpecError("body", "must be an object with exactly the field 'tag'", fix='send e.g. {"tag": "with-images"}')
+        self.write_json(await self.manager.take_snapshot(name, body["tag"]), status=201)
+
+
+class SnapshotsHandler(SandboxAPIHandler):
+    """``/sandbox/api/snapshots`` (list) and ``/sandbox/api/snapshots/<tag>`` (one; DELETE removes it).
+
+    Fork one with ``POST /sandbox/api/sandboxes`` and ``{"snapshot": TAG, "name": ...}``.
+    """
+
+    @tornado.web.authenticated
+    @authorized
+    async def get(self, tag: str | None = None) -> None:
+        """Every snapshot this server may see, or one."""
+        self.write_json(self.manager.snapshots() if tag is None else self.manager.snapshot(tag).to_dict())
+
+    @tornado.web.authenticated
+    @authorized
+    async def delete(self, tag: str | None = None) -> None:
+        """Remove a snapshot (forks made from it keep running)."""
+        if tag is None:
+            raise SpecError("tag", "is missing", fix="DELETE /sandbox/api/snapshots/TAG")
+        self.manager.remove_snapshot(tag)
+        self.set_status(204)
+        self.finish()
+
+
 class PortsHandler(SandboxAPIHandler):
     """``/sandbox/api/sandboxes/<name>/ports``: the TCP ports listening inside, with their proxy URLs."""
 

@@ -19,7 +19,7 @@ from traitlets import Bool, Float, Int, List, Unicode, Union
 from traitlets.config import LoggingConfigurable
 
 from jupyter_sandbox import labels as L
-from jupyter_sandbox import lifecycle
+from jupyter_sandbox import lifecycle, snapshots
 from jupyter_sandbox.engine import Engine
 from jupyter_sandbox.errors import (
     DockerNotEnabled,
@@ -152,6 +152,9 @@ class SandboxManager(LoggingConfigurable):
         defaults = {"image": self.image, "docker": self.docker, "cpu": self.cpu, "memory": self.memory,
                     "network": self.network, "timeout": self.timeout, "pids": self.pids, "ttl": self.default_ttl,
                     "idle_timeout": self.idle_timeout}
+        if body.get("snapshot") is not None:  # a fork: the rest is the snapshot's
+            defaults = {k: v for k, v in defaults.items() if k in ("timeout", "ttl", "idle_timeout")}
+            self.snapshot(body["snapshot"])  # one this server may see, else 404
         filled = {**{k: v for k, v in defaults.items() if v is not None}, **body}
         spec = self._bounded(SandboxSpec.from_dict(filled))
         if spec.network not in self.allowed_networks:
@@ -160,6 +163,28 @@ class SandboxManager(LoggingConfigurable):
                 fix="use network 'sandbox' (isolated, with egress) or 'none'; an administrator can change "
                 "c.SandboxManager.allowed_networks")
         return spec
+
+    # -- snapshots -------------------------------------------------------------------
+
+    def snapshot(self, tag: Any) -> snapshots.Snapshot:
+        """A snapshot this server may see (made outside any server, or by this one)."""
+        found = snapshots.load(tag)
+        if not L.visible_to({L.SERVER: found.server}, self.server_id):
+            raise snapshots.SnapshotNotFound(f"No snapshot tagged {found.tag!r}.", fix="GET /sandbox/api/snapshots lists them")
+        return found
+
+    def snapshots(self) -> list[dict[str, Any]]:
+        """The snapshots this server may see, oldest first."""
+        return [s.to_dict() for s in snapshots.list_all() if L.visible_to({L.SERVER: s.server}, self.server_id)]
+
+    async def take_snapshot(self, name: str, tag: Any) -> dict[str, Any]:
+        """Checkpoint a sandbox under ``tag`` (it keeps running)."""
+        sandbox = await self.find(name)
+        return (await sandbox.snapshot(tag, owner=OWNER, server=self.server_id or "")).to_dict()
+
+    def remove_snapshot(self, tag: Any) -> None:
+        """Delete a snapshot this server may see."""
+        snapshots.remove(self.snapshot(tag).tag)
 
     async def set_egress(self, name: str, egress: Any) -> dict[str, Any]:
         """Change a running sandbox's egress policy (new connections follow it at once)."""
