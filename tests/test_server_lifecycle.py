@@ -127,3 +127,41 @@ async def test_get_of_an_expired_sandbox_is_410_and_delete_is_204(jp_fetch: Any,
     finally:
         await looked.terminate()
         await deleted.terminate()
+
+
+async def test_snapshot_routes_fork_list_refuse_and_remove(jp_fetch: Any, jp_serverapp: Any, no_leaks: None) -> None:
+    from test_server_api import expect_error
+
+    source = await AsyncSandbox.create(name=unique_name("lc-snap"), network="none", owner="test", use_pool=False)
+    tag, fork = unique_name("lc-tag"), unique_name("lc-fork")
+    try:
+        taken = await fetch_json(jp_fetch, "sandbox", "api", "sandboxes", source.name, "snapshots", method="POST",
+                                 body=json.dumps({"tag": tag}))
+        assert taken["tag"] == tag and taken["source"] == source.name and taken["size"] > 0
+        again = await expect_error(jp_fetch, 409, "sandbox", "api", "sandboxes", source.name, "snapshots", method="POST",
+                                   body=json.dumps({"tag": tag}))
+        assert again["error"] == "snapshot_exists" and again["fix"]
+        bad = await expect_error(jp_fetch, 400, "sandbox", "api", "sandboxes", source.name, "snapshots", method="POST",
+                                 body=json.dumps({"tag": "No Good"}))
+        assert bad["field"] == "snapshot"
+        assert tag in [s["tag"] for s in await fetch_json(jp_fetch, "sandbox", "api", "snapshots")]
+        unknown = await expect_error(jp_fetch, 404, "sandbox", "api", "sandboxes", method="POST",
+                                     body=json.dumps({"name": fork, "snapshot": "never-made"}))
+        assert unknown["error"] == "snapshot_not_found" and not container_exists(fork)
+        clash = await expect_error(jp_fetch, 400, "sandbox", "api", "sandboxes", method="POST",
+                                   body=json.dumps({"name": fork, "snapshot": tag, "cpu": 1}))
+        assert clash["field"] == "cpu" and not container_exists(fork)
+        await jp_fetch("sandbox", "api", "sandboxes", method="POST", body=json.dumps({"name": fork, "snapshot": tag}))
+        info = await wait_for_state(jp_fetch, fork)
+        assert info["state"] == "ready" and [p["phase"] for p in info["phases"]][-1] == "ready", info
+        await jp_fetch("sandbox", "api", "snapshots", tag, method="DELETE")
+        await expect_error(jp_fetch, 404, "sandbox", "api", "snapshots", tag)
+    finally:
+        await source.terminate()
+        await jp_fetch("sandbox", "api", "sandboxes", fork, method="DELETE", raise_error=False)
+        from jupyter_sandbox import snapshots
+
+        try:
+            snapshots.remove(tag)
+        except snapshots.SnapshotNotFound:
+            pass
