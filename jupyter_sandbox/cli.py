@@ -54,6 +54,12 @@ def build_parser() -> argparse.ArgumentParser:
     load.add_argument("name")
     load.add_argument("image")
 
+    save = commands.add_parser("save", help="copy an image from a sandbox's Docker into the host engine")
+    save.add_argument("name")
+    save.add_argument("image")
+    save.add_argument("--tag", help="its name on the host (default: the same as inside)")
+    save.add_argument("--replace", action="store_true", help="take the name even if the host has an image of it")
+
     env = commands.add_parser("env", help="print `export DOCKER_HOST=...` for a sandbox's Docker daemon (eval it)")
     env.add_argument("name")
 
@@ -93,6 +99,8 @@ def build_parser() -> argparse.ArgumentParser:
     fill.add_argument("--size", type=int, default=2, help="members to keep ready (default 2)")
     fill.add_argument("--max-age", type=float, help="replace members older than this many seconds")
     fill.add_argument("--once", action="store_true", help="fill once and exit, leaving the members for later creates")
+    fill.add_argument("--snapshot", metavar="TAG", help="keep forks of this snapshot ready (images loaded, services "
+                      "running): `create --snapshot TAG` takes one")
     pool_commands.add_parser("ls", help="list the waiting pool members")
     pool_commands.add_parser("drain", help="remove every waiting pool member")
 
@@ -296,6 +304,15 @@ def cmd_load(args: argparse.Namespace) -> int:
     return stream_process(Sandbox.get(args.name).docker.load(args.image, on_progress=report))
 
 
+def cmd_save(args: argparse.Namespace) -> int:
+    from .streaming import load_progress
+    from .sync import Sandbox
+
+    report = load_progress(lambda line: err.print(line.rstrip(), style="dim"))
+    return stream_process(Sandbox.get(args.name).docker.save(args.image, tag=args.tag, replace=args.replace,
+                                                             on_progress=report))
+
+
 def cmd_env(args: argparse.Namespace) -> int:
     from .sync import Sandbox
 
@@ -416,7 +433,7 @@ def cmd_pool(args: argparse.Namespace) -> int:
         return 0
     template = SandboxSpec.parse("template", docker=args.docker, image=args.image, cpu=args.cpu, memory=args.memory,
                                  network=args.network, egress=args.egress, env=args.env, timeout=args.timeout, pids=args.pids,
-                                 disk=args.disk, storage=args.storage, images=args.images)
+                                 disk=args.disk, storage=args.storage, images=args.images, snapshot=args.snapshot)
     pool = WarmPool([template], size=args.size, max_age=args.max_age)
     if args.once:
         call(pool.fill)
@@ -442,7 +459,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "create": cmd_create, "ls": cmd_ls, "status": cmd_status, "exec": cmd_exec, "docker": cmd_docker,
     "load": cmd_load, "logs": cmd_logs, "env": cmd_env, "restart-daemon": cmd_restart, "egress": cmd_egress, "rm": cmd_rm, "doctor": cmd_doctor,
     "image": cmd_image, "pool": cmd_pool, "pause": cmd_pause, "resume": cmd_resume,
-    "snapshot": cmd_snapshot, "snapshots": cmd_snapshots,
+    "snapshot": cmd_snapshot, "snapshots": cmd_snapshots, "save": cmd_save,
 }
 
 

@@ -19,7 +19,7 @@ import docker.errors as docker_errors
 
 from . import compose as compose_rewrite
 from . import hostcli
-from .errors import DockerNotEnabled, ImageNotFound, SandboxError
+from .errors import DockerNotEnabled, ImageExists, ImageNotFound, SandboxError, SpecError
 from .files import iterate_file, tar_stream
 from .hostcli import HostProcess
 from .process import AsyncProcess
@@ -366,27 +366,56 @@ class AsyncDocker:
         await self._sandbox.wait_ready()
         return await load_image(self._sandbox, image, timeout=timeout, on_progress=on_progress)
 
-    async def save(self, image: str, timeout: float | None = None) -> AsyncProcess:
-        """Copy an image from the sandbox's daemon into the host engine (the reverse of :meth:`load`).
+    async def save(self, image: str, timeout: float | None = None, *, tag: str | None = None, replace: bool = False,
+                   on_progress: Callable[[int, float], None] | None = None) -> AsyncProcess:
+        """Copy an image from the sandbox's daemon into the host engine (the reverse of :meth:`load`),
+        streamed (``docker load`` on the host; no temporary file).
+
+        Args:
+            image: The image in the sandbox.
+            tag: Its name on the host (default: the same as inside); the sandbox's daemon gets that
+                tag too, since the copy carries the tags it is saved under.
+            replace: Take the tag even if the host engine has an image of that name (never by default:
+                the host's image would lose its name).
+            on_progress: Called with (bytes sent, seconds) from the thread feeding the copy.
 
         Raises:
             ImageNotFound: If the sandbox's daemon does not have it.
+            ImageExists: If the host has an image of that name and ``replace`` is not set.
         """
         self._check_enabled()
         await self._sandbox.wait_ready()
         client = self.client
         api = client.api
+        target = tag or image
+        host = self._sandbox.engine.client.api
 
-        def inspect() -> None:
+        def prepare() -> None:
             try:
                 api.inspect_image(image)
             except docker_errors.ImageNotFound:
                 raise ImageNotFound(f"Image {image!r} is not in sandbox {self._sandbox.name!r}'s daemon.",
                                     fix="`docker images` in the sandbox lists what it has") from None
+            if not replace:
+                try:
+                    host.inspect_image(target)
+                except docker_errors.ImageNotFound:
+                    pass
+                else:
+                    raise ImageExists(f"The host engine already has an image named {target!r}; the copy would take "
+                                      "its name.", fix="give the copy another name (--tag / tag=), or replace it "
+                                      "(--replace / replace=True)")
+            if target != image:
+                repository, _, version = target.rpartition(":") if ":" in target.rsplit("/", 1)[-1] else (target, "", "")
+                try:
+                    api.tag(image, repository, version or None)
+                except docker_errors.APIError as error:
+                    raise SpecError("tag", f"{target!r} is not a usable image name ({error.explanation})",
+                                    fix="use e.g. 'myapp:1'") from None
 
-        await run_sync(inspect)
-        return await self._copy(lambda: api.get_image(image, chunk_size=COPY_CHUNK), None,
-                                f"{image} from sandbox {self._sandbox.name} to the host", timeout)
+        await run_sync(prepare)
+        return await self._copy(lambda: api.get_image(target, chunk_size=COPY_CHUNK), None,
+                                f"{target} from sandbox {self._sandbox.name} to the host", timeout, on_progress)
 
     async def _copy(self, source: Callable[[], Iterable[bytes]], target_socket: str | None, what: str,
                     timeout: float | None, on_progress: Callable[[int, float], None] | None = None) -> AsyncProcess:

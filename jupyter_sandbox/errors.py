@@ -91,6 +91,13 @@ class ImageNotFound(SandboxError):
     http_status = 404
 
 
+class ImageExists(SandboxError):
+    """The host engine already has an image of the name a copy out of a sandbox would take."""
+
+    code = "image_exists"
+    http_status = 409
+
+
 class NoDockerd(SandboxError):
     """``docker=True`` was asked for an image that has no ``dockerd``."""
 

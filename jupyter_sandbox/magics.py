@@ -23,10 +23,10 @@ from .options import add_limit_arguments, add_spec_arguments
 from .errors import ExecTimeout, SandboxError
 from .notebook import KernelSandboxes, session
 from .progress import MODES
-from .streaming import CommandResult, load_image, run_command, run_docker
+from .streaming import CommandResult, load_image, run_command, run_docker, save_image
 
 ACTIONS = ("create", "ls", "status", "use", "logs", "exec", "load", "expose", "rm", "restart-daemon", "doctor",
-           "pause", "resume", "snapshot", "snapshots")
+           "pause", "resume", "snapshot", "snapshots", "save")
 CREATE_ONLY = ("docker", "name", "image", "cpu", "memory", "network", "egress", "env", "keep", "progress", "pids",
                "disk", "storage", "images", "ttl", "idle_timeout", "snapshot")
 TIMEOUT_EXIT_CODE = 124
@@ -130,6 +130,9 @@ class SandboxMagics(Magics):
     @argument("--keep", action="store_true", help="leave the sandbox running when this kernel shuts down")
     @argument("--progress", choices=MODES, default="auto",
               help="startup view: widget, text lines, or auto (widget in a kernel; $JUPYTER_SANDBOX_PROGRESS)")
+    @argument_group("save")
+    @argument("--tag", help="save: the image's name on the host (default: the same as inside)")
+    @argument("--replace", action="store_true", help="save: take the name even if the host has an image of it")
     @argument_group("rm")
     @argument("--all", action="store_true", help="remove every sandbox of this kernel (created or attached here)")
     @line_magic
@@ -139,7 +142,7 @@ class SandboxMagics(Magics):
         %sandbox create --docker [--name N] [--image I] [--cpu C] [--memory M] [--pids P]
                         [--disk D] [--image-load IMAGE] [--network MODE] [--egress POLICY] [--timeout S] [--env K=V] [--keep]
         %sandbox ls | status [N] | use N | logs [N] | exec [N] -- CMD...
-        %sandbox load [N] IMAGE | expose [N] PORT | rm [N...|--all] | restart-daemon [N] | doctor
+        %sandbox load [N] IMAGE | save [N] IMAGE [--tag HOSTTAG] [--replace] | expose [N] PORT | rm [N...|--all] | restart-daemon [N] | doctor
         %sandbox pause [N] | resume [N]     (any use of a paused sandbox resumes it)
         %sandbox create ... --ttl 2h --idle-timeout 30m
         %sandbox snapshot [N] TAG | snapshots | snapshot rm TAG | create --snapshot TAG [--name F]
@@ -172,15 +175,17 @@ class SandboxMagics(Magics):
     def _check_options(self, args: Any, command: list[str]) -> None:
         if args.action != "create":
             given = [f"--{name}" for name in CREATE_ONLY if getattr(args, name) not in (None, False, "auto")]
-            if args.timeout is not None and args.action not in ("exec", "load"):
+            if args.timeout is not None and args.action not in ("exec", "load", "save"):
                 given.append("--timeout")
             if given:
                 raise UsageError(f"{', '.join(given)} only applies to `%sandbox create`")
         if args.all and args.action != "rm":
             raise UsageError("--all only applies to `%sandbox rm`")
+        if (args.tag is not None or args.replace) and args.action != "save":
+            raise UsageError("--tag and --replace only apply to `%sandbox save`")
         if command and args.action != "exec":
             raise UsageError("only `%sandbox exec [N] -- CMD...` takes a command after --")
-        most = {"create": 0, "ls": 0, "doctor": 0, "load": 2, "expose": 2, "rm": None, "snapshot": 2,
+        most = {"create": 0, "ls": 0, "doctor": 0, "load": 2, "save": 2, "expose": 2, "rm": None, "snapshot": 2,
                 "snapshots": 0}.get(args.action, 1)
         if most is not None and len(args.names) > most:
             raise UsageError(f"too many arguments for `%sandbox {args.action}`: {' '.join(args.names)}\n"
@@ -257,6 +262,15 @@ class SandboxMagics(Magics):
             raise UsageError("say which image: %sandbox load [N] IMAGE")
         sandbox = self.sandboxes.get(args.names[0] if len(args.names) == 2 else None)
         self._report(f"docker load ({args.names[-1]})", load_image(sandbox, args.names[-1], timeout=seconds(args.timeout)))
+
+    def _save(self, args: Any, command: list[str]) -> None:
+        if not args.names:
+            raise UsageError("say which image: %sandbox save [N] IMAGE [--tag HOSTTAG] [--replace]")
+        sandbox = self.sandboxes.get(args.names[0] if len(args.names) == 2 else None)
+        target = args.tag or args.names[-1]
+        if self._report(f"save ({args.names[-1]} -> host {target})",
+                        save_image(sandbox, args.names[-1], tag=args.tag, replace=args.replace, timeout=seconds(args.timeout))):
+            print(f"{target} is in the host engine now.")
 
     def _expose(self, args: Any, command: list[str]) -> None:
         from .display import port_link_bundle, show

@@ -49,6 +49,8 @@ def pool_key(spec: SandboxSpec) -> str:
         data["egress"] = spec.egress if isinstance(spec.egress, str) else list(spec.egress)
     if spec.pids is not None:
         data["pids"] = spec.pids
+    if spec.snapshot is not None:  # forks of one snapshot are interchangeable, and nothing else is
+        data["snapshot"] = spec.snapshot
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -99,6 +101,8 @@ async def claim(sandbox: "AsyncSandbox") -> bool:
 def _replay_phases(sandbox: "AsyncSandbox", member: str, reports: list[InitReport]) -> None:
     sandbox._publish(Phase.IMAGE_CHECK, State.DONE, f"{sandbox.spec.image} (warm pool)")
     sandbox._publish(Phase.SANDBOX_START, State.DONE, f"taken from the warm pool ({member})")
+    if sandbox.spec.snapshot is not None:
+        sandbox._publish(Phase.RESTORED, State.DONE, f"pre-restored from snapshot {sandbox.spec.snapshot}")
     for report in reports:
         if report.state == "done" and report.phase not in (Phase.READY.value, Phase.DAEMON.value):
             sandbox._publish(report.phase, State.DONE, f"pre-booted: {report.message}".rstrip(": "), uptime=report.uptime)

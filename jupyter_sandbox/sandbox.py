@@ -62,8 +62,7 @@ class AsyncSandbox(StartupMixin, LifecycleMixin):
         self.owner = owner
         self.pool_key = pool_key
         """Set for a warm-pool member: it is created under a pool name with this key."""
-        self.use_pool = (use_pool and pool_key is None and spec.ttl is None and spec.idle_timeout is None
-                         and spec.snapshot is None)
+        self.use_pool = use_pool and pool_key is None and spec.ttl is None and spec.idle_timeout is None
         """Whether :meth:`start` may take a matching ready sandbox from a warm pool."""
         self.from_pool = False
         self.events = EventBus()

@@ -192,6 +192,17 @@ def load_image(sandbox: Sandbox, image: str, *, timeout: float | None = None,
                         needs_daemon=True, write=write, output=output)
 
 
+def save_image(sandbox: Sandbox, image: str, *, tag: str | None = None, replace: bool = False,
+               timeout: float | None = None, write: Writer = write_to_cell) -> CommandResult:
+    """Copy an image from the sandbox's daemon into the host engine, streaming the host ``docker load``'s
+    output and, for a copy taking over a second, the bytes sent and MB/s once a second."""
+    output: "queue.Queue[Any]" = queue.Queue()
+    report = load_progress(lambda line: output.put(("stderr", line)))
+    return run_streamed(sandbox, lambda core: core.docker.save(image, timeout=timeout, tag=tag, replace=replace,
+                                                               on_progress=report),
+                        needs_daemon=True, write=write, output=output)
+
+
 def load_progress(say: Callable[[str], None], every: float = 1.0) -> Callable[[int, float], None]:
     """An ``on_progress`` for loads: says ``sent N MB (R MB/s)`` once a second, from the first second on."""
     last = {"at": 0.0}

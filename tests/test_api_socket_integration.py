@@ -18,7 +18,7 @@ from sandbox_test_support import unique_name
 from jupyter_sandbox import apisocket, hostcli
 from jupyter_sandbox import labels as L
 from jupyter_sandbox.bootstrap import API_DIR, HOST_READY
-from jupyter_sandbox.errors import SandboxError
+from jupyter_sandbox.errors import ImageExists, SandboxError
 from jupyter_sandbox.sync import Sandbox, call
 
 pytestmark = pytest.mark.integration
@@ -88,10 +88,28 @@ def test_every_docker_path_goes_through_the_socket_not_exec(sb, test_images, tmp
     saved = sb.docker.save("uds-built:1")
     assert saved.wait() == 0, saved.stderr.read()
     host = docker.from_env()
+    copies = ("uds-built:1", "uds-copy:2", "uds-magic:3")
     try:
         assert host.containers.run("uds-built:1", "cat /built", remove=True, runtime="runsc", network_mode="none") == b"built\n"
+        with pytest.raises(ImageExists, match="already has an image named 'uds-built:1'"):
+            sb.docker.save("uds-built:1")  # never takes a host image's name unasked
+        copy = sb.docker.save("uds-built:1", tag="uds-copy:2")
+        assert copy.wait() == 0 and host.images.get("uds-copy:2").id == host.images.get("uds-built:1").id
+        assert sb.docker.save("uds-built:1", replace=True).wait() == 0
+        shell = start_ipython()
+        shell.run_line_magic("load_ext", "jupyter_sandbox")
+        shell.run_line_magic("sandbox", f"use {sb.name}")
+        shell.run_line_magic("sandbox", "save uds-built:1 --tag uds-magic:3")
+        assert host.images.get("uds-magic:3")
+        from jupyter_sandbox.notebook import session
+
+        session().forget(sb.name)
     finally:
-        host.images.remove("uds-built:1", force=True)
+        for copy_name in copies:
+            try:
+                host.images.remove(copy_name, force=True)
+            except docker.errors.ImageNotFound:
+                pass
     assert sb.docker.client.containers.run(tiny, "echo via docker-py", remove=True, network_mode="none") == b"via docker-py\n"
 
     shell = start_ipython()

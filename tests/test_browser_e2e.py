@@ -224,3 +224,36 @@ def test_a_web_app_in_a_sandbox_opens_in_a_lab_tab_in_an_origin_of_its_own(panel
         page.screenshot(path=str(OUTPUT / "proxy-lab-tab.png"))
     finally:
         sandbox.terminate()
+
+
+def test_snapshot_a_sandbox_and_fork_it_from_the_panel(panel: Any) -> None:
+    page = panel
+    token = f"{os.getpid()}-{secrets.token_hex(2)}"
+    source, fork, tag = f"e2e-src-{token}", f"e2e-fork-{token}", f"e2e-tag-{token}"
+    cli = [sys.executable, "-m", "jupyter_sandbox.cli"]
+    try:
+        subprocess.run([*cli, "create", "--network", "none", "--name", source], check=True, capture_output=True)
+        card(page, source).locator('.jp-SandboxBadge[data-state="ready"]').wait_for()
+        card(page, source).locator(".jp-SandboxAction-snapshot").click()
+        asked = page.locator(".jp-Dialog", has_text=f"Snapshot {source}")
+        asked.locator("input").fill(tag)
+        asked.locator(".jp-Dialog-button.jp-mod-accept").click()
+        deadline = time.monotonic() + 60
+        while tag not in subprocess.run([*cli, "snapshots"], capture_output=True, text=True).stdout:
+            assert time.monotonic() < deadline, "the snapshot never appeared"
+            time.sleep(0.5)
+        page.locator(".jp-SandboxPanel-fork").click()
+        picker = page.locator(".jp-Dialog", has_text="Fork which snapshot?")
+        label = picker.locator("option", has_text=tag).inner_text()
+        picker.locator("select").select_option(label=label)
+        picker.locator(".jp-Dialog-button.jp-mod-accept").click()
+        named = page.locator(".jp-Dialog", has_text=f"New sandbox from {tag}")
+        named.locator("input").fill(fork)
+        named.locator(".jp-Dialog-button.jp-mod-accept").click()
+        card(page, fork).locator('.jp-SandboxBadge[data-state="ready"]').wait_for()
+        assert card(page, fork).locator('.jp-SandboxPhase[data-phase="restored"][data-status="done"]').count() == 1
+        OUTPUT.mkdir(exist_ok=True)
+        page.screenshot(path=str(OUTPUT / "sandbox-panel-fork.png"))
+    finally:
+        subprocess.run([*cli, "rm", source, fork], check=False, capture_output=True)
+        subprocess.run([*cli, "snapshot", "rm", tag], check=False, capture_output=True)

@@ -131,6 +131,33 @@ def test_bad_snapshot_input_is_refused_and_creates_nothing(test_images, tag, no_
     assert {c.id for c in engine_client.containers.list(all=True)} - before == set()
 
 
+def test_the_warm_pool_keeps_forks_of_a_snapshot_ready(tag, no_leaks):
+    from jupyter_sandbox.pool import WarmPool, pool_key
+    from jupyter_sandbox.spec import SandboxSpec
+    from jupyter_sandbox.sync import call
+
+    source = Sandbox.create(unique_name("snap-poolsrc"), network="none", owner="test", use_pool=False)
+    try:
+        source.run(["sh", "-c", "echo prepared > /root/state"]).wait()
+        source.snapshot(tag)
+    finally:
+        source.terminate()
+    pool = WarmPool([SandboxSpec.parse("template", snapshot=tag)], size=1)
+    try:
+        call(pool.fill)
+        assert pool.created == 1 and not pool.failures, pool.failures
+        fork = Sandbox.create(unique_name("snap-pooled"), snapshot=tag, owner="test")
+        try:
+            assert fork.core.from_pool and fork.ready_seconds < 0.5
+            assert fork.run(["cat", "/root/state"]).stdout.read() == "prepared\n"
+        finally:
+            fork.terminate()
+        plain = SandboxSpec.parse("x", network="none")
+        assert pool_key(plain) != pool_key(pool.templates[0])  # a plain create never takes a fork
+    finally:
+        call(pool.drain)
+
+
 def test_the_cli_snapshots_lists_and_forks(test_images, tag, no_leaks):
     def cli(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(["jupyter", "sandbox", *args], capture_output=True, text=True, timeout=300)

@@ -1,7 +1,7 @@
 /**
  * The panel's actions as commands, so the command palette and the panel's
  * buttons do the same thing: create, terminate, dockerd log, inner containers,
- * listening ports and opening one in a Lab tab.
+ * listening ports and opening one in a Lab tab, pause and resume, snapshots and forks.
  */
 import { JupyterFrontEnd } from '@jupyterlab/application';
 import {
@@ -39,6 +39,18 @@ export namespace CommandIDs {
   export const openPort = 'jupyter-sandbox:open-port';
   export const pause = 'jupyter-sandbox:pause';
   export const resume = 'jupyter-sandbox:resume';
+  export const snapshot = 'jupyter-sandbox:snapshot';
+  export const fork = 'jupyter-sandbox:fork';
+}
+
+/** A snapshot as ``GET /sandbox/api/snapshots`` lists it. */
+interface ISnapshotInfo {
+  tag: string;
+  source: string;
+  size: number;
+  seconds: number;
+  created: number;
+  spec: { docker: boolean };
 }
 
 /**
@@ -64,7 +76,9 @@ export const PALETTE_COMMANDS = [
   CommandIDs.ports,
   CommandIDs.openPort,
   CommandIDs.pause,
-  CommandIDs.resume
+  CommandIDs.resume,
+  CommandIDs.snapshot,
+  CommandIDs.fork
 ];
 
 /** The error text to show: the server's message and its fix. */
@@ -204,6 +218,94 @@ export function addCommands(
       }
     });
   }
+
+  commands.addCommand(CommandIDs.snapshot, {
+    label: 'Snapshot Sandbox…',
+    caption: 'Checkpoint a running sandbox whole (inner daemon, images, running containers); it keeps running',
+    execute: async args => {
+      const name = await pickName(args, 'Snapshot which sandbox?');
+      if (!name) {
+        return;
+      }
+      const tag = await InputDialog.getText({
+        title: `Snapshot ${name}`,
+        label: 'Tag (lowercase letters, digits, _ . -)',
+        placeholder: 'e.g. with-images'
+      });
+      if (!tag.button.accept || !tag.value) {
+        return;
+      }
+      const id = Notification.emit(`Snapshotting ${name}…`, 'in-progress', { autoClose: false });
+      try {
+        const made = await requestAPI<ISnapshotInfo>(`sandboxes/${encodeURIComponent(name)}/snapshots`, {
+          method: 'POST',
+          body: JSON.stringify({ tag: tag.value })
+        });
+        Notification.update({
+          id,
+          message: `Snapshot ${made.tag} of ${name}: ${(made.size / 1e6).toFixed(0)} MB in ${made.seconds.toFixed(2)} s`,
+          type: 'success',
+          autoClose: 5000
+        });
+      } catch (error) {
+        Notification.dismiss(id);
+        await showErrorMessage(`Could not snapshot ${name}`, describe(error));
+      }
+    }
+  });
+
+  commands.addCommand(CommandIDs.fork, {
+    label: 'New Sandbox from Snapshot…',
+    caption: 'Fork a snapshot: a new sandbox with its inner daemon, images and running containers restored',
+    execute: async () => {
+      openPanel();
+      let found: ISnapshotInfo[];
+      try {
+        found = await requestAPI<ISnapshotInfo[]>('snapshots');
+      } catch (error) {
+        await showErrorMessage('Could not list the snapshots', describe(error));
+        return;
+      }
+      if (found.length === 0) {
+        await showErrorMessage('New sandbox from snapshot', 'There are no snapshots yet: snapshot a running sandbox first.');
+        return;
+      }
+      const labels = found.map(s => `${s.tag} (of ${s.source}, ${(s.size / 1e6).toFixed(0)} MB)`);
+      const picked = await InputDialog.getItem({ title: 'Fork which snapshot?', items: labels });
+      if (!picked.button.accept || picked.value === null) {
+        return;
+      }
+      const snapshot = found[labels.indexOf(picked.value)];
+      const named = await InputDialog.getText({
+        title: `New sandbox from ${snapshot.tag}`,
+        label: 'Name (empty: a random one)',
+        placeholder: 'e.g. copy1'
+      });
+      if (!named.button.accept) {
+        return;
+      }
+      const body: Record<string, string> = { snapshot: snapshot.tag };
+      if (named.value) {
+        body.name = named.value;
+      }
+      try {
+        const answer = await requestAPI<{ name: string; spec: any }>('sandboxes', {
+          method: 'POST',
+          body: JSON.stringify(body)
+        });
+        model.expect({
+          name: answer.name,
+          image: answer.spec.image,
+          docker: answer.spec.docker,
+          network: answer.spec.network,
+          owner: 'server'
+        });
+      } catch (error) {
+        const field = error instanceof SandboxAPIError && error.field ? ` (field “${error.field}”)` : '';
+        await showErrorMessage(`Could not create the sandbox${field}`, describe(error));
+      }
+    }
+  });
 
   commands.addCommand(CommandIDs.dismiss, {
     label: 'Dismiss Sandbox',

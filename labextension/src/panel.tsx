@@ -58,6 +58,13 @@ function PanelView(props: { model: SandboxModel; commands: CommandRegistry }): J
           + New
         </button>
         <button
+          className="jp-mod-styled jp-SandboxPanel-fork"
+          title="A new sandbox from a snapshot: its inner daemon, images and running containers restored"
+          onClick={() => void commands.execute(CommandIDs.fork)}
+        >
+          From snapshot
+        </button>
+        <button
           className="jp-mod-styled jp-SandboxPanel-refresh"
           title="Re-read the list from the server"
           onClick={() => void commands.execute(CommandIDs.refresh)}
@@ -179,6 +186,12 @@ function SandboxCard(props: {
           <button className="jp-mod-styled jp-SandboxAction-pause" onClick={run(CommandIDs.pause)}
             title="Freeze it: no CPU; any use resumes it">
             pause
+          </button>
+        )}
+        {info.state === 'ready' && info.network !== 'host' && (
+          <button className="jp-mod-styled jp-SandboxAction-snapshot" onClick={run(CommandIDs.snapshot)}
+            title="Checkpoint it whole; it keeps running. Fork it with “From snapshot”">
+            snapshot
           </button>
         )}
         {info.state === 'paused' && (

@@ -21,6 +21,9 @@ export const DOCKER_PHASES = [
 /** Startup phases of a plain sandbox (the core's PLAIN_PHASES). */
 export const PLAIN_PHASES = ['image_check', 'sandbox_start', 'booted', 'ready'];
 
+/** Startup phases of a fork, a sandbox restored from a snapshot (the core's FORK_PHASES). */
+export const FORK_PHASES = ['image_check', 'sandbox_start', 'restored', 'ready'];
+
 /** Titles for phases whose events have not arrived yet (the core's PHASE_LABELS). */
 const LABELS: { [phase: string]: string } = {
   image_check: 'Image found',
@@ -32,6 +35,7 @@ const LABELS: { [phase: string]: string } = {
   dockerd_started: 'dockerd started',
   socket: 'Docker socket up',
   answering: 'Daemon answering',
+  restored: 'Restored from snapshot',
   ready: 'Ready'
 };
 
@@ -60,7 +64,8 @@ export function phaseRows(
 ): IPhaseRow[] {
   // One `load:IMAGE` phase per preloaded image, between answering and ready.
   const loads = [...new Set(events.map(e => e.phase).filter(p => p.startsWith('load:')))];
-  const order = docker ? [...DOCKER_PHASES.slice(0, -1), ...loads, 'ready'] : PLAIN_PHASES;
+  const restored = events.some(e => e.phase === 'restored');
+  const order = restored ? FORK_PHASES : docker ? [...DOCKER_PHASES.slice(0, -1), ...loads, 'ready'] : PLAIN_PHASES;
   const rows: IPhaseRow[] = order.map(phase => ({
     phase,
     label: LABELS[phase] ?? phase,
