@@ -204,13 +204,18 @@ class StartupMixin:
                 raise _network_trap(error) from None
             raise SandboxStartFailed(f"The engine could not start sandbox {self.name!r}: {error.message}",
                                      fix="run `jupyter sandbox doctor` to check the host") from None
-        where = ""
-        if plan is not None:
-            record = await egress.attach(self.engine, container.id, spec.name, plan)
-            if record is not None:
-                where = f", {record['ip']} on {N.NETWORK_NAME} (egress {egress.describe(record['egress'])})"
+        where = await self._attach_network(container, plan)
         self._publish(Phase.SANDBOX_START, State.DONE, f"container {container.short_id} under {actual}{where}")
         await self._watch_startup(container)
+
+    async def _attach_network(self, container: Container, plan: "egress.Plan | None") -> str:
+        """Install a started sandbox's firewall rules (network ``sandbox``); the text saying where it is."""
+        if plan is None:
+            return ""
+        record = await egress.attach(self.engine, container.id, self.name, plan)
+        if record is None:
+            return ""
+        return f", {record['ip']} on {N.NETWORK_NAME} (egress {egress.describe(record['egress'])})"
 
     async def _restore(self, container: Container, runtime: str, plan: "egress.Plan | None") -> None:
         """A fork's startup: its snapshot's checkpoint restored into the new container, then its own
@@ -238,11 +243,7 @@ class StartupMixin:
         except SandboxError as error:
             raise SandboxStartFailed(f"The engine could not restore snapshot {tag!r} into sandbox {self.name!r}: "
                                      f"{error.message}", fix="run `jupyter sandbox doctor` to check the host") from None
-        where = ""
-        if plan is not None:
-            record = await egress.attach(self.engine, container.id, self.name, plan)
-            if record is not None:
-                where = f", {record['ip']} on {N.NETWORK_NAME} (egress {egress.describe(record['egress'])})"
+        where = await self._attach_network(container, plan)
         self._publish(Phase.RESTORED, State.DONE, f"snapshot {tag} in {time.monotonic() - started:.2f} s{where}")
         if self.api_dir:
             await self.open_api()  # type: ignore[attr-defined]

@@ -12,6 +12,7 @@ import tempfile
 import time
 
 import docker
+import IPython
 import pytest
 from sandbox_test_support import unique_name
 
@@ -96,7 +97,7 @@ def test_every_docker_path_goes_through_the_socket_not_exec(sb, test_images, tmp
         copy = sb.docker.save("uds-built:1", tag="uds-copy:2")
         assert copy.wait() == 0 and host.images.get("uds-copy:2").id == host.images.get("uds-built:1").id
         assert sb.docker.save("uds-built:1", replace=True).wait() == 0
-        shell = start_ipython()
+        shell = start_ipython() or IPython.get_ipython()
         shell.run_line_magic("load_ext", "jupyter_sandbox")
         shell.run_line_magic("sandbox", f"use {sb.name}")
         shell.run_line_magic("sandbox", "save uds-built:1 --tag uds-magic:3")
@@ -112,7 +113,7 @@ def test_every_docker_path_goes_through_the_socket_not_exec(sb, test_images, tmp
                 pass
     assert sb.docker.client.containers.run(tiny, "echo via docker-py", remove=True, network_mode="none") == b"via docker-py\n"
 
-    shell = start_ipython()
+    shell = start_ipython() or IPython.get_ipython()
     shell.run_line_magic("load_ext", "jupyter_sandbox")
     try:
         shell.run_line_magic("sandbox", f"use {sb.name}")

@@ -195,7 +195,10 @@ def test_resource_limits_asked_for_are_enforced(engine_client):
 @pytest.mark.restarts_engine
 def test_host_engine_restart_is_survived(engine_client, no_leaks):
     """dockerd restarted under live sandboxes: they read as stopped, everything keeps answering, new ones start."""
-    sandbox = Sandbox.create(owner="test")
+    sandbox = Sandbox.create(owner="test", network="none", use_pool=False)
+    tag = unique_name("restart-snap")
+    sandbox.run(["sh", "-c", "echo kept > /root/kept"]).wait()
+    sandbox.snapshot(tag)  # snapshots survive the engine's restart
     pid = int(subprocess.run(["pgrep", "-x", "dockerd"], capture_output=True, text=True, check=True).stdout.split()[0])
     os.kill(pid, signal.SIGTERM)
     assert wait_for(lambda: not os.path.exists(f"/proc/{pid}"), seconds=60)
@@ -206,3 +209,8 @@ def test_host_engine_restart_is_survived(engine_client, no_leaks):
     sandbox.terminate()
     with Sandbox.create(docker=True, owner="test") as fresh:  # the same Engine object reconnects by itself
         assert fresh.docker.ps().wait() == 0
+    try:
+        with Sandbox.create(unique_name("restart-fork"), snapshot=tag, owner="test") as fork:
+            assert fork.run(["cat", "/root/kept"]).stdout.read() == "kept\n"
+    finally:
+        Sandbox.remove_snapshot(tag)

@@ -125,6 +125,29 @@ export function addCommands(
     return result.button.accept ? result.value : null;
   }
 
+  /** Start a create (a fork too) and show its card at once; a refused one says why, naming the field. */
+  async function postCreate(body: ICreateRequest | Record<string, string>): Promise<void> {
+    try {
+      const answer = await requestAPI<{ name: string; spec: any; warnings?: string[] }>('sandboxes', {
+        method: 'POST',
+        body: JSON.stringify(body)
+      });
+      for (const warning of answer.warnings ?? []) {
+        Notification.warning(warning, { autoClose: false });
+      }
+      model.expect({
+        name: answer.name,
+        image: answer.spec.image,
+        docker: answer.spec.docker,
+        network: answer.spec.network,
+        owner: 'server'
+      });
+    } catch (error) {
+      const field = error instanceof SandboxAPIError && error.field ? ` (field “${error.field}”)` : '';
+      await showErrorMessage(`Could not create the sandbox${field}`, describe(error));
+    }
+  }
+
   commands.addCommand(CommandIDs.open, {
     label: 'Show Sandboxes Panel',
     caption: 'Show the gVisor sandboxes panel',
@@ -149,25 +172,7 @@ export function addCommands(
       if (!result.button.accept || !result.value) {
         return;
       }
-      try {
-        const answer = await requestAPI<{ name: string; spec: any; warnings?: string[] }>('sandboxes', {
-          method: 'POST',
-          body: JSON.stringify(result.value)
-        });
-        for (const warning of answer.warnings ?? []) {
-          Notification.warning(warning, { autoClose: false });
-        }
-        model.expect({
-          name: answer.name,
-          image: answer.spec.image,
-          docker: answer.spec.docker,
-          network: answer.spec.network,
-          owner: 'server'
-        });
-      } catch (error) {
-        const field = error instanceof SandboxAPIError && error.field ? ` (field “${error.field}”)` : '';
-        await showErrorMessage(`Could not create the sandbox${field}`, describe(error));
-      }
+      await postCreate(result.value);
     }
   });
 
@@ -288,22 +293,7 @@ export function addCommands(
       if (named.value) {
         body.name = named.value;
       }
-      try {
-        const answer = await requestAPI<{ name: string; spec: any }>('sandboxes', {
-          method: 'POST',
-          body: JSON.stringify(body)
-        });
-        model.expect({
-          name: answer.name,
-          image: answer.spec.image,
-          docker: answer.spec.docker,
-          network: answer.spec.network,
-          owner: 'server'
-        });
-      } catch (error) {
-        const field = error instanceof SandboxAPIError && error.field ? ` (field “${error.field}”)` : '';
-        await showErrorMessage(`Could not create the sandbox${field}`, describe(error));
-      }
+      await postCreate(body);
     }
   });
 
