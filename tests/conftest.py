@@ -4,6 +4,7 @@ if the host is not set up they fail (they never skip), since that is what they t
 from __future__ import annotations
 
 import os
+import signal
 from typing import Iterator
 
 import docker
@@ -39,6 +40,14 @@ TEST_IMAGES = {
 
 
 RESTARTS_ENGINE_OPT_IN = "JUPYTER_SANDBOX_TEST_RESTART_ENGINE"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Ctrl-C tests interrupt the main thread as a user's Ctrl-C does (``_thread.interrupt_main``), which
+    does nothing where SIGINT is ignored, as it is for a background job of a shell without job control
+    (``bash .ci/run &``): those tests then waited forever. Give SIGINT back its KeyboardInterrupt."""
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
