@@ -31,7 +31,6 @@ import time
 from typing import Any, Callable
 
 import websocket  # websocket-client
-
 from startup import summary, time_alternately
 
 from jupyter_sandbox.sandbox import AsyncSandbox

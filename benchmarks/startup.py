@@ -284,7 +284,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     timings: dict[str, list[float]] = {"ours": [], "floor": [], "seed protocol": []}
-    progress: Callable[[str], None] = lambda text: print(text, file=sys.stderr, flush=True)
+    def progress(text: str) -> None:
+        print(text, file=sys.stderr, flush=True)
+
     anyio.run(run_ours, args.image, 0)  # warm-up, not timed
     for index in range(args.runs):
         timings["ours"].append(anyio.run(run_ours, args.image, index))

@@ -296,9 +296,8 @@ def cmd_docker(args: argparse.Namespace) -> int:
 
 
 def cmd_load(args: argparse.Namespace) -> int:
-    from .sync import Sandbox
-
     from .streaming import load_progress
+    from .sync import Sandbox
 
     report = load_progress(lambda line: err.print(line.rstrip(), style="dim"))
     return stream_process(Sandbox.get(args.name).docker.load(args.image, on_progress=report))

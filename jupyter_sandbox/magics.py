@@ -19,9 +19,9 @@ from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import ArgDecorator, argument, argument_group, magic_arguments
 
 from .cellparse import DockerLine, bounded_lines, split_command
-from .options import add_limit_arguments, add_spec_arguments
 from .errors import ExecTimeout, SandboxError
 from .notebook import KernelSandboxes, session
+from .options import add_limit_arguments, add_spec_arguments
 from .progress import MODES
 from .streaming import CommandResult, load_image, run_command, run_docker, save_image
 

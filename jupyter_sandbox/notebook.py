@@ -16,8 +16,8 @@ and terminated when it shuts down, unless kept.
 from __future__ import annotations
 
 import atexit
-import sys
 import queue
+import sys
 import threading
 from typing import Any, Callable
 

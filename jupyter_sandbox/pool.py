@@ -24,11 +24,11 @@ from typing import TYPE_CHECKING, Any, Sequence
 import anyio
 
 from . import labels as L
+from .bootstrap import InitReport
 from .engine import Engine
 from .errors import SandboxError, SandboxExists
 from .events import Phase, State
 from .locks import host_lock
-from .bootstrap import InitReport
 from .spec import SandboxSpec
 from .status import READY, derive_state
 from .threads import iterate_in_thread

@@ -17,11 +17,11 @@ from .bootstrap import CLOSE_SIGNAL, DOCKERD_LOG, OPEN_SIGNAL, RESTART_SIGNAL, I
 from .engine import Engine
 from .errors import (
     DaemonTimeout,
-    disk_full,
     DockerdCrashed,
     SandboxError,
     SandboxNotFound,
     SandboxNotRunning,
+    disk_full,
 )
 from .events import EventBus, Listener, Phase, ProgressEvent, State
 from .lifecycle import EXPIRED, expired, forget, prune
@@ -352,9 +352,9 @@ class AsyncSandbox(StartupMixin, LifecycleMixin):
             SnapshotExists: If the tag is taken (snapshots are never overwritten).
             SnapshotFailed: If snapshots are off on this host, or the engine failed.
         """
-        from .snapshots import take
-
         import os
+
+        from .snapshots import take
 
         return await take(self, tag, owner=owner or self.owner, server=server or os.environ.get(L.SERVER_ENV, ""))
 

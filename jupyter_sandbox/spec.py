@@ -656,7 +656,8 @@ class SandboxSpec:
                    "ttl", "idle_timeout", "snapshot"}
         for key in data:
             if key not in allowed:
-                raise SpecError(str(key) or "body", "is not a known field" if key else "has a field with an empty name", fix=f"use only {', '.join(sorted(allowed))}")
+                raise SpecError(str(key) or "body", "is not a known field" if key else "has a field with an empty name",
+                                fix=f"use only {', '.join(sorted(allowed))}")
         return cls.parse(**data)
 
     def _with_storage(self, disk: Any, storage: Any, images: Any) -> "SandboxSpec":

@@ -20,13 +20,13 @@ from . import network as N
 from .bootstrap import DISK_PATH, DOCKERD_LOG, MARKER, PRELOADED, InitReport, InitReportParser, diagnose, init_command
 from .errors import (
     DaemonTimeout,
-    disk_full,
     DockerdCrashed,
     NetworkNamespaceTrap,
     NoDockerd,
     NotIsolated,
     SandboxError,
     SandboxStartFailed,
+    disk_full,
 )
 from .events import Phase, ProgressEvent, State, image_phase, phases_for
 from .locks import host_lock

@@ -8,6 +8,10 @@ bash scripts/install.sh --test
 # Sandboxes left by an interrupted earlier run would only confuse the leak checks.
 jupyter-sandbox rm --orphans >/dev/null 2>&1 || true
 
+# Lint first (pyproject.toml's [tool.ruff]: pycodestyle, pyflakes, import order): seconds, and a
+# failure names the file and line.
+python3 -m ruff check jupyter_sandbox server_ext tests benchmarks
+
 status=0
 python3 -m pytest -p no:cacheprovider -ra "$@" || status=$?
 if [ "$status" = 5 ]; then

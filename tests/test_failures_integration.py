@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 import pytest
+from sandbox_test_support import unique_name
 
 from jupyter_sandbox.errors import (
     DaemonTimeout,
@@ -15,7 +16,6 @@ from jupyter_sandbox.errors import (
     SpecError,
 )
 from jupyter_sandbox.sync import Sandbox
-from sandbox_test_support import unique_name
 
 pytestmark = pytest.mark.integration
 

@@ -8,7 +8,8 @@ import os
 import stat
 
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from jupyter_sandbox import labels as L
 from jupyter_sandbox.errors import SpecError

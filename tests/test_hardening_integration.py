@@ -250,6 +250,7 @@ def test_a_sandbox_runs_more_inner_containers_than_gvisors_key_quota(test_images
     runs = 205
     with create("keyring", docker=True, images=[test_images["tiny"]]) as sandbox:
         loop = (f"i=0; while [ $i -lt {runs} ]; do i=$((i+1)); "
-                f"docker run --rm --network=host {test_images['tiny']} true 2>/tmp/err || {{ echo \"run $i\"; cat /tmp/err; exit 1; }}; done; echo ok")
+                f"docker run --rm --network=host {test_images['tiny']} true 2>/tmp/err "
+                "|| { echo \"run $i\"; cat /tmp/err; exit 1; }; done; echo ok")
         result = sandbox.run(["sh", "-c", loop], timeout=900)
         assert result.exit_code == 0 and "ok" in result.stdout.read(), result.stdout.read() + result.stderr.read()

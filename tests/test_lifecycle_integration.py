@@ -9,11 +9,11 @@ import time
 
 import docker
 import pytest
+from sandbox_test_support import container_exists, unique_name
 
 from jupyter_sandbox import Sandbox, lifecycle
 from jupyter_sandbox import labels as L
 from jupyter_sandbox.errors import SandboxExpired, SpecError
-from sandbox_test_support import container_exists, unique_name
 
 pytestmark = pytest.mark.integration
 

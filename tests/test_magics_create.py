@@ -8,8 +8,8 @@ import io
 import threading
 
 import pytest
-from sandbox_test_support import Tripwire, unique_name
 from IPython.core.error import UsageError
+from sandbox_test_support import Tripwire, unique_name
 
 from jupyter_sandbox import labels as L
 from jupyter_sandbox.errors import DockerdCrashed, SandboxError, SpecError

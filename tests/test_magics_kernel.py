@@ -11,8 +11,8 @@ from jupyter_client.manager import KernelManager, start_new_kernel
 from sandbox_test_support import unique_name
 
 from jupyter_sandbox import labels as L
-from jupyter_sandbox.progress import PROGRESS_ENV
 from jupyter_sandbox.events import DOCKER_PHASES
+from jupyter_sandbox.progress import PROGRESS_ENV
 
 pytestmark = pytest.mark.integration
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"

@@ -265,7 +265,9 @@ def test_setup_is_idempotent():
     N.setup()
     first = firewall.saved(4), firewall.saved(6)
     N.setup()
-    strip = lambda text: [l for l in text.splitlines() if not l.startswith("#") and not l.startswith(":")]  # noqa: E731
+    def strip(text: str) -> list[str]:
+        return [line for line in text.splitlines() if not line.startswith("#") and not line.startswith(":")]
+
     assert strip(first[0]) == strip(firewall.saved(4)) and strip(first[1]) == strip(firewall.saved(6))
 
 

@@ -24,8 +24,8 @@ from typing import Iterator
 import pytest
 
 from jupyter_sandbox import labels as L
-from jupyter_sandbox.progress import PROGRESS_ENV
 from jupyter_sandbox.events import DOCKER_PHASES
+from jupyter_sandbox.progress import PROGRESS_ENV
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

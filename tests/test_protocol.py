@@ -1,7 +1,8 @@
 """Unit tests of the pure logic: init-script protocol, phase tracking, states, flags, pid marker, hints."""
 
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from jupyter_sandbox.bootstrap import InitReportParser, diagnose
 from jupyter_sandbox.docker import explain_failure, to_flags

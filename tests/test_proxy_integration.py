@@ -18,11 +18,10 @@ from pathlib import Path
 from typing import Any, AsyncIterator, Iterator
 
 import pytest
+from IPython.utils.capture import capture_output
 from sandbox_test_support import server_config, unique_name
 from tornado.httpclient import HTTPClientError, HTTPRequest
 from tornado.websocket import websocket_connect
-
-from IPython.utils.capture import capture_output
 
 from jupyter_sandbox import labels as L
 from jupyter_sandbox.errors import SpecError

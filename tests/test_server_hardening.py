@@ -16,7 +16,8 @@ from typing import Any, Iterator
 
 import pytest
 import requests
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 FLOOD_BYTES = 200 * 2**20
 CHUNK = b"\0" * 65536
@@ -190,7 +191,8 @@ def test_a_create_and_an_exec_through_the_streamed_bodies_still_work(tmp_path, n
             time.sleep(0.2)
         assert info["state"] == "ready", info
         answer = real.session.post(real.url + f"sandboxes/{name}/exec", timeout=60,
-                                   data=json.dumps({"command": ["sh", "-c", "grep processes /proc/self/limits | tr -s ' ' | cut -d' ' -f4; echo $HD"]}))
+                                   data=json.dumps({"command": ["sh", "-c", "grep processes /proc/self/limits "
+                                                                "| tr -s ' ' | cut -d' ' -f4; echo $HD"]}))
         lines = [json.loads(line) for line in answer.text.splitlines()]
         assert "".join(line.get("text", "") for line in lines) == f"128\n{name}\n" and lines[-1] == {"exit_code": 0}
     finally:

@@ -14,8 +14,7 @@ import threading
 import pytest
 from sandbox_test_support import unique_name
 
-from jupyter_sandbox import Sandbox
-from jupyter_sandbox import firewall
+from jupyter_sandbox import Sandbox, firewall
 from jupyter_sandbox.doctor import debian_mirror, egress_probe
 from jupyter_sandbox.errors import SpecError
 from jupyter_sandbox.snapshots import SnapshotExists, SnapshotNotFound, root

@@ -3,7 +3,8 @@
 import os
 
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from jupyter_sandbox.errors import SpecError
 from jupyter_sandbox.spec import DEFAULT_IMAGE, SandboxSpec, format_memory, parse_memory

@@ -22,10 +22,10 @@ from .handlers import (
     LogsHandler,
     PauseHandler,
     PortsHandler,
-    SandboxSnapshotsHandler,
-    SnapshotsHandler,
     SandboxesHandler,
     SandboxHandler,
+    SandboxSnapshotsHandler,
+    SnapshotsHandler,
 )
 from .manager import SandboxManager
 from .proxy import SandboxProxyHandler

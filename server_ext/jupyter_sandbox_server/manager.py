@@ -23,17 +23,17 @@ from jupyter_sandbox import lifecycle, snapshots
 from jupyter_sandbox.engine import Engine
 from jupyter_sandbox.errors import (
     DockerNotEnabled,
-    PortUnreachable,
     NetworkNotAllowed,
+    PortUnreachable,
     SandboxError,
     SandboxExists,
     SandboxExpired,
     SandboxNotFound,
     SpecError,
 )
-from jupyter_sandbox.process import AsyncProcess
 from jupyter_sandbox.pool import WarmPool
 from jupyter_sandbox.ports import check_port
+from jupyter_sandbox.process import AsyncProcess
 from jupyter_sandbox.sandbox import AsyncSandbox
 from jupyter_sandbox.spec import DEFAULT_DAEMON_TIMEOUT, DEFAULT_IMAGE, SandboxSpec, format_duration, parse_duration
 from jupyter_sandbox.watch import SandboxWatcher
