@@ -24,6 +24,7 @@ The engine needs experimental mode (``scripts/setup-host.sh`` turns it on).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -31,7 +32,7 @@ import secrets
 import shutil
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Iterator
 
 from .errors import SandboxError, SpecError
 from .threads import run_sync
@@ -232,17 +233,14 @@ def _checkpoint(engine: "Engine", container_id: str, folder: str) -> None:
         engine.client.api._raise_for_status(response)
 
 
-class engine_errors:
-    """Turns the engine's errors into :class:`SnapshotFailed` (snapshots off: the fix says how to turn them on)."""
+@contextlib.contextmanager
+def engine_errors() -> Iterator[None]:
+    """Turns the engine's errors into :class:`SnapshotFailed`."""
+    import docker.errors
 
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, kind: Any, error: BaseException | None, trace: Any) -> bool:
-        import docker.errors
-
-        if error is None or not isinstance(error, docker.errors.APIError):
-            return False
+    try:
+        yield
+    except docker.errors.APIError as error:
         text = str(getattr(error, "explanation", "") or error)
         raise SnapshotFailed(f"The engine could not checkpoint the sandbox: {text}",
                              fix="read the message; `jupyter sandbox doctor` checks that snapshots work here") from None

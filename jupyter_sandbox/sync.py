@@ -9,6 +9,7 @@ half-created sandbox is removed, a running command is killed inside).
 
 from __future__ import annotations
 
+import builtins
 import functools
 import threading
 import warnings
@@ -428,7 +429,7 @@ class Sandbox:
         return call(self._core.snapshot, tag)
 
     @staticmethod
-    def snapshots() -> "list[Snapshot]":
+    def snapshots() -> "builtins.list[Snapshot]":
         """Every snapshot on this host, oldest first."""
         from .snapshots import list_all
 
