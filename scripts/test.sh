@@ -10,7 +10,7 @@ jupyter-sandbox rm --orphans >/dev/null 2>&1 || true
 
 # Lint first (pyproject.toml's [tool.ruff]: pycodestyle, pyflakes, import order): seconds, and a
 # failure names the file and line.
-python3 -m ruff check jupyter_sandbox server_ext tests benchmarks
+python3 -m ruff check .
 
 status=0
 python3 -m pytest -p no:cacheprovider -ra "$@" || status=$?
