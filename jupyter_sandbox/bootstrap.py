@@ -152,28 +152,28 @@ if [ "$*" = --version ] && [ -s "$VERSION" ]; then
   while IFS= read -r line; do printf '%s\n' "$line"; done < "$VERSION"
   exit 0
 fi
-i=0 at= prev= bundle= cmd=
+# One pass: the arguments go back as they came, with --no-new-keyring right after the command
+# (the first word that is neither an option nor a global option's value) when it creates a container.
+first=1 prev= bundle= cmd=
 for a in "$@"; do
-  i=$((i + 1))
+  [ "$first" = 1 ] && set -- && first=0
+  set -- "$@" "$a"
   if [ -z "$cmd" ]; then
-    case "$prev" in --root|--log|--log-format|--criu) ;; *) case "$a" in -*) ;; *) cmd=$a at=$i ;; esac ;; esac
+    case "$prev" in --root|--log|--log-format|--criu) ;; *) case "$a" in
+      -*) ;;
+      create|run) cmd=$a; set -- "$@" --no-new-keyring ;;
+      *) cmd=$a ;;
+    esac ;; esac
   fi
   case "$prev" in --bundle|-b) bundle=$a ;; esac
   case "$a" in --bundle=*) bundle=${a#--bundle=} ;; esac
   prev=$a
 done
-if [ "$cmd" = create ] || [ "$cmd" = run ]; then
+case "$cmd" in create|run)
   if [ "$SHARED_PID" = 1 ] && [ -f "$bundle/config.json" ]; then
     sed -i -e 's/{"type":"pid"},//' -e 's/,{"type":"pid"}//' -e 's/\[{"type":"pid"}\]/[]/' "$bundle/config.json"
-  fi
-  i=0
-  for a in "$@"; do
-    [ "$i" = 0 ] && set --
-    i=$((i + 1))
-    set -- "$@" "$a"
-    [ "$i" = "$at" ] && set -- "$@" --no-new-keyring
-  done
-fi
+  fi ;;
+esac
 exec runc "$@"
 RUNC
 chmod 755 $RUN/runc

@@ -8,6 +8,7 @@ import shutil
 import subprocess
 from dataclasses import dataclass
 
+from . import snapshots
 from .errors import SandboxError
 from .runtimes import WANTED_RUNTIMES, network_of, runtime_for
 
@@ -166,7 +167,7 @@ def run_checks() -> list[Check]:
                             f"{SETUP}, or merge {wanted} into /etc/docker/daemon.json and SIGHUP dockerd",
                             required=network != "host"))
     checks.append(check_host_uds(registered))
-    experimental = bool(call(engine.call, lambda: engine.client.info()).get("ExperimentalBuild"))
+    experimental = call(engine.call, snapshots.experimental, engine)
     checks.append(Check("snapshots (engine experimental mode)", experimental,
                         "on: sandboxes can be snapshotted and forked" if experimental else
                         "off: `snapshot` and `create --snapshot` fail until it is on",

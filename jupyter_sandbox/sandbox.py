@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import time
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 
@@ -352,8 +353,6 @@ class AsyncSandbox(StartupMixin, LifecycleMixin):
             SnapshotExists: If the tag is taken (snapshots are never overwritten).
             SnapshotFailed: If snapshots are off on this host, or the engine failed.
         """
-        import os
-
         from .snapshots import take
 
         return await take(self, tag, owner=owner or self.owner, server=server or os.environ.get(L.SERVER_ENV, ""))

@@ -34,6 +34,8 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Iterator
 
+import anyio
+
 from .errors import SandboxError, SpecError
 from .threads import run_sync
 
@@ -307,8 +309,6 @@ async def take(sandbox: "AsyncSandbox", tag: Any, *, owner: str = "api", server:
     finally:
         if os.path.exists(partial):
             shutil.rmtree(partial, ignore_errors=True)
-        import anyio
-
         with anyio.CancelScope(shield=True):
             if sandbox.spec.docker:
                 await sandbox.run(["sh", "-c", REBIND_NETNS + "; exit 0"])
