@@ -20,12 +20,13 @@ PID 1, supervising dockerd: SIGUSR1 restarts it.
 When the host gave the sandbox a directory at :data:`API_DIR` (see
 :mod:`jupyter_sandbox.apisocket`), the inner daemon's API is also offered on
 the socket :data:`API_SOCKET` there, which the host can open.  dockerd itself
-listens only on ``/var/run/docker.sock``; a ``socat`` relay, supervised by
-this script (restarted if it dies), forwards the host socket to it, because
-gVisor cannot checkpoint a sandbox while a host socket is bound in it:
-:data:`CLOSE_SIGNAL` closes the relay (the host socket disappears) and
-:data:`OPEN_SIGNAL` opens it again.  An image without socat gets dockerd
-listening on the host socket directly (then it cannot be closed).
+listens only on ``/var/run/docker.sock``; a relay, supervised by this script
+(restarted if it dies), forwards the host socket to it, because gVisor cannot
+checkpoint a sandbox while a host socket is bound in it: :data:`CLOSE_SIGNAL`
+closes the relay (the host socket disappears) and :data:`OPEN_SIGNAL` opens it
+again.  The relay is one perl process for every connection (perl is in every
+Debian image), or ``socat`` in an image without perl; an image with neither gets
+dockerd listening on the host socket directly (then it cannot be closed).
 """
 
 from __future__ import annotations
@@ -182,19 +183,89 @@ DOCKERD_FLAGS="$DOCKERD_FLAGS --add-runtime=sandboxed-runc=$RUN/runc --default-r
 tail_log() {
   tail -n 30 "$LOG" 2>/dev/null | while IFS= read -r line; do printf '%s-log %s\n' "$M" "$line"; done
 }
-# The host socket: relayed by socat (closable for checkpoints), else dockerd listens on it itself.
+# The host socket: relayed (closable for checkpoints) by one perl process, else socat; with neither,
+# dockerd listens on it itself. Perl comes first: socat forks a process per connection, and a fork under
+# gVisor made every new connection's first answer 10-17 ms late (measured; 1-2 ms through perl).
 relay= want=open
 if grep -q " $API " /proc/self/mountinfo 2>/dev/null; then
-  if command -v socat >/dev/null 2>&1; then HOSTSOCK=relay; else HOSTSOCK=direct
+  if command -v perl >/dev/null 2>&1; then HOSTSOCK=relay RELAY=perl
+    cat > $RUN/relay.pl <<'RELAY'
+use strict; use warnings;
+use IO::Socket::UNIX; use IO::Select; use Socket qw(SOCK_STREAM); use Errno qw(EAGAIN EINTR);
+my ($path, $target) = @ARGV;
+$0 = 'sandbox-relay';    # its name in ps (pkill -x sandbox-relay)
+my $BUF = 1 << 20;
+$SIG{PIPE} = 'IGNORE';
+$SIG{TERM} = sub { unlink $path; exit 0 };
+unlink $path;
+umask 0177;
+my $server = IO::Socket::UNIX->new(Type => SOCK_STREAM, Local => $path, Listen => 128) or die "relay: listen on $path: $!\n";
+$server->blocking(0);
+my %ends;    # fileno => {fh, peer, out (bytes waiting to be written to fh), eof (fh said EOF), shut}
+sub drop {
+  my ($e) = @_;
+  for my $x ($e, $e->{peer}) { next unless $x->{fh}; delete $ends{fileno $x->{fh}}; close $x->{fh}; $x->{fh} = undef }
+}
+sub settle {
+  my ($e) = @_;
+  my $p = $e->{peer};
+  for ([$e, $p], [$p, $e]) {
+    my ($from, $to) = @$_;
+    if ($from->{eof} && !length $to->{out} && !$to->{shut}) { shutdown($to->{fh}, 1); $to->{shut} = 1 }
+  }
+  drop($e) if $e->{shut} && $p->{shut};
+}
+while (1) {
+  my $r = IO::Select->new($server);
+  my $w = IO::Select->new;
+  for my $e (values %ends) {
+    $r->add($e->{fh}) if !$e->{eof} && length $e->{peer}{out} < $BUF;
+    $w->add($e->{fh}) if length $e->{out};
+  }
+  my ($readable, $writable) = IO::Select->select($r, $w, undef);
+  for my $fh (@{$writable || []}) {
+    my $e = $ends{fileno $fh // -1} or next;
+    next unless $e->{fh} == $fh;
+    my $n = syswrite($fh, $e->{out});
+    if (defined $n) { substr($e->{out}, 0, $n, ''); settle($e) }
+    elsif ($! != EAGAIN && $! != EINTR) { drop($e) }
+  }
+  for my $fh (@{$readable || []}) {
+    if ($fh == $server) {
+      my $client = $server->accept or next;
+      my $daemon = IO::Socket::UNIX->new(Type => SOCK_STREAM, Peer => $target) or do { close $client; next };
+      $_->blocking(0) for $client, $daemon;
+      my $a = {fh => $client, out => '', eof => 0, shut => 0};
+      my $b = {fh => $daemon, out => '', eof => 0, shut => 0, peer => $a};
+      $a->{peer} = $b;
+      $ends{fileno $client} = $a;
+      $ends{fileno $daemon} = $b;
+      next;
+    }
+    my $e = $ends{fileno $fh // -1} or next;
+    next unless $e->{fh} == $fh;
+    my $n = sysread($fh, my $data, $BUF);
+    if (!defined $n) { drop($e) unless $! == EAGAIN || $! == EINTR; next }
+    if ($n == 0) { $e->{eof} = 1; settle($e); next }
+    $e->{peer}{out} .= $data;
+  }
+}
+RELAY
+  elif command -v socat >/dev/null 2>&1; then HOSTSOCK=relay RELAY=socat
+  else HOSTSOCK=direct
     DOCKERD_FLAGS="$DOCKERD_FLAGS -H unix:///var/run/docker.sock -H unix://$API/docker.sock"; fi
 else HOSTSOCK=none; fi
 open_relay() {
   [ "$HOSTSOCK" = relay ] && [ "$want" = open ] && [ -z "$relay" ] || return 0
   rm -f "$API/docker.sock"
-  # -t: after a client half-closes (docker run shuts its side once it has no stdin to send), keep
-  # relaying the daemon's answer until the daemon ends it (socat's default gives it 0.5 s, losing output).
-  # -b: 1 MiB transfers; socat's 8 KiB default caps a stream at ~50 MB/s under gVisor (measured).
-  socat -t 86400 -b 1048576 UNIX-LISTEN:"$API/docker.sock",fork,mode=600,backlog=128 UNIX-CONNECT:/var/run/docker.sock 2>>"$RUN/relay.log" &
+  if [ "$RELAY" = perl ]; then
+    perl $RUN/relay.pl "$API/docker.sock" /var/run/docker.sock 2>>"$RUN/relay.log" &
+  else
+    # -t: after a client half-closes (docker run shuts its side once it has no stdin to send), keep
+    # relaying the daemon's answer until the daemon ends it (socat's default gives it 0.5 s, losing output).
+    # -b: 1 MiB transfers; socat's 8 KiB default caps a stream at ~50 MB/s under gVisor (measured).
+    socat -t 86400 -b 1048576 UNIX-LISTEN:"$API/docker.sock",fork,mode=600,backlog=128 UNIX-CONNECT:/var/run/docker.sock 2>>"$RUN/relay.log" &
+  fi
   relay=$!
   while [ ! -S "$API/docker.sock" ]; do
     alive "$relay" || { wait "$relay"; relay=; return 1; }
@@ -238,7 +309,7 @@ await_ready() {
     if wait "$probe"; then
       read -r version < $RUN/answer
       if ! open_relay; then
-        ev answering failed "the host socket relay (socat) exited: $(tail -n 3 "$RUN/relay.log" | tr '\n' ' ')"
+        ev answering failed "the host socket relay ($RELAY) exited: $(tail -n 3 "$RUN/relay.log" | tr '\n' ' ')"
         return 1
       fi
       ev answering done "dockerd $version"

@@ -31,7 +31,7 @@ IMAGE_LABEL = "io.jupyter.sandbox.image"
 RECIPE_LABEL = IMAGE_LABEL + ".recipe"
 """The recipe an image was built from (:func:`recipe`); ``image build --if-missing`` rebuilds on a mismatch."""
 PACKAGES = {
-    # socat relays the inner daemon's API to the host socket (see bootstrap.py).
+    # perl (in every Debian image) relays the inner daemon's API to the host socket, socat where there is no perl (see bootstrap.py).
     "bookworm": ["docker.io", "ca-certificates", "iproute2", "procps", "util-linux", "socat"],
     "trixie": ["docker.io", "docker-cli", "docker-compose", "docker-buildx", "ca-certificates", "iproute2", "procps",
                "util-linux", "socat"],

@@ -364,13 +364,13 @@ class AsyncSandbox(StartupMixin, LifecycleMixin):
         fail until :meth:`open_api`.  Safe to call twice.
 
         Raises:
-            SandboxError: If the sandbox has no host socket, or it is not closable (an image without socat).
+            SandboxError: If the sandbox has no host socket, or it is not closable (an image without perl or socat).
         """
         path = self._api_socket_or_raise()
         await self._signal(CLOSE_SIGNAL)
         if not await self._until(lambda: not apisocket.is_socket(path), timeout):
             raise SandboxError(f"The host socket of sandbox {self.name!r} did not close.",
-                               fix="the image needs socat for a closable socket (the default image has it)")
+                               fix="the image needs perl or socat for a closable socket (the default image has both)")
 
     async def open_api(self, timeout: float = 10.0) -> None:
         """Open the host socket again (after :meth:`close_api`, a restore or a fork) and wait until it answers."""

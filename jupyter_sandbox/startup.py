@@ -441,7 +441,7 @@ class StartupMixin:
         if "relay" in report.message:
             return SandboxStartFailed(f"The inner Docker daemon of sandbox {self.name!r} answers, but its host socket "
                                       f"could not be opened: {report.message}",
-                                      fix="use an image with socat (the default image has it: "
+                                      fix="use an image with perl or socat (the default image has both: "
                                       "`jupyter sandbox image build --docker --offline`)")
         code = None
         words = report.message.split()
