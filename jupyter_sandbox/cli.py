@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from rich.console import Console
 from rich.markup import escape
@@ -13,6 +13,9 @@ from rich.markup import escape
 from .errors import SandboxError, SandboxExpired, SpecError
 from .options import add_limit_arguments, add_spec_arguments
 from .spec import DEFAULT_IMAGE
+
+if TYPE_CHECKING:
+    from .sync import Process
 
 TINY_IMAGE = "jupyter-sandbox/tiny:latest"
 
@@ -265,7 +268,7 @@ def cmd_snapshots(args: argparse.Namespace) -> int:
     return 0
 
 
-def stream_process(process: Any) -> int:
+def stream_process(process: Process) -> int:
     """Copy a running process's output to this terminal as it arrives; return its exit code."""
     for chunk in process.iter_chunks():
         target = sys.stdout if chunk.stream == "stdout" else sys.stderr
@@ -387,7 +390,7 @@ def cmd_rm(args: argparse.Namespace) -> int:
     if args.all or args.orphans:
         for container in call(Engine.default().containers):
             orphan = L.owner_alive(container.labels) is False and (
-                container.labels.get(L.OWNER) != "pool" or L.in_pool(container.name))
+                container.labels.get(L.OWNER) != "pool" or L.in_pool(container.name or ""))
             if args.all or orphan:
                 sandbox = AsyncSandbox.from_container(container)
                 targets[sandbox.name] = sandbox

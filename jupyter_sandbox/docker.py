@@ -503,7 +503,8 @@ async def load_image(sandbox: "AsyncSandbox", image: str, *, timeout: float | No
     await engine.image(image)
 
     def source() -> Iterable[bytes]:  # runs in the stdin thread, off the event loop
-        return engine.client.api.get_image(image, chunk_size=COPY_CHUNK)
+        stream: Iterable[bytes] = engine.client.api.get_image(image, chunk_size=COPY_CHUNK)
+        return stream
 
     if docker.direct(["load"]):
         return await docker._copy(source, docker.socket, f"{image} into sandbox {sandbox.name}", timeout,

@@ -7,6 +7,7 @@ import re
 import shutil
 import subprocess
 from dataclasses import dataclass
+from typing import Any
 
 from . import snapshots
 from .errors import SandboxError
@@ -124,9 +125,9 @@ def check_sandbox_network(image: str) -> Check:
         sandbox.terminate()
 
 
-def check_host_uds(registered: dict) -> Check:
+def check_host_uds(registered: dict[str, dict[str, Any]]) -> Check:
     """The runsc runtimes let a sandbox create (and only create) its daemon's socket on the host."""
-    chosen = {runtime_for(network, registered) for network in ("none", "host", "sandbox")} - {None}
+    chosen = {name for network in ("none", "host", "sandbox") if (name := runtime_for(network, registered)) is not None}
     runsc = {name: registered[name] for name in chosen}  # the runtimes sandboxes are created with
     wrong = sorted(name for name, runtime in runsc.items()
                    if "--host-uds=create" not in (runtime.get("runtimeArgs") or []))

@@ -7,7 +7,7 @@ import json
 import os
 import threading
 import time
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator, ParamSpec, TypeVar
 
 import anyio
 import docker
@@ -27,6 +27,9 @@ from .errors import (
 from .runtimes import WANTED_RUNTIMES, declared_network, is_gvisor, network_of, runtime_for, version_text
 from .spec import DEFAULT_IMAGE
 from .threads import run_sync
+
+T = TypeVar("T")
+P = ParamSpec("P")
 
 RUNTIME_ENV = "JUPYTER_SANDBOX_RUNTIME"
 """Names the registered runtime every create uses (it must still be gVisor, for the asked network mode)."""
@@ -100,10 +103,10 @@ class Engine:
                     self._client = docker.DockerClient.from_env(max_pool_size=64, timeout=120)
             return self._client
 
-    async def call(self, function: Any, *args: Any, **kwargs: Any) -> Any:
+    async def call(self, function: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         """Run a blocking docker-py call in a thread, translating its errors."""
 
-        def run() -> Any:
+        def run() -> T:
             with translated():
                 return function(*args, **kwargs)
 
@@ -220,7 +223,8 @@ class Engine:
                 raise
 
         with anyio.CancelScope(shield=True):
-            return await self.call(create)
+            container = await self.call(create)
+        return container
 
     async def rename(self, container_id: str, new_name: str) -> bool:
         """Rename a container; False if the name is taken or the container is gone (atomic in the engine)."""

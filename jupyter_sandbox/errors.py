@@ -273,7 +273,7 @@ def disk_full(sandbox: str, disk: int | None, memory: int | None = None, detail:
     from .spec import format_memory
 
     size = format_memory(disk) if disk else None
-    if size:
+    if size and disk:
         message = f"The sandbox's disk ({size}) is full: a write in sandbox {sandbox!r} failed with \"no space left on device\"."
         bigger = format_memory(-(-max(disk * 2, at_least) // 2**30) * 2**30 if at_least > disk * 2 else disk * 2)
         fix = (f"remove files or images inside (`docker image prune -a`, `docker system prune`), or create the sandbox "

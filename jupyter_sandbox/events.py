@@ -282,8 +282,8 @@ class PhaseTracker:
             row.status = "running"
         else:
             if row.started is None:
-                previous = [r for r in self.rows[:index] if r.duration is not None and r.started is not None]
-                row.started = (previous[-1].started + previous[-1].duration) if previous else 0.0
+                ends = [r.started + r.duration for r in self.rows[:index] if r.duration is not None and r.started is not None]
+                row.started = ends[-1] if ends else 0.0
             row.status = "done" if event.state == State.DONE else "failed"
             row.duration = max(0.0, event.elapsed - row.started)
             if index + 1 < len(self.rows) and row.status == "done" and self.rows[index + 1].status == "pending":

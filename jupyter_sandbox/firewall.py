@@ -240,7 +240,8 @@ def record_of(container_id: str) -> dict[str, Any] | None:
     """The installed rules' state of a sandbox, or None."""
     try:
         with open(record_path(container_id)) as f:
-            return json.load(f)
+            record: dict[str, Any] = json.load(f)
+            return record
     except (OSError, ValueError):
         return None
 

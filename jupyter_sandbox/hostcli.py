@@ -17,7 +17,7 @@ import signal
 import subprocess
 import threading
 import time
-from typing import Callable, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 from .engine import Engine
 from .errors import SandboxError
@@ -112,7 +112,7 @@ class HostProcess(AsyncProcess):
             os.close(self._notes_write)  # ends the notes stream
 
     def _frames(self) -> Iterator[Chunk]:
-        streams: dict = {self.popen.stdout: "stdout", self.popen.stderr: "stderr"}
+        streams: dict[Any, str] = {self.popen.stdout: "stdout", self.popen.stderr: "stderr"}
         if self.popen.stdin is not None:  # a feeder may add notes; without one, nobody writes them
             streams[self._notes_read] = "stderr"
         else:
@@ -125,7 +125,7 @@ class HostProcess(AsyncProcess):
             if self.popen.stdin is None:
                 os.close(self._notes_read)
 
-    def _read(self, streams: dict) -> Iterator[Chunk]:
+    def _read(self, streams: dict[Any, str]) -> Iterator[Chunk]:
         with selectors.DefaultSelector() as selector:
             for pipe in streams:
                 selector.register(pipe, selectors.EVENT_READ)
@@ -137,7 +137,7 @@ class HostProcess(AsyncProcess):
                     if not data:
                         selector.unregister(key.fileobj)
                         continue
-                    yield Chunk(streams[key.fileobj], data)  # type: ignore[index]
+                    yield Chunk(streams[key.fileobj], data)
 
     def _close_socket(self) -> None:
         self._pipes_closed.set()

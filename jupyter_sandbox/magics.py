@@ -15,6 +15,7 @@ import sys
 from typing import Any, Iterator
 
 from IPython.core.error import UsageError
+from IPython.core.interactiveshell import InteractiveShell
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import ArgDecorator, argument, argument_group, magic_arguments
 
@@ -77,7 +78,8 @@ def split_at_dashes(line: str) -> tuple[list[str], list[str]]:
 
 def usage(magic: Any) -> str:
     """The magic's usage line(s), generated from its arguments."""
-    return "usage: " + magic.parser.format_usage().strip().removeprefix("::").strip()
+    text: str = magic.parser.format_usage()
+    return "usage: " + text.strip().removeprefix("::").strip()
 
 
 def help_text(magic: Any) -> str:
@@ -115,8 +117,10 @@ class SandboxMagics(Magics):
         sandboxes: The kernel's sandboxes (created, attached, current).
     """
 
+    shell: InteractiveShell
+
     def __init__(self, shell: Any, sandboxes: KernelSandboxes):
-        super().__init__(shell)
+        super().__init__(shell)  # type: ignore[no-untyped-call]  # IPython's Magics.__init__ is unannotated
         self.sandboxes = sandboxes
 
     @magic_arguments()

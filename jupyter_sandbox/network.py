@@ -124,7 +124,8 @@ def ensure_network(client: Any) -> dict[str, Any]:
     from docker.types import IPAMConfig, IPAMPool
 
     try:
-        return client.api.inspect_network(NETWORK_NAME)
+        attrs: dict[str, Any] = client.api.inspect_network(NETWORK_NAME)
+        return attrs
     except docker.errors.NotFound:
         pass
     subnets = [c.get("Subnet", "") for n in client.api.networks() for c in ((n.get("IPAM") or {}).get("Config") or [])]
@@ -136,7 +137,8 @@ def ensure_network(client: Any) -> dict[str, Any]:
     except docker.errors.APIError as error:
         if error.status_code != 409 and "already exists" not in str(error):
             raise
-    return client.api.inspect_network(NETWORK_NAME)
+    attrs = client.api.inspect_network(NETWORK_NAME)
+    return attrs
 
 
 def ensure_network_cli() -> str:
@@ -162,7 +164,8 @@ def subnet_of(attrs: dict[str, Any]) -> str:
     """The IPv4 subnet of a network's attrs."""
     for config in (attrs.get("IPAM") or {}).get("Config") or []:
         if ":" not in config.get("Subnet", ":"):
-            return config["Subnet"]
+            subnet: str = config["Subnet"]
+            return subnet
     return ""
 
 

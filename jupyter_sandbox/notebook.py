@@ -91,8 +91,9 @@ class CreateJob:
         finally:
             unsubscribe()
         view.finish(self.failure())
-        if self.error is not None:
-            raise self.failure() from None
+        failure = self.failure()  # None exactly when self.error is
+        if failure is not None:
+            raise failure from None
 
     def failure(self) -> BaseException | None:
         """The error to show for a failed create (a cancellation elsewhere becomes a SandboxError)."""

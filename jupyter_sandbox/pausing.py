@@ -6,7 +6,7 @@ Where each thing is kept, and why, is in :mod:`jupyter_sandbox.lifecycle`.
 from __future__ import annotations
 
 import time
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 from .lifecycle import (
     EXPIRED,
@@ -23,6 +23,9 @@ from .lifecycle import (
     touch,
 )
 
+if TYPE_CHECKING:
+    from .engine import Engine
+
 
 class LifecycleMixin:
     """Pause, resume and the time limits: half of :class:`~jupyter_sandbox.sandbox.AsyncSandbox`.
@@ -32,9 +35,12 @@ class LifecycleMixin:
     the port proxy's target lookup await it before touching the sandbox.
     """
 
-    engine: Any
+    engine: "Engine"
     container_id: str
-    name: str
+
+    if TYPE_CHECKING:
+        @property
+        def name(self) -> str: ...  # StartupMixin's
 
     async def _inspect(self) -> dict[str, Any]:
         """The engine's inspect data; a vanished container is :class:`SandboxNotRunning`."""

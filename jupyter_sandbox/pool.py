@@ -34,6 +34,8 @@ from .status import READY, derive_state
 from .threads import iterate_in_thread
 
 if TYPE_CHECKING:
+    from docker.models.containers import Container
+
     from .sandbox import AsyncSandbox
 
 log = logging.getLogger(__name__)
@@ -57,7 +59,7 @@ def pool_key(spec: SandboxSpec) -> str:
 async def _members(engine: Engine, key: str | None = None) -> list[Any]:
     label = f"{L.POOL_KEY}={key}" if key else f"{L.POOL}=1"
     containers = await engine.call(lambda: engine.client.containers.list(filters={"label": label, "status": "running"}, ignore_removed=True))
-    waiting = [c for c in containers if L.in_pool(c.name)]
+    waiting = [c for c in containers if L.in_pool(c.name or "")]
     return sorted(waiting, key=lambda c: float(c.labels.get(L.CREATED, "0") or 0))
 
 
@@ -161,7 +163,7 @@ class WarmPool:
                     return
 
     @staticmethod
-    def _mine(container: Any) -> bool:
+    def _mine(container: Container) -> bool:
         return container.labels.get(L.OWNER_PID) == str(os.getpid())
 
     async def run(self, *, task_status: Any = anyio.TASK_STATUS_IGNORED) -> None:

@@ -15,7 +15,7 @@ import secrets
 import socket
 import threading
 import time
-from typing import Any, AsyncIterator, Callable, Iterable, Iterator, NamedTuple
+from typing import Any, AsyncGenerator, Callable, Iterable, Iterator, NamedTuple
 
 import anyio
 import docker.utils.socket as docker_socket
@@ -180,7 +180,7 @@ class AsyncProcess:
             return float("inf")
         return max(0.0, self.timeout - (time.monotonic() - self._started))
 
-    async def output(self) -> AsyncIterator[Chunk]:
+    async def output(self) -> AsyncGenerator[Chunk, None]:
         """Yield output chunks as the process produces them, until it ends.
 
         Raises:

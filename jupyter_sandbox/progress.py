@@ -30,7 +30,7 @@ ICONS = {"done": "✔", "failed": "✘"}
 def widgets_can_show() -> bool:
     """True inside a kernel (which has comms to a frontend) with ipywidgets installed."""
     try:
-        from IPython import get_ipython
+        from IPython.core.getipython import get_ipython
     except ImportError:
         return False
     if getattr(get_ipython(), "kernel", None) is None:

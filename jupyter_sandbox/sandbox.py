@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import builtins
 import dataclasses
 import logging
 import os
 import time
-from typing import TYPE_CHECKING, Any, Callable, Iterable
+from typing import TYPE_CHECKING, Any, Callable, Iterable, cast
 
 import anyio
 import docker.errors
@@ -137,6 +138,7 @@ class AsyncSandbox(StartupMixin, LifecycleMixin):
     @classmethod
     def from_container(cls, container: Container, *, engine: Engine | None = None) -> "AsyncSandbox":
         """Wrap a managed container (as found through its labels)."""
+        assert container.id is not None and container.name is not None  # the engine's containers have both
         environment = (container.attrs.get("Config") or {}).get("Env")
         spec = dataclasses.replace(L.spec_from_labels(container.labels, environment),
                                    name=L.name_of(container.name, container.labels))
@@ -165,7 +167,7 @@ class AsyncSandbox(StartupMixin, LifecycleMixin):
         await run_sync(prune, {c.id for c in containers})
         return sorted(infos, key=lambda i: (i.created or 0, i.name))
 
-    async def reports(self) -> list[InitReport]:
+    async def reports(self) -> builtins.list[InitReport]:
         """Everything the init program reported so far (read from the container log)."""
         try:
             raw = await self.engine.call(self.engine.client.api.logs, self.container_id, stdout=True, stderr=False)
@@ -423,8 +425,8 @@ class AsyncSandbox(StartupMixin, LifecycleMixin):
         if self.spec.network == "none":
             return sandbox_address("none", {}, self.name)
         if attrs is None:
-            try:
-                attrs = await self.engine.call(self.engine.client.api.inspect_container, self.container_id)
+            try:  # types-docker leaves inspect_container's result unannotated
+                attrs = cast("dict[str, Any]", await self.engine.call(self.engine.client.api.inspect_container, self.container_id))
             except SandboxError as error:
                 raise await self._explain_exec_failure(error) from None
         if not (attrs.get("State") or {}).get("Running"):
@@ -433,7 +435,7 @@ class AsyncSandbox(StartupMixin, LifecycleMixin):
                                     fix=f"create a new one (`jupyter sandbox rm {self.name}` clears the name)")
         return sandbox_address(self.spec.network, attrs, self.name)
 
-    async def listening_ports(self) -> list[ListeningPort]:
+    async def listening_ports(self) -> builtins.list[ListeningPort]:
         """The TCP ports something listens on inside (its own processes and inner ``--network=host`` containers)."""
         process = await self.run(["cat", *PROC_NET_FILES], timeout=30)
         return parse_listening([process.stdout_text])

@@ -228,11 +228,12 @@ def fork_spec(tag: Any, *, name: str | None, docker: Any, egress: Any, timeout: 
 
 
 def _checkpoint(engine: "Engine", container_id: str, folder: str) -> None:
+    api: Any = engine.client.api  # docker-py has no checkpoint call: its private helpers, not in types-docker
     with engine_errors():
-        response = engine.client.api._post_json(
-            engine.client.api._url("/containers/{0}/checkpoints", container_id),
+        response = api._post_json(
+            api._url("/containers/{0}/checkpoints", container_id),
             data={"CheckpointID": CHECKPOINT, "CheckpointDir": folder, "Exit": False})
-        engine.client.api._raise_for_status(response)
+        api._raise_for_status(response)
 
 
 @contextlib.contextmanager

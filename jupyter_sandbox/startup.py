@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import anyio
 from docker.models.containers import Container
@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from .engine import Engine
     from .events import EventBus
     from .process import AsyncProcess
+    from .sandbox import AsyncSandbox
     from .spec import SandboxSpec
 
 DOCKER_CAPABILITIES = ["ALL"]
@@ -165,7 +166,7 @@ class StartupMixin:
         if self.use_pool:
             from .pool import claim
 
-            if await claim(self):
+            if await claim(cast("AsyncSandbox", self)):  # a StartupMixin is always an AsyncSandbox
                 return
         self._publish(Phase.IMAGE_CHECK, State.STARTED, spec.image)
         plan = await egress.prepare(self.engine, spec) if spec.network == "sandbox" else None
@@ -186,6 +187,7 @@ class StartupMixin:
         if spec.docker and await run_sync(lambda: needs_shared_pid(release_of(runtime_path))):
             options["environment"] = {**options.get("environment", {}), SHARED_PID_ENV: "1"}
         container = await self.engine.create_container(spec.name, container_name=container_name, **options)
+        assert container.id is not None  # the engine gives every container an id
         self.container_id = container.id  # before any await: a pending cancel lands after this, at the next one
         actual = container.attrs.get("HostConfig", {}).get("Runtime", "")
         if not self.engine.is_runsc(actual, registered):
@@ -212,6 +214,7 @@ class StartupMixin:
         """Install a started sandbox's firewall rules (network ``sandbox``); the text saying where it is."""
         if plan is None:
             return ""
+        assert container.id is not None
         record = await egress.attach(self.engine, container.id, self.name, plan)
         if record is None:
             return ""
@@ -223,13 +226,13 @@ class StartupMixin:
         from . import snapshots
 
         tag = self.spec.snapshot
-        assert tag is not None
+        assert tag is not None and container.id is not None
         root = (await self.engine.call(self.engine.client.info)).get("DockerRootDir", "/var/lib/docker")
         await run_sync(snapshots.place, tag, os.path.join(root, "containers", container.id))
         self._publish(Phase.SANDBOX_START, State.DONE, f"container {container.short_id} under {runtime}")
         self._publish(Phase.RESTORED, State.STARTED, f"snapshot {tag}")
         started = time.monotonic()
-        api = self.engine.client.api
+        api: Any = self.engine.client.api  # the restore below needs docker-py's private helpers, not in types-docker
 
         def restore() -> None:
             # One restore of a snapshot at a time: the engine imports the checkpoint into containerd's
@@ -306,6 +309,7 @@ class StartupMixin:
         container still runs is simply reopened, skipping reports already seen.
         """
         seen = 0
+        assert container.id is not None
         while True:
             holder: dict[str, Any] = {}
 
@@ -379,7 +383,7 @@ class StartupMixin:
             def on_progress(sent: int, seconds: float) -> None:  # in the feeding thread: just record
                 progress["bytes"], progress["seconds"] = sent, seconds
 
-            process = await load_image(self, image, on_progress=on_progress)
+            process = await load_image(cast("AsyncSandbox", self), image, on_progress=on_progress)
             async with anyio.create_task_group() as group:
                 async def report() -> None:
                     while True:
@@ -470,7 +474,7 @@ class StartupMixin:
     # -- finding ------------------------------------------------------------
 
 
-def _rate(image: str, sent: int, seconds: float, total: int, done: bool = False) -> str:
+def _rate(image: str, sent: float, seconds: float, total: int, done: bool = False) -> str:
     """A load's progress line: bytes so far (of the image's size) and MB/s."""
     speed = sent / 1e6 / seconds if seconds > 0 else 0.0
     if done:

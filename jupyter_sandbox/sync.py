@@ -28,6 +28,7 @@ from .spec import SandboxSpec
 from .status import SandboxInfo
 
 if TYPE_CHECKING:
+    from .docker import AsyncDocker
     from .snapshots import Snapshot
 
 T = TypeVar("T")
@@ -241,12 +242,13 @@ class DockerCommands:
     ``sb.docker("info")`` runs any docker command.
     """
 
-    def __init__(self, core: Any):
+    def __init__(self, core: AsyncDocker):
         self._core = core
 
     def __call__(self, *args: str, **kwargs: Any) -> Process:
         """Run ``docker ARGS...`` in the sandbox."""
-        return _wrap_result(call(self._core.__call__, *args, **kwargs))
+        process: Process = _wrap_result(call(self._core.__call__, *args, **kwargs))
+        return process
 
     from .docker import AsyncDocker as _A
 
@@ -481,7 +483,7 @@ class Sandbox:
         """The address the host reaches its ports at (needs network ``sandbox`` or ``host``)."""
         return call(self._core.address)
 
-    def listening_ports(self) -> list[ListeningPort]:
+    def listening_ports(self) -> builtins.list[ListeningPort]:
         """The TCP ports something listens on inside it."""
         return call(self._core.listening_ports)
 

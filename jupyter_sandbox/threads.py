@@ -5,7 +5,7 @@ from __future__ import annotations
 import concurrent.futures
 import functools
 import threading
-from typing import Any, AsyncIterator, Callable, Iterator, TypeVar
+from typing import Any, AsyncGenerator, Callable, Iterator, TypeVar
 
 import anyio
 import anyio.lowlevel
@@ -34,7 +34,7 @@ async def iterate_in_thread(
     *,
     close: Callable[[], None] | None = None,
     buffer: int = 16,
-) -> AsyncIterator[T]:
+) -> AsyncGenerator[T, None]:
     """Iterate a blocking iterator in a daemon thread, with back-pressure.
 
     The thread is a plain daemon thread, not one of anyio's workers, so any

@@ -205,6 +205,6 @@ class StartupWidget:
         return "".join(parts)
 
     def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any]:
-        bundle = self.box._repr_mimebundle_(**kwargs)
+        bundle: dict[str, Any] = self.box._repr_mimebundle_(**kwargs)
         bundle["text/plain"] = f"Sandbox {self.name}: startup progress (live widget)"
         return bundle
