@@ -101,12 +101,7 @@ export class CreateSandboxForm extends Widget {
     return body;
   }
 
-  private _field(
-    title: string,
-    tag: 'input' | 'select',
-    name: string,
-    placeholder: string
-  ): HTMLInputElement {
+  private _field(title: string, tag: 'input' | 'select', name: string, placeholder: string): HTMLInputElement {
     const label = document.createElement('label');
     label.className = 'jp-SandboxCreateForm-field';
     const span = document.createElement('span');

@@ -2,11 +2,7 @@
  * jupyter-sandbox's JupyterLab extension: the "Sandboxes" side panel and its
  * commands, fed by the server extension's REST API and events websocket.
  */
-import {
-  ILayoutRestorer,
-  JupyterFrontEnd,
-  JupyterFrontEndPlugin
-} from '@jupyterlab/application';
+import { ILayoutRestorer, JupyterFrontEnd, JupyterFrontEndPlugin } from '@jupyterlab/application';
 import { ICommandPalette } from '@jupyterlab/apputils';
 import { LabIcon } from '@jupyterlab/ui-components';
 
@@ -32,11 +28,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
   description: 'A side panel listing gVisor sandboxes with their live startup phases.',
   autoStart: true,
   optional: [ILayoutRestorer, ICommandPalette],
-  activate: (
-    app: JupyterFrontEnd,
-    restorer: ILayoutRestorer | null,
-    palette: ICommandPalette | null
-  ) => {
+  activate: (app: JupyterFrontEnd, restorer: ILayoutRestorer | null, palette: ICommandPalette | null) => {
     const model = new SandboxModel();
     const panel = new SandboxPanel(model, app.commands);
     panel.id = 'jupyter-sandbox-panel';
