@@ -34,7 +34,7 @@ export class SandboxPanel extends ReactWidget {
 
 /** A clock that ticks every second while something on screen counts time. */
 function useNow(active: boolean): number {
-  const [now, setNow] = useState(Date.now() / 1000);
+  const [now, setNow] = useState(() => Date.now() / 1000);
   useEffect(() => {
     if (!active) {
       return;
@@ -42,6 +42,7 @@ function useNow(active: boolean): number {
     const timer = setInterval(() => setNow(Date.now() / 1000), 1000);
     return () => clearInterval(timer);
   }, [active]);
+  // eslint-disable-next-line react-hooks/purity -- on purpose: a render the model causes shows the time now, ticking or not
   return Math.max(now, Date.now() / 1000);
 }
 
