@@ -11,6 +11,8 @@ jupyter-sandbox rm --orphans >/dev/null 2>&1 || true
 # Lint first (pyproject.toml's [tool.ruff]: pycodestyle, pyflakes, import order): seconds, and a
 # failure names the file and line.
 python3 -m ruff check .
+# The Lab extension's TypeScript: prettier --check and eslint (node_modules from install.sh).
+(cd labextension && npm run --silent lint:check)
 
 status=0
 python3 -m pytest -p no:cacheprovider -ra "$@" || status=$?
