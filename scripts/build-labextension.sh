@@ -31,7 +31,7 @@ needs_build() {
   [ "${FORCE:-0}" = 1 ] && return 0
   [ -f "$STAMP" ] && [ -f "$OUT/package.json" ] || return 0
   # Any source newer than the built output means a rebuild.
-  [ -n "$(find "$SRC/src" "$SRC/style" "$SRC/package.json" "$SRC/package-lock.json" "$SRC/tsconfig.json" \
+  [ -n "$(find "$SRC/src" "$SRC/style" "$SRC/schema" "$SRC/package.json" "$SRC/package-lock.json" "$SRC/tsconfig.json" \
           -newer "$STAMP" -print -quit 2>/dev/null)" ]
 }
 

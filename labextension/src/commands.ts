@@ -9,7 +9,7 @@ import { IFrame } from '@jupyterlab/ui-components';
 import { Widget } from '@lumino/widgets';
 
 import { ICreateRequest, IInnerContainer, IListeningPort, SandboxAPIError, proxyUrl, requestAPI } from './api';
-import { ContainersView, CreateSandboxForm, PortsView, TextView } from './dialogs';
+import { ContainersView, CREATE_DEFAULTS, CreateSandboxForm, ICreateDefaults, PortsView, TextView } from './dialogs';
 import { SandboxModel } from './model';
 
 /** Command ids (all under the extension's npm name). */
@@ -78,8 +78,14 @@ function describe(error: unknown): string {
  * @param app - the application
  * @param model - the sandboxes model the panel shows
  * @param openPanel - reveals the side panel
+ * @param createDefaults - what the create dialog starts with (read at each opening, so settings apply at once)
  */
-export function addCommands(app: JupyterFrontEnd, model: SandboxModel, openPanel: () => void): void {
+export function addCommands(
+  app: JupyterFrontEnd,
+  model: SandboxModel,
+  openPanel: () => void,
+  createDefaults: () => ICreateDefaults = () => CREATE_DEFAULTS
+): void {
   const { commands, shell } = app;
 
   /** Show a view in a closable main-area tab. */
@@ -146,7 +152,7 @@ export function addCommands(app: JupyterFrontEnd, model: SandboxModel, openPanel
       openPanel();
       const result = await showDialog<ICreateRequest>({
         title: 'Create a sandbox',
-        body: new CreateSandboxForm(),
+        body: new CreateSandboxForm(createDefaults()),
         buttons: [Dialog.cancelButton(), Dialog.okButton({ label: 'Create' })]
       });
       if (!result.button.accept || !result.value) {
