@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Build the JupyterLab extension (labextension/ -> jupyter_sandbox/labextension/),
-# idempotently: skipped when the built output is newer than every source file,
+# Install the JupyterLab extension's node_modules (npm ci, only when package-lock.json
+# is newer than them) and build it (labextension/ -> jupyter_sandbox/labextension/),
+# idempotently: the build is skipped when its output is newer than every source file,
 # package.json and package-lock.json.  Then make sure Lab finds it for an
 # editable install (a symlink in the environment's share/jupyter/labextensions).
 #
@@ -30,16 +31,20 @@ needs_build() {
   [ "${FORCE:-0}" = 1 ] && return 0
   [ -f "$STAMP" ] && [ -f "$OUT/package.json" ] || return 0
   # Any source newer than the built output means a rebuild.
-  [ -n "$(find "$SRC/src" "$SRC/style" "$SRC/package.json" "$SRC/package-lock.json" "$SRC/tsconfig.json" \
+  [ -n "$(find "$SRC/src" "$SRC/style" "$SRC/schema" "$SRC/package.json" "$SRC/package-lock.json" "$SRC/tsconfig.json" \
           -newer "$STAMP" -print -quit 2>/dev/null)" ]
 }
+
+# node_modules exactly as package-lock.json pins it, whether or not the build is current:
+# scripts/test.sh lints with its eslint and prettier.  Skipped when already installed.
+if [ ! -d "$SRC/node_modules" ] || [ "$SRC/package-lock.json" -nt "$SRC/node_modules/.package-lock.json" ]; then
+  log "npm ci"
+  (cd "$SRC" && npm ci --no-fund --no-audit --loglevel=error)
+fi
 
 if needs_build; then
   log "building the Lab extension"
   cd "$SRC"
-  if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
-    npm ci --no-fund --no-audit --loglevel=error
-  fi
   npm run --silent build:prod
   cd ..
   touch "$STAMP"

@@ -13,6 +13,8 @@ jupyter-sandbox rm --orphans >/dev/null 2>&1 || true
 python3 -m ruff check .
 # Types (pyproject.toml's [tool.mypy]: strict, on jupyter_sandbox/): seconds once cached.
 python3 -m mypy
+# The Lab extension's TypeScript: prettier --check and eslint (node_modules from install.sh).
+(cd labextension && npm run --silent lint:check)
 
 status=0
 python3 -m pytest -p no:cacheprovider -ra "$@" || status=$?

@@ -141,10 +141,7 @@ export class SandboxAPIError extends Error {
  * @returns the decoded JSON body (undefined for an empty one)
  * @throws SandboxAPIError with the server's message, or a network error
  */
-export async function requestAPI<T>(
-  endPoint = '',
-  init: RequestInit = {}
-): Promise<T> {
+export async function requestAPI<T>(endPoint = '', init: RequestInit = {}): Promise<T> {
   const settings = ServerConnection.makeSettings();
   const url = URLExt.join(settings.baseUrl, NAMESPACE, endPoint);
   let response: Response;
@@ -163,8 +160,7 @@ export async function requestAPI<T>(
     }
   }
   if (!response.ok) {
-    const message =
-      (data && data.message) || `${response.status} ${response.statusText}`;
+    const message = (data && data.message) || `${response.status} ${response.statusText}`;
     throw new SandboxAPIError(message, response.status, data?.fix, data?.field);
   }
   return data as T;

@@ -4,26 +4,12 @@
  * listening ports and opening one in a Lab tab, pause and resume, snapshots and forks.
  */
 import { JupyterFrontEnd } from '@jupyterlab/application';
-import {
-  Dialog,
-  InputDialog,
-  MainAreaWidget,
-  Notification,
-  showDialog,
-  showErrorMessage
-} from '@jupyterlab/apputils';
+import { Dialog, InputDialog, MainAreaWidget, Notification, showDialog, showErrorMessage } from '@jupyterlab/apputils';
 import { IFrame } from '@jupyterlab/ui-components';
 import { Widget } from '@lumino/widgets';
 
-import {
-  ICreateRequest,
-  IInnerContainer,
-  IListeningPort,
-  SandboxAPIError,
-  proxyUrl,
-  requestAPI
-} from './api';
-import { ContainersView, CreateSandboxForm, PortsView, TextView } from './dialogs';
+import { ICreateRequest, IInnerContainer, IListeningPort, SandboxAPIError, proxyUrl, requestAPI } from './api';
+import { ContainersView, CREATE_DEFAULTS, CreateSandboxForm, ICreateDefaults, PortsView, TextView } from './dialogs';
 import { SandboxModel } from './model';
 
 /** Command ids (all under the extension's npm name). */
@@ -92,11 +78,13 @@ function describe(error: unknown): string {
  * @param app - the application
  * @param model - the sandboxes model the panel shows
  * @param openPanel - reveals the side panel
+ * @param createDefaults - what the create dialog starts with (read at each opening, so settings apply at once)
  */
 export function addCommands(
   app: JupyterFrontEnd,
   model: SandboxModel,
-  openPanel: () => void
+  openPanel: () => void,
+  createDefaults: () => ICreateDefaults = () => CREATE_DEFAULTS
 ): void {
   const { commands, shell } = app;
 
@@ -114,9 +102,7 @@ export function addCommands(
     if (typeof args.name === 'string' && args.name) {
       return args.name;
     }
-    const names = model.sandboxes
-      .filter(s => s.state !== 'gone' && (!dockerOnly || s.docker))
-      .map(s => s.name);
+    const names = model.sandboxes.filter(s => s.state !== 'gone' && (!dockerOnly || s.docker)).map(s => s.name);
     if (names.length === 0) {
       await showErrorMessage(title, 'There is no sandbox to choose.');
       return null;
@@ -166,7 +152,7 @@ export function addCommands(
       openPanel();
       const result = await showDialog<ICreateRequest>({
         title: 'Create a sandbox',
-        body: new CreateSandboxForm(),
+        body: new CreateSandboxForm(createDefaults()),
         buttons: [Dialog.cancelButton(), Dialog.okButton({ label: 'Create' })]
       });
       if (!result.button.accept || !result.value) {
@@ -206,9 +192,10 @@ export function addCommands(
   ]) {
     commands.addCommand(id, {
       label,
-      caption: action === 'pause'
-        ? 'Freeze a sandbox: no CPU, memory and inner containers kept; any use resumes it'
-        : 'Unfreeze a paused sandbox',
+      caption:
+        action === 'pause'
+          ? 'Freeze a sandbox: no CPU, memory and inner containers kept; any use resumes it'
+          : 'Unfreeze a paused sandbox',
       execute: async args => {
         const name = await pickName(args, `${action === 'pause' ? 'Pause' : 'Resume'} which sandbox?`);
         if (!name) {
@@ -272,7 +259,10 @@ export function addCommands(
         return;
       }
       if (found.length === 0) {
-        await showErrorMessage('New sandbox from snapshot', 'There are no snapshots yet: snapshot a running sandbox first.');
+        await showErrorMessage(
+          'New sandbox from snapshot',
+          'There are no snapshots yet: snapshot a running sandbox first.'
+        );
         return;
       }
       const labels = found.map(s => `${s.tag} (of ${s.source}, ${(s.size / 1e6).toFixed(0)} MB)`);

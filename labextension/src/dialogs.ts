@@ -13,16 +13,25 @@ const NETWORK_MODES = [
   ['host', 'host (NOT isolated: reaches the host and LAN)']
 ];
 
+/** What the create form starts with (the "Sandboxes" settings; these defaults without them). */
+export interface ICreateDefaults {
+  docker: boolean;
+  network: string;
+}
+
+/** The defaults of schema/plugin.json, for a Lab without the settings registry. */
+export const CREATE_DEFAULTS: ICreateDefaults = { docker: true, network: 'sandbox' };
+
 /** The create form: name, image, Docker on/off, cpu, memory, pids, disk, network, egress. */
 export class CreateSandboxForm extends Widget {
-  constructor() {
+  constructor(defaults: ICreateDefaults = CREATE_DEFAULTS) {
     super();
     this.addClass('jp-SandboxCreateForm');
     this._name = this._field('Name', 'input', 'name', 'random sb-xxxxxx if empty');
     this._image = this._field('Image', 'input', 'image', 'server default image');
     this._docker = document.createElement('input');
     this._docker.type = 'checkbox';
-    this._docker.checked = true;
+    this._docker.checked = defaults.docker;
     this._docker.name = 'docker';
     const dockerLabel = document.createElement('label');
     dockerLabel.className = 'jp-SandboxCreateForm-check';
@@ -43,6 +52,9 @@ export class CreateSandboxForm extends Widget {
       option.value = value;
       option.textContent = text;
       network.appendChild(option);
+    }
+    if (NETWORK_MODES.some(([value]) => value === defaults.network)) {
+      network.value = defaults.network;
     }
     this._network = network;
     this._egress = this._field(
@@ -101,12 +113,7 @@ export class CreateSandboxForm extends Widget {
     return body;
   }
 
-  private _field(
-    title: string,
-    tag: 'input' | 'select',
-    name: string,
-    placeholder: string
-  ): HTMLInputElement {
+  private _field(title: string, tag: 'input' | 'select', name: string, placeholder: string): HTMLInputElement {
     const label = document.createElement('label');
     label.className = 'jp-SandboxCreateForm-field';
     const span = document.createElement('span');

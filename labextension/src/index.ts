@@ -2,15 +2,13 @@
  * jupyter-sandbox's JupyterLab extension: the "Sandboxes" side panel and its
  * commands, fed by the server extension's REST API and events websocket.
  */
-import {
-  ILayoutRestorer,
-  JupyterFrontEnd,
-  JupyterFrontEndPlugin
-} from '@jupyterlab/application';
+import { ILayoutRestorer, JupyterFrontEnd, JupyterFrontEndPlugin } from '@jupyterlab/application';
 import { ICommandPalette } from '@jupyterlab/apputils';
+import { ISettingRegistry } from '@jupyterlab/settingregistry';
 import { LabIcon } from '@jupyterlab/ui-components';
 
 import { PALETTE_COMMANDS, addCommands } from './commands';
+import { CREATE_DEFAULTS, ICreateDefaults } from './dialogs';
 import { SandboxModel } from './model';
 import { SandboxPanel } from './panel';
 
@@ -31,11 +29,12 @@ const plugin: JupyterFrontEndPlugin<void> = {
   id: 'jupyter-sandbox:plugin',
   description: 'A side panel listing gVisor sandboxes with their live startup phases.',
   autoStart: true,
-  optional: [ILayoutRestorer, ICommandPalette],
+  optional: [ILayoutRestorer, ICommandPalette, ISettingRegistry],
   activate: (
     app: JupyterFrontEnd,
     restorer: ILayoutRestorer | null,
-    palette: ICommandPalette | null
+    palette: ICommandPalette | null,
+    settingRegistry: ISettingRegistry | null
   ) => {
     const model = new SandboxModel();
     const panel = new SandboxPanel(model, app.commands);
@@ -46,7 +45,30 @@ const plugin: JupyterFrontEndPlugin<void> = {
     if (restorer) {
       restorer.add(panel, 'jupyter-sandbox-panel');
     }
-    addCommands(app, model, () => app.shell.activateById(panel.id));
+    // The create dialog's defaults: schema/plugin.json's settings, kept current; the built-in
+    // ones without a settings registry or when the settings cannot be loaded.
+    let createDefaults: ICreateDefaults = CREATE_DEFAULTS;
+    if (settingRegistry) {
+      settingRegistry
+        .load(plugin.id)
+        .then(settings => {
+          const read = () => {
+            createDefaults = {
+              docker: settings.get('docker').composite as boolean,
+              network: settings.get('network').composite as string
+            };
+          };
+          read();
+          settings.changed.connect(read);
+        })
+        .catch(reason => console.warn('jupyter-sandbox: settings not loaded, using the defaults', reason));
+    }
+    addCommands(
+      app,
+      model,
+      () => app.shell.activateById(panel.id),
+      () => createDefaults
+    );
     if (palette) {
       for (const command of PALETTE_COMMANDS) {
         palette.addItem({ command, category: 'Sandboxes' });

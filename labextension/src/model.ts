@@ -5,14 +5,7 @@
 import { Poll } from '@lumino/polling';
 import { ISignal, Signal } from '@lumino/signaling';
 
-import {
-  EventsMessage,
-  IEngineState,
-  IProgressEvent,
-  ISandboxInfo,
-  eventsSocketUrl,
-  requestAPI
-} from './api';
+import { EventsMessage, IEngineState, IProgressEvent, ISandboxInfo, eventsSocketUrl, requestAPI } from './api';
 
 /** Seconds between list requests while the websocket is down. */
 const FALLBACK_POLL_SECONDS = 5;
@@ -50,9 +43,7 @@ export class SandboxModel {
 
   /** Every sandbox, oldest first (warm-pool members left out). */
   get sandboxes(): ISandboxInfo[] {
-    return [...this._sandboxes.values()]
-      .filter(s => !s.pool)
-      .sort((a, b) => (a.created ?? 0) - (b.created ?? 0));
+    return [...this._sandboxes.values()].filter(s => !s.pool).sort((a, b) => (a.created ?? 0) - (b.created ?? 0));
   }
 
   /** A sandbox by name. */

@@ -13,7 +13,10 @@ import { CommandIDs } from './commands';
 
 /** The side panel widget. */
 export class SandboxPanel extends ReactWidget {
-  constructor(readonly model: SandboxModel, readonly commands: CommandRegistry) {
+  constructor(
+    readonly model: SandboxModel,
+    readonly commands: CommandRegistry
+  ) {
     super();
     this.addClass('jp-SandboxPanel');
     model.changed.connect(this.update, this);
@@ -31,7 +34,7 @@ export class SandboxPanel extends ReactWidget {
 
 /** A clock that ticks every second while something on screen counts time. */
 function useNow(active: boolean): number {
-  const [now, setNow] = useState(Date.now() / 1000);
+  const [now, setNow] = useState(() => Date.now() / 1000);
   useEffect(() => {
     if (!active) {
       return;
@@ -39,6 +42,7 @@ function useNow(active: boolean): number {
     const timer = setInterval(() => setNow(Date.now() / 1000), 1000);
     return () => clearInterval(timer);
   }, [active]);
+  // eslint-disable-next-line react-hooks/purity -- on purpose: a render the model causes shows the time now, ticking or not
   return Math.max(now, Date.now() / 1000);
 }
 
@@ -74,14 +78,11 @@ function PanelView(props: { model: SandboxModel; commands: CommandRegistry }): J
       </header>
       {model.problem && <div className="jp-SandboxPanel-problem">{model.problem}</div>}
       {!model.engine.connected && (
-        <div className="jp-SandboxPanel-problem">
-          The server cannot reach the Docker engine: {model.engine.message}
-        </div>
+        <div className="jp-SandboxPanel-problem">The server cannot reach the Docker engine: {model.engine.message}</div>
       )}
       {sandboxes.length === 0 ? (
         <p className="jp-SandboxPanel-empty">
-          No sandboxes. Create one with “+ New”, the <code>%sandbox</code> magic or{' '}
-          <code>jupyter sandbox create</code>.
+          No sandboxes. Create one with “+ New”, the <code>%sandbox</code> magic or <code>jupyter sandbox create</code>.
         </p>
       ) : (
         <ul className="jp-SandboxPanel-list">
@@ -106,9 +107,8 @@ function SandboxCard(props: {
   const startupSeconds = ready
     ? Math.max(0, ...info.phases.filter(p => p.phase === 'ready').map(p => p.elapsed))
     : null;
-  const uptime = info.started_at && (info.state === 'ready' || info.state === 'starting')
-    ? now - info.started_at
-    : null;
+  const uptime =
+    info.started_at && (info.state === 'ready' || info.state === 'starting') ? now - info.started_at : null;
   const limits = [
     info.cpu !== null ? `${info.cpu} CPU` : 'no CPU limit',
     info.memory ? `${info.memory} memory` : 'no memory limit',
@@ -128,7 +128,10 @@ function SandboxCard(props: {
         </span>
       </div>
       <div className="jp-SandboxCard-meta">
-        <div title="image">{info.image || '…'}{info.docker ? ' · Docker inside' : ''}</div>
+        <div title="image">
+          {info.image || '…'}
+          {info.docker ? ' · Docker inside' : ''}
+        </div>
         <div>{limits}</div>
         <div className="jp-SandboxCard-times">
           {[
@@ -183,14 +186,20 @@ function SandboxCard(props: {
           </button>
         )}
         {info.state === 'ready' && (
-          <button className="jp-mod-styled jp-SandboxAction-pause" onClick={run(CommandIDs.pause)}
-            title="Freeze it: no CPU; any use resumes it">
+          <button
+            className="jp-mod-styled jp-SandboxAction-pause"
+            onClick={run(CommandIDs.pause)}
+            title="Freeze it: no CPU; any use resumes it"
+          >
             pause
           </button>
         )}
         {info.state === 'ready' && info.network !== 'host' && (
-          <button className="jp-mod-styled jp-SandboxAction-snapshot" onClick={run(CommandIDs.snapshot)}
-            title="Checkpoint it whole; it keeps running. Fork it with “From snapshot”">
+          <button
+            className="jp-mod-styled jp-SandboxAction-snapshot"
+            onClick={run(CommandIDs.snapshot)}
+            title="Checkpoint it whole; it keeps running. Fork it with “From snapshot”"
+          >
             snapshot
           </button>
         )}

@@ -57,11 +57,7 @@ export interface IPhaseRow {
  * @param events - its progress events, in arrival order
  * @param nowSeconds - the current Unix time, for the running phase's clock
  */
-export function phaseRows(
-  docker: boolean,
-  events: IProgressEvent[],
-  nowSeconds: number
-): IPhaseRow[] {
+export function phaseRows(docker: boolean, events: IProgressEvent[], nowSeconds: number): IPhaseRow[] {
   // One `load:IMAGE` phase per preloaded image, between answering and ready.
   const loads = [...new Set(events.map(e => e.phase).filter(p => p.startsWith('load:')))];
   const restored = events.some(e => e.phase === 'restored');
