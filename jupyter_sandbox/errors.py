@@ -199,6 +199,13 @@ class SandboxDied(SandboxNotRunning):
     code = "sandbox_died"
 
 
+class TerminalsDisabled(SandboxError):
+    """The Jupyter server runs without terminals, so it cannot open a shell in a sandbox."""
+
+    code = "terminals_disabled"
+    http_status = 403
+
+
 class DockerNotEnabled(SandboxError):
     """A Docker command was asked of a sandbox created without ``docker=True``."""
 

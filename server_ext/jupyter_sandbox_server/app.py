@@ -26,6 +26,8 @@ from .handlers import (
     SandboxHandler,
     SandboxSnapshotsHandler,
     SnapshotsHandler,
+    TerminalHandler,
+    UsageHandler,
 )
 from .manager import SandboxManager
 from .proxy import SandboxProxyHandler
@@ -50,6 +52,8 @@ def routes() -> list[tuple[str, Any]]:
         (url_path_join(one, "ports"), PortsHandler),
         (url_path_join(one, r"(?P<action>pause|resume)"), PauseHandler),
         (url_path_join(one, "snapshots"), SandboxSnapshotsHandler),
+        (url_path_join(one, "terminal"), TerminalHandler),
+        (url_path_join(NAMESPACE, "stats"), UsageHandler),
         (url_path_join(NAMESPACE, "snapshots"), SnapshotsHandler),
         (url_path_join(NAMESPACE, "snapshots", r"(?P<tag>[^/]+)"), SnapshotsHandler),
         (proxy_route(), SandboxProxyHandler),

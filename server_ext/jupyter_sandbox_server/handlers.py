@@ -310,3 +310,30 @@ class PortsHandler(SandboxAPIHandler):
     async def get(self, name: str) -> None:
         """``[{"port", "addresses", "reachable", "url"}]``; 409 for a sandbox with network ``none``."""
         self.write_json(await self.manager.ports(name))
+
+
+class TerminalHandler(SandboxAPIHandler):
+    """``/sandbox/api/sandboxes/<name>/terminal``: a Jupyter terminal with a login shell inside the sandbox."""
+
+    @tornado.web.authenticated
+    @authorized
+    async def post(self, name: str) -> None:
+        """Answers 201 ``{"sandbox", "terminal"}``; open it with Lab's ``terminal:open`` and ``{"name": terminal}``.
+
+        Needs the ``terminals`` permission too: the terminal is one of the server's.
+        """
+        if not self.authorizer.is_authorized(self, self.current_user, "write", "terminals"):
+            raise tornado.web.HTTPError(403, "not allowed to open terminals on this server")
+        available = self.settings.get("terminals_available", False)
+        terminals = self.settings.get("terminal_manager") if available else None
+        self.write_json(await self.manager.open_terminal(name, terminals), status=201)
+
+
+class UsageHandler(SandboxAPIHandler):
+    """``/sandbox/api/stats``: live CPU and memory of every running sandbox this server may see."""
+
+    @tornado.web.authenticated
+    @authorized
+    async def get(self) -> None:
+        """``[{"name", "cpu_percent", "cpu_limit", "memory", "memory_limit", "memory_percent", "pids"}]`` (takes about a second)."""
+        self.write_json(await self.manager.usage())

@@ -30,12 +30,15 @@ from jupyter_sandbox.errors import (
     SandboxExpired,
     SandboxNotFound,
     SpecError,
+    TerminalsDisabled,
 )
 from jupyter_sandbox.pool import WarmPool
 from jupyter_sandbox.ports import check_port
 from jupyter_sandbox.process import AsyncProcess
 from jupyter_sandbox.sandbox import AsyncSandbox
+from jupyter_sandbox.shell import shell_command
 from jupyter_sandbox.spec import DEFAULT_DAEMON_TIMEOUT, DEFAULT_IMAGE, SandboxSpec, format_duration, parse_duration
+from jupyter_sandbox.usage import usage_of
 from jupyter_sandbox.watch import SandboxWatcher
 
 OWNER = "server"
@@ -374,6 +377,30 @@ class SandboxManager(LoggingConfigurable):
         else:
             message = f"Port {port} in sandbox {name!r} did not answer."
         return PortUnreachable(message, fix=fix, detail=detail)
+
+    async def open_terminal(self, name: str, terminals: Any) -> dict[str, Any]:
+        """Start a Jupyter terminal running a login shell in the sandbox (resumed first if paused).
+
+        Args:
+            terminals: The server's terminal manager, or None when the server runs without terminals.
+
+        Returns:
+            ``{"sandbox", "terminal"}``: the terminal's name, for ``/terminals/websocket/<name>`` and Lab's ``terminal:open``.
+        """
+        if terminals is None:
+            raise TerminalsDisabled("This Jupyter server runs without terminals, so it cannot open a shell in a sandbox.",
+                                    fix="start it with terminals on (c.ServerApp.terminals_enabled = True, jupyter_server_terminals "
+                                    f"installed), or run `jupyter sandbox shell {name}` in a shell on the host")
+        argv = await shell_command(await self.find(name))
+        model = terminals.create(shell_command=argv)
+        self.log.info("jupyter-sandbox: terminal %s opened a shell in %s", model["name"], name)
+        return {"sandbox": name, "terminal": model["name"]}
+
+    async def usage(self) -> list[dict[str, Any]]:
+        """CPU and memory of every running sandbox this server may see (one engine stats call each, at once)."""
+        containers = [(L.name_of(c.name or "", c.labels), c) for c in await self.engine.containers()
+                      if L.visible_to(c.labels, self.server_id)]
+        return [usage.to_dict() for usage in await usage_of(self.engine, containers)]
 
     async def _docker_sandbox(self, name: str) -> AsyncSandbox:
         sandbox = await self.find(name)
