@@ -63,6 +63,9 @@ def build_parser() -> argparse.ArgumentParser:
     save.add_argument("--tag", help="its name on the host (default: the same as inside)")
     save.add_argument("--replace", action="store_true", help="take the name even if the host has an image of it")
 
+    shell = commands.add_parser("shell", help="an interactive login shell inside a sandbox (docker exec -it: a real TTY)")
+    shell.add_argument("name")
+
     env = commands.add_parser("env", help="print `export DOCKER_HOST=...` for a sandbox's Docker daemon (eval it)")
     env.add_argument("name")
 
@@ -315,6 +318,20 @@ def cmd_save(args: argparse.Namespace) -> int:
                                                              on_progress=report))
 
 
+def cmd_shell(args: argparse.Namespace) -> int:
+    """Become ``docker exec -it`` into the sandbox (resumed first if paused): its exit code is the shell's."""
+    import os
+
+    from .shell import shell_command
+    from .sync import Sandbox, call
+
+    argv = call(shell_command, Sandbox.get(args.name).core, tty=sys.stdin.isatty())
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(argv[0], argv)
+    return 0  # not reached
+
+
 def cmd_env(args: argparse.Namespace) -> int:
     from .sync import Sandbox
 
@@ -461,7 +478,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "create": cmd_create, "ls": cmd_ls, "status": cmd_status, "exec": cmd_exec, "docker": cmd_docker,
     "load": cmd_load, "logs": cmd_logs, "env": cmd_env, "restart-daemon": cmd_restart, "egress": cmd_egress, "rm": cmd_rm, "doctor": cmd_doctor,
     "image": cmd_image, "pool": cmd_pool, "pause": cmd_pause, "resume": cmd_resume,
-    "snapshot": cmd_snapshot, "snapshots": cmd_snapshots, "save": cmd_save,
+    "snapshot": cmd_snapshot, "snapshots": cmd_snapshots, "save": cmd_save, "shell": cmd_shell,
 }
 
 

@@ -212,6 +212,18 @@ def port_link_bundle(name: str, port: int, link: str, note: str = "") -> dict[st
     return {"text/plain": text, "text/html": markup}
 
 
+TERMINAL_MIME = "application/vnd.jupyter-sandbox.terminal+json"
+"""Rendered by the Lab extension as a button that opens a terminal inside the sandbox; other frontends show the text."""
+
+
+def shell_bundle(name: str, container_id: str) -> dict[str, Any]:
+    """A button opening a terminal inside the sandbox (JupyterLab), and the commands for any other terminal."""
+    from .shell import shell_hint
+
+    text = f"A shell inside sandbox {name}: run in a terminal on this host\n  {shell_hint(name, container_id)}"
+    return {TERMINAL_MIME: {"name": name}, "text/plain": text}
+
+
 def show(bundle: dict[str, Any]) -> None:
     """Display a mime bundle in the current cell (text only outside a kernel)."""
     from IPython.display import display

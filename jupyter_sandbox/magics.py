@@ -27,7 +27,7 @@ from .progress import MODES
 from .streaming import CommandResult, load_image, run_command, run_docker, save_image
 
 ACTIONS = ("create", "ls", "status", "use", "logs", "exec", "load", "expose", "rm", "restart-daemon", "doctor",
-           "pause", "resume", "snapshot", "snapshots", "save")
+           "pause", "resume", "snapshot", "snapshots", "save", "shell")
 CREATE_ONLY = ("docker", "name", "image", "cpu", "memory", "network", "egress", "env", "keep", "progress", "pids",
                "disk", "storage", "images", "ttl", "idle_timeout", "snapshot")
 TIMEOUT_EXIT_CODE = 124
@@ -148,6 +148,7 @@ class SandboxMagics(Magics):
         %sandbox ls | status [N] | use N | logs [N] | exec [N] -- CMD...
         %sandbox load [N] IMAGE | save [N] IMAGE [--tag HOSTTAG] [--replace] | expose [N] PORT | rm [N...|--all] | restart-daemon [N] | doctor
         %sandbox pause [N] | resume [N]     (any use of a paused sandbox resumes it)
+        %sandbox shell [N]                  (a terminal inside: a button in JupyterLab, the command elsewhere)
         %sandbox create ... --ttl 2h --idle-timeout 30m
         %sandbox snapshot [N] TAG | snapshots | snapshot rm TAG | create --snapshot TAG [--name F]
 
@@ -234,6 +235,15 @@ class SandboxMagics(Magics):
     def _resume(self, args: Any, command: list[str]) -> None:
         sandbox = self._target(args)
         print(f"Resumed {sandbox.name}." if sandbox.resume() else f"{sandbox.name} was not paused.")
+
+    def _shell(self, args: Any, command: list[str]) -> None:
+        from .display import shell_bundle, show
+        from .shell import shell_command
+        from .sync import call
+
+        sandbox = self._target(args)
+        call(shell_command, sandbox.core)  # running (resumed if paused), or the reason why not
+        show(shell_bundle(sandbox.name, sandbox.core.container_id))
 
     def _ls(self, args: Any, command: list[str]) -> None:
         from .display import sandbox_list_bundle, show
