@@ -4,11 +4,17 @@ Uses Debian's Chromium (``scripts/setup-test-host.sh`` installs it; Playwright
 cannot download browsers here) against ``jupyter lab`` started as a
 subprocess on a free loopback port with a token.  Screenshots land in
 ``test-output/``.
+
+Lab loads the Lab extension built in this checkout (``jupyter_sandbox/labextension``,
+from ``cd labextension && npm run build:prod``) through a private
+``extra_labextensions_path``, ahead of whatever build the Python environment
+points at, so the page runs the code under test.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import signal
 import socket
@@ -27,7 +33,9 @@ from jupyter_sandbox import labels as L
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
-OUTPUT = Path(__file__).resolve().parent.parent / "test-output"
+REPO = Path(__file__).resolve().parent.parent
+OUTPUT = REPO / "test-output"
+BUILD = REPO / "jupyter_sandbox" / "labextension"
 STARTUP_TIMEOUT = 120.0
 UI_TIMEOUT_MS = 120_000
 
@@ -58,12 +66,22 @@ def free_port() -> int:
 def lab_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A running ``jupyter lab`` (with our extensions) and a URL template (``{workspace}``) with its token."""
     home = tmp_path_factory.mktemp("lab")
+    entries = sorted(BUILD.glob("static/remoteEntry.*.js"))
+    if not entries:
+        pytest.fail(f"no Lab extension built in {BUILD}: run `cd labextension && npm run build:prod`")
+    extensions = home / "labextensions"
+    extensions.mkdir()
+    (extensions / "jupyter-sandbox").symlink_to(BUILD)  # found before the environment's share/jupyter/labextensions
+    terminal_settings = home / "settings" / "@jupyterlab" / "terminal-extension"
+    terminal_settings.mkdir(parents=True)  # xterm.js draws on a canvas; its screen-reader rows give the text to read
+    (terminal_settings / "plugin.jupyterlab-settings").write_text('{"screenReaderMode": true}')
     port, token = free_port(), secrets.token_hex(16)
     env = {**os.environ, "JUPYTER_CONFIG_DIR": str(home / "config"), "JUPYTER_RUNTIME_DIR": str(home / "runtime")}
     env.pop(L.SERVER_ENV, None)
     command = [sys.executable, "-m", "jupyterlab", "--no-browser", "--allow-root", "--ip=127.0.0.1", f"--port={port}",
                f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={home}",
                f"--LabApp.workspaces_dir={home / 'workspaces'}", f"--LabApp.user_settings_dir={home / 'settings'}",
+               f"--LabApp.extra_labextensions_path={extensions}",
                "--LabApp.news_url=None", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"]
     log = open(home / "lab.log", "wb")
     process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
@@ -80,6 +98,9 @@ def lab_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             process.kill()
             pytest.fail(f"jupyter lab did not start:\n{(home / 'lab.log').read_text()[-3000:]}")
         time.sleep(0.2)
+    with urllib.request.urlopen(f"{base}/lab?token={token}", timeout=30) as response:
+        page_config = response.read().decode()
+    assert entries[-1].name in page_config, f"Lab does not load this checkout's build ({entries[-1].name})"
     try:
         yield f"{base}/lab/workspaces/{{workspace}}?token={token}"
     finally:
@@ -257,3 +278,51 @@ def test_snapshot_a_sandbox_and_fork_it_from_the_panel(panel: Any) -> None:
     finally:
         subprocess.run([*cli, "rm", source, fork], check=False, capture_output=True)
         subprocess.run([*cli, "snapshot", "rm", tag], check=False, capture_output=True)
+
+
+def test_terminal_usage_and_the_status_bar_count(panel: Any) -> None:
+    """A shell inside a sandbox in Lab's own terminal, its live CPU and memory on the card, the running count."""
+    from jupyter_sandbox.sandbox import AsyncSandbox
+    from jupyter_sandbox.sync import Sandbox, call
+
+    page = panel
+    name = unique_name("e2e-term")
+    sandbox = Sandbox(call(AsyncSandbox.create, name=name, memory="768Mi", cpu=1, owner="test", use_pool=False))
+    try:
+        this = card(page, name)
+        this.locator('.jp-SandboxBadge[data-state="ready"]').wait_for()
+        usage = this.locator(".jp-SandboxCard-usage")
+        usage.wait_for()
+        assert re.fullmatch(r"CPU [\d.]+% \(limit 1 CPU\) · memory [\d.]+ (KiB|MiB) / 768 MiB \(\d+%\)",
+                            usage.inner_text()), usage.inner_text()
+        status = page.locator(".jp-SandboxStatus")
+        deadline = time.monotonic() + 30
+        while True:  # other processes may start or stop sandboxes meanwhile: compare with the panel at one moment
+            shown, running = page.evaluate("""() => [
+                document.querySelector('.jp-SandboxStatus').dataset.count,
+                document.querySelectorAll('.jp-SandboxCard[data-state="ready"], .jp-SandboxCard[data-state="starting"]').length]""")
+            if int(shown) == running >= 1:
+                break
+            assert time.monotonic() < deadline, f"the status bar says {shown}, the panel shows {running} running"
+            time.sleep(0.2)
+        assert status.inner_text() == f"Sandboxes: {shown}"
+        OUTPUT.mkdir(exist_ok=True)
+        this.scroll_into_view_if_needed()
+        page.screenshot(path=str(OUTPUT / "sandbox-panel-usage.png"))
+
+        this.locator(".jp-SandboxAction-terminal").click()
+        terminal = page.locator(".jp-Terminal").last
+        terminal.locator(".xterm-screen").wait_for()
+        terminal.locator(".xterm-screen").click()
+        page.keyboard.type("echo hi-$((6*7)) from $(hostname)")
+        page.keyboard.press("Enter")
+        terminal.locator(".xterm-accessibility", has_text="hi-42 from").wait_for()
+        page.keyboard.type("sleep 300")
+        page.keyboard.press("Enter")
+        page.keyboard.press("Control+c")
+        page.keyboard.type("echo after-$((1+1)) $TERM")
+        page.keyboard.press("Enter")
+        terminal.locator(".xterm-accessibility", has_text="after-2 xterm-256color").wait_for()
+        page.screenshot(path=str(OUTPUT / "sandbox-terminal.png"))
+    finally:
+        sandbox.terminate()

@@ -11,6 +11,7 @@ import { Widget } from '@lumino/widgets';
 import { ICreateRequest, IInnerContainer, IListeningPort, SandboxAPIError, proxyUrl, requestAPI } from './api';
 import { ContainersView, CREATE_DEFAULTS, CreateSandboxForm, ICreateDefaults, PortsView, TextView } from './dialogs';
 import { SandboxModel } from './model';
+import { OPEN_TERMINAL, addTerminalCommand } from './terminal';
 
 /** Command ids (all under the extension's npm name). */
 export namespace CommandIDs {
@@ -27,6 +28,7 @@ export namespace CommandIDs {
   export const resume = 'jupyter-sandbox:resume';
   export const snapshot = 'jupyter-sandbox:snapshot';
   export const fork = 'jupyter-sandbox:fork';
+  export const terminal = OPEN_TERMINAL;
 }
 
 /** A snapshot as ``GET /sandbox/api/snapshots`` lists it. */
@@ -64,7 +66,8 @@ export const PALETTE_COMMANDS = [
   CommandIDs.pause,
   CommandIDs.resume,
   CommandIDs.snapshot,
-  CommandIDs.fork
+  CommandIDs.fork,
+  CommandIDs.terminal
 ];
 
 /** The error text to show: the server's message and its fix. */
@@ -133,6 +136,8 @@ export function addCommands(
       await showErrorMessage(`Could not create the sandbox${field}`, describe(error));
     }
   }
+
+  addTerminalCommand(app, args => pickName(args, 'Open a terminal in which sandbox?'));
 
   commands.addCommand(CommandIDs.open, {
     label: 'Show Sandboxes Panel',

@@ -4,13 +4,18 @@
  */
 import { ILayoutRestorer, JupyterFrontEnd, JupyterFrontEndPlugin } from '@jupyterlab/application';
 import { ICommandPalette } from '@jupyterlab/apputils';
+import { IRenderMimeRegistry } from '@jupyterlab/rendermime';
 import { ISettingRegistry } from '@jupyterlab/settingregistry';
+import { IStatusBar } from '@jupyterlab/statusbar';
 import { LabIcon } from '@jupyterlab/ui-components';
 
 import { PALETTE_COMMANDS, addCommands } from './commands';
 import { CREATE_DEFAULTS, ICreateDefaults } from './dialogs';
 import { SandboxModel } from './model';
 import { SandboxPanel } from './panel';
+import { addStatusItem } from './statusbar';
+import { addTerminalRenderer } from './terminal';
+import { UsageModel } from './usage';
 
 /** A box inside a shield: an isolated sandbox. */
 const sandboxIcon = new LabIcon({
@@ -29,15 +34,19 @@ const plugin: JupyterFrontEndPlugin<void> = {
   id: 'jupyter-sandbox:plugin',
   description: 'A side panel listing gVisor sandboxes with their live startup phases.',
   autoStart: true,
-  optional: [ILayoutRestorer, ICommandPalette, ISettingRegistry],
+  optional: [ILayoutRestorer, ICommandPalette, ISettingRegistry, IStatusBar, IRenderMimeRegistry],
   activate: (
     app: JupyterFrontEnd,
     restorer: ILayoutRestorer | null,
     palette: ICommandPalette | null,
-    settingRegistry: ISettingRegistry | null
+    settingRegistry: ISettingRegistry | null,
+    statusBar: IStatusBar | null,
+    rendermime: IRenderMimeRegistry | null
   ) => {
     const model = new SandboxModel();
-    const panel = new SandboxPanel(model, app.commands);
+    let panel: SandboxPanel | null = null;
+    const usage = new UsageModel(model, () => !!panel?.isVisible);
+    panel = new SandboxPanel(model, app.commands, usage);
     panel.id = 'jupyter-sandbox-panel';
     panel.title.icon = sandboxIcon;
     panel.title.caption = 'Sandboxes';
@@ -69,6 +78,12 @@ const plugin: JupyterFrontEndPlugin<void> = {
       () => app.shell.activateById(panel.id),
       () => createDefaults
     );
+    if (statusBar) {
+      addStatusItem(statusBar, model, () => app.shell.activateById(panel.id));
+    }
+    if (rendermime) {
+      addTerminalRenderer(app, rendermime);
+    }
     if (palette) {
       for (const command of PALETTE_COMMANDS) {
         palette.addItem({ command, category: 'Sandboxes' });

@@ -4,30 +4,41 @@
  */
 import { ReactWidget } from '@jupyterlab/ui-components';
 import { CommandRegistry } from '@lumino/commands';
+import { Message } from '@lumino/messaging';
 import React, { useEffect, useState } from 'react';
 
 import { ISandboxInfo } from './api';
 import { SandboxModel } from './model';
 import { formatSeconds, phaseRows } from './phases';
 import { CommandIDs } from './commands';
+import { IUsage, UsageModel, usageText } from './usage';
 
 /** The side panel widget. */
 export class SandboxPanel extends ReactWidget {
   constructor(
     readonly model: SandboxModel,
-    readonly commands: CommandRegistry
+    readonly commands: CommandRegistry,
+    readonly usage?: UsageModel
   ) {
     super();
     this.addClass('jp-SandboxPanel');
     model.changed.connect(this.update, this);
+    usage?.changed.connect(this.update, this);
   }
 
   protected render(): JSX.Element {
-    return <PanelView model={this.model} commands={this.commands} />;
+    return <PanelView model={this.model} commands={this.commands} usage={this.usage} />;
+  }
+
+  /** Shown: fresh CPU and memory figures at once (they are read only while the panel is visible). */
+  protected onAfterShow(msg: Message): void {
+    super.onAfterShow(msg);
+    void this.usage?.refresh();
   }
 
   dispose(): void {
     this.model.changed.disconnect(this.update, this);
+    this.usage?.changed.disconnect(this.update, this);
     super.dispose();
   }
 }
@@ -46,8 +57,8 @@ function useNow(active: boolean): number {
   return Math.max(now, Date.now() / 1000);
 }
 
-function PanelView(props: { model: SandboxModel; commands: CommandRegistry }): JSX.Element {
-  const { model, commands } = props;
+function PanelView(props: { model: SandboxModel; commands: CommandRegistry; usage?: UsageModel }): JSX.Element {
+  const { model, commands, usage } = props;
   const sandboxes = model.sandboxes;
   const now = useNow(sandboxes.some(s => s.state === 'starting' || s.state === 'ready' || !!s.expires));
   return (
@@ -87,7 +98,14 @@ function PanelView(props: { model: SandboxModel; commands: CommandRegistry }): J
       ) : (
         <ul className="jp-SandboxPanel-list">
           {sandboxes.map(info => (
-            <SandboxCard key={info.name} info={info} now={now} commands={commands} notice={model.notice(info.name)} />
+            <SandboxCard
+              key={info.name}
+              info={info}
+              now={now}
+              commands={commands}
+              notice={model.notice(info.name)}
+              usage={info.state === 'ready' ? usage?.get(info.name) : undefined}
+            />
           ))}
         </ul>
       )}
@@ -100,8 +118,9 @@ function SandboxCard(props: {
   now: number;
   commands: CommandRegistry;
   notice?: string;
+  usage?: IUsage;
 }): JSX.Element {
-  const { info, now, commands, notice } = props;
+  const { info, now, commands, notice, usage } = props;
   const rows = phaseRows(info.docker, info.phases, now);
   const ready = rows.find(r => r.phase === 'ready' && r.status === 'done');
   const startupSeconds = ready
@@ -142,6 +161,11 @@ function SandboxCard(props: {
             .filter(part => part)
             .join(' · ')}
         </div>
+        {usage && (
+          <div className="jp-SandboxCard-usage" title="Live, from the engine's stats; CPU in percent of one CPU">
+            {usageText(usage)}
+          </div>
+        )}
         {left && <div className="jp-SandboxCard-limits">{left}</div>}
         {notice && <div className="jp-SandboxCard-notice">{notice}</div>}
         {info.reason && info.state !== 'ready' && info.state !== 'starting' && (
@@ -170,6 +194,15 @@ function SandboxCard(props: {
         </details>
       )}
       <div className="jp-SandboxCard-actions">
+        {info.state === 'ready' && (
+          <button
+            className="jp-mod-styled jp-SandboxAction-terminal"
+            onClick={run(CommandIDs.terminal)}
+            title="A shell inside the sandbox, in a Lab terminal"
+          >
+            Terminal
+          </button>
+        )}
         {info.docker && info.state === 'ready' && (
           <>
             <button className="jp-mod-styled jp-SandboxAction-logs" onClick={run(CommandIDs.logs)}>
