@@ -326,3 +326,46 @@ def test_terminal_usage_and_the_status_bar_count(panel: Any) -> None:
         page.screenshot(path=str(OUTPUT / "sandbox-terminal.png"))
     finally:
         sandbox.terminate()
+
+
+def test_the_shell_magic_shows_a_button_that_opens_the_terminal(panel: Any, lab_url: str) -> None:
+    """``%sandbox shell NAME`` in a notebook: Lab renders its output as a button; the button opens the shell."""
+    import json
+
+    from jupyter_sandbox.sandbox import AsyncSandbox
+    from jupyter_sandbox.sync import Sandbox, call
+
+    page = panel
+    name = unique_name("e2e-magic")
+    sandbox = Sandbox(call(AsyncSandbox.create, name=name, owner="test", use_pool=False))
+    base, token = lab_url.split("/lab/")[0], lab_url.split("token=")[1]
+    notebook = f"shell-{secrets.token_hex(3)}.ipynb"
+    cells = ["%load_ext jupyter_sandbox", f"%sandbox shell {name}"]
+    content = {"cells": [{"cell_type": "code", "source": source, "metadata": {}, "outputs": [], "execution_count": None}
+                         for source in cells],
+               "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
+               "nbformat": 4, "nbformat_minor": 5}
+    request = urllib.request.Request(f"{base}/api/contents/{notebook}?token={token}", method="PUT",
+                                     data=json.dumps({"type": "notebook", "content": content}).encode())
+    urllib.request.urlopen(request, timeout=30).close()
+    try:
+        page.goto(lab_url.format(workspace=f"e2e-{secrets.token_hex(4)}").replace("?token=", f"/tree/{notebook}?token="))
+        page.locator(".jp-Notebook .jp-Cell").first.wait_for()
+        page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']").wait_for()
+        page.locator(".jp-Notebook .jp-Cell").first.click()
+        page.keyboard.press("Shift+Enter")
+        page.keyboard.press("Shift+Enter")
+        button = page.locator(".jp-SandboxTerminalOutput-open")
+        button.wait_for()
+        assert button.inner_text() == f"Open a terminal in {name}"
+        OUTPUT.mkdir(exist_ok=True)
+        page.screenshot(path=str(OUTPUT / "sandbox-shell-magic.png"))
+        button.click()
+        terminal = page.locator(".jp-Terminal").last
+        terminal.locator(".xterm-screen").wait_for()
+        terminal.locator(".xterm-screen").click()
+        page.keyboard.type("echo magic-$((6*7))")
+        page.keyboard.press("Enter")
+        terminal.locator(".xterm-accessibility", has_text="magic-42").wait_for()
+    finally:
+        sandbox.terminate()
