@@ -12,6 +12,7 @@ from rich.markup import escape
 
 from .errors import SandboxError, SandboxExpired, SpecError
 from .options import add_limit_arguments, add_spec_arguments
+from .progress import ready_text
 from .spec import DEFAULT_IMAGE
 
 TINY_IMAGE = "jupyter-sandbox/tiny:latest"
@@ -148,8 +149,7 @@ def cmd_create(args: argparse.Namespace) -> int:
         with LiveProgress(core.name, core.spec.docker, err, restored=core.spec.snapshot is not None) as progress:
             core.events.add_listener(progress)
             sandbox = Sandbox.start(core)
-        what = "Docker daemon" if sandbox.spec.docker else "Sandbox"
-        err.print(f"[green]✔[/] {what} in [bold cyan]{sandbox.name}[/] ready in {sandbox.ready_seconds:.2f} s")
+        err.print(f"[green]✔[/] {escape(ready_text(sandbox.spec.docker, sandbox.ready_seconds or 0, name=sandbox.name))}")
         out.print(sandbox.name)
         return 0
     except KeyboardInterrupt:

@@ -34,6 +34,7 @@ from jupyter_sandbox.errors import (
 from jupyter_sandbox.pool import WarmPool
 from jupyter_sandbox.ports import check_port
 from jupyter_sandbox.process import AsyncProcess
+from jupyter_sandbox.progress import ready_text
 from jupyter_sandbox.sandbox import AsyncSandbox
 from jupyter_sandbox.spec import DEFAULT_DAEMON_TIMEOUT, DEFAULT_IMAGE, SandboxSpec, format_duration, parse_duration
 from jupyter_sandbox.watch import SandboxWatcher
@@ -287,7 +288,8 @@ class SandboxManager(LoggingConfigurable):
         try:
             await sandbox.start()
             self._made.add(sandbox.container_id)
-            self.log.info("jupyter-sandbox: %s ready in %.2f s", sandbox.name, sandbox.ready_seconds or 0)
+            self.log.info("jupyter-sandbox: %s", ready_text(sandbox.spec.docker, sandbox.ready_seconds or 0, name=sandbox.name,
+                                                           pool=sandbox.from_pool, snapshot=sandbox.spec.snapshot))
         except SandboxError as error:  # already published as a failed phase
             self.log.warning("jupyter-sandbox: creating %s failed: %s", sandbox.name, error.message)
         finally:
