@@ -18,23 +18,19 @@ import os
 import secrets
 import tempfile
 import time
-from dataclasses import replace
-from typing import TYPE_CHECKING, Any, Sequence
+from dataclasses import dataclass, replace
+from typing import Any, Sequence
 
 import anyio
 
 from . import labels as L
-from .bootstrap import InitReport
+from .bootstrap import InitReport, InitReportParser
 from .engine import Engine
 from .errors import SandboxError, SandboxExists
-from .events import Phase, State
 from .locks import host_lock
 from .spec import SandboxSpec
 from .status import READY, derive_state
 from .threads import iterate_in_thread
-
-if TYPE_CHECKING:
-    from .sandbox import AsyncSandbox
 
 log = logging.getLogger(__name__)
 LOCK_PATH = os.path.join(tempfile.gettempdir(), "jupyter-sandbox-pool.lock")
@@ -61,16 +57,36 @@ async def _members(engine: Engine, key: str | None = None) -> list[Any]:
     return sorted(waiting, key=lambda c: float(c.labels.get(L.CREATED, "0") or 0))
 
 
-async def claim(sandbox: "AsyncSandbox") -> bool:
-    """Give ``sandbox`` a ready pool member with the same spec, if there is one; True if it got one."""
-    engine = sandbox.engine
-    key = pool_key(sandbox.spec)
-    candidates = await _members(engine, key)
-    if not candidates:
-        return False
-    target = L.container_name(sandbox.name)
+@dataclass(frozen=True)
+class Claimed:
+    """A ready pool member, renamed to its new sandbox's name and recorded as its claimer's.
+
+    Attributes:
+        container_id: Its container.
+        api_dir: Its host socket directory (from its labels), if it has one.
+        member: The pool name it had.
+        reports: What its init program reported while it booted (replayed as the new sandbox's phases).
+    """
+
+    container_id: str
+    api_dir: str | None
+    member: str
+    reports: list[InitReport]
+
+
+async def claim(engine: Engine, spec: SandboxSpec, owner: str) -> Claimed | None:
+    """Take a ready pool member interchangeable with ``spec`` as sandbox ``spec.name``, if there is one.
+
+    The rename happens under a host-wide lock, so a member is never handed out twice.
+
+    Raises:
+        SandboxExists: If a sandbox of that name exists.
+    """
+    candidates = await _members(engine, pool_key(spec))
+    target = L.container_name(spec.name)
     for candidate in candidates:
-        reports = await type(sandbox).from_container(candidate, engine=engine).reports()
+        logs = await engine.call(engine.client.api.logs, candidate.id, stdout=True, stderr=False)
+        reports = InitReportParser().feed(logs.decode("utf-8", errors="replace") + "\n")
         if derive_state("running", reports)[0] != READY:
             continue  # still starting, or its daemon failed
 
@@ -78,38 +94,18 @@ async def claim(sandbox: "AsyncSandbox") -> bool:
             with host_lock(LOCK_PATH):
                 try:
                     engine.client.api.rename(candidate.name, target)
-                    return "claimed"
                 except Exception as error:  # translated below
-                    status = getattr(error, "status_code", None)
-                    return "exists" if status == 409 else "taken"
+                    return "exists" if getattr(error, "status_code", None) == 409 else "taken"
+                return "claimed"
 
-        with anyio.CancelScope(shield=True):  # a claimed member's id must not be lost to a cancellation
+        with anyio.CancelScope(shield=True):  # a claimed member must not be lost to a cancellation
             outcome = await engine.call(rename)
-            if outcome == "claimed":
-                sandbox.container_id = candidate.id
-                sandbox.api_dir = candidate.labels.get(L.API_DIR) or None
         if outcome == "exists":
-            raise SandboxExists(f"A sandbox named {sandbox.name!r} already exists.",
-                                fix=f"choose another name, or remove it first with `jupyter sandbox rm {sandbox.name}`")
+            raise SandboxExists(f"A sandbox named {spec.name!r} already exists.",
+                                fix=f"choose another name, or remove it first with `jupyter sandbox rm {spec.name}`")
         if outcome == "claimed":
-            sandbox.from_pool = True
-            _replay_phases(sandbox, candidate.name, reports)
-            return True
-    return False
-
-
-def _replay_phases(sandbox: "AsyncSandbox", member: str, reports: list[InitReport]) -> None:
-    sandbox._publish(Phase.IMAGE_CHECK, State.DONE, f"{sandbox.spec.image} (warm pool)")
-    sandbox._publish(Phase.SANDBOX_START, State.DONE, f"taken from the warm pool ({member})")
-    if sandbox.spec.snapshot is not None:
-        sandbox._publish(Phase.RESTORED, State.DONE, f"pre-restored from snapshot {sandbox.spec.snapshot}")
-    for report in reports:
-        if report.state == "done" and report.phase not in (Phase.READY.value, Phase.DAEMON.value):
-            sandbox._publish(report.phase, State.DONE, f"pre-booted: {report.message}".rstrip(": "), uptime=report.uptime)
-    sandbox.ready_seconds = time.monotonic() - sandbox._started
-    sandbox._ready = True
-    what = "Docker daemon" if sandbox.spec.docker else "Sandbox"
-    sandbox._publish(Phase.READY, State.DONE, f"{what} ready in {sandbox.ready_seconds:.2f} s (warm pool)")
+            return Claimed(candidate.id, candidate.labels.get(L.API_DIR) or None, candidate.name, reports)
+    return None
 
 
 class WarmPool:

@@ -31,7 +31,7 @@ from .ports import PROC_NET_FILES, ListeningPort, parse_listening, sandbox_addre
 from .ports import url as port_url
 from .process import AsyncProcess
 from .spec import SandboxSpec
-from .startup import StartupMixin
+from .startup import Startup, failure
 from .status import GONE, PAUSED, READY, SandboxInfo, info_from_container
 from .threads import run_sync
 
@@ -41,7 +41,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-class AsyncSandbox(StartupMixin, LifecycleMixin):
+class AsyncSandbox(LifecycleMixin):
     """A gVisor sandbox on the host's Docker engine, optionally with its own Docker daemon.
 
     Make one with :meth:`create` (or :meth:`prepare` then :meth:`start` to
@@ -68,10 +68,9 @@ class AsyncSandbox(StartupMixin, LifecycleMixin):
         self.from_pool = False
         self.events = EventBus()
         self.ready_seconds: float | None = None
+        """How long its create took (set when it became ready in this process)."""
         self._ready = False
-        self._started = time.monotonic()
-        self._log_tail_at_timeout = ""
-        self._preload_sizes: dict[str, int] = {}
+        self._made = time.monotonic()
         from .docker import AsyncDocker
         from .files import AsyncFiles
 
@@ -80,6 +79,16 @@ class AsyncSandbox(StartupMixin, LifecycleMixin):
 
     def __repr__(self) -> str:
         return f"<AsyncSandbox {self.name!r} image={self.spec.image!r} docker={self.spec.docker}>"
+
+    @property
+    def name(self) -> str:
+        """The sandbox's name."""
+        return self.spec.name
+
+    @property
+    def api_socket(self) -> str | None:
+        """The host path of the socket on which the inner Docker daemon answers (None without one)."""
+        return os.path.join(self.api_dir, apisocket.SOCKET_NAME) if self.api_dir else None
 
     # -- creating ---------------------------------------------------------
 
@@ -116,6 +125,32 @@ class AsyncSandbox(StartupMixin, LifecycleMixin):
             sandbox.events.add_listener(on_event)
         await sandbox.start()
         return sandbox
+
+    async def start(self) -> None:
+        """Make this prepared sandbox ready: claim a matching warm-pool member (if ``use_pool``) or boot
+        a new container; progress goes to :attr:`events` (see :class:`jupyter_sandbox.startup.Startup`).
+
+        Raises:
+            SandboxError: A subclass saying what failed and how to fix it; whatever was created has been removed.
+        """
+        await Startup(self).run()
+
+    def adopt(self, container_id: str, *, api_dir: str | None = None, ready_seconds: float | None = None,
+              from_pool: bool = False) -> None:
+        """Become the ready sandbox of an existing container: the one its startup booted, or a warm-pool
+        member claimed for it (``from_pool``; :func:`jupyter_sandbox.pool.claim` renamed it).
+
+        Args:
+            container_id: The container, already named and ready.
+            api_dir: Its host socket directory, if it has one.
+            ready_seconds: How long the create took.
+            from_pool: It is a claimed warm-pool member.
+        """
+        self.container_id = container_id
+        self.api_dir = api_dir
+        self.ready_seconds = ready_seconds
+        self.from_pool = from_pool
+        self._ready = True
 
     @classmethod
     async def get(cls, name: str, *, engine: Engine | None = None) -> "AsyncSandbox":
@@ -322,7 +357,7 @@ class AsyncSandbox(StartupMixin, LifecycleMixin):
             reports = (await self.reports())[before:]
             for report in reports:
                 if report.state == "failed":
-                    raise self._failure(report)
+                    raise failure(report, self.spec)
                 if report.phase == Phase.READY.value and report.state == "done":
                     self._ready = True
                     return
@@ -453,7 +488,8 @@ class AsyncSandbox(StartupMixin, LifecycleMixin):
         if self.container_id:
             existed = await self.engine.remove(self.container_id)
             forget(self.container_id)
-        self._publish(Phase.REMOVED, State.DONE, f"sandbox {self.name} removed")
+        self.events.publish(ProgressEvent(self.name, Phase.REMOVED.value, State.DONE.value,
+                                          round(time.monotonic() - self._made, 4), f"sandbox {self.name} removed"))
         self.events.close()
         return existed
 
