@@ -367,7 +367,7 @@ def cmd_restart(args: argparse.Namespace) -> int:
 
 
 def cmd_rm(args: argparse.Namespace) -> int:
-    from . import labels as L
+    from . import ownership
     from .engine import Engine
     from .sandbox import AsyncSandbox
     from .sync import Sandbox, call
@@ -386,9 +386,7 @@ def cmd_rm(args: argparse.Namespace) -> int:
             status = 1
     if args.all or args.orphans:
         for container in call(Engine.default().containers):
-            orphan = L.owner_alive(container.labels) is False and (
-                container.labels.get(L.OWNER) != "pool" or L.in_pool(container.name))
-            if args.all or orphan:
+            if args.all or ownership.orphaned(container.name, container.id, container.labels):
                 sandbox = AsyncSandbox.from_container(container)
                 targets[sandbox.name] = sandbox
     for name, sandbox in targets.items():

@@ -24,6 +24,7 @@ from typing import Any, Sequence
 import anyio
 
 from . import labels as L
+from . import ownership
 from .bootstrap import InitReport, InitReportParser
 from .engine import Engine
 from .errors import SandboxError, SandboxExists
@@ -77,7 +78,8 @@ class Claimed:
 async def claim(engine: Engine, spec: SandboxSpec, owner: str) -> Claimed | None:
     """Take a ready pool member interchangeable with ``spec`` as sandbox ``spec.name``, if there is one.
 
-    The rename happens under a host-wide lock, so a member is never handed out twice.
+    The rename happens under a host-wide lock and, with it, the claimer's ownership
+    record (see :mod:`jupyter_sandbox.ownership`): once renamed, the member is ``owner``'s.
 
     Raises:
         SandboxExists: If a sandbox of that name exists.
@@ -96,6 +98,7 @@ async def claim(engine: Engine, spec: SandboxSpec, owner: str) -> Claimed | None
                     engine.client.api.rename(candidate.name, target)
                 except Exception as error:  # translated below
                     return "exists" if getattr(error, "status_code", None) == 409 else "taken"
+                ownership.record_claim(candidate.id, owner)
                 return "claimed"
 
         with anyio.CancelScope(shield=True):  # a claimed member must not be lost to a cancellation

@@ -12,7 +12,7 @@ import anyio
 import docker.errors
 from docker.models.containers import Container
 
-from . import apisocket
+from . import apisocket, ownership
 from . import labels as L
 from .bootstrap import CLOSE_SIGNAL, DOCKERD_LOG, OPEN_SIGNAL, RESTART_SIGNAL, InitReport, InitReportParser
 from .engine import Engine
@@ -138,7 +138,7 @@ class AsyncSandbox(LifecycleMixin):
     def adopt(self, container_id: str, *, api_dir: str | None = None, ready_seconds: float | None = None,
               from_pool: bool = False) -> None:
         """Become the ready sandbox of an existing container: the one its startup booted, or a warm-pool
-        member claimed for it (``from_pool``; :func:`jupyter_sandbox.pool.claim` renamed it).
+        member claimed for it (``from_pool``; :func:`jupyter_sandbox.pool.claim` renamed it and recorded its owner).
 
         Args:
             container_id: The container, already named and ready.
@@ -175,7 +175,8 @@ class AsyncSandbox(LifecycleMixin):
         environment = (container.attrs.get("Config") or {}).get("Env")
         spec = dataclasses.replace(L.spec_from_labels(container.labels, environment),
                                    name=L.name_of(container.name, container.labels))
-        return cls(spec, engine=engine, container_id=container.id, owner=container.labels.get(L.OWNER, ""),
+        owner = ownership.labels_of(container.id, container.labels).get(L.OWNER, "")
+        return cls(spec, engine=engine, container_id=container.id, owner=owner,
                    api_dir=apisocket.dir_of(container.labels))
 
     @classmethod

@@ -23,6 +23,7 @@ import anyio.abc
 import docker.errors
 
 from . import labels as L
+from . import ownership
 from .bootstrap import InitReport, InitReportParser
 from .engine import Engine
 from .errors import SandboxError
@@ -258,7 +259,7 @@ class SandboxWatcher:
             if tracked is not None and isinstance(error.__cause__, docker.errors.NotFound):
                 self._drop(tracked, "the sandbox container no longer exists")
             return  # anything else is the engine going away: the reconnect resynchronises
-        labels = (attrs.get("Config") or {}).get("Labels") or {}
+        labels = ownership.labels_of(container_id, (attrs.get("Config") or {}).get("Labels") or {})
         if not L.visible_to(labels, self.server_id):
             return  # another Jupyter server's sandbox
         name = L.name_of(attrs.get("Name", ""), labels)

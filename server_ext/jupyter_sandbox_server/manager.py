@@ -19,7 +19,7 @@ from traitlets import Bool, Float, Int, List, Unicode, Union
 from traitlets.config import LoggingConfigurable
 
 from jupyter_sandbox import labels as L
-from jupyter_sandbox import lifecycle, snapshots
+from jupyter_sandbox import lifecycle, ownership, snapshots
 from jupyter_sandbox.engine import Engine
 from jupyter_sandbox.errors import (
     DockerNotEnabled,
@@ -97,8 +97,6 @@ class SandboxManager(LoggingConfigurable):
         self._limits_task: asyncio.Task[None] | None = None
         self._stop_notices: Any = None
         self._creates: dict[str, asyncio.Task[None]] = {}
-        self._made: set[str] = set()
-        """Container ids this server created, including pool members it claimed (their labels say 'pool')."""
 
     # -- lifecycle -------------------------------------------------------------
 
@@ -133,9 +131,9 @@ class SandboxManager(LoggingConfigurable):
             return
         removed = 0
         for container in await self.engine.containers():
-            mine = container.labels.get(L.OWNER) == OWNER and container.labels.get(L.OWNER_PID) == str(os.getpid()) \
-                and container.labels.get(L.OWNER_HOST) == socket.gethostname()
-            if mine or container.id in self._made:
+            labels = ownership.labels_of(container.id, container.labels)  # pool members it claimed are its own too
+            if labels.get(L.OWNER) == OWNER and labels.get(L.OWNER_PID) == str(os.getpid()) \
+                    and labels.get(L.OWNER_HOST) == socket.gethostname():
                 removed += await self.engine.remove(container.id)
         if removed:
             self.log.info("jupyter-sandbox: removed %d sandbox(es) this server created", removed)
@@ -251,7 +249,7 @@ class SandboxManager(LoggingConfigurable):
 
     async def _container(self, name: str) -> Any:
         container = await self.engine.find(name)
-        if container is None or not L.visible_to(container.labels, self.server_id):
+        if container is None or not L.visible_to(ownership.labels_of(container.id, container.labels), self.server_id):
             raise SandboxNotFound(f"No sandbox named {name!r}.", fix="GET /sandbox/api/sandboxes lists the sandboxes")
         return container
 
@@ -287,7 +285,6 @@ class SandboxManager(LoggingConfigurable):
     async def _run_create(self, sandbox: AsyncSandbox) -> None:
         try:
             await sandbox.start()
-            self._made.add(sandbox.container_id)
             self.log.info("jupyter-sandbox: %s", ready_text(sandbox.spec.docker, sandbox.ready_seconds or 0, name=sandbox.name,
                                                            pool=sandbox.from_pool, snapshot=sandbox.spec.snapshot))
         except SandboxError as error:  # already published as a failed phase
