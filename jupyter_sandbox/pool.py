@@ -31,7 +31,7 @@ from .errors import SandboxError, SandboxExists
 from .locks import host_lock
 from .spec import SandboxSpec
 from .status import READY, derive_state
-from .threads import iterate_in_thread
+from .threads import follow
 
 log = logging.getLogger(__name__)
 LOCK_PATH = os.path.join(tempfile.gettempdir(), "jupyter-sandbox-pool.lock")
@@ -176,22 +176,12 @@ class WarmPool:
 
     async def _wait_for_change(self) -> None:
         """Return when a member is claimed, removed or dies, or when one may have aged out."""
-        holder: dict[str, Any] = {}
-
-        def open_events() -> Any:
-            holder["stream"] = self.engine.client.events(
-                decode=True, filters={"type": "container", "label": f"{L.POOL}=1", "event": ["rename", "die", "destroy"]})
-            return holder["stream"]
-
-        def close() -> None:
-            if holder.get("stream") is not None:
-                holder["stream"].close()
-
+        filters = {"type": "container", "label": f"{L.POOL}=1", "event": ["rename", "die", "destroy"]}
         delay = 30.0 if self.max_age is None else max(1.0, min(30.0, self.max_age / 2))
         if self.failures:
             delay = min(delay, 5.0)
         with anyio.move_on_after(delay):
-            async with contextlib.aclosing(iterate_in_thread(open_events, close=close)) as events:
+            async with contextlib.aclosing(follow(lambda: self.engine.client.events(decode=True, filters=filters))) as events:
                 async for _ in events:
                     return
 

@@ -6,7 +6,7 @@ import dataclasses
 import logging
 import os
 import time
-from typing import TYPE_CHECKING, Any, Callable, Iterable
+from typing import TYPE_CHECKING, Any, Iterable
 
 import anyio
 import docker.errors
@@ -33,7 +33,7 @@ from .process import AsyncProcess
 from .spec import SandboxSpec
 from .startup import Startup, failure
 from .status import GONE, PAUSED, READY, SandboxInfo, info_from_container
-from .threads import run_sync
+from .threads import poll_until, run_sync
 
 if TYPE_CHECKING:
     from .snapshots import Snapshot
@@ -258,23 +258,23 @@ class AsyncSandbox(LifecycleMixin):
         await self.ensure_running()
         if self._ready:
             return
-        deadline = time.monotonic() + (timeout if timeout is not None else self.spec.timeout)
-        delay = 0.01
-        while True:
+        last: list[SandboxInfo] = []
+
+        async def ready() -> bool:
             info = await self.status()
-            if info.state == READY:
-                self._ready = True
-                return
+            last[:] = [info]
             if info.state == PAUSED:
                 await self.ensure_running()
-                continue
+                return await ready()
             self._raise_if_unusable(info)
-            if time.monotonic() > deadline:
-                raise DaemonTimeout(f"Sandbox {self.name!r} is still starting ({info.reason}).",
-                                    phase=info.phases[-1]["phase"] if info.phases else "sandbox_start",
-                                    elapsed=info.uptime or 0.0, fix="wait longer, or look at `jupyter sandbox logs " + self.name + "`")
-            await anyio.sleep(delay)
-            delay = min(delay * 2, 0.2)
+            return info.state == READY
+
+        if not await poll_until(ready, timeout if timeout is not None else self.spec.timeout):
+            info = last[0]
+            raise DaemonTimeout(f"Sandbox {self.name!r} is still starting ({info.reason}).",
+                                phase=info.phases[-1]["phase"] if info.phases else "sandbox_start",
+                                elapsed=info.uptime or 0.0, fix="wait longer, or look at `jupyter sandbox logs " + self.name + "`")
+        self._ready = True
 
     def _raise_if_unusable(self, info: SandboxInfo) -> None:
         if info.state in ("stopped", "gone"):
@@ -352,18 +352,18 @@ class AsyncSandbox(LifecycleMixin):
         except SandboxError as error:
             raise await self._explain_exec_failure(error) from None
         self._ready = False
-        deadline = time.monotonic() + (timeout or self.spec.timeout)
-        delay = 0.01
-        while time.monotonic() < deadline:
-            reports = (await self.reports())[before:]
-            for report in reports:
+
+        async def answers() -> bool:
+            for report in (await self.reports())[before:]:
                 if report.state == "failed":
                     raise failure(report, self.spec)
                 if report.phase == Phase.READY.value and report.state == "done":
-                    self._ready = True
-                    return
-            await anyio.sleep(delay)
-            delay = min(delay * 2, 0.1)
+                    return True
+            return False
+
+        if await poll_until(answers, timeout or self.spec.timeout, most=0.1):
+            self._ready = True
+            return
         raise DaemonTimeout(f"dockerd in sandbox {self.name!r} did not answer after a restart.", phase="answering",
                             elapsed=timeout or self.spec.timeout, fix=f"look at `jupyter sandbox logs {self.name}`")
 
@@ -404,7 +404,7 @@ class AsyncSandbox(LifecycleMixin):
         """
         path = self._api_socket_or_raise()
         await self._signal(CLOSE_SIGNAL)
-        if not await self._until(lambda: not apisocket.is_socket(path), timeout):
+        if not await poll_until(lambda: run_sync(lambda: not apisocket.is_socket(path)), timeout, interval=0.02, most=0.02):
             raise SandboxError(f"The host socket of sandbox {self.name!r} did not close.",
                                fix="the image needs socat for a closable socket (the default image has it)")
 
@@ -412,7 +412,8 @@ class AsyncSandbox(LifecycleMixin):
         """Open the host socket again (after :meth:`close_api`, a restore or a fork) and wait until it answers."""
         path = self._api_socket_or_raise()
         await self._signal(OPEN_SIGNAL)
-        if not await self._until(lambda: apisocket.is_socket(path) and apisocket.ping(path), timeout):
+        if not await poll_until(lambda: run_sync(lambda: apisocket.is_socket(path) and apisocket.ping(path)), timeout,
+                                interval=0.02, most=0.02):
             raise SandboxError(f"The host socket of sandbox {self.name!r} did not answer after opening it.",
                                fix=f"look at `jupyter sandbox logs {self.name}`, or restart its daemon")
         await run_sync(apisocket.secure, path)
@@ -428,16 +429,6 @@ class AsyncSandbox(LifecycleMixin):
             await self.engine.call(self.engine.client.api.kill, self.container_id, signal=signal)
         except SandboxError as error:
             raise await self._explain_exec_failure(error) from None
-
-    @staticmethod
-    async def _until(condition: Callable[[], bool], timeout: float) -> bool:
-        deadline = time.monotonic() + timeout
-        while True:
-            if await run_sync(condition):
-                return True
-            if time.monotonic() > deadline:
-                return False
-            await anyio.sleep(0.02)
 
     async def dockerd_log(self, lines: int = 200) -> str:
         """The last lines of the Docker daemon's log inside the sandbox."""

@@ -10,6 +10,7 @@ sandbox (:meth:`AsyncSandbox.adopt <jupyter_sandbox.sandbox.AsyncSandbox.adopt>`
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from typing import TYPE_CHECKING, Any
@@ -21,7 +22,7 @@ from docker.types import Ulimit
 from . import apisocket, egress, pool, trust
 from . import labels as L
 from . import network as N
-from .bootstrap import DISK_PATH, DOCKERD_LOG, MARKER, PRELOADED, InitReport, InitReportParser, diagnose, init_command
+from .bootstrap import DISK_PATH, DOCKERD_LOG, MARKER, PRELOADED, InitReport, diagnose, follow_reports, init_command
 from .errors import (
     DaemonTimeout,
     DockerdCrashed,
@@ -37,7 +38,7 @@ from .locks import host_lock
 from .progress import ready_text
 from .runtimes import WRAPPER_PATH, needs_shared_pid, release_of
 from .spec import host_pids_limit
-from .threads import iterate_in_thread, run_sync
+from .threads import poll_until, run_sync
 
 if TYPE_CHECKING:
     from .sandbox import AsyncSandbox
@@ -320,24 +321,9 @@ class Startup:
         """
         seen = 0
         while True:
-            holder: dict[str, Any] = {}
-
-            def open_stream() -> Any:
-                holder["stream"] = container.logs(stream=True, follow=True, stdout=True, stderr=False)
-                return holder["stream"]
-
-            def close() -> None:
-                if holder.get("stream") is not None:
-                    holder["stream"].close()
-
-            parser = InitReportParser()
-            index = 0
-            async for chunk in iterate_in_thread(open_stream, close=close):
-                for report in parser.feed(chunk.decode("utf-8", errors="replace")):
-                    index += 1
-                    if index <= seen:
-                        continue
-                    seen = index
+            async with contextlib.aclosing(follow_reports(self.engine.client, container.id, skip=seen)) as reports:
+                async for report in reports:
+                    seen += 1
                     self._on_report(report)  # "ready" hands the container to the sandbox
                     if report.phase == Phase.ANSWERING.value and report.state == "done":
                         await self._host_part()
@@ -368,14 +354,14 @@ class Startup:
         path = self.sandbox.api_socket
         if path is None:
             return
-        deadline = time.monotonic() + SOCKET_CHECK_SECONDS  # a loaded host answers late, not never
-        while not (await run_sync(apisocket.is_socket, path) and await run_sync(apisocket.ping, path)):
-            if time.monotonic() > deadline:
-                raise SandboxStartFailed(
-                    f"The Docker daemon of sandbox {self.name!r} does not answer on its host socket {path} "
-                    f"(tried for {SOCKET_CHECK_SECONDS:g} s).",
-                    fix="check that the runsc runtimes carry --host-uds=create (`jupyter sandbox doctor`)")
-            await anyio.sleep(0.05)
+        async def answers() -> bool:
+            return await run_sync(apisocket.is_socket, path) and await run_sync(apisocket.ping, path)
+
+        if not await poll_until(answers, SOCKET_CHECK_SECONDS, interval=0.05, most=0.05):  # a loaded host answers late, not never
+            raise SandboxStartFailed(
+                f"The Docker daemon of sandbox {self.name!r} does not answer on its host socket {path} "
+                f"(tried for {SOCKET_CHECK_SECONDS:g} s).",
+                fix="check that the runsc runtimes carry --host-uds=create (`jupyter sandbox doctor`)")
         await run_sync(apisocket.secure, path)
 
     async def _preload(self) -> None:
