@@ -33,7 +33,7 @@ from __future__ import annotations
 import contextlib
 import re
 from dataclasses import dataclass
-from typing import Any, AsyncIterator
+from typing import Any, AsyncGenerator
 
 from .threads import follow
 
@@ -391,7 +391,7 @@ class InitReportParser:
         return InitReport(phase, state, up, message, tail)
 
 
-async def follow_reports(client: Any, container_id: str, skip: int = 0) -> AsyncIterator[InitReport]:
+async def follow_reports(client: Any, container_id: str, skip: int = 0) -> AsyncGenerator[InitReport, None]:
     """The init program's reports as it writes them (its container's log, followed), after the first ``skip``.
 
     The log replays from the start on every open, so a follower that reopens

@@ -321,7 +321,7 @@ class Startup:
         """
         seen = 0
         while True:
-            async with contextlib.aclosing(follow_reports(self.engine.client, container.id, skip=seen)) as reports:
+            async with contextlib.aclosing(follow_reports(self.engine.client, self.sandbox.container_id, skip=seen)) as reports:
                 async for report in reports:
                     seen += 1
                     self._on_report(report)  # "ready" hands the container to the sandbox

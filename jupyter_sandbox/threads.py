@@ -7,7 +7,7 @@ import contextlib
 import functools
 import threading
 import time
-from typing import Any, AsyncIterator, Awaitable, Callable, Iterator, TypeVar
+from typing import Any, AsyncGenerator, Awaitable, Callable, Iterator, TypeVar
 
 import anyio
 import anyio.lowlevel
@@ -36,7 +36,7 @@ async def iterate_in_thread(
     *,
     close: Callable[[], None] | None = None,
     buffer: int = 16,
-) -> AsyncIterator[T]:
+) -> AsyncGenerator[T, None]:
     """Iterate a blocking iterator in a daemon thread, with back-pressure.
 
     The thread is a plain daemon thread, not one of anyio's workers, so any
@@ -82,7 +82,7 @@ async def iterate_in_thread(
             close()
 
 
-async def follow(open_stream: Callable[[], Any]) -> AsyncIterator[Any]:
+async def follow(open_stream: Callable[[], Any]) -> AsyncGenerator[Any, None]:
     """Iterate a blocking docker-py stream (a followed container log, the engine's events) from a daemon thread.
 
     ``open_stream`` is called in the thread; when the consumer stops early the
