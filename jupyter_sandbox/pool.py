@@ -5,7 +5,9 @@ Pool members are ordinary sandboxes whose container is named
 (image, docker, cpu, memory, network, env, disk, storage, images).  ``create`` claims a ready member
 with the same key by *renaming* its container to the sandbox's name: the
 engine enforces unique names, and a host-wide file lock serialises claims, so
-a member is never handed out twice, even to two processes at once.
+a member is never handed out twice, even to two processes at once.  The claim
+also records the claimer as the member's owner (:mod:`jupyter_sandbox.ownership`):
+its labels, which cannot change, still say ``pool``.
 """
 
 from __future__ import annotations
@@ -87,7 +89,10 @@ async def claim(engine: Engine, spec: SandboxSpec, owner: str) -> Claimed | None
     candidates = await _members(engine, pool_key(spec))
     target = L.container_name(spec.name)
     for candidate in candidates:
-        logs = await engine.call(engine.client.api.logs, candidate.id, stdout=True, stderr=False)
+        try:
+            logs = await engine.call(engine.client.api.logs, candidate.id, stdout=True, stderr=False)
+        except SandboxError:
+            continue  # removed meanwhile (a pool drained, or expired)
         reports = InitReportParser().feed(logs.decode("utf-8", errors="replace") + "\n")
         if derive_state("running", reports)[0] != READY:
             continue  # still starting, or its daemon failed

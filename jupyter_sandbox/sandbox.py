@@ -70,7 +70,7 @@ class AsyncSandbox(LifecycleMixin):
         self.ready_seconds: float | None = None
         """How long its create took (set when it became ready in this process)."""
         self._ready = False
-        self._made = time.monotonic()
+        self._prepared_at = time.monotonic()
         from .docker import AsyncDocker
         from .files import AsyncFiles
 
@@ -481,7 +481,7 @@ class AsyncSandbox(LifecycleMixin):
             existed = await self.engine.remove(self.container_id)
             forget(self.container_id)
         self.events.publish(ProgressEvent(self.name, Phase.REMOVED.value, State.DONE.value,
-                                          round(time.monotonic() - self._made, 4), f"sandbox {self.name} removed"))
+                                          round(time.monotonic() - self._prepared_at, 4), f"sandbox {self.name} removed"))
         self.events.close()
         return existed
 
