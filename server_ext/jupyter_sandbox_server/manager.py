@@ -19,7 +19,7 @@ from traitlets import Bool, Float, Int, List, Unicode, Union
 from traitlets.config import LoggingConfigurable
 
 from jupyter_sandbox import labels as L
-from jupyter_sandbox import lifecycle, snapshots
+from jupyter_sandbox import lifecycle, ownership, snapshots
 from jupyter_sandbox.engine import Engine
 from jupyter_sandbox.errors import (
     DockerNotEnabled,
@@ -34,6 +34,7 @@ from jupyter_sandbox.errors import (
 from jupyter_sandbox.pool import WarmPool
 from jupyter_sandbox.ports import check_port
 from jupyter_sandbox.process import AsyncProcess
+from jupyter_sandbox.progress import ready_text
 from jupyter_sandbox.sandbox import AsyncSandbox
 from jupyter_sandbox.spec import DEFAULT_DAEMON_TIMEOUT, DEFAULT_IMAGE, SandboxSpec, format_duration, parse_duration
 from jupyter_sandbox.watch import SandboxWatcher
@@ -96,8 +97,6 @@ class SandboxManager(LoggingConfigurable):
         self._limits_task: asyncio.Task[None] | None = None
         self._stop_notices: Any = None
         self._creates: dict[str, asyncio.Task[None]] = {}
-        self._made: set[str] = set()
-        """Container ids this server created, including pool members it claimed (their labels say 'pool')."""
 
     # -- lifecycle -------------------------------------------------------------
 
@@ -132,9 +131,9 @@ class SandboxManager(LoggingConfigurable):
             return
         removed = 0
         for container in await self.engine.containers():
-            mine = container.labels.get(L.OWNER) == OWNER and container.labels.get(L.OWNER_PID) == str(os.getpid()) \
-                and container.labels.get(L.OWNER_HOST) == socket.gethostname()
-            if mine or container.id in self._made:
+            labels = ownership.labels_of(container.id, container.labels)  # pool members it claimed are its own too
+            if labels.get(L.OWNER) == OWNER and labels.get(L.OWNER_PID) == str(os.getpid()) \
+                    and labels.get(L.OWNER_HOST) == socket.gethostname():
                 removed += await self.engine.remove(container.id)
         if removed:
             self.log.info("jupyter-sandbox: removed %d sandbox(es) this server created", removed)
@@ -250,7 +249,7 @@ class SandboxManager(LoggingConfigurable):
 
     async def _container(self, name: str) -> Any:
         container = await self.engine.find(name)
-        if container is None or not L.visible_to(container.labels, self.server_id):
+        if container is None or not L.visible_to(ownership.labels_of(container.id, container.labels), self.server_id):
             raise SandboxNotFound(f"No sandbox named {name!r}.", fix="GET /sandbox/api/sandboxes lists the sandboxes")
         return container
 
@@ -286,8 +285,8 @@ class SandboxManager(LoggingConfigurable):
     async def _run_create(self, sandbox: AsyncSandbox) -> None:
         try:
             await sandbox.start()
-            self._made.add(sandbox.container_id)
-            self.log.info("jupyter-sandbox: %s ready in %.2f s", sandbox.name, sandbox.ready_seconds or 0)
+            self.log.info("jupyter-sandbox: %s", ready_text(sandbox.spec.docker, sandbox.ready_seconds or 0, name=sandbox.name,
+                                                           pool=sandbox.from_pool, snapshot=sandbox.spec.snapshot))
         except SandboxError as error:  # already published as a failed phase
             self.log.warning("jupyter-sandbox: creating %s failed: %s", sandbox.name, error.message)
         finally:
