@@ -21,11 +21,13 @@ from .handlers import (
     ExecHandler,
     LogsHandler,
     PauseHandler,
+    PhasesHandler,
     PortsHandler,
     SandboxesHandler,
     SandboxHandler,
     SandboxSnapshotsHandler,
     SnapshotsHandler,
+    WatchHandler,
 )
 from .manager import SandboxManager
 from .proxy import SandboxProxyHandler
@@ -52,13 +54,15 @@ def routes() -> list[tuple[str, Any]]:
         (url_path_join(one, "snapshots"), SandboxSnapshotsHandler),
         (url_path_join(NAMESPACE, "snapshots"), SnapshotsHandler),
         (url_path_join(NAMESPACE, "snapshots", r"(?P<tag>[^/]+)"), SnapshotsHandler),
+        (url_path_join(NAMESPACE, "watch"), WatchHandler),
+        (url_path_join(NAMESPACE, "phases"), PhasesHandler),
         (proxy_route(), SandboxProxyHandler),
         (url_path_join(NAMESPACE, "events"), SandboxEventsHandler),
     ]
 
 
 class SandboxExtensionApp(ExtensionApp):
-    """jupyter-sandbox's server side: REST API, events websocket, cleanup at shutdown.
+    """jupyter-sandbox's server side: REST API, sandbox events on the server's event bus, cleanup at shutdown.
 
     Configure the create defaults and ``keep_on_exit`` on ``SandboxManager``.
     """
