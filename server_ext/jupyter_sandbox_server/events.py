@@ -13,6 +13,7 @@ only, and reads the state again when ``seq`` skips (it was disconnected) or
 from __future__ import annotations
 
 import asyncio
+import collections
 import secrets
 from pathlib import Path
 from typing import Any, Callable
@@ -47,6 +48,7 @@ class SandboxEventPublisher:
         self._unsubscribe: Callable[[], None] | None = None
         self._heartbeat: asyncio.Task[None] | None = None
         self._quiet = asyncio.Event()
+        self._later: collections.deque[WatchUpdate] = collections.deque()
 
     def start(self) -> None:
         """Publish from now on (idempotent; needs the running event loop)."""
@@ -72,8 +74,28 @@ class SandboxEventPublisher:
                 "engine": {"connected": self.watcher.connected, "message": self.watcher.last_error}}
 
     def publish(self, update: WatchUpdate) -> None:
-        """Emit one update (from any thread: the bus schedules its listeners on the server's loop)."""
-        self.emit(update.kind, update.data)
+        """Emit one update; a phase event at once, anything else just after (order kept).
+
+        The bus writes to subscribers in tasks that run once the current callback
+        returns; the watcher follows a phase event with the sandbox's new state
+        (the larger payload), so emitting that one from a later callback lets the
+        phase event reach subscribers first, as the bespoke websocket's
+        synchronous write did.
+        """
+        if update.kind == "event" and not self._later:
+            self.emit(update.kind, update.data)
+            return
+        self._later.append(update)
+        if len(self._later) == 1:
+            try:
+                asyncio.get_running_loop().call_soon(self._emit_later)
+            except RuntimeError:  # another thread: emit() hands it to the server's loop
+                self._emit_later()
+
+    def _emit_later(self) -> None:
+        while self._later:
+            update = self._later.popleft()
+            self.emit(update.kind, update.data)
 
     def emit(self, kind: str, payload: Any) -> None:
         """Number and emit one ``kind`` emission."""
