@@ -108,6 +108,8 @@ def panel(browser: Any, lab_url: str) -> Iterator[Any]:
     """A Lab page with the Sandboxes panel open."""
     page = browser.new_page(viewport={"width": 1400, "height": 900})
     page.set_default_timeout(UI_TIMEOUT_MS)
+    WEBSOCKETS[id(page)] = []
+    page.on("websocket", lambda socket: WEBSOCKETS[id(page)].append(socket.url))
     page.goto(lab_url.format(workspace=f"e2e-{secrets.token_hex(4)}"))  # a fresh layout for every page
     page.locator("#jupyterlab-splash").wait_for(state="detached")  # the layout is restored by then
     if not page.locator(".jp-SandboxPanel").is_visible():  # a restored layout may have it open already
@@ -115,6 +117,11 @@ def panel(browser: Any, lab_url: str) -> Iterator[Any]:
     page.locator(".jp-SandboxPanel").wait_for(state="visible")
     yield page
     page.close()
+    WEBSOCKETS.pop(id(page), None)
+
+
+WEBSOCKETS: dict[int, list[str]] = {}
+"""URLs of the websockets each open page opened."""
 
 
 def card(page: Any, name: str) -> Any:
@@ -154,6 +161,10 @@ def test_create_watch_phases_and_terminate_from_the_panel(panel: Any) -> None:
         states = page.evaluate("window.__cardStates")
         assert any(s.startswith("starting:") and int(s.split(":")[1]) >= 1 for s in states), states
         assert states[-1].startswith("ready:")
+        # The phases came over jupyter-server's event bus (Lab's event manager), not a websocket of ours.
+        opened = WEBSOCKETS[id(page)]
+        assert any("/api/events/subscribe" in url for url in opened), opened
+        assert not any("/sandbox/api/" in url for url in opened), opened
         phases = card(page, name).locator(".jp-SandboxPhase")
         assert phases.locator('xpath=self::*[@data-status="done"]').count() == phases.count() >= 8
         assert "1Gi memory" in card(page, name).inner_text()

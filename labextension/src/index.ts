@@ -1,6 +1,6 @@
 /**
  * jupyter-sandbox's JupyterLab extension: the "Sandboxes" side panel and its
- * commands, fed by the server extension's REST API and events websocket.
+ * commands, fed by the server extension's REST API and jupyter-server's event bus.
  */
 import {
   ILayoutRestorer,
@@ -37,7 +37,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
     restorer: ILayoutRestorer | null,
     palette: ICommandPalette | null
   ) => {
-    const model = new SandboxModel();
+    const model = new SandboxModel(app.serviceManager.events);
     const panel = new SandboxPanel(model, app.commands);
     panel.id = 'jupyter-sandbox-panel';
     panel.title.icon = sandboxIcon;

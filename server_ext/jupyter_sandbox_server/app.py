@@ -32,7 +32,6 @@ from .handlers import (
 from .manager import SandboxManager
 from .proxy import SandboxProxyHandler
 from .proxy import route as proxy_route
-from .websocket import SandboxEventsHandler
 
 NAMESPACE = "sandbox/api"
 """Every route lives under ``<base_url>/sandbox/api/``."""
@@ -57,7 +56,6 @@ def routes() -> list[tuple[str, Any]]:
         (url_path_join(NAMESPACE, "watch"), WatchHandler),
         (url_path_join(NAMESPACE, "phases"), PhasesHandler),
         (proxy_route(), SandboxProxyHandler),
-        (url_path_join(NAMESPACE, "events"), SandboxEventsHandler),
     ]
 
 

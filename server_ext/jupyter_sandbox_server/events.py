@@ -79,8 +79,7 @@ class SandboxEventPublisher:
         The bus writes to subscribers in tasks that run once the current callback
         returns; the watcher follows a phase event with the sandbox's new state
         (the larger payload), so emitting that one from a later callback lets the
-        phase event reach subscribers first, as the bespoke websocket's
-        synchronous write did.
+        phase event reach subscribers first (``benchmarks/events.py`` measures it).
         """
         if update.kind == "event" and not self._later:
             self.emit(update.kind, update.data)
