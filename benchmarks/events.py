@@ -17,7 +17,8 @@ made the event; same host, same clock).
 
     python benchmarks/events.py                   # 4 rounds per route, ~2 minutes
     python benchmarks/events.py --rounds 6 --json benchmarks/results/events.json
-    python benchmarks/events.py --server-path /path/to/older/checkout   # the server from another tree
+    python benchmarks/events.py --server-path /tmp/old   # the server from another tree, e.g.
+                                                         # git archive de65ec6 | tar -x -C /tmp/old
 """
 
 from __future__ import annotations
@@ -111,7 +112,12 @@ def as_ready(route: str, message: dict[str, Any], name: str) -> bool:
 
 
 def available(server: Server, route: str) -> bool:
-    """Whether the server has the route (the bespoke websocket is gone from newer trees)."""
+    """Whether the server has the route (older trees emit nothing on the bus, newer ones have no bespoke websocket)."""
+    if route == "bus":
+        try:
+            return server.request("GET", "/sandbox/api/watch").get("schema_id") == SCHEMA_ID
+        except urllib.error.HTTPError:
+            return False
     try:
         websocket.create_connection(server.ws_url(ROUTES[route]), timeout=10).close()
         return True
