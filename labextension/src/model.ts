@@ -158,6 +158,7 @@ export class SandboxModel {
       }
     } catch (error) {
       this._problem = `Cannot list sandboxes: ${(error as Error).message}`;
+      this._buffer = []; // no state to apply them to; the next emission's gap reads it again
     }
     const buffered = this._buffer ?? [];
     this._buffer = null;
