@@ -1,6 +1,6 @@
 /**
  * jupyter-sandbox's JupyterLab extension: the "Sandboxes" side panel and its
- * commands, fed by the server extension's REST API and events websocket.
+ * commands, fed by the server extension's REST API and jupyter-server's event bus.
  */
 import { ILayoutRestorer, JupyterFrontEnd, JupyterFrontEndPlugin } from '@jupyterlab/application';
 import { ICommandPalette } from '@jupyterlab/apputils';
@@ -36,7 +36,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
     palette: ICommandPalette | null,
     settingRegistry: ISettingRegistry | null
   ) => {
-    const model = new SandboxModel();
+    const model = new SandboxModel(app.serviceManager.events);
     const panel = new SandboxPanel(model, app.commands);
     panel.id = 'jupyter-sandbox-panel';
     panel.title.icon = sandboxIcon;

@@ -6,7 +6,7 @@ import { ReactWidget } from '@jupyterlab/ui-components';
 import { CommandRegistry } from '@lumino/commands';
 import React, { useEffect, useState } from 'react';
 
-import { ISandboxInfo } from './api';
+import { IPhaseCatalog, ISandboxInfo } from './api';
 import { SandboxModel } from './model';
 import { formatSeconds, phaseRows } from './phases';
 import { CommandIDs } from './commands';
@@ -87,7 +87,14 @@ function PanelView(props: { model: SandboxModel; commands: CommandRegistry }): J
       ) : (
         <ul className="jp-SandboxPanel-list">
           {sandboxes.map(info => (
-            <SandboxCard key={info.name} info={info} now={now} commands={commands} notice={model.notice(info.name)} />
+            <SandboxCard
+              key={info.name}
+              info={info}
+              phases={model.phases}
+              now={now}
+              commands={commands}
+              notice={model.notice(info.name)}
+            />
           ))}
         </ul>
       )}
@@ -97,12 +104,13 @@ function PanelView(props: { model: SandboxModel; commands: CommandRegistry }): J
 
 function SandboxCard(props: {
   info: ISandboxInfo;
+  phases: IPhaseCatalog | null;
   now: number;
   commands: CommandRegistry;
   notice?: string;
 }): JSX.Element {
-  const { info, now, commands, notice } = props;
-  const rows = phaseRows(info.docker, info.phases, now);
+  const { info, phases, now, commands, notice } = props;
+  const rows = phaseRows(phases, info.docker, info.phases, now);
   const ready = rows.find(r => r.phase === 'ready' && r.status === 'done');
   const startupSeconds = ready
     ? Math.max(0, ...info.phases.filter(p => p.phase === 'ready').map(p => p.elapsed))
