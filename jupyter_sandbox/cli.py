@@ -149,6 +149,7 @@ def cmd_create(args: argparse.Namespace) -> int:
             lines.write({"event": "final", "sandbox": sandbox.name, "state": "ready",
                          "seconds": round(sandbox.ready_seconds or 0, 3)})
             return 0
+        call(core.check_name_free)  # a taken name is said once, before any progress
         with LiveProgress(core.name, core.spec.docker, err, restored=core.spec.snapshot is not None) as progress:
             core.events.add_listener(progress)
             sandbox = Sandbox.start(core)

@@ -27,7 +27,7 @@ from .pool import pool_key
 from .progress import choose_mode, make_view
 from .sandbox import AsyncSandbox
 from .streaming import CLEANUP_SECONDS, END, wait_for_items
-from .sync import Sandbox, cancel_and_wait, portal, start
+from .sync import Sandbox, call, cancel_and_wait, portal, start
 
 OWNER = "kernel"
 KEPT_OWNER = "kernel-kept"
@@ -143,6 +143,10 @@ class KernelSandboxes:
         core = Sandbox.prepare(name, owner=KEPT_OWNER if keep else OWNER, **fields)
         for warning in core.spec.warnings:
             print(f"Warning: {warning}", file=sys.stderr)
+        with self._lock:
+            new = core.name not in self.jobs and core.name not in self.owned
+        if new:
+            call(core.check_name_free)  # a name another sandbox has is said once, before any view
         with self._lock:
             job = self.jobs.get(core.name)
             existing = self.sandboxes.get(core.name) if core.name in self.owned else None

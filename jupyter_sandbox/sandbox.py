@@ -21,6 +21,7 @@ from .errors import (
     DaemonTimeout,
     DockerdCrashed,
     SandboxError,
+    SandboxExists,
     SandboxNotFound,
     SandboxNotRunning,
     disk_full,
@@ -394,6 +395,17 @@ class AsyncSandbox(LifecycleMixin):
         from .snapshots import take
 
         return await take(self, tag, owner=owner or self.owner, server=server or os.environ.get(L.SERVER_ENV, ""))
+
+    async def check_name_free(self) -> None:
+        """Refuse, before anything starts, a name another sandbox has, so that a view need not show a
+        create that never began (the engine still refuses a clash that comes later).
+
+        Raises:
+            SandboxExists: If a sandbox of this name exists.
+        """
+        if await self.engine.find(self.name) is not None:
+            raise SandboxExists(f"A sandbox named {self.name!r} already exists; nothing was created.",
+                                fix=f"choose another name, or remove it first with `jupyter sandbox rm {self.name}`")
 
     async def close_api(self, timeout: float = 10.0) -> None:
         """Close the host socket of the inner Docker daemon (before a checkpoint: gVisor cannot save a bound host socket).
