@@ -16,9 +16,9 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 PLUGIN = "jupyter-sandbox:plugin"
 
 
-def put_settings(lab_url: str, raw: str) -> None:
+def put_settings(url: str, raw: str) -> None:
     """Save the plugin's user settings through Lab's settings API, as the Settings Editor does."""
-    parts = urllib.parse.urlsplit(lab_url.replace("{workspace}", "x"))
+    parts = urllib.parse.urlsplit(url.replace("{workspace}", "x"))
     token = urllib.parse.parse_qs(parts.query)["token"][0]
     request = urllib.request.Request(f"{parts.scheme}://{parts.netloc}/lab/api/settings/{PLUGIN}", method="PUT",
                                      data=json.dumps({"raw": raw}).encode(),
@@ -27,10 +27,10 @@ def put_settings(lab_url: str, raw: str) -> None:
         assert response.status == 204
 
 
-def dialog_defaults(browser: Any, lab_url: str, shot: str) -> tuple[bool, str]:
-    page = browser.new_page(viewport={"width": 1400, "height": 900})
+def dialog_defaults(chromium: Any, url: str, shot: str) -> tuple[bool, str]:
+    page = chromium.new_page(viewport={"width": 1400, "height": 900})
     try:
-        open_panel(page, lab_url)
+        open_panel(page, url)
         page.locator(".jp-SandboxPanel-create").click()
         dialog = page.locator(".jp-Dialog")
         docker = dialog.locator('input[name="docker"]').is_checked()
