@@ -31,8 +31,12 @@ dockerd listening on the host socket directly (then it cannot be closed).
 
 from __future__ import annotations
 
+import contextlib
 import re
 from dataclasses import dataclass
+from typing import Any, AsyncGenerator
+
+from .threads import follow
 
 MARKER = "@@jupyter-sandbox"
 LOG_MARKER = "@@jupyter-sandbox-log"
@@ -456,6 +460,24 @@ class InitReportParser:
         if state == "failed":
             self._log_lines = []
         return InitReport(phase, state, up, message, tail)
+
+
+async def follow_reports(client: Any, container_id: str, skip: int = 0) -> AsyncGenerator[InitReport, None]:
+    """The init program's reports as it writes them (its container's log, followed), after the first ``skip``.
+
+    The log replays from the start on every open, so a follower that reopens
+    it (the creating process, the server's watcher) passes the number it has seen.
+    The iteration ends when the log does (the container stopped).
+    """
+    parser = InitReportParser()
+    index = 0
+    chunks = follow(lambda: client.api.logs(container_id, stream=True, follow=True, stdout=True, stderr=False))
+    async with contextlib.aclosing(chunks):
+        async for chunk in chunks:
+            for report in parser.feed(chunk.decode("utf-8", errors="replace")):
+                index += 1
+                if index > skip:
+                    yield report
 
 
 _KNOWN_CAUSES = [

@@ -12,6 +12,7 @@ from rich.markup import escape
 
 from .errors import SandboxError, SandboxExpired, SpecError
 from .options import add_limit_arguments, add_spec_arguments
+from .progress import ready_text
 from .spec import DEFAULT_IMAGE
 
 if TYPE_CHECKING:
@@ -151,11 +152,11 @@ def cmd_create(args: argparse.Namespace) -> int:
             lines.write({"event": "final", "sandbox": sandbox.name, "state": "ready",
                          "seconds": round(sandbox.ready_seconds or 0, 3)})
             return 0
+        call(core.check_name_free)  # a taken name is said once, before any progress
         with LiveProgress(core.name, core.spec.docker, err, restored=core.spec.snapshot is not None) as progress:
             core.events.add_listener(progress)
             sandbox = Sandbox.start(core)
-        what = "Docker daemon" if sandbox.spec.docker else "Sandbox"
-        err.print(f"[green]✔[/] {what} in [bold cyan]{sandbox.name}[/] ready in {sandbox.ready_seconds:.2f} s")
+        err.print(f"[green]✔[/] {escape(ready_text(sandbox.spec.docker, sandbox.ready_seconds or 0, name=sandbox.name))}")
         out.print(sandbox.name)
         return 0
     except KeyboardInterrupt:
@@ -387,7 +388,7 @@ def cmd_restart(args: argparse.Namespace) -> int:
 
 
 def cmd_rm(args: argparse.Namespace) -> int:
-    from . import labels as L
+    from . import ownership
     from .engine import Engine
     from .sandbox import AsyncSandbox
     from .sync import Sandbox, call
@@ -406,9 +407,7 @@ def cmd_rm(args: argparse.Namespace) -> int:
             status = 1
     if args.all or args.orphans:
         for container in call(Engine.default().containers):
-            orphan = L.owner_alive(container.labels) is False and (
-                container.labels.get(L.OWNER) != "pool" or L.in_pool(container.name or ""))
-            if args.all or orphan:
+            if args.all or ownership.orphaned(container.name or "", container.id or "", container.labels):
                 sandbox = AsyncSandbox.from_container(container)
                 targets[sandbox.name] = sandbox
     for name, sandbox in targets.items():

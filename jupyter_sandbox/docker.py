@@ -10,8 +10,10 @@ inside the sandbox, or a sandbox without a host socket.
 
 from __future__ import annotations
 
+import difflib
 import json
 import os
+import re
 import time
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
 
@@ -85,7 +87,22 @@ def explain_failure(argv: list[str], stderr: str, network: str) -> str | None:
                 "was given another one (--pid=container:NAME): drop that option, or use --pid=host.")
     if "unable to find image" in text or "pull access denied" in text or "no such image" in text:
         return "The image is not in the sandbox's daemon. Load it from the host with sandbox.docker.load(IMAGE)."
+    unknown = re.search(r"unknown command:? \"?(?:docker )?([\w-]+)|'([\w-]+)' is not a docker command", text)
+    if unknown:
+        typed = unknown.group(1) or unknown.group(2)
+        close = difflib.get_close_matches(typed, DOCKER_COMMANDS, n=3, cutoff=0.6)
+        if close:
+            return f"`docker {typed}` is not a docker command. Did you mean {' or '.join(f'`docker {c}`' for c in close)}?"
     return None
+
+
+DOCKER_COMMANDS = (
+    "attach", "build", "builder", "buildx", "commit", "compose", "config", "container", "context", "cp", "create", "diff",
+    "events", "exec", "export", "history", "image", "images", "import", "info", "inspect", "kill", "load", "login",
+    "logout", "logs", "manifest", "network", "node", "pause", "plugin", "port", "ps", "pull", "push", "rename",
+    "restart", "rm", "rmi", "run", "save", "search", "secret", "service", "stack", "start", "stats", "stop", "swarm",
+    "system", "tag", "top", "trust", "unpause", "update", "version", "volume", "wait")
+"""The docker CLI's commands, for "did you mean" on a typo."""
 
 
 

@@ -11,6 +11,7 @@ from typing import Any
 
 from . import snapshots
 from .errors import SandboxError
+from .progress import ready_text
 from .runtimes import WANTED_RUNTIMES, network_of, runtime_for
 
 MIN_RUNSC = 20240729
@@ -105,22 +106,22 @@ def check_sandbox_network(image: str) -> Check:
     except SandboxError as error:
         return Check(name, False, f"a sandbox-mode sandbox did not start: {error.message}", error.fix or SETUP)
     try:
-        seconds = sandbox.ready_seconds or 0.0
+        ready = ready_text(False, sandbox.ready_seconds or 0.0)
         if mirror is None:
-            return Check(name, True, f"sandbox ready in {seconds:.2f} s; egress not probed (no http Debian mirror in the apt sources)")
+            return Check(name, True, f"{ready}; egress not probed (no http Debian mirror in the apt sources)")
         process = sandbox.run(egress_probe(mirror))
         output = process.stdout.read().strip()
         code = process.wait()
         if code == 3:
-            return Check(name, False, f"sandbox ready in {seconds:.2f} s but cannot resolve {mirror}",
+            return Check(name, False, f"{ready} but cannot resolve {mirror}",
                          "check the nameservers in /run/jupyter-sandbox/resolv.conf (copied from the host's "
                          "/etc/resolv.conf) and that the firewall admits DNS to them: `bash scripts/setup-host.sh`")
         if code != 0 or " 2" not in output and " 3" not in output:
-            return Check(name, False, f"sandbox ready in {seconds:.2f} s but no HTTP answer from {mirror} (exit {code}: {output!r})",
+            return Check(name, False, f"{ready} but no HTTP answer from {mirror} (exit {code}: {output!r})",
                          "check that the host forwards and masquerades the jupyter-sandbox bridge "
                          "(sysctl net.ipv4.ip_forward=1, Docker's iptables on) and `bash scripts/setup-host.sh`")
         status = output.splitlines()[-1]
-        return Check(name, True, f"sandbox ready in {seconds:.2f} s; reached {mirror} ({status})")
+        return Check(name, True, f"{ready}; reached {mirror} ({status})")
     finally:
         sandbox.terminate()
 

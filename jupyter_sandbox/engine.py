@@ -243,7 +243,7 @@ class Engine:
         return await self.call(rename)
 
     async def remove(self, container_id: str) -> bool:
-        """Remove a container, its anonymous volumes and its API socket directory; False if it was already gone."""
+        """Remove a container, its anonymous volumes, its API socket directory and its claim record; False if it was already gone."""
         from . import apisocket
 
         def remove() -> bool:
@@ -266,8 +266,10 @@ class Engine:
                 apisocket.remove_dir(folder)
 
         existed = await self.call(remove)
+        from . import ownership
         from .egress import forget
 
+        ownership.forget(container_id)  # a claimed pool member's claim record
         await forget([container_id])  # its firewall rules go with it (network "sandbox")
         return existed
 

@@ -97,6 +97,23 @@ class ImagePhase:
         return "Image loaded: " + self.value[len(IMAGE_PHASE_PREFIX):]
 
 
+def phase_catalog() -> dict[str, Any]:
+    """The phase lists and titles as JSON, for views that draw phase rows (the Lab panel reads them
+    from ``GET /sandbox/api/phases``): one definition, here.
+
+    ``docker``, ``plain`` and ``fork`` are the startup orders; one ``load:IMAGE``
+    phase per preloaded image runs just before ``ready`` (titled ``image_label`` + IMAGE).
+    """
+    return {
+        "docker": [p.value for p in DOCKER_PHASES],
+        "plain": [p.value for p in PLAIN_PHASES],
+        "fork": [p.value for p in FORK_PHASES],
+        "labels": {p.value: p.label for p in Phase},
+        "image_prefix": IMAGE_PHASE_PREFIX,
+        "image_label": ImagePhase(IMAGE_PHASE_PREFIX).label,
+    }
+
+
 def phase_label(phase: str) -> str:
     """The human title of any phase name, the per-image ones included."""
     if phase.startswith(IMAGE_PHASE_PREFIX):

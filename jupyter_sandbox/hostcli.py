@@ -16,13 +16,12 @@ import shutil
 import signal
 import subprocess
 import threading
-import time
 from typing import Any, Callable, Iterable, Iterator
 
 from .engine import Engine
 from .errors import SandboxError
 from .process import AsyncProcess, Chunk
-from .threads import run_sync
+from .threads import poll_until, run_sync
 
 PLUGIN_DIRS = ("~/.docker/cli-plugins", "/usr/local/lib/docker/cli-plugins", "/usr/local/libexec/docker/cli-plugins",
                "/usr/lib/docker/cli-plugins", "/usr/libexec/docker/cli-plugins")
@@ -152,10 +151,11 @@ class HostProcess(AsyncProcess):
         if self.popen.poll() is not None:
             return
         self._send(signal.SIGTERM)
-        deadline = time.monotonic() + grace
-        while self.popen.poll() is None and time.monotonic() < deadline:
-            await _sleep(0.02)
-        if self.popen.poll() is None:
+
+        async def ended() -> bool:
+            return self.popen.poll() is not None
+
+        if not await poll_until(ended, grace, interval=0.02, most=0.02):
             self._send(signal.SIGKILL)
 
     def _send(self, number: int) -> None:
@@ -163,9 +163,3 @@ class HostProcess(AsyncProcess):
             os.killpg(self.popen.pid, number)
         except (ProcessLookupError, PermissionError):
             pass
-
-
-async def _sleep(seconds: float) -> None:
-    import anyio
-
-    await anyio.sleep(seconds)

@@ -1,4 +1,9 @@
-"""Engine labels: the only place sandbox state is kept, so every face sees the same sandboxes."""
+"""Engine labels: where sandbox state is kept, so every face sees the same sandboxes.
+
+Labels are fixed at a create; the little that changes later is kept beside them, keyed by
+container id: a claimed pool member's owner (:mod:`jupyter_sandbox.ownership`), the last use
+(:mod:`jupyter_sandbox.lifecycle`) and a live egress policy (:mod:`jupyter_sandbox.egress`).
+"""
 
 from __future__ import annotations
 

@@ -181,24 +181,25 @@ def forget(container_id: str) -> None:
 
 
 def prune(present: set[str], grace: float = 60.0) -> None:
-    """Remove the markers of containers that no longer exist (removed outside the product).
+    """Remove the markers and claim records (:mod:`jupyter_sandbox.ownership`) of containers that no
+    longer exist (removed outside the product).
 
     Args:
         present: The ids of every container the engine has now.
-        grace: Markers touched this recently are kept (their container may be newer than ``present``).
+        grace: Files touched this recently are kept (their container may be newer than ``present``).
     """
-    folder = os.path.join(state_dir(), "activity")
-    try:
-        entries = list(os.scandir(folder))
-    except OSError:
-        return
     now = time.time()
-    for entry in entries:
+    for folder in ("activity", "claims"):
         try:
-            if entry.name not in present and now - entry.stat().st_mtime > grace:
-                os.unlink(entry.path)
+            entries = list(os.scandir(os.path.join(state_dir(), folder)))
         except OSError:
             continue
+        for entry in entries:
+            try:
+                if entry.name.split(".")[0] not in present and now - entry.stat().st_mtime > grace:
+                    os.unlink(entry.path)
+            except OSError:
+                continue
 
 
 def last_activity(attrs: Mapping[str, Any]) -> float | None:

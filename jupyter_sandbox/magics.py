@@ -10,6 +10,7 @@ and :mod:`jupyter_sandbox.streaming` (commands with live output).
 from __future__ import annotations
 
 import contextlib
+import re
 import shlex
 import sys
 from typing import Any, Iterator
@@ -55,13 +56,23 @@ def shown_errors(interrupted: str) -> Iterator[None]:
     try:
         yield
     except SandboxError as error:
-        lines = str(error).splitlines() or [error.message]
+        lines = in_magic_terms(str(error)).splitlines() or [error.message]
         rendered = [f"{RED}{type(error).__name__}{RESET}: {lines[0]}", *lines[1:]]
         error._render_traceback_ = lambda: rendered  # type: ignore[attr-defined]
         raise
     except KeyboardInterrupt as interrupt:
         interrupt._render_traceback_ = lambda: [f"{RED}KeyboardInterrupt{RESET}: {interrupted}"]  # type: ignore[attr-defined]
         raise
+
+
+def in_magic_terms(text: str) -> str:
+    """An error's text as a notebook user acts on it: the core's hints name the CLI
+    (`jupyter sandbox rm demo`), and where ``%sandbox`` has the same action the hint names the magic
+    (`%sandbox rm demo`); commands the magic lacks (``image build``, ``env``) keep their CLI form."""
+    def magic(match: re.Match[str]) -> str:
+        return f"%sandbox {match.group(1)}" if match.group(1) in ACTIONS else match.group(0)
+
+    return re.sub(r"jupyter sandbox ([a-z][a-z-]*)", magic, text)
 
 
 def split_at_dashes(line: str) -> tuple[list[str], list[str]]:
@@ -80,6 +91,12 @@ def usage(magic: Any) -> str:
     """The magic's usage line(s), generated from its arguments."""
     text: str = magic.parser.format_usage()
     return "usage: " + text.strip().removeprefix("::").strip()
+
+
+def actions_text(magic: Any) -> str:
+    """The summary of a magic's actions: the paragraph of its docstring whose lines show it in use."""
+    paragraphs = re.split(r"\n\s*\n", magic.__doc__ or "")
+    return next((p.strip("\n") for p in paragraphs if p.lstrip().startswith("%sandbox ") and "[-h]" not in p), "")
 
 
 def help_text(magic: Any) -> str:
@@ -168,7 +185,7 @@ class SandboxMagics(Magics):
         args = parse(self.sandbox, head, "%sandbox? or %sandbox --help shows every option")
         if args.help or args.action is None:
             if args.action is None and not args.help:
-                raise UsageError(f"say what to do\n{usage(self.sandbox)}")
+                raise UsageError(f"say what to do:\n{actions_text(self.sandbox)}\n`%sandbox?` shows every option")
             print(help_text(self.sandbox))
             return None
         self._check_options(args, command)
@@ -336,7 +353,7 @@ class SandboxMagics(Magics):
         if result.exit_code != 0:
             print(f"✘ {what} exited with code {result.exit_code}", file=sys.stderr)
         if result.hint:
-            print(f"hint: {result.hint}", file=sys.stderr)
+            print(f"hint: {in_magic_terms(result.hint)}", file=sys.stderr)
         return result.exit_code == 0
 
     @magic_arguments()

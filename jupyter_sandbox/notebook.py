@@ -27,7 +27,7 @@ from .pool import pool_key
 from .progress import choose_mode, make_view
 from .sandbox import AsyncSandbox
 from .streaming import CLEANUP_SECONDS, END, wait_for_items
-from .sync import Sandbox, portal
+from .sync import Sandbox, call, cancel_and_wait, portal, start
 
 OWNER = "kernel"
 KEPT_OWNER = "kernel-kept"
@@ -52,7 +52,7 @@ class CreateJob:
         self.finished = threading.Event()
         self._lock = threading.Lock()
         self._watchers: list["queue.Queue[Any]"] = []
-        self._future = portal().start_task_soon(self._run)
+        self._future, self._ended = start(self._run)
 
     async def _run(self) -> None:
         try:
@@ -104,8 +104,7 @@ class CreateJob:
 
     def cancel(self) -> None:
         """Cancel the create and wait (bounded) until the core has cleaned up."""
-        self._future.cancel()
-        self.finished.wait(CLEANUP_SECONDS)
+        cancel_and_wait(self._future, self._ended, CLEANUP_SECONDS)
 
 
 class KernelSandboxes:
@@ -144,6 +143,10 @@ class KernelSandboxes:
         core = Sandbox.prepare(name, owner=KEPT_OWNER if keep else OWNER, **fields)
         for warning in core.spec.warnings:
             print(f"Warning: {warning}", file=sys.stderr)
+        with self._lock:
+            new = core.name not in self.jobs and core.name not in self.owned
+        if new:
+            call(core.check_name_free)  # a name another sandbox has is said once, before any view
         with self._lock:
             job = self.jobs.get(core.name)
             existing = self.sandboxes.get(core.name) if core.name in self.owned else None

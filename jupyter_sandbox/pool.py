@@ -5,7 +5,9 @@ Pool members are ordinary sandboxes whose container is named
 (image, docker, cpu, memory, network, env, disk, storage, images).  ``create`` claims a ready member
 with the same key by *renaming* its container to the sandbox's name: the
 engine enforces unique names, and a host-wide file lock serialises claims, so
-a member is never handed out twice, even to two processes at once.
+a member is never handed out twice, even to two processes at once.  The claim
+also records the claimer as the member's owner (:mod:`jupyter_sandbox.ownership`):
+its labels, which cannot change, still say ``pool``.
 """
 
 from __future__ import annotations
@@ -18,25 +20,23 @@ import os
 import secrets
 import tempfile
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Sequence
 
 import anyio
 
 from . import labels as L
-from .bootstrap import InitReport
+from . import ownership
+from .bootstrap import InitReport, InitReportParser
 from .engine import Engine
 from .errors import SandboxError, SandboxExists
-from .events import Phase, State
 from .locks import host_lock
 from .spec import SandboxSpec
 from .status import READY, derive_state
-from .threads import iterate_in_thread
+from .threads import follow
 
 if TYPE_CHECKING:
     from docker.models.containers import Container
-
-    from .sandbox import AsyncSandbox
 
 log = logging.getLogger(__name__)
 LOCK_PATH = os.path.join(tempfile.gettempdir(), "jupyter-sandbox-pool.lock")
@@ -63,16 +63,40 @@ async def _members(engine: Engine, key: str | None = None) -> list[Any]:
     return sorted(waiting, key=lambda c: float(c.labels.get(L.CREATED, "0") or 0))
 
 
-async def claim(sandbox: "AsyncSandbox") -> bool:
-    """Give ``sandbox`` a ready pool member with the same spec, if there is one; True if it got one."""
-    engine = sandbox.engine
-    key = pool_key(sandbox.spec)
-    candidates = await _members(engine, key)
-    if not candidates:
-        return False
-    target = L.container_name(sandbox.name)
+@dataclass(frozen=True)
+class Claimed:
+    """A ready pool member, renamed to its new sandbox's name and recorded as its claimer's.
+
+    Attributes:
+        container_id: Its container.
+        api_dir: Its host socket directory (from its labels), if it has one.
+        member: The pool name it had.
+        reports: What its init program reported while it booted (replayed as the new sandbox's phases).
+    """
+
+    container_id: str
+    api_dir: str | None
+    member: str
+    reports: list[InitReport]
+
+
+async def claim(engine: Engine, spec: SandboxSpec, owner: str) -> Claimed | None:
+    """Take a ready pool member interchangeable with ``spec`` as sandbox ``spec.name``, if there is one.
+
+    The rename happens under a host-wide lock and, with it, the claimer's ownership
+    record (see :mod:`jupyter_sandbox.ownership`): once renamed, the member is ``owner``'s.
+
+    Raises:
+        SandboxExists: If a sandbox of that name exists.
+    """
+    candidates = await _members(engine, pool_key(spec))
+    target = L.container_name(spec.name)
     for candidate in candidates:
-        reports = await type(sandbox).from_container(candidate, engine=engine).reports()
+        try:
+            logs = await engine.call(engine.client.api.logs, candidate.id, stdout=True, stderr=False)
+        except SandboxError:
+            continue  # removed meanwhile (a pool drained, or expired)
+        reports = InitReportParser().feed(logs.decode("utf-8", errors="replace") + "\n")
         if derive_state("running", reports)[0] != READY:
             continue  # still starting, or its daemon failed
 
@@ -80,38 +104,19 @@ async def claim(sandbox: "AsyncSandbox") -> bool:
             with host_lock(LOCK_PATH):
                 try:
                     engine.client.api.rename(candidate.name, target)
-                    return "claimed"
                 except Exception as error:  # translated below
-                    status = getattr(error, "status_code", None)
-                    return "exists" if status == 409 else "taken"
+                    return "exists" if getattr(error, "status_code", None) == 409 else "taken"
+                ownership.record_claim(candidate.id, owner)
+                return "claimed"
 
-        with anyio.CancelScope(shield=True):  # a claimed member's id must not be lost to a cancellation
+        with anyio.CancelScope(shield=True):  # a claimed member must not be lost to a cancellation
             outcome = await engine.call(rename)
-            if outcome == "claimed":
-                sandbox.container_id = candidate.id
-                sandbox.api_dir = candidate.labels.get(L.API_DIR) or None
         if outcome == "exists":
-            raise SandboxExists(f"A sandbox named {sandbox.name!r} already exists.",
-                                fix=f"choose another name, or remove it first with `jupyter sandbox rm {sandbox.name}`")
+            raise SandboxExists(f"A sandbox named {spec.name!r} already exists.",
+                                fix=f"choose another name, or remove it first with `jupyter sandbox rm {spec.name}`")
         if outcome == "claimed":
-            sandbox.from_pool = True
-            _replay_phases(sandbox, candidate.name, reports)
-            return True
-    return False
-
-
-def _replay_phases(sandbox: "AsyncSandbox", member: str, reports: list[InitReport]) -> None:
-    sandbox._publish(Phase.IMAGE_CHECK, State.DONE, f"{sandbox.spec.image} (warm pool)")
-    sandbox._publish(Phase.SANDBOX_START, State.DONE, f"taken from the warm pool ({member})")
-    if sandbox.spec.snapshot is not None:
-        sandbox._publish(Phase.RESTORED, State.DONE, f"pre-restored from snapshot {sandbox.spec.snapshot}")
-    for report in reports:
-        if report.state == "done" and report.phase not in (Phase.READY.value, Phase.DAEMON.value):
-            sandbox._publish(report.phase, State.DONE, f"pre-booted: {report.message}".rstrip(": "), uptime=report.uptime)
-    sandbox.ready_seconds = time.monotonic() - sandbox._started
-    sandbox._ready = True
-    what = "Docker daemon" if sandbox.spec.docker else "Sandbox"
-    sandbox._publish(Phase.READY, State.DONE, f"{what} ready in {sandbox.ready_seconds:.2f} s (warm pool)")
+            return Claimed(candidate.id, candidate.labels.get(L.API_DIR) or None, candidate.name, reports)
+    return None
 
 
 class WarmPool:
@@ -164,7 +169,7 @@ class WarmPool:
 
     @staticmethod
     def _mine(container: Container) -> bool:
-        return container.labels.get(L.OWNER_PID) == str(os.getpid())
+        return bool(container.labels.get(L.OWNER_PID) == str(os.getpid()))
 
     async def run(self, *, task_status: Any = anyio.TASK_STATUS_IGNORED) -> None:
         """Keep the pool full until cancelled, then drain it."""
@@ -179,22 +184,12 @@ class WarmPool:
 
     async def _wait_for_change(self) -> None:
         """Return when a member is claimed, removed or dies, or when one may have aged out."""
-        holder: dict[str, Any] = {}
-
-        def open_events() -> Any:
-            holder["stream"] = self.engine.client.events(
-                decode=True, filters={"type": "container", "label": f"{L.POOL}=1", "event": ["rename", "die", "destroy"]})
-            return holder["stream"]
-
-        def close() -> None:
-            if holder.get("stream") is not None:
-                holder["stream"].close()
-
+        filters = {"type": "container", "label": f"{L.POOL}=1", "event": ["rename", "die", "destroy"]}
         delay = 30.0 if self.max_age is None else max(1.0, min(30.0, self.max_age / 2))
         if self.failures:
             delay = min(delay, 5.0)
         with anyio.move_on_after(delay):
-            async with contextlib.aclosing(iterate_in_thread(open_events, close=close)) as events:
+            async with contextlib.aclosing(follow(lambda: self.engine.client.events(decode=True, filters=filters))) as events:
                 async for _ in events:
                     return
 

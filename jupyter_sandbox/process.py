@@ -22,7 +22,7 @@ import docker.utils.socket as docker_socket
 
 from .engine import Engine
 from .errors import ENOSPC_TEXT, ExecTimeout, SandboxDied, SandboxError
-from .threads import iterate_in_thread
+from .threads import iterate_in_thread, poll_until
 
 RUNSC_GONE = b'urpc method "containerManager'
 """What runsc prints for an exec whose sandbox died under it."""
@@ -284,16 +284,17 @@ class AsyncProcess:
         api = self.engine.client.api
         state: dict[str, Any] = {}
         limit = None
-        deadline = time.monotonic() + 5
-        while time.monotonic() < deadline:
+
+        async def stopped() -> bool:
+            nonlocal state, limit
             try:
                 attrs = await self.engine.call(api.inspect_container, self.container_id)
             except SandboxError:
-                break
+                return True
             state, limit = attrs.get("State", {}), attrs.get("HostConfig", {}).get("Memory")
-            if not state.get("Running"):
-                break
-            await anyio.sleep(0.05)
+            return not state.get("Running")
+
+        await poll_until(stopped, 5, interval=0.05, most=0.05)
         command = " ".join(self.argv)
         if state.get("OOMKilled"):
             from .spec import format_memory
@@ -308,22 +309,19 @@ class AsyncProcess:
 
     async def _collect_exit_code(self) -> None:
         api = self.engine.client.api
-        deadline = time.monotonic() + 5
-        delay = 0.002
-        while True:
+
+        async def exited() -> bool:
             try:
                 info = await self.engine.call(api.exec_inspect, self.exec_id)
             except SandboxError:
-                self.exit_code = -1
-                return
+                return True
             if not info.get("Running") and info.get("ExitCode") is not None:
                 self.exit_code = int(info["ExitCode"])
-                return
-            if time.monotonic() > deadline:
-                self.exit_code = -1
-                return
-            await anyio.sleep(delay)
-            delay = min(delay * 2, 0.1)
+                return True
+            return False
+
+        if not await poll_until(exited, 5, interval=0.002, most=0.1) or self.exit_code is None:
+            self.exit_code = -1
 
     async def kill(self, grace: float = 2.0) -> None:
         """Stop the process and its descendants inside the sandbox: SIGTERM, then SIGKILL after ``grace`` seconds."""
@@ -337,13 +335,11 @@ class AsyncProcess:
 
         try:
             await self.engine.call(signal, "TERM")
-            deadline = time.monotonic() + grace
-            while time.monotonic() < deadline:
-                info = await self.engine.call(api.exec_inspect, self.exec_id)
-                if not info.get("Running"):
-                    break
-                await anyio.sleep(0.05)
-            else:
+
+            async def ended() -> bool:
+                return not (await self.engine.call(api.exec_inspect, self.exec_id)).get("Running")
+
+            if not await poll_until(ended, grace, interval=0.05, most=0.05):
                 await self.engine.call(signal, "KILL")
             await self.engine.call(signal, "KILL")  # children that ignored SIGTERM or outlived their parent
         except SandboxError:

@@ -58,9 +58,23 @@ def choose_mode(requested: str | None = "auto") -> str:
     return mode
 
 
-def outcome_line(docker: bool, seconds: float) -> str:
-    """The final line of a successful create, e.g. ``Docker daemon ready in 1.6 s``."""
-    return f"{'Docker daemon' if docker else 'Sandbox'} ready in {seconds:.1f} s"
+def ready_text(docker: bool, seconds: float, *, version: str = "", name: str = "", pool: bool = False,
+               snapshot: str | None = None, digits: int = 2) -> str:
+    """What every face says when a create is ready (the one place this text is built).
+
+    Args:
+        docker: Whether the sandbox has a Docker daemon (``Docker daemon ...``, else ``Sandbox ...``).
+        seconds: The create's duration.
+        version: The inner daemon's version, when known (``Docker 27.3.1 ready in ...``).
+        name: The sandbox's name, for lines that do not show it elsewhere (``... in demo ready in ...``).
+        pool: It was taken from the warm pool (`` (warm pool)``).
+        snapshot: It was forked from this snapshot (`` (from snapshot TAG)``).
+        digits: Decimals of the seconds (the phase views show 1, events 2).
+    """
+    what = (f"Docker {version}" if version else "Docker daemon") if docker else "Sandbox"
+    where = f" in {name}" if name else ""
+    how = " (warm pool)" if pool else (f" (from snapshot {snapshot})" if snapshot else "")
+    return f"{what}{where} ready in {seconds:.{digits}f} s{how}"
 
 
 class TextProgress:
@@ -108,7 +122,7 @@ class TextProgress:
         """Print the outcome line (the error itself is shown by whoever raises it)."""
         final = self.tracker.final
         if error is None and final is not None and final.state == "done":
-            self._print(f"✔ {outcome_line(self.docker, final.elapsed)}")
+            self._print(f"✔ {ready_text(self.docker, final.elapsed, digits=1)}")
         else:
             phase = final.label if final is not None else "startup"
             self._print(f"✘ Sandbox {self.name} failed at: {phase}")

@@ -7,13 +7,13 @@ import dataclasses
 import logging
 import os
 import time
-from typing import TYPE_CHECKING, Any, Callable, Iterable, cast
+from typing import TYPE_CHECKING, Any, Iterable, cast
 
 import anyio
 import docker.errors
 from docker.models.containers import Container
 
-from . import apisocket
+from . import apisocket, ownership
 from . import labels as L
 from .bootstrap import CLOSE_SIGNAL, DOCKERD_LOG, OPEN_SIGNAL, RESTART_SIGNAL, InitReport, InitReportParser
 from .engine import Engine
@@ -21,6 +21,7 @@ from .errors import (
     DaemonTimeout,
     DockerdCrashed,
     SandboxError,
+    SandboxExists,
     SandboxNotFound,
     SandboxNotRunning,
     disk_full,
@@ -32,9 +33,9 @@ from .ports import PROC_NET_FILES, ListeningPort, parse_listening, sandbox_addre
 from .ports import url as port_url
 from .process import AsyncProcess
 from .spec import SandboxSpec
-from .startup import StartupMixin
+from .startup import Startup, failure
 from .status import GONE, PAUSED, READY, SandboxInfo, info_from_container
-from .threads import run_sync
+from .threads import poll_until, run_sync
 
 if TYPE_CHECKING:
     from .snapshots import Snapshot
@@ -42,7 +43,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-class AsyncSandbox(StartupMixin, LifecycleMixin):
+class AsyncSandbox(LifecycleMixin):
     """A gVisor sandbox on the host's Docker engine, optionally with its own Docker daemon.
 
     Make one with :meth:`create` (or :meth:`prepare` then :meth:`start` to
@@ -69,10 +70,9 @@ class AsyncSandbox(StartupMixin, LifecycleMixin):
         self.from_pool = False
         self.events = EventBus()
         self.ready_seconds: float | None = None
+        """How long its create took (set when it became ready in this process)."""
         self._ready = False
-        self._started = time.monotonic()
-        self._log_tail_at_timeout = ""
-        self._preload_sizes: dict[str, int] = {}
+        self._prepared_at = time.monotonic()
         from .docker import AsyncDocker
         from .files import AsyncFiles
 
@@ -81,6 +81,16 @@ class AsyncSandbox(StartupMixin, LifecycleMixin):
 
     def __repr__(self) -> str:
         return f"<AsyncSandbox {self.name!r} image={self.spec.image!r} docker={self.spec.docker}>"
+
+    @property
+    def name(self) -> str:
+        """The sandbox's name."""
+        return self.spec.name
+
+    @property
+    def api_socket(self) -> str | None:
+        """The host path of the socket on which the inner Docker daemon answers (None without one)."""
+        return os.path.join(self.api_dir, apisocket.SOCKET_NAME) if self.api_dir else None
 
     # -- creating ---------------------------------------------------------
 
@@ -118,6 +128,32 @@ class AsyncSandbox(StartupMixin, LifecycleMixin):
         await sandbox.start()
         return sandbox
 
+    async def start(self) -> None:
+        """Make this prepared sandbox ready: claim a matching warm-pool member (if ``use_pool``) or boot
+        a new container; progress goes to :attr:`events` (see :class:`jupyter_sandbox.startup.Startup`).
+
+        Raises:
+            SandboxError: A subclass saying what failed and how to fix it; whatever was created has been removed.
+        """
+        await Startup(self).run()
+
+    def adopt(self, container_id: str, *, api_dir: str | None = None, ready_seconds: float | None = None,
+              from_pool: bool = False) -> None:
+        """Become the ready sandbox of an existing container: the one its startup booted, or a warm-pool
+        member claimed for it (``from_pool``; :func:`jupyter_sandbox.pool.claim` renamed it and recorded its owner).
+
+        Args:
+            container_id: The container, already named and ready.
+            api_dir: Its host socket directory, if it has one.
+            ready_seconds: How long the create took.
+            from_pool: It is a claimed warm-pool member.
+        """
+        self.container_id = container_id
+        self.api_dir = api_dir
+        self.ready_seconds = ready_seconds
+        self.from_pool = from_pool
+        self._ready = True
+
     @classmethod
     async def get(cls, name: str, *, engine: Engine | None = None) -> "AsyncSandbox":
         """Attach to an existing sandbox by name (created by any process).
@@ -142,7 +178,8 @@ class AsyncSandbox(StartupMixin, LifecycleMixin):
         environment = (container.attrs.get("Config") or {}).get("Env")
         spec = dataclasses.replace(L.spec_from_labels(container.labels, environment),
                                    name=L.name_of(container.name, container.labels))
-        return cls(spec, engine=engine, container_id=container.id, owner=container.labels.get(L.OWNER, ""),
+        owner = ownership.labels_of(container.id, container.labels).get(L.OWNER, "")
+        return cls(spec, engine=engine, container_id=container.id, owner=owner,
                    api_dir=apisocket.dir_of(container.labels))
 
     @classmethod
@@ -224,23 +261,23 @@ class AsyncSandbox(StartupMixin, LifecycleMixin):
         await self.ensure_running()
         if self._ready:
             return
-        deadline = time.monotonic() + (timeout if timeout is not None else self.spec.timeout)
-        delay = 0.01
-        while True:
+        last: list[SandboxInfo] = []
+
+        async def ready() -> bool:
             info = await self.status()
-            if info.state == READY:
-                self._ready = True
-                return
+            last[:] = [info]
             if info.state == PAUSED:
                 await self.ensure_running()
-                continue
+                return await ready()
             self._raise_if_unusable(info)
-            if time.monotonic() > deadline:
-                raise DaemonTimeout(f"Sandbox {self.name!r} is still starting ({info.reason}).",
-                                    phase=info.phases[-1]["phase"] if info.phases else "sandbox_start",
-                                    elapsed=info.uptime or 0.0, fix="wait longer, or look at `jupyter sandbox logs " + self.name + "`")
-            await anyio.sleep(delay)
-            delay = min(delay * 2, 0.2)
+            return info.state == READY
+
+        if not await poll_until(ready, timeout if timeout is not None else self.spec.timeout):
+            info = last[0]
+            raise DaemonTimeout(f"Sandbox {self.name!r} is still starting ({info.reason}).",
+                                phase=info.phases[-1]["phase"] if info.phases else "sandbox_start",
+                                elapsed=info.uptime or 0.0, fix="wait longer, or look at `jupyter sandbox logs " + self.name + "`")
+        self._ready = True
 
     def _raise_if_unusable(self, info: SandboxInfo) -> None:
         if info.state in ("stopped", "gone"):
@@ -318,18 +355,18 @@ class AsyncSandbox(StartupMixin, LifecycleMixin):
         except SandboxError as error:
             raise await self._explain_exec_failure(error) from None
         self._ready = False
-        deadline = time.monotonic() + (timeout or self.spec.timeout)
-        delay = 0.01
-        while time.monotonic() < deadline:
-            reports = (await self.reports())[before:]
-            for report in reports:
+
+        async def answers() -> bool:
+            for report in (await self.reports())[before:]:
                 if report.state == "failed":
-                    raise self._failure(report)
+                    raise failure(report, self.spec)
                 if report.phase == Phase.READY.value and report.state == "done":
-                    self._ready = True
-                    return
-            await anyio.sleep(delay)
-            delay = min(delay * 2, 0.1)
+                    return True
+            return False
+
+        if await poll_until(answers, timeout or self.spec.timeout, most=0.1):
+            self._ready = True
+            return
         raise DaemonTimeout(f"dockerd in sandbox {self.name!r} did not answer after a restart.", phase="answering",
                             elapsed=timeout or self.spec.timeout, fix=f"look at `jupyter sandbox logs {self.name}`")
 
@@ -359,6 +396,17 @@ class AsyncSandbox(StartupMixin, LifecycleMixin):
 
         return await take(self, tag, owner=owner or self.owner, server=server or os.environ.get(L.SERVER_ENV, ""))
 
+    async def check_name_free(self) -> None:
+        """Refuse, before anything starts, a name another sandbox has, so that a view need not show a
+        create that never began (the engine still refuses a clash that comes later).
+
+        Raises:
+            SandboxExists: If a sandbox of this name exists.
+        """
+        if await self.engine.find(self.name) is not None:
+            raise SandboxExists(f"A sandbox named {self.name!r} already exists; nothing was created.",
+                                fix=f"choose another name, or remove it first with `jupyter sandbox rm {self.name}`")
+
     async def close_api(self, timeout: float = 10.0) -> None:
         """Close the host socket of the inner Docker daemon (before a checkpoint: gVisor cannot save a bound host socket).
 
@@ -370,7 +418,7 @@ class AsyncSandbox(StartupMixin, LifecycleMixin):
         """
         path = self._api_socket_or_raise()
         await self._signal(CLOSE_SIGNAL)
-        if not await self._until(lambda: not apisocket.is_socket(path), timeout):
+        if not await poll_until(lambda: run_sync(lambda: not apisocket.is_socket(path)), timeout, interval=0.02, most=0.02):
             raise SandboxError(f"The host socket of sandbox {self.name!r} did not close.",
                                fix="the image needs perl or socat for a closable socket (the default image has both)")
 
@@ -378,7 +426,8 @@ class AsyncSandbox(StartupMixin, LifecycleMixin):
         """Open the host socket again (after :meth:`close_api`, a restore or a fork) and wait until it answers."""
         path = self._api_socket_or_raise()
         await self._signal(OPEN_SIGNAL)
-        if not await self._until(lambda: apisocket.is_socket(path) and apisocket.ping(path), timeout):
+        if not await poll_until(lambda: run_sync(lambda: apisocket.is_socket(path) and apisocket.ping(path)), timeout,
+                                interval=0.02, most=0.02):
             raise SandboxError(f"The host socket of sandbox {self.name!r} did not answer after opening it.",
                                fix=f"look at `jupyter sandbox logs {self.name}`, or restart its daemon")
         await run_sync(apisocket.secure, path)
@@ -394,16 +443,6 @@ class AsyncSandbox(StartupMixin, LifecycleMixin):
             await self.engine.call(self.engine.client.api.kill, self.container_id, signal=signal)
         except SandboxError as error:
             raise await self._explain_exec_failure(error) from None
-
-    @staticmethod
-    async def _until(condition: Callable[[], bool], timeout: float) -> bool:
-        deadline = time.monotonic() + timeout
-        while True:
-            if await run_sync(condition):
-                return True
-            if time.monotonic() > deadline:
-                return False
-            await anyio.sleep(0.02)
 
     async def dockerd_log(self, lines: int = 200) -> str:
         """The last lines of the Docker daemon's log inside the sandbox."""
@@ -455,7 +494,8 @@ class AsyncSandbox(StartupMixin, LifecycleMixin):
         if self.container_id:
             existed = await self.engine.remove(self.container_id)
             forget(self.container_id)
-        self._publish(Phase.REMOVED, State.DONE, f"sandbox {self.name} removed")
+        self.events.publish(ProgressEvent(self.name, Phase.REMOVED.value, State.DONE.value,
+                                          round(time.monotonic() - self._prepared_at, 4), f"sandbox {self.name} removed"))
         self.events.close()
         return existed
 

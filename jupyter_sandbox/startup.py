@@ -1,23 +1,28 @@
-"""A sandbox's startup sequence: checks, the container, and the phases its init program reports.
+"""One create, from the decision to the ready sandbox: claim a warm-pool member, or boot a new container.
 
-:class:`StartupMixin` is half of :class:`~jupyter_sandbox.sandbox.AsyncSandbox`
-(kept apart so each module has one job); it is not used on its own.
+:meth:`AsyncSandbox.start <jupyter_sandbox.sandbox.AsyncSandbox.start>` runs a :class:`Startup`:
+it asks :func:`jupyter_sandbox.pool.claim` for a ready member with the same spec and,
+if there is none, checks the images, creates and starts the container (or restores a
+snapshot into it) and follows the phases its init program reports.  Either way it
+reports each phase on the sandbox's event bus and hands the ready container to the
+sandbox (:meth:`AsyncSandbox.adopt <jupyter_sandbox.sandbox.AsyncSandbox.adopt>`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 import anyio
 from docker.models.containers import Container
 from docker.types import Ulimit
 
-from . import apisocket, egress, trust
+from . import apisocket, egress, pool, trust
 from . import labels as L
 from . import network as N
-from .bootstrap import DISK_PATH, DOCKERD_LOG, MARKER, PRELOADED, InitReport, InitReportParser, diagnose, init_command
+from .bootstrap import DISK_PATH, DOCKERD_LOG, MARKER, PRELOADED, InitReport, diagnose, follow_reports, init_command
 from .errors import (
     DaemonTimeout,
     DockerdCrashed,
@@ -30,14 +35,12 @@ from .errors import (
 )
 from .events import Phase, ProgressEvent, State, image_phase, phases_for
 from .locks import host_lock
+from .progress import ready_text
 from .runtimes import WRAPPER_PATH, needs_shared_pid, release_of
 from .spec import host_pids_limit
-from .threads import iterate_in_thread, run_sync
+from .threads import poll_until, run_sync
 
 if TYPE_CHECKING:
-    from .engine import Engine
-    from .events import EventBus
-    from .process import AsyncProcess
     from .sandbox import AsyncSandbox
     from .spec import SandboxSpec
 
@@ -65,93 +68,109 @@ def _network_trap(error: SandboxError) -> NetworkNamespaceTrap:
     )
 
 
-class StartupMixin:
-    """Creates the container and follows the startup phases until ready, cleaning up on any failure."""
+class Startup:
+    """One create of ``sandbox``: a ready warm-pool member claimed, or a new container booted, within
+    the spec's timeout; on any failure (cancellation included) whatever was made is removed.
 
-    spec: "SandboxSpec"
-    engine: "Engine"
-    events: "EventBus"
-    container_id: str
-    owner: str
-    pool_key: str | None
-    use_pool: bool
-    ready_seconds: float | None
-    _ready: bool
-    _started: float
-    _log_tail_at_timeout: str
-    api_dir: str | None
-    _preload_sizes: dict[str, int]
+    It reports every phase on the sandbox's event bus, and hands the ready container to the
+    sandbox with :meth:`AsyncSandbox.adopt <jupyter_sandbox.sandbox.AsyncSandbox.adopt>`.
+    """
 
-    @property
-    def api_socket(self) -> str | None:
-        """The host path of the socket on which the inner Docker daemon answers (None without one)."""
-        return os.path.join(self.api_dir, apisocket.SOCKET_NAME) if self.api_dir else None
+    def __init__(self, sandbox: "AsyncSandbox"):
+        self.sandbox = sandbox
+        self.spec = sandbox.spec
+        self.engine = sandbox.engine
+        self.name = sandbox.name
+        self.started = time.monotonic()
+        self._log_tail_at_timeout = ""
+        self._preload_sizes: dict[str, int] = {}
 
-    @property
-    def name(self) -> str:
-        """The sandbox's name."""
-        return self.spec.name
-
-    async def run(self, command: Any, **options: Any) -> "AsyncProcess":  # provided by AsyncSandbox
-        raise NotImplementedError
-
-    def _publish(self, phase: str, state: str, message: str = "", detail: str = "", uptime: float | None = None) -> ProgressEvent:
-        event = ProgressEvent(self.name, str(phase.value if isinstance(phase, Phase) else phase),
-                              str(state.value if isinstance(state, State) else state),
-                              round(time.monotonic() - self._started, 4), message, detail, uptime=uptime)
-        self.events.publish(event)
-        return event
-
-    def _current_phase(self) -> str:
-        done = {e.phase for e in self.events.history if e.state != State.STARTED}
-        for phase in phases_for(self.spec.docker, self.spec.snapshot is not None):
-            if phase.value not in done:
-                return phase.value
-        return Phase.READY.value
-
-    async def start(self) -> None:
-        """Run the startup phases; on any failure remove whatever was created and raise."""
-        self._started = time.monotonic()
+    async def run(self) -> None:
+        """Claim or boot; on any failure remove whatever was created and raise."""
+        self.started = time.monotonic()
         try:
             with anyio.fail_after(self.spec.timeout):
-                await self._start()
+                if not (self.sandbox.use_pool and await self._claim()):
+                    await self._boot()
         except TimeoutError:
             with anyio.CancelScope(shield=True), anyio.move_on_after(5):
                 self._log_tail_at_timeout = await self._read_log_tail()
             await self._fail_and_clean(self._timeout_error())
         except BaseException as error:  # includes cancellation: never leave a half-made sandbox
             await self._fail_and_clean(error)
-        self.events.close()
+        self.sandbox.events.close()
+
+    def publish(self, phase: str, state: str, message: str = "", detail: str = "", uptime: float | None = None) -> ProgressEvent:
+        """Report a phase on the sandbox's event bus (elapsed: since this create began)."""
+        event = ProgressEvent(self.name, str(phase.value if isinstance(phase, Phase) else phase),
+                              str(state.value if isinstance(state, State) else state),
+                              round(time.monotonic() - self.started, 4), message, detail, uptime=uptime)
+        self.sandbox.events.publish(event)
+        return event
+
+    def _current_phase(self) -> str:
+        done = {e.phase for e in self.sandbox.events.history if e.state != State.STARTED}
+        for phase in phases_for(self.spec.docker, self.spec.snapshot is not None):
+            if phase.value not in done:
+                return phase.value
+        return Phase.READY.value
+
+    def _ready(self, **how: Any) -> str:
+        """Hand the booted container to the sandbox as ready; the text its "ready" phase says."""
+        seconds = time.monotonic() - self.started
+        self.sandbox.adopt(self.sandbox.container_id, api_dir=self.sandbox.api_dir, ready_seconds=seconds)
+        return ready_text(self.spec.docker, seconds, **how)
+
+    # -- a warm-pool member ---------------------------------------------------------
+
+    async def _claim(self) -> bool:
+        """Take a ready pool member (True), replaying its boot as this create's phases."""
+        claimed = await pool.claim(self.engine, self.spec, self.sandbox.owner)
+        if claimed is None:
+            return False
+        seconds = time.monotonic() - self.started
+        self.sandbox.adopt(claimed.container_id, api_dir=claimed.api_dir, ready_seconds=seconds, from_pool=True)
+        self.publish(Phase.IMAGE_CHECK, State.DONE, f"{self.spec.image} (warm pool)")
+        self.publish(Phase.SANDBOX_START, State.DONE, f"taken from the warm pool ({claimed.member})")
+        if self.spec.snapshot is not None:
+            self.publish(Phase.RESTORED, State.DONE, f"pre-restored from snapshot {self.spec.snapshot}")
+        for report in claimed.reports:
+            if report.state == "done" and report.phase not in (Phase.READY.value, Phase.DAEMON.value):
+                self.publish(report.phase, State.DONE, f"pre-booted: {report.message}".rstrip(": "), uptime=report.uptime)
+        self.publish(Phase.READY, State.DONE, ready_text(self.spec.docker, seconds, pool=True))
+        return True
+
+    # -- a new container --------------------------------------------------------------
 
     async def _read_log_tail(self) -> str:
-        if not (self.container_id and self.spec.docker):
+        if not (self.sandbox.container_id and self.spec.docker):
             return ""
         try:
-            process = await self.run(["tail", "-n", "30", DOCKERD_LOG], timeout=4)
+            process = await self.sandbox.run(["tail", "-n", "30", DOCKERD_LOG], timeout=4)
         except SandboxError:
             return ""
         return process.stdout_text.rstrip()
 
     async def _fail_and_clean(self, error: BaseException) -> None:
         with anyio.CancelScope(shield=True):
-            last = self.events.history[-1] if self.events.history else None
+            last = self.sandbox.events.history[-1] if self.sandbox.events.history else None
             if isinstance(error, SandboxError) and not (last and last.state == State.FAILED):
-                self._publish(self._current_phase(), State.FAILED, error.message, error.detail or "")
+                self.publish(self._current_phase(), State.FAILED, error.message, error.detail or "")
             elif not isinstance(error, SandboxError) and not (last and last.state == State.FAILED):
-                self._publish(self._current_phase(), State.FAILED, "cancelled" if isinstance(error, anyio.get_cancelled_exc_class()) else repr(error))
-            if self.container_id:
+                self.publish(self._current_phase(), State.FAILED, "cancelled" if isinstance(error, anyio.get_cancelled_exc_class()) else repr(error))
+            if self.sandbox.container_id:
                 try:
-                    await self.engine.remove(self.container_id)
+                    await self.engine.remove(self.sandbox.container_id)
                 except SandboxError:
                     pass
             else:
-                apisocket.remove_dir(self.api_dir)
-            self.events.close()
+                apisocket.remove_dir(self.sandbox.api_dir)
+            self.sandbox.events.close()
         raise error
 
     def _timeout_error(self) -> DaemonTimeout:
         phase = self._current_phase()
-        elapsed = time.monotonic() - self._started
+        elapsed = time.monotonic() - self.started
         tail = self._log_tail_at_timeout
         label = Phase(phase).label if phase in Phase._value2member_map_ else phase
         return DaemonTimeout(
@@ -161,14 +180,10 @@ class StartupMixin:
             "or read the dockerd log below for why it does not answer",
         )
 
-    async def _start(self) -> None:
+    async def _boot(self) -> None:
+        """Check the images, create and start the container, then follow its init program until ready."""
         spec = self.spec
-        if self.use_pool:
-            from .pool import claim
-
-            if await claim(cast("AsyncSandbox", self)):  # a StartupMixin is always an AsyncSandbox
-                return
-        self._publish(Phase.IMAGE_CHECK, State.STARTED, spec.image)
+        self.publish(Phase.IMAGE_CHECK, State.STARTED, spec.image)
         plan = await egress.prepare(self.engine, spec) if spec.network == "sandbox" else None
         image = await self.engine.image(spec.image)
         runtime = await self.engine.runsc_runtime(spec.network)  # cached after the first create
@@ -176,19 +191,19 @@ class StartupMixin:
         size = image.get("Size", 0) / 1e6
         for preload in spec.images:  # a missing one is refused before anything is created
             self._preload_sizes[preload] = (await self.engine.image(preload)).get("Size", 0)
-        self._publish(Phase.IMAGE_CHECK, State.DONE, f"{spec.image} ({image.get('Id', '')[7:19]}, {size:.0f} MB)")
+        self.publish(Phase.IMAGE_CHECK, State.DONE, f"{spec.image} ({image.get('Id', '')[7:19]}, {size:.0f} MB)")
 
-        self._publish(Phase.SANDBOX_START, State.STARTED, f"runtime {runtime}")
-        container_name = L.POOL_CONTAINER_PREFIX + spec.name if self.pool_key else None
+        self.publish(Phase.SANDBOX_START, State.STARTED, f"runtime {runtime}")
+        container_name = L.POOL_CONTAINER_PREFIX + spec.name if self.sandbox.pool_key else None
         if spec.docker:
-            self.api_dir = apisocket.make_dir(spec.name)
+            self.sandbox.api_dir = apisocket.make_dir(spec.name)
         options = self._container_options(runtime, plan)
         runtime_path = registered[runtime].get("path", "")
         if spec.docker and await run_sync(lambda: needs_shared_pid(release_of(runtime_path))):
             options["environment"] = {**options.get("environment", {}), SHARED_PID_ENV: "1"}
         container = await self.engine.create_container(spec.name, container_name=container_name, **options)
-        assert container.id is not None  # the engine gives every container an id
-        self.container_id = container.id  # before any await: a pending cancel lands after this, at the next one
+        assert container.id is not None
+        self.sandbox.container_id = container.id  # before any await: a pending cancel lands after this, at the next one
         actual = container.attrs.get("HostConfig", {}).get("Runtime", "")
         if not self.engine.is_runsc(actual, registered):
             raise NotIsolated(f"The engine created sandbox {self.name!r} under runtime {actual!r}, not runsc; it was removed.",
@@ -207,7 +222,7 @@ class StartupMixin:
             raise SandboxStartFailed(f"The engine could not start sandbox {self.name!r}: {error.message}",
                                      fix="run `jupyter sandbox doctor` to check the host") from None
         where = await self._attach_network(container, plan)
-        self._publish(Phase.SANDBOX_START, State.DONE, f"container {container.short_id} under {actual}{where}")
+        self.publish(Phase.SANDBOX_START, State.DONE, f"container {container.short_id} under {actual}{where}")
         await self._watch_startup(container)
 
     async def _attach_network(self, container: Container, plan: "egress.Plan | None") -> str:
@@ -229,8 +244,8 @@ class StartupMixin:
         assert tag is not None and container.id is not None
         root = (await self.engine.call(self.engine.client.info)).get("DockerRootDir", "/var/lib/docker")
         await run_sync(snapshots.place, tag, os.path.join(root, "containers", container.id))
-        self._publish(Phase.SANDBOX_START, State.DONE, f"container {container.short_id} under {runtime}")
-        self._publish(Phase.RESTORED, State.STARTED, f"snapshot {tag}")
+        self.publish(Phase.SANDBOX_START, State.DONE, f"container {container.short_id} under {runtime}")
+        self.publish(Phase.RESTORED, State.STARTED, f"snapshot {tag}")
         started = time.monotonic()
         api: Any = self.engine.client.api  # the restore below needs docker-py's private helpers, not in types-docker
 
@@ -247,22 +262,20 @@ class StartupMixin:
             raise SandboxStartFailed(f"The engine could not restore snapshot {tag!r} into sandbox {self.name!r}: "
                                      f"{error.message}", fix="run `jupyter sandbox doctor` to check the host") from None
         where = await self._attach_network(container, plan)
-        self._publish(Phase.RESTORED, State.DONE, f"snapshot {tag} in {time.monotonic() - started:.2f} s{where}")
-        if self.api_dir:
-            await self.open_api()  # type: ignore[attr-defined]
+        self.publish(Phase.RESTORED, State.DONE, f"snapshot {tag} in {time.monotonic() - started:.2f} s{where}")
+        if self.sandbox.api_dir:
+            await self.sandbox.open_api()
         # The restored init program's log starts empty in the new container: say ready there, as a boot does.
         what = "Docker" if self.spec.docker else "Sandbox"
         # Its hostname is the source's (restored with its memory): give it its own where it may set it.
         script = (('' if not self.spec.docker else snapshots.REBIND_NETNS + '; ')
                   + 'hostname "$2" 2>/dev/null; read -r u _ < /proc/uptime; '
                   'printf "%s ready done %s %s\\n" "$0" "$u" "$1" > /proc/1/fd/1')
-        report = await self.run(["sh", "-c", script, MARKER, f"{what} restored from snapshot {tag}", self.name[:63]])
+        report = await self.sandbox.run(["sh", "-c", script, MARKER, f"{what} restored from snapshot {tag}", self.name[:63]])
         if report.exit_code != 0:
             raise SandboxStartFailed(f"Sandbox {self.name!r} was restored but does not run commands: "
                                      f"{report.stderr_text.strip()}", fix="run `jupyter sandbox doctor`")
-        self.ready_seconds = time.monotonic() - self._started
-        self._publish(Phase.READY, State.DONE, f"{what} ready in {self.ready_seconds:.2f} s (from snapshot {tag})")
-        self._ready = True
+        self.publish(Phase.READY, State.DONE, self._ready(snapshot=tag))
 
     def _container_options(self, runtime: str, plan: "egress.Plan | None" = None) -> dict[str, Any]:
         spec = self.spec
@@ -270,7 +283,7 @@ class StartupMixin:
             image=spec.image,
             command=init_command(spec.docker, spec.disk, spec.storage, len(spec.images)),
             entrypoint=[],
-            labels=L.sandbox_labels(spec, self.owner, pool_key=self.pool_key, api_dir=self.api_dir),
+            labels=L.sandbox_labels(spec, self.sandbox.owner, pool_key=self.sandbox.pool_key, api_dir=self.sandbox.api_dir),
             runtime=runtime,
             hostname=spec.name[:63],
             user="0",
@@ -284,8 +297,8 @@ class StartupMixin:
             options["mounts"] = [*(options.get("mounts") or []), *network["mounts"]]
         if spec.docker:
             options["cap_add"] = DOCKER_CAPABILITIES
-        if self.api_dir:
-            options["mounts"] = [*(options.get("mounts") or []), *apisocket.mounts(self.api_dir)]
+        if self.sandbox.api_dir:
+            options["mounts"] = [*(options.get("mounts") or []), *apisocket.mounts(self.sandbox.api_dir)]
         if spec.docker and spec.disk:
             # gVisor mounts it inside the sandbox (its pages are sandbox memory, nothing on the host's disk);
             # the init program puts dockerd's data, /tmp and overlays of the image's directories on it.
@@ -311,31 +324,15 @@ class StartupMixin:
         seen = 0
         assert container.id is not None
         while True:
-            holder: dict[str, Any] = {}
-
-            def open_stream() -> Any:
-                holder["stream"] = container.logs(stream=True, follow=True, stdout=True, stderr=False)
-                return holder["stream"]
-
-            def close() -> None:
-                if holder.get("stream") is not None:
-                    holder["stream"].close()
-
-            parser = InitReportParser()
-            index = 0
-            async for chunk in iterate_in_thread(open_stream, close=close):
-                for report in parser.feed(chunk.decode("utf-8", errors="replace")):
-                    index += 1
-                    if index <= seen:
-                        continue
-                    seen = index
-                    self._on_report(report)
+            async with contextlib.aclosing(follow_reports(self.engine.client, self.sandbox.container_id, skip=seen)) as reports:
+                async for report in reports:
+                    seen += 1
+                    self._on_report(report)  # "ready" hands the container to the sandbox
                     if report.phase == Phase.ANSWERING.value and report.state == "done":
                         await self._host_part()
                     if report.state == "failed":
-                        raise self._failure(report)
+                        raise failure(report, self.spec)
                     if report.phase == Phase.READY.value and report.state == "done":
-                        self._ready = True
                         return
             attrs = await self.engine.call(self.engine.client.api.inspect_container, container.id)
             if not attrs.get("State", {}).get("Running"):
@@ -347,27 +344,27 @@ class StartupMixin:
         that every observer's "ready" (they read the init program's lines) means the host is done too."""
         if self.spec.images:
             await self._preload()
-        if self.api_dir:
+        if self.sandbox.api_dir:
             await self._secure_api_socket()
-            await run_sync(apisocket.mark_host_ready, self.api_dir)
+            await run_sync(apisocket.mark_host_ready, self.sandbox.api_dir)
         elif self.spec.images:
-            touch = await self.run(["touch", PRELOADED])
+            touch = await self.sandbox.run(["touch", PRELOADED])
             if touch.exit_code != 0:
                 raise SandboxStartFailed(f"Could not mark sandbox {self.name!r}'s images as loaded: {touch.stderr_text.strip()}")
 
     async def _secure_api_socket(self) -> None:
         """Give the host socket its mode and owner, and check the inner daemon answers on it."""
-        path = self.api_socket
+        path = self.sandbox.api_socket
         if path is None:
             return
-        deadline = time.monotonic() + SOCKET_CHECK_SECONDS  # a loaded host answers late, not never
-        while not (await run_sync(apisocket.is_socket, path) and await run_sync(apisocket.ping, path)):
-            if time.monotonic() > deadline:
-                raise SandboxStartFailed(
-                    f"The Docker daemon of sandbox {self.name!r} does not answer on its host socket {path} "
-                    f"(tried for {SOCKET_CHECK_SECONDS:g} s).",
-                    fix="check that the runsc runtimes carry --host-uds=create (`jupyter sandbox doctor`)")
-            await anyio.sleep(0.05)
+        async def answers() -> bool:
+            return await run_sync(apisocket.is_socket, path) and await run_sync(apisocket.ping, path)
+
+        if not await poll_until(answers, SOCKET_CHECK_SECONDS, interval=0.05, most=0.05):  # a loaded host answers late, not never
+            raise SandboxStartFailed(
+                f"The Docker daemon of sandbox {self.name!r} does not answer on its host socket {path} "
+                f"(tried for {SOCKET_CHECK_SECONDS:g} s).",
+                fix="check that the runsc runtimes carry --host-uds=create (`jupyter sandbox doctor`)")
         await run_sync(apisocket.secure, path)
 
     async def _preload(self) -> None:
@@ -377,19 +374,19 @@ class StartupMixin:
         for image in self.spec.images:
             phase = image_phase(image)
             total = self._preload_sizes.get(image, 0)
-            self._publish(phase, State.STARTED, f"{image} ({total / 1e6:.0f} MB)")
+            self.publish(phase, State.STARTED, f"{image} ({total / 1e6:.0f} MB)")
             progress = {"bytes": 0, "seconds": 0.0}
 
             def on_progress(sent: int, seconds: float) -> None:  # in the feeding thread: just record
                 progress["bytes"], progress["seconds"] = sent, seconds
 
-            process = await load_image(cast("AsyncSandbox", self), image, on_progress=on_progress)
+            process = await load_image(self.sandbox, image, on_progress=on_progress)
             async with anyio.create_task_group() as group:
                 async def report() -> None:
                     while True:
                         await anyio.sleep(1.0)
                         sent, seconds = progress["bytes"], progress["seconds"]
-                        self._publish(phase, State.STARTED, _rate(image, sent, seconds, total))
+                        self.publish(phase, State.STARTED, _rate(image, sent, seconds, total))
 
                 group.start_soon(report)
                 code = await process.wait()
@@ -404,10 +401,10 @@ class StartupMixin:
                     fix="read the output below; `jupyter sandbox logs NAME` shows the dockerd log",
                     detail=(process.stderr_text + process.stdout_text).strip()[-2000:] or None)
                 raise self._load_failed(phase, error)
-            self._publish(phase, State.DONE, _rate(image, progress["bytes"], progress["seconds"], total, done=True))
+            self.publish(phase, State.DONE, _rate(image, progress["bytes"], progress["seconds"], total, done=True))
 
     def _load_failed(self, phase: str, error: SandboxError) -> SandboxError:
-        self._publish(phase, State.FAILED, error.message, error.detail or "")
+        self.publish(phase, State.FAILED, error.message, error.detail or "")
         return error
 
     def _on_report(self, report: InitReport) -> None:
@@ -420,48 +417,14 @@ class StartupMixin:
                                   fix="check the runsc runtime registration (`jupyter sandbox doctor`)")
             message = f"gVisor kernel {kernel}, uptime {report.uptime:.2f} s" if report.uptime is not None else message
         if phase == Phase.READY.value and report.state == "done":
-            self.ready_seconds = time.monotonic() - self._started
-            what = message or "Sandbox"
-            message = f"{what} ready in {self.ready_seconds:.2f} s" if self.spec.docker else f"Sandbox ready in {self.ready_seconds:.2f} s"
-        self._publish(phase, report.state, message, report.log_tail, uptime=report.uptime)
-
-    def _failure(self, report: InitReport) -> SandboxError:
-        if report.phase == Phase.DOCKERD_PRESENT.value:
-            return NoDockerd(
-                f"Image {self.spec.image!r} has no dockerd, so Docker cannot run inside sandbox {self.name!r} ({report.message}).",
-                fix="use the Docker-enabled default image, or build one with "
-                "`jupyter sandbox image build --docker --offline --tag NAME` (or --base IMAGE when a registry is reachable)",
-            )
-        if report.phase == Phase.STORAGE.value:
-            return SandboxStartFailed(
-                f"Could not mount the disk store of sandbox {self.name!r}: {report.message}",
-                fix="use an image with util-linux's mount (the default image has it); the message above says what failed",
-            )
-        if report.phase == Phase.CGROUPS.value:
-            return SandboxStartFailed(
-                f"Could not mount a writable devices cgroup in sandbox {self.name!r}: {report.message}",
-                fix="use runsc 20240729 or newer (`bash scripts/setup-host.sh` installs it) and an image with util-linux's mount",
-            )
-        if "relay" in report.message:
-            return SandboxStartFailed(f"The inner Docker daemon of sandbox {self.name!r} answers, but its host socket "
-                                      f"could not be opened: {report.message}",
-                                      fix="use an image with perl or socat (the default image has both: "
-                                      "`jupyter sandbox image build --docker --offline`)")
-        code = None
-        words = report.message.split()
-        if words and words[-1].lstrip("-").isdigit():
-            code = int(words[-1])
-        label = Phase(report.phase).label.lower() if report.phase in Phase._value2member_map_ else report.phase
-        return DockerdCrashed(
-            f"dockerd exited with code {code} in sandbox {self.name!r} while waiting for: {label}.",
-            exit_code=code, log_tail=report.log_tail, fix=diagnose(report.log_tail),
-        )
+            message = self._ready(version=message.removeprefix("Docker").strip() if self.spec.docker else "")
+        self.publish(phase, report.state, message, report.log_tail, uptime=report.uptime)
 
     async def _exited_during_startup(self) -> SandboxError:
         try:
-            attrs = await self.engine.call(self.engine.client.api.inspect_container, self.container_id)
+            attrs = await self.engine.call(self.engine.client.api.inspect_container, self.sandbox.container_id)
             state = attrs.get("State", {})
-            logs = await self.engine.call(self.engine.client.api.logs, self.container_id, tail=20)
+            logs = await self.engine.call(self.engine.client.api.logs, self.sandbox.container_id, tail=20)
         except SandboxError:
             return SandboxStartFailed(f"Sandbox {self.name!r} disappeared while starting (removed from outside?).")
         text = logs.decode("utf-8", errors="replace").strip()
@@ -471,7 +434,41 @@ class StartupMixin:
             detail=f"Its output:\n{text}" if text else None,
         )
 
-    # -- finding ------------------------------------------------------------
+
+def failure(report: InitReport, spec: "SandboxSpec") -> SandboxError:
+    """The typed error for an init program's "failed" report (at startup, or after a daemon restart)."""
+    name = spec.name
+    if report.phase == Phase.DOCKERD_PRESENT.value:
+        return NoDockerd(
+            f"Image {spec.image!r} has no dockerd, so Docker cannot run inside sandbox {name!r} ({report.message}).",
+            fix="use the Docker-enabled default image, or build one with "
+            "`jupyter sandbox image build --docker --offline --tag NAME` (or --base IMAGE when a registry is reachable)",
+        )
+    if report.phase == Phase.STORAGE.value:
+        return SandboxStartFailed(
+            f"Could not mount the disk store of sandbox {name!r}: {report.message}",
+            fix="use an image with util-linux's mount (the default image has it); the message above says what failed",
+        )
+    if report.phase == Phase.CGROUPS.value:
+        return SandboxStartFailed(
+            f"Could not mount a writable devices cgroup in sandbox {name!r}: {report.message}",
+            fix="use runsc 20240729 or newer (`bash scripts/setup-host.sh` installs it) and an image with util-linux's mount",
+        )
+    if "relay" in report.message:
+        return SandboxStartFailed(f"The inner Docker daemon of sandbox {name!r} answers, but its host socket "
+                                  f"could not be opened: {report.message}",
+                                  fix="use an image with socat (the default image has it: "
+                                  "`jupyter sandbox image build --docker --offline`)")
+    code = None
+    words = report.message.split()
+    if words and words[-1].lstrip("-").isdigit():
+        code = int(words[-1])
+    label = Phase(report.phase).label.lower() if report.phase in Phase._value2member_map_ else report.phase
+    return DockerdCrashed(
+        f"dockerd exited with code {code} in sandbox {name!r} while waiting for: {label}.",
+        exit_code=code, log_tail=report.log_tail, fix=diagnose(report.log_tail),
+    )
+
 
 
 def _rate(image: str, sent: float, seconds: float, total: int, done: bool = False) -> str:

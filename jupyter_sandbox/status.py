@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
 from . import labels as L
+from . import ownership
 from .bootstrap import InitReport
 from .network import NETWORK_NAME
 from .spec import SandboxSpec, format_memory
@@ -183,6 +184,7 @@ def _egress_fields(spec: SandboxSpec | None, container_id: str) -> dict[str, Any
 def info_from_container(attrs: Mapping[str, Any], reports: list[InitReport], phases: list[dict[str, Any]] | None = None) -> SandboxInfo:
     """Build a :class:`SandboxInfo` from ``docker inspect`` data and the init program's reports."""
     labels = attrs.get("Config", {}).get("Labels") or {}
+    owned = ownership.labels_of(attrs.get("Id", ""), labels)  # a claimed pool member's are its claimer's
     spec = spec_from_labels_or_none(labels)
     status = (attrs.get("State") or {}).get("Status")
     state, reason = derive_state(status, reports, oom_killed=bool((attrs.get("State") or {}).get("OOMKilled")))
@@ -203,12 +205,12 @@ def info_from_container(attrs: Mapping[str, Any], reports: list[InitReport], pha
         **egress,
         pids=spec.pids if spec else None,
         disk=format_memory(spec.disk) if spec else None,
-        owner=labels.get(L.OWNER, ""),
+        owner=owned.get(L.OWNER, ""),
         pool=L.in_pool(attrs.get("Name", "")),
         created=float(labels[L.CREATED]) if labels.get(L.CREATED) else None,
         started_at=parse_engine_time((attrs.get("State") or {}).get("StartedAt")),
         runtime=(attrs.get("HostConfig") or {}).get("Runtime", ""),
-        server=labels.get(L.SERVER, ""),
+        server=owned.get(L.SERVER, ""),
         phases=phases or [],
         **_limits(attrs, labels),
     )

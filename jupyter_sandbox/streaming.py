@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import queue
 import sys
-import threading
 import time
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable, Iterator
@@ -23,7 +22,8 @@ import anyio
 from .errors import SandboxError
 from .process import AsyncProcess, TextDecoder
 from .sandbox import AsyncSandbox
-from .sync import Sandbox, call, portal
+from .sync import Sandbox, call, cancel_and_wait
+from .sync import start as start_task
 
 END = object()
 """Queue marker: the background task has really finished (its cleanup included)."""
@@ -109,7 +109,6 @@ def run_streamed(sandbox: Sandbox, start: Starter, *, needs_daemon: bool = False
         KeyboardInterrupt: If interrupted; it has been killed inside the sandbox by then.
     """
     output = output if output is not None else queue.Queue()
-    finished = threading.Event()
     outcome: dict[str, Any] = {}
 
     async def task() -> None:
@@ -119,16 +118,14 @@ def run_streamed(sandbox: Sandbox, start: Starter, *, needs_daemon: bool = False
             outcome["error"] = error
             raise
         finally:
-            finished.set()
             output.put(END)
 
-    future = portal().start_task_soon(task)
+    future, finished = start_task(task)
     try:
         for stream, text in wait_for_items(output):
             write(stream, text)
     except KeyboardInterrupt:
-        future.cancel()
-        finished.wait(CLEANUP_SECONDS)
+        cancel_and_wait(future, finished, CLEANUP_SECONDS)
         raise
     if "error" in outcome:
         raise outcome["error"]

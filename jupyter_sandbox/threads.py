@@ -1,11 +1,13 @@
-"""Running docker-py's blocking calls and streams off the event loop."""
+"""Running docker-py's blocking calls and streams off the event loop, and waiting for a condition on it."""
 
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import functools
 import threading
-from typing import Any, AsyncGenerator, Callable, Iterator, TypeVar
+import time
+from typing import Any, AsyncGenerator, Awaitable, Callable, Iterator, TypeVar
 
 import anyio
 import anyio.lowlevel
@@ -78,3 +80,46 @@ async def iterate_in_thread(
     finally:
         if close is not None:
             close()
+
+
+async def follow(open_stream: Callable[[], Any]) -> AsyncGenerator[Any, None]:
+    """Iterate a blocking docker-py stream (a followed container log, the engine's events) from a daemon thread.
+
+    ``open_stream`` is called in the thread; when the consumer stops early the
+    stream is closed, which unblocks the thread's read.  Every follower of the
+    engine goes through here.
+    """
+    holder: dict[str, Any] = {}
+
+    def opened() -> Iterator[Any]:
+        holder["stream"] = open_stream()
+        return iter(holder["stream"])
+
+    def close() -> None:
+        if holder.get("stream") is not None:
+            with contextlib.suppress(Exception):  # already closed, or its connection already dropped
+                holder["stream"].close()
+
+    async with contextlib.aclosing(iterate_in_thread(opened, close=close)) as items:
+        async for item in items:
+            yield item
+
+
+async def poll_until(check: Callable[[], Awaitable[bool]], timeout: float, *, interval: float = 0.01,
+                     most: float = 0.2) -> bool:
+    """Await ``check()`` until it returns true (then True), or until ``timeout`` seconds have passed (False).
+
+    The waits between checks start at ``interval`` and double up to ``most``
+    (equal values: a fixed period).  ``check`` may raise to stop early.  For
+    what no event announces: a socket appearing, an exec's exit code, a state
+    read from the engine.
+    """
+    deadline = time.monotonic() + timeout
+    delay = interval
+    while True:
+        if await check():
+            return True
+        if time.monotonic() > deadline:
+            return False
+        await anyio.sleep(delay)
+        delay = min(delay * 2, most)

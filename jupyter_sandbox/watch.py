@@ -23,13 +23,14 @@ import anyio.abc
 import docker.errors
 
 from . import labels as L
-from .bootstrap import InitReport, InitReportParser
+from . import ownership
+from .bootstrap import InitReport, follow_reports
 from .engine import Engine
 from .errors import SandboxError
 from .events import Phase, ProgressEvent, State
 from .spec import SandboxSpec, format_memory
 from .status import FAILED, GONE, STARTING, SandboxInfo, info_from_container, parse_engine_time
-from .threads import iterate_in_thread
+from .threads import follow
 
 log = logging.getLogger(__name__)
 
@@ -209,19 +210,8 @@ class SandboxWatcher:
         self._set_connected(True)
         await self._resync(containers)
         self._synced.set()
-        holder: dict[str, Any] = {}
-
-        def open_events() -> Any:
-            holder["stream"] = self.engine.client.events(
-                decode=True, since=since,
-                filters={"label": f"{L.MANAGED}=1", "type": "container", "event": list(ENGINE_EVENTS)})
-            return holder["stream"]
-
-        def close() -> None:
-            with contextlib.suppress(Exception):
-                holder["stream"].close()
-
-        async with contextlib.aclosing(iterate_in_thread(open_events, close=close)) as stream:
+        filters = {"label": f"{L.MANAGED}=1", "type": "container", "event": list(ENGINE_EVENTS)}
+        async with contextlib.aclosing(follow(lambda: self.engine.client.events(decode=True, since=since, filters=filters))) as stream:
             async for message in stream:
                 await self._on_engine_event(message)
 
@@ -258,7 +248,7 @@ class SandboxWatcher:
             if tracked is not None and isinstance(error.__cause__, docker.errors.NotFound):
                 self._drop(tracked, "the sandbox container no longer exists")
             return  # anything else is the engine going away: the reconnect resynchronises
-        labels = (attrs.get("Config") or {}).get("Labels") or {}
+        labels = ownership.labels_of(container_id, (attrs.get("Config") or {}).get("Labels") or {})
         if not L.visible_to(labels, self.server_id):
             return  # another Jupyter server's sandbox
         name = L.name_of(attrs.get("Name", ""), labels)
@@ -302,29 +292,13 @@ class SandboxWatcher:
     async def _follow_log(self, tracked: _Tracked, scope: anyio.CancelScope) -> None:
         """Turn the init program's protocol lines (the container log) into progress events."""
         container_id = tracked.container_id
-        holder: dict[str, Any] = {}
-
-        def open_log() -> Any:
-            holder["stream"] = self.engine.client.api.logs(container_id, stream=True, follow=True,
-                                                           stdout=True, stderr=False)
-            return holder["stream"]
-
-        def close() -> None:
-            with contextlib.suppress(Exception):
-                holder["stream"].close()
-
-        parser = InitReportParser()
-        index = 0
         ended_cleanly = False
         try:
             with scope:
-                async with contextlib.aclosing(iterate_in_thread(open_log, close=close)) as stream:
-                    async for chunk in stream:
-                        for report in parser.feed(chunk.decode("utf-8", errors="replace")):
-                            index += 1
-                            if index > tracked.reports_seen:
-                                tracked.reports_seen = index
-                                self._on_report(tracked, report)
+                async with contextlib.aclosing(follow_reports(self.engine.client, container_id, skip=tracked.reports_seen)) as reports:
+                    async for report in reports:
+                        tracked.reports_seen += 1
+                        self._on_report(tracked, report)
             ended_cleanly = not scope.cancel_called
         except Exception as error:  # a vanished container or a dropped engine: the event stream says which
             log.debug("log of sandbox %s ended: %r", tracked.name, error)

@@ -19,7 +19,7 @@ import ipywidgets as widgets
 
 from .errors import SandboxError
 from .events import PhaseRow, PhaseTracker, ProgressEvent
-from .progress import outcome_line
+from .progress import ready_text
 
 SPINNER = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
 TICK_SECONDS = 0.1
@@ -185,7 +185,7 @@ class StartupWidget:
         final = self.tracker.final
         if self.state == "ready" and final is not None:
             self.outcome.value = (f'<div style="{MONO} color: {COLORS["done"]}; font-weight: bold;">'
-                                  f"✔ {outcome_line(self.docker, final.elapsed)}</div>")
+                                  f"✔ {ready_text(self.docker, final.elapsed, digits=1)}</div>")
         elif self.state == "failed":
             self.outcome.value = self._failure_html(final)
             tail = log_tail_of(self.error, final)

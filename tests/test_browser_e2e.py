@@ -13,6 +13,7 @@ points at, so the page runs the code under test.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import secrets
@@ -30,6 +31,7 @@ from sandbox_test_support import container_exists, unique_name
 
 from jupyter_sandbox import labels as L
 
+SCHEMA_ID = "https://events.jupyter.org/jupyter_sandbox/sandbox/v1"
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
@@ -129,13 +131,25 @@ def panel(browser: Any, lab_url: str) -> Iterator[Any]:
     """A Lab page with the Sandboxes panel open."""
     page = browser.new_page(viewport={"width": 1400, "height": 900})
     page.set_default_timeout(UI_TIMEOUT_MS)
+    WEBSOCKETS[id(page)] = []
+    page.on("websocket", lambda socket: WEBSOCKETS[id(page)].append(socket.url))
+    open_panel(page, lab_url)
+    yield page
+    page.close()
+    WEBSOCKETS.pop(id(page), None)
+
+
+def open_panel(page: Any, lab_url: str) -> None:
+    """Load Lab in a fresh workspace and open the Sandboxes panel."""
     page.goto(lab_url.format(workspace=f"e2e-{secrets.token_hex(4)}"))  # a fresh layout for every page
     page.locator("#jupyterlab-splash").wait_for(state="detached")  # the layout is restored by then
     if not page.locator(".jp-SandboxPanel").is_visible():  # a restored layout may have it open already
         page.locator('.lm-TabBar-tab[data-id="jupyter-sandbox-panel"]').click()
     page.locator(".jp-SandboxPanel").wait_for(state="visible")
-    yield page
-    page.close()
+
+
+WEBSOCKETS: dict[int, list[str]] = {}
+"""URLs of the websockets each open page opened."""
 
 
 def card(page: Any, name: str) -> Any:
@@ -175,6 +189,10 @@ def test_create_watch_phases_and_terminate_from_the_panel(panel: Any) -> None:
         states = page.evaluate("window.__cardStates")
         assert any(s.startswith("starting:") and int(s.split(":")[1]) >= 1 for s in states), states
         assert states[-1].startswith("ready:")
+        # The phases came over jupyter-server's event bus (Lab's event manager), not a websocket of ours.
+        opened = WEBSOCKETS[id(page)]
+        assert any("/api/events/subscribe" in url for url in opened), opened
+        assert not any("/sandbox/api/" in url for url in opened), opened
         phases = card(page, name).locator(".jp-SandboxPhase")
         assert phases.locator('xpath=self::*[@data-status="done"]').count() == phases.count() >= 8
         assert "1Gi memory" in card(page, name).inner_text()
@@ -216,6 +234,42 @@ def test_a_sandbox_created_by_the_cli_appears_with_its_phases(panel: Any) -> Non
     card(page, name).locator('.jp-SandboxBadge[data-state="gone"]').wait_for()
     card(page, name).locator(".jp-SandboxAction-dismiss").click()
     card(page, name).wait_for(state="detached")
+
+
+def test_emissions_the_panel_missed_are_read_again_from_the_server(browser: Any, lab_url: str) -> None:
+    """The bus's websocket loses the emission that says a sandbox is ready: the next one's ``seq``
+    skips, and the panel reads ``GET watch`` again (what it does after Lab reconnects the bus)."""
+    name = f"e2e-gap-{os.getpid()}-{secrets.token_hex(2)}"
+    dropped: list[int] = []
+    reads: list[str] = []
+
+    def relay(route: Any) -> None:
+        server = route.connect_to_server()
+
+        def from_server(message: str | bytes) -> None:
+            data = json.loads(message) if isinstance(message, str) else {}
+            info = data.get("sandbox") or {}
+            if data.get("schema_id") == SCHEMA_ID and info.get("name") == name and info.get("state") == "ready":
+                dropped.append(data["seq"])
+                return
+            route.send(message)
+
+        server.on_message(from_server)
+
+    page = browser.new_page(viewport={"width": 1400, "height": 900})
+    page.set_default_timeout(UI_TIMEOUT_MS)
+    page.route_web_socket(re.compile(r".*/api/events/subscribe.*"), relay)
+    page.on("request", lambda request: reads.append(request.url) if "/sandbox/api/watch" in request.url else None)
+    cli = [sys.executable, "-m", "jupyter_sandbox.cli"]
+    try:
+        open_panel(page, lab_url)
+        subprocess.run([*cli, "create", "--name", name], check=True, capture_output=True)
+        card(page, name).locator('.jp-SandboxBadge[data-state="ready"]').wait_for()
+        assert dropped, "the ready state was not emitted on the bus"
+        assert len(reads) >= 2, reads
+    finally:
+        subprocess.run([*cli, "rm", name], check=False, capture_output=True)
+        page.close()
 
 
 def test_a_web_app_in_a_sandbox_opens_in_a_lab_tab_in_an_origin_of_its_own(panel: Any, test_images: dict[str, str]) -> None:

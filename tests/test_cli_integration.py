@@ -33,6 +33,9 @@ def test_create_docker_run_and_rm(test_images, engine_client, no_leaks):
         listed = json.loads(cli("ls", "--json", check=True).stdout)
         assert any(item["name"] == name and item["state"] == "ready" and item["owner"] == "cli" for item in listed)
         assert "API listen on" in cli("logs", name, check=True).stdout
+        taken = cli("create", "--name", name)
+        assert taken.returncode == 1 and taken.stderr.count("already exists") == 1
+        assert "Image found" not in taken.stderr and "Traceback" not in taken.stderr
     finally:
         cli("rm", name, check=True)
     assert not engine_client.containers.list(all=True, filters={"name": f"jupyter-sandbox-{name}"})

@@ -193,6 +193,23 @@ def test_creating_the_same_name_again_reuses_this_kernels_sandbox(shell, capsys,
         shell.run_line_magic("sandbox", f"rm {name}")
 
 
+def test_a_name_another_sandbox_has_is_said_once_and_nothing_starts(shell, capsys, no_leaks):
+    from jupyter_sandbox.errors import SandboxExists
+    from jupyter_sandbox.sync import Sandbox
+
+    name = unique_name("mg-taken")
+    other = Sandbox.create(name, owner="test", use_pool=False)  # another process's, as far as this kernel knows
+    try:
+        with pytest.raises(SandboxExists, match="already exists; nothing was created") as raised:
+            shell.run_line_magic("sandbox", f"create --name {name} --progress text")
+        shown = capsys.readouterr()
+        assert "starting" not in shown.out and "failed at" not in shown.out, "no view of a create that never began"
+        assert "%sandbox rm" in raised.value._render_traceback_()[1]
+        assert other.status().state == "ready", "the existing sandbox is untouched"
+    finally:
+        other.terminate()
+
+
 def test_kept_sandboxes_survive_the_session_and_use_reattaches(shell, capsys, engine_client):
     name = unique_name("mg-keep")
     shell.run_line_magic("sandbox", f"create --name {name} --keep --progress text")

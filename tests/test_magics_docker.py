@@ -74,6 +74,13 @@ run --rm {tiny} echo after
     assert "exited with code 125" in captured.err and "hint: " in captured.err
 
 
+def test_a_typo_in_a_docker_command_gets_did_you_mean(shell, capsys):
+    shell.run_cell("%%sandbox_docker\nimgaes\n")
+    captured = capsys.readouterr()
+    assert "Did you mean `docker images`" in captured.err and shell.user_ns["_exit_code"] != 0
+    assert len(captured.err.splitlines()) < 10, "a few lines, not the docker CLI's whole help"
+
+
 def test_keep_going_runs_every_line(shell, tiny, capsys):
     shell.run_cell(f"%%sandbox_docker --keep-going\nrun --rm {tiny} sh -c 'exit 4'\nrun --rm {tiny} echo after\n")
     captured = capsys.readouterr()

@@ -79,3 +79,26 @@ def test_progress_mode_argument_then_environment_then_detection(monkeypatch):
     monkeypatch.setenv(PROGRESS_ENV, "fancy")
     with pytest.raises(SpecError, match="not a progress mode"):
         choose_mode("auto")
+
+
+def test_every_ready_line_comes_from_one_function():
+    from jupyter_sandbox.progress import ready_text
+
+    assert ready_text(True, 1.234) == "Docker daemon ready in 1.23 s"
+    assert ready_text(False, 0.5) == "Sandbox ready in 0.50 s"
+    assert ready_text(True, 1.234, version="27.3.1") == "Docker 27.3.1 ready in 1.23 s"
+    assert ready_text(False, 0.5, version="27.3.1") == "Sandbox ready in 0.50 s"  # no daemon, no version
+    assert ready_text(True, 0.031, pool=True) == "Docker daemon ready in 0.03 s (warm pool)"
+    assert ready_text(True, 0.8, snapshot="base") == "Docker daemon ready in 0.80 s (from snapshot base)"
+    assert ready_text(True, 1.25, name="demo") == "Docker daemon in demo ready in 1.25 s"
+    assert ready_text(True, 1.25, digits=1) == "Docker daemon ready in 1.2 s"
+
+
+def test_no_other_module_builds_a_ready_line():
+    import pathlib
+    import re
+
+    root = pathlib.Path(__file__).parent.parent
+    sources = [*(root / "jupyter_sandbox").glob("*.py"), *(root / "server_ext" / "jupyter_sandbox_server").glob("*.py")]
+    builders = [path.name for path in sources if path.name != "progress.py" and re.search(r"ready in \{|ready in %", path.read_text())]
+    assert builders == [], "build the 'ready in' text with progress.ready_text"

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import time
 
 import anyio
 import pytest
 
 from jupyter_sandbox import labels as L
+from jupyter_sandbox import ownership
 from jupyter_sandbox.engine import Engine
 from jupyter_sandbox.pool import WarmPool, pool_key
 from jupyter_sandbox.sandbox import AsyncSandbox
@@ -31,6 +34,7 @@ def test_create_takes_a_ready_member_and_it_works(template, no_leaks):
         with Sandbox.create("from-pool-" + str(os.getpid()), docker=True, env=template.env, owner="test") as sandbox:
             assert sandbox.core.from_pool
             assert sandbox.status().state == "ready" and not sandbox.status().pool
+            assert sandbox.status().owner == "test", "a claimed member is its claimer's, as a create's would be"
             assert sandbox.docker.ps().wait() == 0
             assert sandbox.run(["hostname"]).exit_code == 0
             other = SandboxSpec.parse("x", docker=True, memory="300Mi", env=template.env)
@@ -85,3 +89,29 @@ def test_concurrent_creates_never_get_the_same_member(template, no_leaks):
         for sandbox in made:
             call(sandbox.terminate)
         call(pool.drain)
+
+
+def test_a_claimed_member_is_orphaned_with_its_claimer_not_before(template, engine_client, no_leaks):
+    """The claimer owns a claimed member exactly as a create's owner: `rm --orphans` (whose test,
+    ownership.orphaned, is applied here to these two only: the engine is shared) takes the one
+    whose claiming process died and keeps the one whose claimer lives."""
+    pool = WarmPool([template], size=2)
+    call(pool.fill)
+    dead, alive = f"claimed-dead-{os.getpid()}", f"claimed-alive-{os.getpid()}"
+    script = (f"from jupyter_sandbox.sync import Sandbox\n"
+              f"assert Sandbox.create({dead!r}, docker=True, env={template.env!r}, owner='kernel').core.from_pool\n")
+    try:
+        subprocess.run([sys.executable, "-c", script], check=True, timeout=120)  # claims one, exits without cleaning up
+        with Sandbox.create(alive, docker=True, env=template.env, owner="kernel") as mine:
+            assert mine.core.from_pool
+            for name, orphan in ((dead, True), (alive, False)):
+                container = engine_client.containers.get(L.container_name(name))
+                assert container.labels[L.OWNER] == "pool"  # the engine's labels cannot change...
+                owned = ownership.labels_of(container.id, container.labels)  # ...the claim record says who claimed it
+                assert owned[L.OWNER] == "kernel" and (owned[L.OWNER_PID] == str(os.getpid())) is not orphan
+                assert ownership.orphaned(container.name, container.id, container.labels) is orphan, name
+                assert Sandbox.get(name).status().owner == "kernel"
+    finally:
+        subprocess.run(["jupyter", "sandbox", "rm", dead], capture_output=True, timeout=120)
+        call(pool.drain)
+    assert not os.path.exists(ownership._record(container.id)), "removing a sandbox removes its claim record"

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import time
 from typing import Any
 
+import docker
 import pytest
 from sandbox_test_support import container_exists, server_config, unique_name
 from test_server_api import fetch_json, wait_for_state
@@ -165,3 +167,41 @@ async def test_snapshot_routes_fork_list_refuse_and_remove(jp_fetch: Any, jp_ser
             snapshots.remove(tag)
         except snapshots.SnapshotNotFound:
             pass
+
+
+@pytest.mark.parametrize("jp_server_config", [server_config(pool_size=1, docker=True, memory="640Mi", keep_on_exit=True)])
+async def test_a_member_the_server_claimed_is_its_own_after_a_restart(jp_fetch: Any, jp_serverapp: Any, no_leaks: None) -> None:
+    """Ownership of a claimed pool member is read from the engine side (its claim record), not kept in the
+    server's memory: a new manager (a restarted server's, same server id) lists it as the server's and removes it."""
+    from jupyter_sandbox_server.manager import SandboxManager
+
+    from jupyter_sandbox import labels as L
+
+    manager = jp_serverapp.web_app.settings["jupyter_sandbox_manager"]
+    manager.start()
+
+    def members() -> list[Any]:
+        return [c for c in docker.from_env().containers.list(filters={"label": f"{L.POOL}=1"})
+                if L.in_pool(c.name) and c.labels.get(L.OWNER_PID) == str(os.getpid())]
+
+    deadline = time.monotonic() + 120
+    while not members() or (await AsyncSandbox.from_container(members()[0]).status()).state != "ready":
+        assert time.monotonic() < deadline, "the server's pool never got a ready member"
+        await asyncio.sleep(0.1)
+    member_id = members()[0].id
+    name = unique_name("claimed")
+    await jp_fetch("sandbox", "api", "sandboxes", method="POST", body=json.dumps({"name": name}))
+    try:
+        info = await wait_for_state(jp_fetch, name)
+        assert info["container_id"] == member_id and info["owner"] == "server" and info["server"] == manager.server_id, info
+        await manager.stop()  # keep_on_exit: the server's sandboxes stay (its pool's unclaimed members go)
+        assert container_exists(name) and not members()
+        restarted = SandboxManager(parent=jp_serverapp, log=manager.log)  # nothing in memory
+        listed = {s["name"]: s for s in await restarted.list()}
+        assert listed[name]["owner"] == "server" and not listed[name]["pool"], listed.get(name)
+        restarted.keep_on_exit = False
+        await restarted.stop()  # removes this server's sandboxes, as its labels say: the claimed one too
+        assert not container_exists(name)
+    finally:
+        if container_exists(name):
+            await (await AsyncSandbox.get(name)).terminate()

@@ -1,7 +1,7 @@
 /**
  * Talking to the jupyter-sandbox server extension: one `requestAPI<T>()`
  * helper for the REST endpoints under `/sandbox/api/`, the types it returns,
- * and the URL of the events websocket.
+ * and the shape of its emissions on jupyter-server's event bus.
  */
 import { URLExt } from '@jupyterlab/coreutils';
 import { ServerConnection } from '@jupyterlab/services';
@@ -105,13 +105,46 @@ export interface IEngineState {
   message: string;
 }
 
-/** What the events websocket sends. */
-export type EventsMessage =
-  | { type: 'snapshot'; sandboxes: ISandboxInfo[]; engine: IEngineState }
-  | { type: 'event'; event: IProgressEvent }
-  | { type: 'sandbox'; sandbox: ISandboxInfo }
-  | { type: 'engine'; engine: IEngineState }
-  | { type: 'notice'; notice: { sandbox: string; action: string; message: string; time: number } };
+/** The `$id` of the server's sandbox events on the event bus (`event_schemas/sandbox/v1.yaml`). */
+export const SCHEMA_ID = 'https://events.jupyter.org/jupyter_sandbox/sandbox/v1';
+
+/**
+ * One emission of our schema on `/api/events/subscribe`: numbered `seq` 1, 2,
+ * 3... within the server's `stream`, with the payload under the `kind`'s name.
+ */
+export interface ISandboxEmission {
+  schema_id: string;
+  stream: string;
+  seq: number;
+  kind: 'event' | 'sandbox' | 'engine' | 'notice' | 'heartbeat';
+  event?: IProgressEvent;
+  sandbox?: ISandboxInfo;
+  engine?: IEngineState;
+  notice?: { sandbox: string; action: string; message: string; time: number };
+  /** Seconds between heartbeats (kind `heartbeat`). */
+  heartbeat?: number;
+}
+
+/** `GET watch`: the state the emissions apply to, as of emission `seq` of `stream`. */
+export interface IWatchState {
+  stream: string;
+  seq: number;
+  /** Seconds between heartbeats (0: the server sends none). */
+  heartbeat: number;
+  sandboxes: ISandboxInfo[];
+  engine: IEngineState;
+}
+
+/** `GET phases`: the startup phases in order and their titles (the core's `events.phase_catalog()`). */
+export interface IPhaseCatalog {
+  docker: string[];
+  plain: string[];
+  fork: string[];
+  labels: { [phase: string]: string };
+  /** Phases named `image_prefix + IMAGE` load a preloaded image, just before `ready`. */
+  image_prefix: string;
+  image_label: string;
+}
 
 /**
  * An error answered by the server extension, with the fields of the core's
@@ -164,14 +197,4 @@ export async function requestAPI<T>(endPoint = '', init: RequestInit = {}): Prom
     throw new SandboxAPIError(message, response.status, data?.fix, data?.field);
   }
   return data as T;
-}
-
-/** The events websocket's URL (with the token when the page needs one). */
-export function eventsSocketUrl(): string {
-  const settings = ServerConnection.makeSettings();
-  let url = URLExt.join(settings.wsUrl, NAMESPACE, 'events');
-  if (settings.appendToken && settings.token) {
-    url += `?token=${encodeURIComponent(settings.token)}`;
-  }
-  return url;
 }

@@ -1,6 +1,6 @@
 /**
  * jupyter-sandbox's JupyterLab extension: the "Sandboxes" side panel and its
- * commands, fed by the server extension's REST API and events websocket.
+ * commands, fed by the server extension's REST API and jupyter-server's event bus.
  */
 import { ILayoutRestorer, JupyterFrontEnd, JupyterFrontEndPlugin } from '@jupyterlab/application';
 import { ICommandPalette } from '@jupyterlab/apputils';
@@ -43,7 +43,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
     statusBar: IStatusBar | null,
     rendermime: IRenderMimeRegistry | null
   ) => {
-    const model = new SandboxModel();
+    const model = new SandboxModel(app.serviceManager.events);
     let panel: SandboxPanel | null = null;
     const usage = new UsageModel(model, () => !!panel?.isVisible);
     panel = new SandboxPanel(model, app.commands, usage);

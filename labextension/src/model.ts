@@ -1,16 +1,29 @@
 /**
- * The panel's model: every sandbox with its live phases, kept current by the
- * server's events websocket (polling the list only while the socket is down).
+ * The panel's model: every sandbox with its live phases.  It reads the state
+ * from `GET /sandbox/api/watch`, then applies the server's emissions from
+ * jupyter-server's event bus (Lab's event manager, filtered by our schema id),
+ * reading the state again when their numbering skips or the server restarted.
+ * The list is polled only while the bus is silent past its heartbeats.
  */
+import { Event } from '@jupyterlab/services';
 import { Poll } from '@lumino/polling';
 import { ISignal, Signal } from '@lumino/signaling';
 
-import { EventsMessage, IEngineState, IProgressEvent, ISandboxInfo, eventsSocketUrl, requestAPI } from './api';
+import {
+  IEngineState,
+  IPhaseCatalog,
+  IProgressEvent,
+  ISandboxEmission,
+  ISandboxInfo,
+  IWatchState,
+  SCHEMA_ID,
+  requestAPI
+} from './api';
 
-/** Seconds between list requests while the websocket is down. */
+/** Seconds between list requests while the event bus is silent. */
 const FALLBACK_POLL_SECONDS = 5;
-/** Longest wait before reconnecting the websocket. */
-const MAX_RECONNECT_MS = 10000;
+/** Missed heartbeats after which the bus counts as interrupted. */
+const MISSED_HEARTBEATS = 3;
 
 /** Merge a phase event into a sandbox's phase list (one entry per phase/state/uptime). */
 function addPhase(phases: IProgressEvent[], event: IProgressEvent): IProgressEvent[] {
@@ -25,7 +38,10 @@ function addPhase(phases: IProgressEvent[], event: IProgressEvent): IProgressEve
 
 /** Sandboxes by name, updated from the server; `changed` fires after each update. */
 export class SandboxModel {
-  constructor() {
+  /**
+   * @param events - Lab's event manager (`app.serviceManager.events`)
+   */
+  constructor(readonly events: Event.IManager) {
     this._poll = new Poll({
       auto: false,
       factory: () => this.refresh(),
@@ -33,7 +49,8 @@ export class SandboxModel {
       name: 'jupyter-sandbox:fallback',
       standby: 'when-hidden'
     });
-    this._connect();
+    events.stream.connect(this._onEmission, this);
+    this._watchdog = setInterval(() => this._checkSilence(), 1000);
   }
 
   /** Fires whenever a sandbox, a phase or the connection changes. */
@@ -53,7 +70,12 @@ export class SandboxModel {
 
   /** Whether live events arrive (false: the panel polls). */
   get live(): boolean {
-    return this._socket?.readyState === WebSocket.OPEN;
+    return this._live;
+  }
+
+  /** The server's startup phases and their titles (null until read). */
+  get phases(): IPhaseCatalog | null {
+    return this._catalog;
   }
 
   /** The Docker engine's state as the server last reported it. */
@@ -66,25 +88,18 @@ export class SandboxModel {
     return this._problem;
   }
 
-  /** Re-read the list from the server (keeping the phases already seen). */
-  async refresh(): Promise<void> {
-    try {
-      const list = await requestAPI<ISandboxInfo[]>('sandboxes');
-      const fresh = new Map<string, ISandboxInfo>();
-      for (const info of list) {
-        fresh.set(info.name, info);
-      }
-      for (const [name, old] of this._sandboxes) {
-        if (!fresh.has(name) && (old.state === 'failed' || old.state === 'gone')) {
-          fresh.set(name, old); // keep failures on screen until dismissed
-        }
-      }
-      this._sandboxes = fresh;
-      this._problem = '';
-    } catch (error) {
-      this._problem = `Cannot list sandboxes: ${(error as Error).message}`;
+  /**
+   * Read the state from the server (keeping the phases already seen, and
+   * failures until dismissed); emissions arriving meanwhile are applied after it.
+   */
+  refresh(): Promise<void> {
+    if (!this._refreshing) {
+      this._buffer = [];
+      this._refreshing = this._read().finally(() => {
+        this._refreshing = null;
+      });
     }
-    this._changed.emit();
+    return this._refreshing;
   }
 
   /** Drop a failed or gone sandbox from the view. */
@@ -102,59 +117,107 @@ export class SandboxModel {
     }
   }
 
-  /** Close the websocket and stop polling. */
+  /** Stop listening and polling. */
   dispose(): void {
-    this._disposed = true;
+    this.events.stream.disconnect(this._onEmission, this);
+    clearInterval(this._watchdog);
     this._poll.dispose();
-    this._socket?.close();
     Signal.clearData(this);
   }
 
-  private _connect(): void {
-    if (this._disposed) {
+  private async _read(): Promise<void> {
+    try {
+      if (!this._catalog) {
+        this._catalog = await requestAPI<IPhaseCatalog>('phases');
+      }
+      const state = await requestAPI<IWatchState>('watch');
+      const fresh = new Map<string, ISandboxInfo>();
+      for (const info of state.sandboxes) {
+        const old = this._sandboxes.get(info.name);
+        let phases = old?.phases ?? [];
+        for (const event of info.phases ?? []) {
+          phases = addPhase(phases, event);
+        }
+        fresh.set(info.name, { ...info, phases });
+      }
+      for (const [name, old] of this._sandboxes) {
+        if (!fresh.has(name) && (old.state === 'failed' || old.state === 'gone')) {
+          fresh.set(name, old); // keep failures on screen until dismissed
+        }
+      }
+      this._sandboxes = fresh;
+      this._engine = state.engine;
+      this._stream = state.stream;
+      this._seq = state.seq;
+      this._heartbeat = state.heartbeat;
+      this._problem = this._live ? '' : this._problem;
+      if (!this._heard) {
+        this._heard = Date.now(); // count the bus's silence from here
+      }
+    } catch (error) {
+      this._problem = `Cannot list sandboxes: ${(error as Error).message}`;
+      this._buffer = []; // no state to apply them to; the next emission's gap reads it again
+    }
+    const buffered = this._buffer ?? [];
+    this._buffer = null;
+    for (const emission of buffered) {
+      this._take(emission);
+    }
+    this._changed.emit();
+  }
+
+  private _onEmission(sender: Event.IManager, emission: Event.Emission): void {
+    if (emission.schema_id !== SCHEMA_ID) {
       return;
     }
-    const socket = new WebSocket(eventsSocketUrl());
-    this._socket = socket;
-    socket.onopen = () => {
-      this._reconnectMs = 500;
+    this._heard = Date.now();
+    if (!this._live) {
+      this._live = true;
       this._problem = '';
       void this._poll.stop();
-    };
-    socket.onmessage = message => {
-      this._apply(JSON.parse(message.data) as EventsMessage);
-      this._changed.emit();
-    };
-    socket.onclose = () => {
-      if (this._disposed) {
-        return;
+    }
+    this._take(emission as unknown as ISandboxEmission);
+    this._changed.emit();
+  }
+
+  /** Apply an emission in order; one out of sequence means some were missed: read the state again. */
+  private _take(emission: ISandboxEmission): void {
+    if (this._buffer) {
+      this._buffer.push(emission); // a state read is under way: after it
+      return;
+    }
+    if (emission.stream !== this._stream || emission.seq > this._seq + 1) {
+      if (this._stream && emission.stream !== this._stream) {
+        this._catalog = null; // a restarted server may be another version
       }
+      void this.refresh(); // starts buffering: this emission is taken after the state
+      this._take(emission);
+      return;
+    }
+    if (emission.seq <= this._seq) {
+      return; // already in the state read
+    }
+    this._seq = emission.seq;
+    this._apply(emission);
+  }
+
+  /** No emission for several heartbeats: the bus is interrupted (Lab reconnects it); poll meanwhile. */
+  private _checkSilence(): void {
+    if (!this._live || !this._heartbeat || !this._heard) {
+      return;
+    }
+    if (Date.now() - this._heard > MISSED_HEARTBEATS * this._heartbeat * 1000) {
+      this._live = false;
       this._problem = 'Live updates interrupted; reconnecting (the list is polled meanwhile).';
       void this._poll.start();
       this._changed.emit();
-      setTimeout(() => this._connect(), this._reconnectMs);
-      this._reconnectMs = Math.min(this._reconnectMs * 2, MAX_RECONNECT_MS);
-    };
+    }
   }
 
-  private _apply(message: EventsMessage): void {
-    switch (message.type) {
-      case 'snapshot': {
-        const fresh = new Map<string, ISandboxInfo>();
-        for (const info of message.sandboxes) {
-          fresh.set(info.name, info);
-        }
-        for (const [name, old] of this._sandboxes) {
-          if (!fresh.has(name) && (old.state === 'failed' || old.state === 'gone')) {
-            fresh.set(name, old);
-          }
-        }
-        this._sandboxes = fresh;
-        this._engine = message.engine;
-        break;
-      }
+  private _apply(message: ISandboxEmission): void {
+    switch (message.kind) {
       case 'event': {
-        const event = message.event;
+        const event = message.event!;
         if (event.phase === 'removed' && !this._sandboxes.has(event.sandbox)) {
           break; // terminated from here and dismissed already
         }
@@ -166,7 +229,7 @@ export class SandboxModel {
         break;
       }
       case 'sandbox': {
-        const info = message.sandbox;
+        const info = message.sandbox!;
         const current = this._sandboxes.get(info.name);
         if (info.state === 'gone' && !current) {
           break; // nothing on screen to mark gone (dismissed, or never seen)
@@ -179,10 +242,13 @@ export class SandboxModel {
         break;
       }
       case 'engine':
-        this._engine = message.engine;
+        this._engine = message.engine!;
         break;
       case 'notice':
-        this._notices.set(message.notice.sandbox, message.notice.message);
+        this._notices.set(message.notice!.sandbox, message.notice!.message);
+        break;
+      case 'heartbeat':
+        this._heartbeat = message.heartbeat ?? this._heartbeat;
         break;
     }
   }
@@ -198,9 +264,18 @@ export class SandboxModel {
   private _changed = new Signal<this, void>(this);
   private _engine: IEngineState = { connected: true, message: '' };
   private _problem = '';
-  private _socket: WebSocket | null = null;
-  private _reconnectMs = 500;
-  private _disposed = false;
+  private _catalog: IPhaseCatalog | null = null;
+  /** The server's stream and the number of the last emission applied. */
+  private _stream = '';
+  private _seq = 0;
+  /** Emissions that arrived while a state read was under way (null: none under way). */
+  private _buffer: ISandboxEmission[] | null = null;
+  private _refreshing: Promise<void> | null = null;
+  private _heartbeat = 0;
+  /** When an emission last arrived (ms), 0 before the first state read. */
+  private _heard = 0;
+  private _live = true;
+  private _watchdog: ReturnType<typeof setInterval>;
   private _poll: Poll;
 }
 

@@ -7,7 +7,7 @@ import { CommandRegistry } from '@lumino/commands';
 import { Message } from '@lumino/messaging';
 import React, { useEffect, useState } from 'react';
 
-import { ISandboxInfo } from './api';
+import { IPhaseCatalog, ISandboxInfo } from './api';
 import { SandboxModel } from './model';
 import { formatSeconds, phaseRows } from './phases';
 import { CommandIDs } from './commands';
@@ -101,6 +101,7 @@ function PanelView(props: { model: SandboxModel; commands: CommandRegistry; usag
             <SandboxCard
               key={info.name}
               info={info}
+              phases={model.phases}
               now={now}
               commands={commands}
               notice={model.notice(info.name)}
@@ -115,13 +116,14 @@ function PanelView(props: { model: SandboxModel; commands: CommandRegistry; usag
 
 function SandboxCard(props: {
   info: ISandboxInfo;
+  phases: IPhaseCatalog | null;
   now: number;
   commands: CommandRegistry;
   notice?: string;
   usage?: IUsage;
 }): JSX.Element {
-  const { info, now, commands, notice, usage } = props;
-  const rows = phaseRows(info.docker, info.phases, now);
+  const { info, phases, now, commands, notice, usage } = props;
+  const rows = phaseRows(phases, info.docker, info.phases, now);
   const ready = rows.find(r => r.phase === 'ready' && r.status === 'done');
   const startupSeconds = ready
     ? Math.max(0, ...info.phases.filter(p => p.phase === 'ready').map(p => p.elapsed))

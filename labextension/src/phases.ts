@@ -1,43 +1,9 @@
 /**
  * Folding a sandbox's progress events into one row per startup phase, with
- * durations: what the panel draws while a sandbox starts.
+ * durations: what the panel draws while a sandbox starts.  The phases and
+ * their titles come from the server (`GET /sandbox/api/phases`).
  */
-import { IProgressEvent } from './api';
-
-/** Startup phases of a sandbox with Docker inside, in order (the core's DOCKER_PHASES). */
-export const DOCKER_PHASES = [
-  'image_check',
-  'sandbox_start',
-  'booted',
-  'dockerd_present',
-  'cgroups',
-  'storage',
-  'dockerd_started',
-  'socket',
-  'answering',
-  'ready'
-];
-
-/** Startup phases of a plain sandbox (the core's PLAIN_PHASES). */
-export const PLAIN_PHASES = ['image_check', 'sandbox_start', 'booted', 'ready'];
-
-/** Startup phases of a fork, a sandbox restored from a snapshot (the core's FORK_PHASES). */
-export const FORK_PHASES = ['image_check', 'sandbox_start', 'restored', 'ready'];
-
-/** Titles for phases whose events have not arrived yet (the core's PHASE_LABELS). */
-const LABELS: { [phase: string]: string } = {
-  image_check: 'Image found',
-  sandbox_start: 'Sandbox container started',
-  booted: 'Sandbox booted (gVisor)',
-  dockerd_present: 'dockerd found in image',
-  cgroups: 'cgroups prepared',
-  storage: 'Disk store mounted',
-  dockerd_started: 'dockerd started',
-  socket: 'Docker socket up',
-  answering: 'Daemon answering',
-  restored: 'Restored from snapshot',
-  ready: 'Ready'
-};
+import { IPhaseCatalog, IProgressEvent } from './api';
 
 /** One row of the phase list. */
 export interface IPhaseRow {
@@ -53,18 +19,34 @@ export interface IPhaseRow {
 /**
  * One row per expected phase, in order, from the events seen so far.
  *
+ * @param catalog - the server's phase lists and titles (no rows until it is read)
  * @param docker - whether the sandbox has Docker inside
  * @param events - its progress events, in arrival order
  * @param nowSeconds - the current Unix time, for the running phase's clock
  */
-export function phaseRows(docker: boolean, events: IProgressEvent[], nowSeconds: number): IPhaseRow[] {
-  // One `load:IMAGE` phase per preloaded image, between answering and ready.
-  const loads = [...new Set(events.map(e => e.phase).filter(p => p.startsWith('load:')))];
-  const restored = events.some(e => e.phase === 'restored');
-  const order = restored ? FORK_PHASES : docker ? [...DOCKER_PHASES.slice(0, -1), ...loads, 'ready'] : PLAIN_PHASES;
+export function phaseRows(
+  catalog: IPhaseCatalog | null,
+  docker: boolean,
+  events: IProgressEvent[],
+  nowSeconds: number
+): IPhaseRow[] {
+  if (!catalog) {
+    return [];
+  }
+  const prefix = catalog.image_prefix;
+  // One `load:IMAGE` phase per preloaded image, just before ready.
+  const loads = [...new Set(events.map(e => e.phase).filter(p => p.startsWith(prefix)))];
+  // A fork reports a phase only forks have (restored from the snapshot, instead of booting).
+  const restored = events.some(e => catalog.fork.includes(e.phase) && !catalog.docker.includes(e.phase));
+  const order = restored
+    ? catalog.fork
+    : docker
+      ? [...catalog.docker.slice(0, -1), ...loads, ...catalog.docker.slice(-1)]
+      : catalog.plain;
   const rows: IPhaseRow[] = order.map(phase => ({
     phase,
-    label: LABELS[phase] ?? phase,
+    label:
+      catalog.labels[phase] ?? (phase.startsWith(prefix) ? catalog.image_label + phase.slice(prefix.length) : phase),
     status: 'pending',
     seconds: null,
     message: '',

@@ -1,4 +1,4 @@
-"""jupyter-sandbox's Jupyter server extension: REST API and events websocket under ``/sandbox/api/``.
+"""jupyter-sandbox's Jupyter server extension: REST API under ``/sandbox/api/``, events on ``/api/events/subscribe``.
 
 Enabled by ``etc/jupyter/jupyter_server_config.d/jupyter_sandbox.json``,
 which ``pip install`` puts in place.

@@ -21,6 +21,7 @@ from .handlers import (
     ExecHandler,
     LogsHandler,
     PauseHandler,
+    PhasesHandler,
     PortsHandler,
     SandboxesHandler,
     SandboxHandler,
@@ -28,11 +29,11 @@ from .handlers import (
     SnapshotsHandler,
     TerminalHandler,
     UsageHandler,
+    WatchHandler,
 )
 from .manager import SandboxManager
 from .proxy import SandboxProxyHandler
 from .proxy import route as proxy_route
-from .websocket import SandboxEventsHandler
 
 NAMESPACE = "sandbox/api"
 """Every route lives under ``<base_url>/sandbox/api/``."""
@@ -56,13 +57,14 @@ def routes() -> list[tuple[str, Any]]:
         (url_path_join(NAMESPACE, "stats"), UsageHandler),
         (url_path_join(NAMESPACE, "snapshots"), SnapshotsHandler),
         (url_path_join(NAMESPACE, "snapshots", r"(?P<tag>[^/]+)"), SnapshotsHandler),
+        (url_path_join(NAMESPACE, "watch"), WatchHandler),
+        (url_path_join(NAMESPACE, "phases"), PhasesHandler),
         (proxy_route(), SandboxProxyHandler),
-        (url_path_join(NAMESPACE, "events"), SandboxEventsHandler),
     ]
 
 
 class SandboxExtensionApp(ExtensionApp):
-    """jupyter-sandbox's server side: REST API, events websocket, cleanup at shutdown.
+    """jupyter-sandbox's server side: REST API, sandbox events on the server's event bus, cleanup at shutdown.
 
     Configure the create defaults and ``keep_on_exit`` on ``SandboxManager``.
     """

@@ -21,6 +21,7 @@ from jupyter_server.auth.decorator import authorized
 from jupyter_server.base.handlers import APIHandler
 
 from jupyter_sandbox.errors import SandboxError, SpecError
+from jupyter_sandbox.events import phase_catalog
 from jupyter_sandbox.process import TextDecoder
 
 from .manager import SandboxManager
@@ -155,12 +156,32 @@ class SandboxesHandler(SandboxAPIHandler):
     @tornado.web.authenticated
     @authorized
     async def post(self) -> None:
-        """Start a create; answers 202 with the name at once, progress follows on the events websocket."""
+        """Start a create; answers 202 with the name at once, progress follows on the event bus."""
         spec = self.manager.spec_from_body(self.json_body())
         await self.manager.create(spec)
         self.set_header("Location", self.request.path.rstrip("/") + "/" + spec.name)
         self.write_json({"name": spec.name, "state": "starting", "spec": spec.to_dict(), "warnings": spec.warnings},
                         status=202)
+
+
+class WatchHandler(SandboxAPIHandler):
+    """``/sandbox/api/watch``: the state that the event bus's sandbox emissions apply to."""
+
+    @tornado.web.authenticated
+    @authorized
+    async def get(self) -> None:
+        """Every sandbox the server follows, with its phases, the engine's state and the last emission's ``seq``."""
+        self.write_json(await self.manager.watched())
+
+
+class PhasesHandler(SandboxAPIHandler):
+    """``/sandbox/api/phases``: the startup phases in order and their titles (``events.phase_catalog()``)."""
+
+    @tornado.web.authenticated
+    @authorized
+    async def get(self) -> None:
+        """The phase lists and titles views draw rows from."""
+        self.write_json(phase_catalog())
 
 
 class SandboxHandler(SandboxAPIHandler):

@@ -3,7 +3,8 @@
 Handlers stay thin and call this; it runs every core call on the server's
 event loop (the core keeps docker-py in threads), starts creates in the
 background so a POST answers at once, and owns the cross-process
-:class:`~jupyter_sandbox.watch.SandboxWatcher` that feeds the events websocket.
+:class:`~jupyter_sandbox.watch.SandboxWatcher` whose updates the
+:class:`~.events.SandboxEventPublisher` puts on the server's event bus.
 """
 
 from __future__ import annotations
@@ -15,11 +16,12 @@ import os
 import socket
 from typing import Any
 
+import anyio
 from traitlets import Bool, Float, Int, List, Unicode, Union
 from traitlets.config import LoggingConfigurable
 
 from jupyter_sandbox import labels as L
-from jupyter_sandbox import lifecycle, snapshots
+from jupyter_sandbox import lifecycle, ownership, snapshots
 from jupyter_sandbox.engine import Engine
 from jupyter_sandbox.errors import (
     DockerNotEnabled,
@@ -35,11 +37,14 @@ from jupyter_sandbox.errors import (
 from jupyter_sandbox.pool import WarmPool
 from jupyter_sandbox.ports import check_port
 from jupyter_sandbox.process import AsyncProcess
+from jupyter_sandbox.progress import ready_text
 from jupyter_sandbox.sandbox import AsyncSandbox
 from jupyter_sandbox.shell import shell_command
 from jupyter_sandbox.spec import DEFAULT_DAEMON_TIMEOUT, DEFAULT_IMAGE, SandboxSpec, format_duration, parse_duration
 from jupyter_sandbox.usage import usage_of
-from jupyter_sandbox.watch import SandboxWatcher
+from jupyter_sandbox.watch import SandboxWatcher, WatchUpdate
+
+from .events import SandboxEventPublisher
 
 OWNER = "server"
 
@@ -86,6 +91,8 @@ class SandboxManager(LoggingConfigurable):
     idle_timeout = Union([Float(), Unicode()], default_value=None, allow_none=True,
                          help="Pause sandboxes whose create gives no idle_timeout after this long without use "
                          "(--idle-timeout; None: never). Their next use resumes them.").tag(config=True)
+    heartbeat_interval = Float(10.0, help="Seconds of silence after which a heartbeat goes on the event bus, so "
+                               "the Lab panel notices within that time that it missed events (0: none).").tag(config=True)
     limits_interval = Float(5.0, help="Seconds between two checks of every sandbox's ttl and idle timeout "
                             "(expired ones are removed, idle ones paused).").tag(config=True)
 
@@ -99,13 +106,17 @@ class SandboxManager(LoggingConfigurable):
         self._limits_task: asyncio.Task[None] | None = None
         self._stop_notices: Any = None
         self._creates: dict[str, asyncio.Task[None]] = {}
-        self._made: set[str] = set()
-        """Container ids this server created, including pool members it claimed (their labels say 'pool')."""
+        self.publisher: SandboxEventPublisher | None = None
+        event_logger = getattr(self.parent, "event_logger", None)
+        if event_logger is not None:
+            self.publisher = SandboxEventPublisher(event_logger, self.watcher, self.heartbeat_interval)
 
     # -- lifecycle -------------------------------------------------------------
 
     def start(self) -> None:
-        """Start following the engine's sandboxes (idempotent; needs the running event loop)."""
+        """Start following the engine's sandboxes and publishing them (idempotent; needs the running event loop)."""
+        if self.publisher is not None:
+            self.publisher.start()
         if self._watch_task is None or self._watch_task.done():
             self._watch_task = asyncio.ensure_future(self.watcher.run())
         if self._limits_task is None or self._limits_task.done():
@@ -131,13 +142,15 @@ class SandboxManager(LoggingConfigurable):
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        if self.publisher is not None:
+            await self.publisher.stop()
         if self.keep_on_exit:
             return
         removed = 0
         for container in await self.engine.containers():
-            mine = container.labels.get(L.OWNER) == OWNER and container.labels.get(L.OWNER_PID) == str(os.getpid()) \
-                and container.labels.get(L.OWNER_HOST) == socket.gethostname()
-            if mine or container.id in self._made:
+            labels = ownership.labels_of(container.id, container.labels)  # pool members it claimed are its own too
+            if labels.get(L.OWNER) == OWNER and labels.get(L.OWNER_PID) == str(os.getpid()) \
+                    and labels.get(L.OWNER_HOST) == socket.gethostname():
                 removed += await self.engine.remove(container.id)
         if removed:
             self.log.info("jupyter-sandbox: removed %d sandbox(es) this server created", removed)
@@ -220,9 +233,7 @@ class SandboxManager(LoggingConfigurable):
         return (await sandbox.status()).to_dict()
 
     def _on_notice(self, notice: lifecycle.Notice) -> None:
-        """A notice from the core (auto-resume, idle pause, expiry): a log line, and an update on the websocket."""
-        from jupyter_sandbox.watch import WatchUpdate
-
+        """A notice from the core (auto-resume, idle pause, expiry): a log line, and an update on the event bus."""
         self.log.info("jupyter-sandbox: %s", notice.message)
         self.watcher.notice(WatchUpdate("notice", notice.to_dict()))
 
@@ -234,6 +245,18 @@ class SandboxManager(LoggingConfigurable):
                 await self.watcher.enforce_limits()
             except SandboxError as error:
                 self.log.warning("jupyter-sandbox: checking time limits failed: %s", error.message)
+
+    async def watched(self, wait: float = 5.0) -> dict[str, Any]:
+        """What the watcher sees (every sandbox with its phases, the engine's state), as of emission ``seq``.
+
+        Waits up to ``wait`` seconds for the watcher's first listing of the engine.
+        """
+        self.start()
+        with anyio.move_on_after(wait):
+            await self.watcher.wait_synced()
+        if self.publisher is None:
+            raise SandboxError("This server has no event bus (jupyter-server's event_logger).")
+        return self.publisher.state()
 
     async def list(self) -> list[dict[str, Any]]:
         """Every sandbox on the engine, as JSON-ready dicts."""
@@ -253,7 +276,7 @@ class SandboxManager(LoggingConfigurable):
 
     async def _container(self, name: str) -> Any:
         container = await self.engine.find(name)
-        if container is None or not L.visible_to(container.labels, self.server_id):
+        if container is None or not L.visible_to(ownership.labels_of(container.id, container.labels), self.server_id):
             raise SandboxNotFound(f"No sandbox named {name!r}.", fix="GET /sandbox/api/sandboxes lists the sandboxes")
         return container
 
@@ -289,8 +312,8 @@ class SandboxManager(LoggingConfigurable):
     async def _run_create(self, sandbox: AsyncSandbox) -> None:
         try:
             await sandbox.start()
-            self._made.add(sandbox.container_id)
-            self.log.info("jupyter-sandbox: %s ready in %.2f s", sandbox.name, sandbox.ready_seconds or 0)
+            self.log.info("jupyter-sandbox: %s", ready_text(sandbox.spec.docker, sandbox.ready_seconds or 0, name=sandbox.name,
+                                                           pool=sandbox.from_pool, snapshot=sandbox.spec.snapshot))
         except SandboxError as error:  # already published as a failed phase
             self.log.warning("jupyter-sandbox: creating %s failed: %s", sandbox.name, error.message)
         finally:
