@@ -394,7 +394,7 @@ def test_the_shell_magic_shows_a_button_that_opens_the_terminal(panel: Any, lab_
     sandbox = Sandbox(call(AsyncSandbox.create, name=name, owner="test", use_pool=False))
     base, token = lab_url.split("/lab/")[0], lab_url.split("token=")[1]
     notebook = f"shell-{secrets.token_hex(3)}.ipynb"
-    cells = ["%load_ext jupyter_sandbox", f"%sandbox shell {name}"]
+    cells = [f"%load_ext jupyter_sandbox\n%sandbox shell {name}"]  # one cell: one key press runs it
     content = {"cells": [{"cell_type": "code", "source": source, "metadata": {}, "outputs": [], "execution_count": None}
                          for source in cells],
                "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
@@ -406,10 +406,16 @@ def test_the_shell_magic_shows_a_button_that_opens_the_terminal(panel: Any, lab_
         page.goto(lab_url.format(workspace=f"e2e-{secrets.token_hex(4)}").replace("?token=", f"/tree/{notebook}?token="))
         page.locator(".jp-Notebook .jp-Cell").first.wait_for()
         page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']").wait_for()
-        page.locator(".jp-Notebook .jp-Cell").first.click()
-        page.keyboard.press("Shift+Enter")
-        page.keyboard.press("Shift+Enter")
         button = page.locator(".jp-SandboxTerminalOutput-open")
+        kernel_dialog = page.locator(".jp-Dialog", has_text="Select Kernel")
+        for _ in range(3):  # a key press before the kernel's session is connected asks for a kernel instead
+            page.locator(".jp-Notebook .jp-Cell").first.click()
+            page.keyboard.press("Shift+Enter")
+            page.locator(".jp-SandboxTerminalOutput-open, .jp-Dialog").first.wait_for()
+            if not kernel_dialog.is_visible():
+                break
+            kernel_dialog.locator(".jp-Dialog-button.jp-mod-accept").click()
+            kernel_dialog.wait_for(state="detached")
         button.wait_for()
         assert button.inner_text() == f"Open a terminal in {name}"
         OUTPUT.mkdir(exist_ok=True)
