@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from sandbox_test_support import server_config, unique_name
 from test_server_api import expect_error, fetch_json
+from tornado.httpclient import HTTPClientError
 
 from jupyter_sandbox.errors import TerminalsDisabled
 from jupyter_sandbox.sandbox import AsyncSandbox
@@ -100,11 +101,20 @@ async def test_terminal_errors_are_4xx_with_the_fix(jp_fetch: Any, jp_serverapp:
     missing = await expect_error(jp_fetch, 404, "sandbox", "api", "sandboxes", "no-such-sandbox", "terminal",
                                  method="POST", body="")
     assert "no-such-sandbox" in missing["message"] and missing["fix"], missing
+    with pytest.raises(HTTPClientError) as caught:  # not a sandbox name at all: no route takes it
+        await jp_fetch("sandbox", "api", "sandboxes", "-bad name", "terminal", method="POST", body="")
+    assert caught.value.code == 404 and caught.value.response is not None and b"404" in caught.value.response.body
 
     sandbox = await AsyncSandbox.create(name=unique_name("term"), owner="test", use_pool=False)
     base = ("sandbox", "api", "sandboxes", sandbox.name)
     settings = jp_serverapp.web_app.settings
     try:
+        terminals = settings["terminal_manager"]
+        before = set(terminals.terminals)
+        for headers in ({"Authorization": ""}, {"Authorization": "token not-the-token"}):
+            await expect_error(jp_fetch, 403, *base, "terminal", method="POST", body="", headers=headers)
+            await expect_error(jp_fetch, 403, "sandbox", "api", "stats", headers=headers)
+        assert set(terminals.terminals) == before  # no terminal was started
         available = settings.get("terminals_available")
         settings["terminals_available"] = False
         try:
