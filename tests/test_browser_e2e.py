@@ -368,6 +368,7 @@ def test_terminal_usage_and_the_status_bar_count(panel: Any) -> None:
         terminal = page.locator(".jp-Terminal").last
         terminal.locator(".xterm-screen").wait_for()
         terminal.locator(".xterm-screen").click()
+        page.locator(".lm-TabBar-tab.lm-mod-current", has_text=f"Sandbox {name}").wait_for()  # the tab names the sandbox
         page.keyboard.type("echo hi-$((6*7)) from $(hostname)")
         page.keyboard.press("Enter")
         terminal.locator(".xterm-accessibility", has_text="hi-42 from").wait_for()

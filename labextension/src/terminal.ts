@@ -36,9 +36,7 @@ export function addTerminalCommand(app: JupyterFrontEnd, pickName: (args: any) =
           method: 'POST'
         });
         const widget = await app.commands.execute('terminal:open', { name: answer.terminal });
-        if (widget && widget.title) {
-          widget.title.caption = `Shell inside sandbox ${name} (terminal ${answer.terminal})`;
-        }
+        labelTerminal(widget, name, answer.terminal);
         return widget;
       } catch (error) {
         const text = error instanceof SandboxAPIError ? error.fullMessage : String(error);
@@ -46,6 +44,23 @@ export function addTerminalCommand(app: JupyterFrontEnd, pickName: (args: any) =
       }
     }
   });
+}
+
+/** Name the tab after the sandbox (Lab's terminal titles itself "Terminal N" once connected: ours is put back). */
+function labelTerminal(widget: any, sandbox: string, terminal: string): void {
+  const title = widget?.content?.title;
+  if (!title) {
+    return;
+  }
+  const label = `Sandbox ${sandbox}`;
+  const keep = () => {
+    if (title.label !== label) {
+      title.label = label;
+    }
+  };
+  title.caption = `Shell inside sandbox ${sandbox} (Jupyter terminal ${terminal})`;
+  title.changed.connect(keep);
+  keep();
 }
 
 /**
