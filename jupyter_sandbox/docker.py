@@ -302,6 +302,14 @@ class AsyncDocker:
         """``docker logs [OPTIONS] CONTAINER`` (``follow=True`` streams)."""
         return await self("logs", *to_flags(options), container)
 
+    async def stop(self, container: str, timeout: float | None = None) -> AsyncProcess:
+        """``docker stop CONTAINER`` (SIGTERM, then SIGKILL after the container's grace period)."""
+        return await self("stop", container, timeout=timeout)
+
+    async def rm(self, container: str, force: bool = False) -> AsyncProcess:
+        """``docker rm [--force] CONTAINER`` (``force`` removes a running one too)."""
+        return await self("rm", *to_flags({"force": force}), container)
+
     async def build(self, context: str | os.PathLike[str], tag: str | None = None, *, dockerfile: str | None = None,
                     timeout: float | None = None, **options: Any) -> AsyncProcess:
         """``docker build`` with a *local* directory as context, streamed into the sandbox.

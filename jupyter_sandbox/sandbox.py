@@ -449,6 +449,13 @@ class AsyncSandbox(LifecycleMixin):
         process = await self.run(["tail", "-n", str(lines), DOCKERD_LOG])
         return process.stdout_text + process.stderr_text
 
+    async def follow_dockerd_log(self, lines: int = 200) -> AsyncProcess:
+        """Its last ``lines`` lines, then each new one as dockerd writes it (``tail -F``), until killed.
+
+        The process ends by itself when the sandbox goes away.
+        """
+        return await self.exec(["tail", "-n", str(lines), "-F", DOCKERD_LOG])
+
     # -- ports ----------------------------------------------------------------
 
     async def address(self, attrs: dict[str, Any] | None = None) -> str:
