@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
+import sys
 import time
 from typing import Iterable, Mapping
 
@@ -24,6 +26,8 @@ OWNER = PREFIX + "owner"
 OWNER_HOST = PREFIX + "owner.host"
 OWNER_PID = PREFIX + "owner.pid"
 OWNER_STARTED = PREFIX + "owner.started"
+OWNER_KERNEL = PREFIX + "owner.kernel"
+"""The id of the Jupyter kernel that created a sandbox (owner ``kernel``): the server maps it to its notebook."""
 SERVER = PREFIX + "server"
 POOL = PREFIX + "pool"
 POOL_KEY = PREFIX + "pool.key"
@@ -79,8 +83,27 @@ def _process_start_time(pid: int) -> str:
         return ""
 
 
+def kernel_id() -> str:
+    """This process's Jupyter kernel id (from ipykernel's connection file ``kernel-<id>.json``), or ''.
+
+    Only an ipykernel process has one; elsewhere ipykernel is not even imported.
+    """
+    if "ipykernel" not in sys.modules:
+        return ""
+    try:
+        from ipykernel.connect import get_connection_file
+
+        found = re.fullmatch(r"kernel-(.+)\.json", os.path.basename(get_connection_file()))
+    except Exception:  # no running kernel app (ipykernel imported outside a kernel)
+        return ""
+    return found.group(1) if found else ""
+
+
 def owner_labels(owner: str) -> dict[str, str]:
-    """Labels that record who created a sandbox (a kind such as ``cli``, ``kernel``, ``server``)."""
+    """Labels that record who created a sandbox (a kind such as ``cli``, ``kernel``, ``server``).
+
+    A kernel's (owner ``kernel`` or ``kernel-kept``) carry its kernel id too (:data:`OWNER_KERNEL`).
+    """
     pid = os.getpid()
     labels = {
         OWNER: owner,
@@ -88,6 +111,9 @@ def owner_labels(owner: str) -> dict[str, str]:
         OWNER_PID: str(pid),
         OWNER_STARTED: _process_start_time(pid),
     }
+    kernel = kernel_id() if owner.startswith("kernel") else ""
+    if kernel:
+        labels[OWNER_KERNEL] = kernel
     server = os.environ.get(SERVER_ENV)
     if server:
         labels[SERVER] = server

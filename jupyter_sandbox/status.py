@@ -66,6 +66,8 @@ class SandboxInfo:
         address: Its address on the product's network (network ``sandbox``), if running.
         pids: Most processes and threads inside, if limited.
         owner: Who created it (``cli``, ``kernel``, ``server``, ``api``, ``pool``).
+        owner_pid: The process id of its creator (or claimer), if recorded.
+        kernel: For owner ``kernel``: the id of the Jupyter kernel that created it.
         pool: True while it waits in the warm pool.
         created: Unix time it was created.
         started_at: Unix time its container started, if it did.
@@ -93,6 +95,8 @@ class SandboxInfo:
     pids: int | None = None
     disk: str | None = None
     owner: str = ""
+    owner_pid: int | None = None
+    kernel: str = ""
     pool: bool = False
     created: float | None = None
     started_at: float | None = None
@@ -206,6 +210,8 @@ def info_from_container(attrs: Mapping[str, Any], reports: list[InitReport], pha
         pids=spec.pids if spec else None,
         disk=format_memory(spec.disk) if spec else None,
         owner=owned.get(L.OWNER, ""),
+        owner_pid=int(owned[L.OWNER_PID]) if owned.get(L.OWNER_PID, "").isdigit() else None,
+        kernel=owned.get(L.OWNER_KERNEL, ""),
         pool=L.in_pool(attrs.get("Name", "")),
         created=float(labels[L.CREATED]) if labels.get(L.CREATED) else None,
         started_at=parse_engine_time((attrs.get("State") or {}).get("StartedAt")),
