@@ -333,9 +333,8 @@ def cmd_env(args: argparse.Namespace) -> int:
 
 
 def cmd_logs(args: argparse.Namespace) -> int:
-    from .sync import Sandbox
-
     from .daemonlog import harmless
+    from .sync import Sandbox
 
     text = Sandbox.get(args.name).dockerd_log(args.lines)
     if not sys.stdout.isatty():

@@ -91,6 +91,13 @@ class ImageNotFound(SandboxError):
     http_status = 404
 
 
+class InnerContainerNotFound(SandboxError):
+    """A container named in a sandbox's own Docker daemon does not exist there."""
+
+    code = "inner_container_not_found"
+    http_status = 404
+
+
 class ImageExists(SandboxError):
     """The host engine already has an image of the name a copy out of a sandbox would take."""
 

@@ -19,6 +19,9 @@ from .handlers import (
     ContainersHandler,
     EgressHandler,
     ExecHandler,
+    InnerContainerHandler,
+    InnerContainerLogsHandler,
+    InnerContainerStopHandler,
     LogsHandler,
     PauseHandler,
     PhasesHandler,
@@ -36,6 +39,8 @@ from .proxy import route as proxy_route
 NAMESPACE = "sandbox/api"
 """Every route lives under ``<base_url>/sandbox/api/``."""
 NAME = r"(?P<name>[A-Za-z0-9][A-Za-z0-9_.-]{0,62})"
+CONTAINER = r"(?P<container>[A-Za-z0-9][A-Za-z0-9_.-]{0,127})"
+"""An inner container's id or name, as its Docker daemon accepts them."""
 
 
 def routes() -> list[tuple[str, Any]]:
@@ -48,6 +53,9 @@ def routes() -> list[tuple[str, Any]]:
         (url_path_join(one, "egress"), EgressHandler),
         (url_path_join(one, "logs"), LogsHandler),
         (url_path_join(one, "containers"), ContainersHandler),
+        (url_path_join(one, "containers", CONTAINER), InnerContainerHandler),
+        (url_path_join(one, "containers", CONTAINER, "stop"), InnerContainerStopHandler),
+        (url_path_join(one, "containers", CONTAINER, "logs"), InnerContainerLogsHandler),
         (url_path_join(one, "ports"), PortsHandler),
         (url_path_join(one, r"(?P<action>pause|resume)"), PauseHandler),
         (url_path_join(one, "snapshots"), SandboxSnapshotsHandler),
