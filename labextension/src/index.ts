@@ -4,9 +4,11 @@
  */
 import { ILayoutRestorer, JupyterFrontEnd, JupyterFrontEndPlugin } from '@jupyterlab/application';
 import { ICommandPalette } from '@jupyterlab/apputils';
+import { IEditorExtensionRegistry, IEditorLanguageRegistry } from '@jupyterlab/codemirror';
 import { ISettingRegistry } from '@jupyterlab/settingregistry';
 import { LabIcon } from '@jupyterlab/ui-components';
 
+import { registerShellMagicHighlighting } from './cellmagic';
 import { PALETTE_COMMANDS, addCommands } from './commands';
 import { CREATE_DEFAULTS, ICreateDefaults } from './dialogs';
 import { SandboxModel } from './model';
@@ -78,4 +80,14 @@ const plugin: JupyterFrontEndPlugin<void> = {
   }
 };
 
-export default plugin;
+/** `%%sandbox_docker` cells highlighted as shell (see cellmagic.ts). */
+const cellMagicPlugin: JupyterFrontEndPlugin<void> = {
+  id: 'jupyter-sandbox:cell-magics',
+  description: 'Highlights the docker lines of %%sandbox_docker cells as shell, not as Python.',
+  autoStart: true,
+  requires: [IEditorExtensionRegistry, IEditorLanguageRegistry],
+  activate: (app: JupyterFrontEnd, extensions: IEditorExtensionRegistry, languages: IEditorLanguageRegistry) =>
+    registerShellMagicHighlighting(extensions, languages)
+};
+
+export default [plugin, cellMagicPlugin];
