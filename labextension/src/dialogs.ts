@@ -1,10 +1,10 @@
 /**
- * The small views the panel opens: the create form (a dialog body), the
- * dockerd log, the inner containers and the listening ports (main-area widgets).
+ * The small views the panel opens: the create form (a dialog body) and the
+ * listening ports (a main-area widget); the live log and containers views are in detail.ts.
  */
 import { Widget } from '@lumino/widgets';
 
-import { ICreateRequest, IInnerContainer, IListeningPort } from './api';
+import { ICreateRequest, IListeningPort } from './api';
 
 /** Network modes a sandbox can have (the core's NETWORK_MODES; the server may refuse some). */
 const NETWORK_MODES = [
@@ -141,69 +141,6 @@ export class CreateSandboxForm extends Widget {
   private _warning: HTMLParagraphElement;
   private _ttl: HTMLInputElement;
   private _idle: HTMLInputElement;
-}
-
-/** Plain text in a scrollable pre, e.g. the dockerd log. */
-export class TextView extends Widget {
-  constructor(className: string) {
-    super();
-    this.addClass('jp-SandboxTextView');
-    this.addClass(className);
-    this._pre = document.createElement('pre');
-    this.node.appendChild(this._pre);
-  }
-
-  /** Replace the text (and scroll to its end, where a log's news is). */
-  setText(text: string): void {
-    this._pre.textContent = text;
-    this.node.scrollTop = this.node.scrollHeight;
-  }
-
-  private _pre: HTMLPreElement;
-}
-
-/** A table of a sandbox's inner containers. */
-export class ContainersView extends Widget {
-  constructor() {
-    super();
-    this.addClass('jp-SandboxContainersView');
-  }
-
-  /** Show these containers (or a line saying there are none). */
-  setContainers(containers: IInnerContainer[]): void {
-    this.node.textContent = '';
-    if (containers.length === 0) {
-      const empty = document.createElement('p');
-      empty.textContent = 'No containers in this sandbox.';
-      this.node.appendChild(empty);
-      return;
-    }
-    const columns = ['ID', 'Image', 'Command', 'Status', 'Names'];
-    const table = document.createElement('table');
-    const head = table.createTHead().insertRow();
-    for (const column of columns) {
-      const cell = document.createElement('th');
-      cell.textContent = column;
-      head.appendChild(cell);
-    }
-    const body = table.createTBody();
-    for (const container of containers) {
-      const row = body.insertRow();
-      for (const column of columns) {
-        row.insertCell().textContent = container[column] ?? '';
-      }
-    }
-    this.node.appendChild(table);
-  }
-
-  /** Show an error instead of the table. */
-  setError(message: string): void {
-    this.node.textContent = '';
-    const error = document.createElement('p');
-    error.className = 'jp-SandboxError';
-    error.textContent = message;
-    this.node.appendChild(error);
-  }
 }
 
 /** A sandbox's listening ports, each with buttons to open it in a Lab tab or a browser tab. */
