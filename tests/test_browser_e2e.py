@@ -31,6 +31,8 @@ CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
 OUTPUT = Path(__file__).resolve().parent.parent / "test-output"
+LABEXTENSION_BUILD = Path(__file__).resolve().parent.parent / "jupyter_sandbox" / "labextension"
+"""Where ``npm run build:prod`` puts this checkout's Lab extension."""
 STARTUP_TIMEOUT = 120.0
 UI_TIMEOUT_MS = 120_000
 
@@ -64,6 +66,12 @@ def lab_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     port, token = free_port(), secrets.token_hex(16)
     env = {**os.environ, "JUPYTER_CONFIG_DIR": str(home / "config"), "JUPYTER_RUNTIME_DIR": str(home / "runtime")}
     env.pop(L.SERVER_ENV, None)
+    # This checkout's build of the Lab extension, whatever the environment's share/jupyter links to:
+    # a data dir of its own, first on JUPYTER_PATH (Lab takes the first extension of a name it finds).
+    share = home / "share" / "jupyter"
+    (share / "labextensions").mkdir(parents=True)
+    (share / "labextensions" / "jupyter-sandbox").symlink_to(LABEXTENSION_BUILD, target_is_directory=True)
+    env["JUPYTER_PATH"] = os.pathsep.join([str(share), *filter(None, [os.environ.get("JUPYTER_PATH")])])
     command = [sys.executable, "-m", "jupyterlab", "--no-browser", "--allow-root", "--ip=127.0.0.1", f"--port={port}",
                f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={home}",
                f"--LabApp.workspaces_dir={home / 'workspaces'}", f"--LabApp.user_settings_dir={home / 'settings'}",
