@@ -211,6 +211,8 @@ export class ContainersView extends Widget {
       head.appendChild(cell);
     }
     this._body = this._table.createTBody();
+    this._empty.hidden = this._table.hidden = true; // until the first reading
+    this._status.textContent = 'Reading the containers…';
     this.node.append(this._status, this._empty, this._table);
     this._poll = new Poll({
       auto: false,
