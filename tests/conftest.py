@@ -125,6 +125,23 @@ def shell():
 
 
 @pytest.fixture(autouse=True)
+def no_warm_pool_claims(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Creates in this process boot a sandbox for real, whatever pool members wait on the engine
+    (this run's, a leftover, or another process's: the default ``use_pool=True`` takes any member
+    with the same spec), so that no test passes thanks to a warm pool.  Tests of the pool itself are
+    marked ``warm_pool`` and claim as the product does.  (Creates in processes a test starts, the CLI
+    or a kernel, claim as usual: the tests that matter check those booted, see test_cli_integration.)"""
+    if request.node.get_closest_marker("warm_pool") is not None:
+        return
+    from jupyter_sandbox import pool
+
+    async def claim_nothing(sandbox: object) -> bool:
+        return False
+
+    monkeypatch.setattr(pool, "claim", claim_nothing)
+
+
+@pytest.fixture(autouse=True)
 def no_server_id_leaks(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """An in-process test server sets JUPYTER_SANDBOX_SERVER_ID and JUPYTER_SANDBOX_BASE_URL; undo them
     after each test so later subprocesses (the CLI, a real Lab, the notebooks' kernels) do not label

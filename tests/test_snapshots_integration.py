@@ -130,6 +130,7 @@ def test_bad_snapshot_input_is_refused_and_creates_nothing(test_images, tag, no_
     assert not any(name.startswith(tag + "-host") or ".partial-" in name for name in os.listdir(root()))
 
 
+@pytest.mark.warm_pool
 def test_the_warm_pool_keeps_forks_of_a_snapshot_ready(tag, no_leaks):
     from jupyter_sandbox.pool import WarmPool, pool_key
     from jupyter_sandbox.spec import SandboxSpec
