@@ -12,6 +12,10 @@ jupyter-sandbox rm --orphans >/dev/null 2>&1 || true
 # failure names the file and line.
 python3 -m ruff check .
 
+# The unit tests on the other Pythons the package claims (requires-python >=3.10: 3.10, 3.12, 3.13;
+# this run's own Python runs them below with everything else).  Venvs under .venvs/, reused.
+bash scripts/unit-pythons.sh
+
 status=0
 python3 -m pytest -p no:cacheprovider -ra "$@" || status=$?
 if [ "$status" = 5 ]; then
