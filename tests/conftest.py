@@ -135,8 +135,8 @@ def no_warm_pool_claims(request: pytest.FixtureRequest, monkeypatch: pytest.Monk
         return
     from jupyter_sandbox import pool
 
-    async def claim_nothing(sandbox: object) -> bool:
-        return False
+    async def claim_nothing(engine: object, spec: object, owner: str) -> None:
+        return None  # as pool.claim answers when no member matches
 
     monkeypatch.setattr(pool, "claim", claim_nothing)
 
