@@ -9,7 +9,7 @@ import threading
 
 import pytest
 from IPython.core.error import UsageError
-from sandbox_test_support import Tripwire, unique_name
+from sandbox_test_support import Tripwire, creates_nothing, unique_name
 
 from jupyter_sandbox import labels as L
 from jupyter_sandbox.errors import DockerdCrashed, SandboxError, SpecError
@@ -108,14 +108,12 @@ def test_widget_model_ends_failed_with_cause_fix_and_log_tail(shell, test_images
     "ls --disk 1Gi",
 ])
 def test_bad_arguments_give_the_message_and_create_nothing(shell, engine_client, line, no_leaks):
-    before = {c.id for c in engine_client.containers.list(all=True)}
-    with pytest.raises((UsageError, SpecError)) as caught:
+    with creates_nothing(engine_client), pytest.raises((UsageError, SpecError)) as caught:
         shell.run_line_magic("sandbox", line)
     if isinstance(caught.value, UsageError) and "only applies" not in str(caught.value):
         assert "usage: %sandbox" in str(caught.value)
     if isinstance(caught.value, SpecError):
         assert "How to fix:" in str(caught.value)
-    assert {c.id for c in engine_client.containers.list(all=True)} - before == set()
 
 
 def test_help_is_generated_from_the_arguments(shell, capsys):
