@@ -287,8 +287,10 @@ class Engine:
         existed = await self.call(remove)
         from . import ownership
         from .egress import forget
+        from .status import forget_ready
 
         ownership.forget(container_id)  # a claimed pool member's claim record
+        forget_ready(container_id)
         await forget([container_id])  # its firewall rules go with it (network "sandbox")
         return existed
 

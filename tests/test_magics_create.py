@@ -15,6 +15,7 @@ from jupyter_sandbox import labels as L
 from jupyter_sandbox.errors import DockerdCrashed, SandboxError, SpecError
 from jupyter_sandbox.events import DOCKER_PHASES
 from jupyter_sandbox.notebook import session
+from jupyter_sandbox.progress import ready_text
 from jupyter_sandbox.widgets import StartupWidget
 
 pytestmark = pytest.mark.integration
@@ -36,6 +37,10 @@ def test_text_progress_shows_every_phase_in_order_and_returns_the_current_sandbo
         assert [line[4:30].strip() for line in phase_lines] == labels
         assert all(line.startswith("  ✔ ") for line in phase_lines)
         assert lines[-1].startswith("✔ Docker daemon ready in ") and lines[-1].endswith(" s")
+        # One figure: the outcome line, the ready phase and every other process's view (the status) agree.
+        assert lines[-1] == f"✔ {ready_text(True, sandbox.ready_seconds)}"
+        assert [e.elapsed for e in sandbox.events if e.phase == "ready"] == [sandbox.ready_seconds]
+        assert sandbox.status().ready_seconds == sandbox.ready_seconds
         done = [e.phase for e in sandbox.events if e.state == "done"]
         assert done == [p.value for p in DOCKER_PHASES]
         assert session().current == name and name in session().owned
