@@ -1,8 +1,8 @@
 """The panel's live detail views, the Terminate confirmation naming the notebook, and
 ``%%sandbox_docker`` cells highlighted as shell: in real JupyterLab under Chromium.
 
-Uses the Lab server and browser of :mod:`test_browser_e2e` (this checkout's build of the
-extension, from a data dir of its own).  Screenshots land in ``test-output/``.
+Uses the Lab server and browser of :mod:`test_browser_e2e` (which loads this checkout's
+build of the extension, and checks it does).  Screenshots land in ``test-output/``.
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ from urllib.parse import urlsplit
 import pytest
 from sandbox_test_support import container_exists, unique_name
 from test_browser_e2e import (  # noqa: F401  (fixtures, used as parameters)
-    LABEXTENSION_BUILD,
     OUTPUT,
     browser,
     card,
@@ -68,13 +67,6 @@ def open_notebook(page: Any, lab_url: str, path: str) -> Any:
     notebook_panel = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden)")
     notebook_panel.locator(".jp-Cell .cm-content").first.wait_for()
     return notebook_panel
-
-
-def test_this_checkouts_build_is_what_lab_loads(panel: Any) -> None:
-    page = panel
-    config = json.loads(page.locator("#jupyter-config-data").text_content())
-    ours = next(e for e in config["federated_extensions"] if e["name"] == "jupyter-sandbox")
-    assert (LABEXTENSION_BUILD / ours["load"]).exists(), ours  # static/remoteEntry.<hash of this build>.js
 
 
 def test_dockerd_log_and_containers_follow_their_sandbox_until_it_is_gone(panel: Any, test_images: dict[str, str]) -> None:

@@ -58,6 +58,10 @@ export interface ISandboxInfo {
   /** Seconds without use before it is paused, and its last use seen (Unix time). */
   idle_timeout?: number | null;
   last_activity?: number | null;
+  /** The id of the Jupyter server it belongs to (empty: the user's own, made outside any server). */
+  server?: string;
+  /** How long its create took, as its creator measured it: the "ready in" figure of every face. */
+  ready_seconds?: number | null;
 }
 
 /** The body of a create request; left-out fields take the server's defaults. */
@@ -225,7 +229,7 @@ export class SandboxAPIError extends Error {
     readonly status: number,
     readonly fix?: string,
     readonly field?: string,
-    /** The core's error code, e.g. `not_found` for a sandbox that is gone. */
+    /** The core's error code (`bad_spec`, `exists`, `not_found`...). */
     readonly code?: string
   ) {
     super(message);
