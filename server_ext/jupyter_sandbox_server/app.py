@@ -14,6 +14,7 @@ from jupyter_server.utils import url_path_join
 from jupyter_sandbox.labels import SERVER_ENV
 from jupyter_sandbox.ports import BASE_URL_ENV
 
+from .files import DownloadHandler, FilesHandler
 from .handlers import (
     MANAGER_SETTING,
     ContainersHandler,
@@ -36,6 +37,8 @@ from .proxy import route as proxy_route
 NAMESPACE = "sandbox/api"
 """Every route lives under ``<base_url>/sandbox/api/``."""
 NAME = r"(?P<name>[A-Za-z0-9][A-Za-z0-9_.-]{0,62})"
+FILE_PATH = r"(?P<path>(?:/.*)?)"
+"""The absolute path inside the sandbox after ``files`` or ``download`` (none: ``/``)."""
 
 
 def routes() -> list[tuple[str, Any]]:
@@ -51,6 +54,8 @@ def routes() -> list[tuple[str, Any]]:
         (url_path_join(one, "ports"), PortsHandler),
         (url_path_join(one, r"(?P<action>pause|resume)"), PauseHandler),
         (url_path_join(one, "snapshots"), SandboxSnapshotsHandler),
+        (url_path_join(one, "files") + FILE_PATH, FilesHandler),
+        (url_path_join(one, "download") + FILE_PATH, DownloadHandler),
         (url_path_join(NAMESPACE, "snapshots"), SnapshotsHandler),
         (url_path_join(NAMESPACE, "snapshots", r"(?P<tag>[^/]+)"), SnapshotsHandler),
         (url_path_join(NAMESPACE, "watch"), WatchHandler),
