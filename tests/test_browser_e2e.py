@@ -57,12 +57,33 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+BUILT = Path(__file__).resolve().parent.parent / "jupyter_sandbox" / "labextension"
+"""This checkout's built Lab extension (``cd labextension && npm run build:prod``)."""
+
+
+def private_data_dir(home: Path) -> Path:
+    """A Jupyter data dir whose ``labextensions/jupyter-sandbox`` is this checkout's build, so the Lab
+    under test loads it (first on ``JUPYTER_PATH``) whatever the machine-wide link points at."""
+    data = home / "share" / "jupyter"
+    (data / "labextensions").mkdir(parents=True, exist_ok=True)
+    link = data / "labextensions" / "jupyter-sandbox"
+    if not link.is_symlink():
+        link.symlink_to(BUILT, target_is_directory=True)
+    return data
+
+
+def built_entry() -> str:
+    """The file name of this checkout's built remote entry (what the Lab under test must load)."""
+    return Path(json.loads((BUILT / "package.json").read_text())["jupyterlab"]["_build"]["load"]).name
+
+
 @pytest.fixture(scope="module")
 def lab_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A running ``jupyter lab`` (with our extensions) and a URL template (``{workspace}``) with its token."""
     home = tmp_path_factory.mktemp("lab")
     port, token = free_port(), secrets.token_hex(16)
-    env = {**os.environ, "JUPYTER_CONFIG_DIR": str(home / "config"), "JUPYTER_RUNTIME_DIR": str(home / "runtime")}
+    env = {**os.environ, "JUPYTER_CONFIG_DIR": str(home / "config"), "JUPYTER_RUNTIME_DIR": str(home / "runtime"),
+           "JUPYTER_PATH": os.pathsep.join(filter(None, [str(private_data_dir(home)), os.environ.get("JUPYTER_PATH")]))}
     env.pop(L.SERVER_ENV, None)
     command = [sys.executable, "-m", "jupyterlab", "--no-browser", "--allow-root", "--ip=127.0.0.1", f"--port={port}",
                f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={home}",

@@ -9,6 +9,7 @@ import { LabIcon } from '@jupyterlab/ui-components';
 
 import { PALETTE_COMMANDS, addCommands } from './commands';
 import { CREATE_DEFAULTS, ICreateDefaults } from './dialogs';
+import { filesPlugin } from './files';
 import { SandboxModel } from './model';
 import { SandboxPanel } from './panel';
 
@@ -78,4 +79,4 @@ const plugin: JupyterFrontEndPlugin<void> = {
   }
 };
 
-export default plugin;
+export default [plugin, filesPlugin];

@@ -10,6 +10,7 @@ import { IPhaseCatalog, ISandboxInfo } from './api';
 import { SandboxModel } from './model';
 import { formatSeconds, phaseRows } from './phases';
 import { CommandIDs } from './commands';
+import { FILES_COMMAND } from './files';
 
 /** The side panel widget. */
 export class SandboxPanel extends ReactWidget {
@@ -223,6 +224,15 @@ function SandboxCard(props: {
         ) : (
           <button className="jp-mod-styled jp-mod-warn jp-SandboxAction-terminate" onClick={run(CommandIDs.terminate)}>
             terminate
+          </button>
+        )}
+        {(info.state === 'ready' || info.state === 'paused') && (
+          <button
+            className="jp-mod-styled jp-SandboxAction-files"
+            onClick={run(FILES_COMMAND)}
+            title="Browse, open, upload and download its files"
+          >
+            files
           </button>
         )}
       </div>
