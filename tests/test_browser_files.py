@@ -1,6 +1,6 @@
 """A sandbox's files in Lab, in a real browser: the card's "files" button, the `Sandboxes` drive's file
 browser, an upload through its upload button (a text file and a chunked binary), the text file open in
-an editor tab, and a download from the context menu, byte for byte."""
+an editor tab with an edit saved from there, and a download from the context menu, byte for byte."""
 
 from __future__ import annotations
 
@@ -77,6 +77,16 @@ def test_browse_upload_open_and_download_a_sandboxes_files(browser: Any, lab_url
 
         item(page, "hello.txt").dblclick()
         page.locator(".jp-FileEditor .cm-content", has_text="hello from the browser test").wait_for()
+        page.locator(".jp-FileEditor .cm-content").click()
+        page.keyboard.press("Control+End")
+        page.keyboard.type("edited in Lab\n")
+        page.keyboard.press("Control+s")
+        page.locator(".lm-TabBar-tab.jp-mod-current:not(.jp-mod-dirty)", has_text="hello.txt").wait_for()
+        for _ in range(50):
+            if sandbox.files.read("/root/hello.txt") == (text + "edited in Lab\n").encode():
+                break
+            page.wait_for_timeout(100)
+        assert sandbox.files.read("/root/hello.txt") == (text + "edited in Lab\n").encode()
         page.screenshot(path=str(OUTPUT / "files-editor.png"))
 
         item(page, "blob.bin").click(button="right")
