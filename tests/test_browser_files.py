@@ -1,9 +1,10 @@
 """A sandbox's files in Lab, in a real browser: the card's "files" button, the `Sandboxes` drive's file
 browser, an upload through its upload button (a text file and a chunked binary), the text file open in
-an editor tab with an edit saved from there, and a download from the context menu, byte for byte."""
+an editor tab with an edit saved from there, a notebook opened, and a download from the context menu, byte for byte."""
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import subprocess
@@ -89,6 +90,15 @@ def test_browse_upload_open_and_download_a_sandboxes_files(browser: Any, lab_url
         assert sandbox.files.read("/root/hello.txt") == (text + "edited in Lab\n").encode()
         page.screenshot(path=str(OUTPUT / "files-editor.png"))
 
+        notebook = {"cells": [{"cell_type": "markdown", "id": "a1", "metadata": {}, "source": ["Notebook in a sandbox"]}],
+                    "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
+        sandbox.files.write("/root/note.ipynb", json.dumps(notebook))
+        files.locator(".jp-SandboxFiles-refresh").click()
+        item(page, "note.ipynb").dblclick()
+        page.locator(".jp-NotebookPanel .jp-MarkdownOutput", has_text="Notebook in a sandbox").wait_for()
+        page.locator(".jp-Dialog", has_text="Select Kernel").locator(".jp-Dialog-button", has_text="No Kernel").click()
+        page.screenshot(path=str(OUTPUT / "files-notebook.png"))
+
         item(page, "blob.bin").click(button="right")
         with page.expect_download() as download:
             page.locator('.lm-Menu-item[data-command="filebrowser:download"]').click()
@@ -98,6 +108,8 @@ def test_browse_upload_open_and_download_a_sandboxes_files(browser: Any, lab_url
     except Exception:
         page.screenshot(path=str(OUTPUT / "files-failure.png"))
         print("browser console:", *console[-20:], sep="\n")
+        print("cards:", page.locator(".jp-SandboxCard").evaluate_all(
+            "cards => cards.map(c => `${c.dataset.sandboxName}:${c.dataset.state}`)"))
         raise
     finally:
         subprocess.run([*CLI, "rm", name], check=False, capture_output=True)
