@@ -131,6 +131,10 @@ async def test_links_and_errors_answer_json_with_a_fix(jp_fetch: Any) -> None:
         assert error["error"] == "path_exists" and error["fix"]
         error = await expect_error(jp_fetch, 400, *files(name, "/tmp"), method="POST", body=json.dumps({"type": "x"}))
         assert error["field"] == "type"
+        error = await expect_error(jp_fetch, 400, *files(name, "/tmp"), method="POST", body='{"ext": "/../../x"}')
+        assert error["field"] == "ext"
+        error = await expect_error(jp_fetch, 400, *files(name, "/tmp/s"), method="PUT", body='{"content": "\\ud800"}')
+        assert error["field"] == "content"
         await jp_fetch(*files(name, "/tmp/a/bin"), method="PUT", body=json.dumps({"format": "base64", "content": "/w=="}))
         error = await expect_error(jp_fetch, 400, *files(name, "/tmp/a/bin"), params={"format": "text"})
         assert error["error"] == "wrong_type" and "UTF-8" in error["message"]

@@ -70,7 +70,10 @@ def decode_content(body: dict[str, Any]) -> bytes:
         except (binascii.Error, ValueError):
             raise SpecError("content", "is not valid base64", fix="send the file's bytes base64-encoded") from None
     if fmt in (None, "text"):
-        return content.encode()
+        try:
+            return content.encode()
+        except UnicodeEncodeError:  # a lone surrogate escaped in the JSON
+            raise SpecError("content", "is not valid Unicode text", fix="send binary files with \"format\": \"base64\"") from None
     raise SpecError("format", f"must be 'text' or 'base64', got {fmt!r}", fix='use "format": "base64" for binary files')
 
 
@@ -157,7 +160,9 @@ class FilesHandler(SandboxAPIHandler):
         files, folder = await self.files(name), normal_path(path or "/")
         _, entries = await files.list(folder)
         taken = {e.name for e in entries}
-        ext = str(body.get("ext") or ".txt")
+        ext = body.get("ext") or ".txt"
+        if not isinstance(ext, str) or "/" in ext or "\0" in ext:
+            raise SpecError("ext", f"must be a file name extension such as '.py', got {ext!r}", fix='send e.g. {"ext": ".py"}')
         stem = "Untitled Folder" if kind == "directory" else "untitled"
         suffix = "" if kind == "directory" else (ext if ext.startswith(".") else "." + ext)
         new = next(f"{stem}{n or ''}{suffix}" for n in range(len(taken) + 2)
