@@ -24,6 +24,8 @@ OWNER = PREFIX + "owner"
 OWNER_HOST = PREFIX + "owner.host"
 OWNER_PID = PREFIX + "owner.pid"
 OWNER_STARTED = PREFIX + "owner.started"
+RUN = PREFIX + "run"
+"""The :data:`RUN_ENV` id of the process tree that created a sandbox (its volumes carry it too)."""
 SERVER = PREFIX + "server"
 POOL = PREFIX + "pool"
 POOL_KEY = PREFIX + "pool.key"
@@ -38,6 +40,11 @@ POOL_CONTAINER_PREFIX = "jupyter-sandbox--pool-"
 """Pool members' container names; no user name can produce it (names start with a letter or digit)."""
 SERVER_ENV = "JUPYTER_SANDBOX_SERVER_ID"
 """Set by the server extension; kernels and terminals it starts inherit it."""
+RUN_ENV = "JUPYTER_SANDBOX_RUN_ID"
+"""Set by whoever wants to find everything a process tree made (the test suite does): every
+sandbox, and every volume of one, created by a process that inherits it carries it as :data:`RUN`."""
+VOLUME_LABELS = (MANAGED, NAME, OWNER, OWNER_HOST, OWNER_PID, OWNER_STARTED, SERVER, RUN)
+"""The container labels its volumes carry: whose they are (the spec, pool and expiry stay on the container)."""
 
 
 def container_name(name: str) -> str:
@@ -91,7 +98,16 @@ def owner_labels(owner: str) -> dict[str, str]:
     server = os.environ.get(SERVER_ENV)
     if server:
         labels[SERVER] = server
+    run = os.environ.get(RUN_ENV)
+    if run:
+        labels[RUN] = run
     return labels
+
+
+def volume_labels(container_labels: Mapping[str, str]) -> dict[str, str]:
+    """The labels of a sandbox container's volumes: the container's ownership labels, so that a
+    volume left behind names the sandbox and process it came from (and a leak check can find it)."""
+    return {key: container_labels[key] for key in VOLUME_LABELS if key in container_labels}
 
 
 def spec_label(spec: SandboxSpec) -> str:

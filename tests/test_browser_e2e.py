@@ -4,6 +4,11 @@ Uses Debian's Chromium (``scripts/setup-test-host.sh`` installs it; Playwright
 cannot download browsers here) against ``jupyter lab`` started as a
 subprocess on a free loopback port with a token.  Screenshots land in
 ``test-output/``.
+
+Lab loads the Lab extension built in this checkout (``jupyter_sandbox/labextension``,
+from ``cd labextension && npm run build:prod``) through a private
+``extra_labextensions_path``, ahead of whatever build the Python environment
+points at, so the page runs the code under test.
 """
 
 from __future__ import annotations
@@ -30,7 +35,9 @@ SCHEMA_ID = "https://events.jupyter.org/jupyter_sandbox/sandbox/v1"
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
-OUTPUT = Path(__file__).resolve().parent.parent / "test-output"
+REPO = Path(__file__).resolve().parent.parent
+OUTPUT = REPO / "test-output"
+BUILD = REPO / "jupyter_sandbox" / "labextension"
 STARTUP_TIMEOUT = 120.0
 UI_TIMEOUT_MS = 120_000
 
@@ -57,37 +64,31 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-BUILT = Path(__file__).resolve().parent.parent / "jupyter_sandbox" / "labextension"
-"""This checkout's built Lab extension (``cd labextension && npm run build:prod``)."""
-
-
-def private_data_dir(home: Path) -> Path:
-    """A Jupyter data dir whose ``labextensions/jupyter-sandbox`` is this checkout's build, so the Lab
-    under test loads it (first on ``JUPYTER_PATH``) whatever the machine-wide link points at."""
-    data = home / "share" / "jupyter"
-    (data / "labextensions").mkdir(parents=True, exist_ok=True)
-    link = data / "labextensions" / "jupyter-sandbox"
-    if not link.is_symlink():
-        link.symlink_to(BUILT, target_is_directory=True)
-    return data
-
-
 def built_entry() -> str:
     """The file name of this checkout's built remote entry (what the Lab under test must load)."""
-    return Path(json.loads((BUILT / "package.json").read_text())["jupyterlab"]["_build"]["load"]).name
+    return Path(json.loads((BUILD / "package.json").read_text())["jupyterlab"]["_build"]["load"]).name
 
 
 @pytest.fixture(scope="module")
 def lab_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A running ``jupyter lab`` (with our extensions) and a URL template (``{workspace}``) with its token."""
     home = tmp_path_factory.mktemp("lab")
+    entries = sorted(BUILD.glob("static/remoteEntry.*.js"))
+    if not entries:
+        pytest.fail(f"no Lab extension built in {BUILD}: run `cd labextension && npm run build:prod`")
+    extensions = home / "labextensions"
+    extensions.mkdir()
+    (extensions / "jupyter-sandbox").symlink_to(BUILD)  # found before the environment's share/jupyter/labextensions
+    terminal_settings = home / "settings" / "@jupyterlab" / "terminal-extension"
+    terminal_settings.mkdir(parents=True)  # xterm.js draws on a canvas; its screen-reader rows give the text to read
+    (terminal_settings / "plugin.jupyterlab-settings").write_text('{"screenReaderMode": true}')
     port, token = free_port(), secrets.token_hex(16)
-    env = {**os.environ, "JUPYTER_CONFIG_DIR": str(home / "config"), "JUPYTER_RUNTIME_DIR": str(home / "runtime"),
-           "JUPYTER_PATH": os.pathsep.join(filter(None, [str(private_data_dir(home)), os.environ.get("JUPYTER_PATH")]))}
+    env = {**os.environ, "JUPYTER_CONFIG_DIR": str(home / "config"), "JUPYTER_RUNTIME_DIR": str(home / "runtime")}
     env.pop(L.SERVER_ENV, None)
     command = [sys.executable, "-m", "jupyterlab", "--no-browser", "--allow-root", "--ip=127.0.0.1", f"--port={port}",
                f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={home}",
                f"--LabApp.workspaces_dir={home / 'workspaces'}", f"--LabApp.user_settings_dir={home / 'settings'}",
+               f"--LabApp.extra_labextensions_path={extensions}",
                "--LabApp.news_url=None", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"]
     log = open(home / "lab.log", "wb")
     process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
@@ -104,6 +105,9 @@ def lab_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             process.kill()
             pytest.fail(f"jupyter lab did not start:\n{(home / 'lab.log').read_text()[-3000:]}")
         time.sleep(0.2)
+    with urllib.request.urlopen(f"{base}/lab?token={token}", timeout=30) as response:
+        page_config = response.read().decode()
+    assert entries[-1].name in page_config, f"Lab does not load this checkout's build ({entries[-1].name})"
     try:
         yield f"{base}/lab/workspaces/{{workspace}}?token={token}"
     finally:

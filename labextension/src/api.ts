@@ -54,6 +54,10 @@ export interface ISandboxInfo {
   /** Seconds without use before it is paused, and its last use seen (Unix time). */
   idle_timeout?: number | null;
   last_activity?: number | null;
+  /** The id of the Jupyter server it belongs to (empty: the user's own, made outside any server). */
+  server?: string;
+  /** How long its create took, as its creator measured it: the "ready in" figure of every face. */
+  ready_seconds?: number | null;
 }
 
 /** The body of a create request; left-out fields take the server's defaults. */
@@ -155,7 +159,9 @@ export class SandboxAPIError extends Error {
     message: string,
     readonly status: number,
     readonly fix?: string,
-    readonly field?: string
+    readonly field?: string,
+    /** The core's error code (`bad_spec`, `exists`, `not_found`...). */
+    readonly code?: string
   ) {
     super(message);
   }
@@ -194,7 +200,7 @@ export async function requestAPI<T>(endPoint = '', init: RequestInit = {}): Prom
   }
   if (!response.ok) {
     const message = (data && data.message) || `${response.status} ${response.statusText}`;
-    throw new SandboxAPIError(message, response.status, data?.fix, data?.field);
+    throw new SandboxAPIError(message, response.status, data?.fix, data?.field, data?.error);
   }
   return data as T;
 }

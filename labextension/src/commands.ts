@@ -9,7 +9,15 @@ import { IFrame } from '@jupyterlab/ui-components';
 import { Widget } from '@lumino/widgets';
 
 import { ICreateRequest, IInnerContainer, IListeningPort, SandboxAPIError, proxyUrl, requestAPI } from './api';
-import { ContainersView, CREATE_DEFAULTS, CreateSandboxForm, ICreateDefaults, PortsView, TextView } from './dialogs';
+import {
+  ContainersView,
+  CREATE_DEFAULTS,
+  CreateDialog,
+  CreateSandboxForm,
+  ICreateDefaults,
+  PortsView,
+  TextView
+} from './dialogs';
 import { SandboxModel } from './model';
 
 /** Command ids (all under the extension's npm name). */
@@ -111,23 +119,28 @@ export function addCommands(
     return result.button.accept ? result.value : null;
   }
 
-  /** Start a create (a fork too) and show its card at once; a refused one says why, naming the field. */
+  /** Start a create (a fork too) and show its card at once, on top and highlighted; throws the server's refusal. */
+  async function startCreate(body: ICreateRequest | Record<string, string>): Promise<void> {
+    const answer = await requestAPI<{ name: string; spec: any; warnings?: string[] }>('sandboxes', {
+      method: 'POST',
+      body: JSON.stringify(body)
+    });
+    for (const warning of answer.warnings ?? []) {
+      Notification.warning(warning, { autoClose: false });
+    }
+    model.expect({
+      name: answer.name,
+      image: answer.spec.image,
+      docker: answer.spec.docker,
+      network: answer.spec.network,
+      owner: 'server'
+    });
+  }
+
+  /** A create outside the form (a fork): a refusal says why, naming the field. */
   async function postCreate(body: ICreateRequest | Record<string, string>): Promise<void> {
     try {
-      const answer = await requestAPI<{ name: string; spec: any; warnings?: string[] }>('sandboxes', {
-        method: 'POST',
-        body: JSON.stringify(body)
-      });
-      for (const warning of answer.warnings ?? []) {
-        Notification.warning(warning, { autoClose: false });
-      }
-      model.expect({
-        name: answer.name,
-        image: answer.spec.image,
-        docker: answer.spec.docker,
-        network: answer.spec.network,
-        owner: 'server'
-      });
+      await startCreate(body);
     } catch (error) {
       const field = error instanceof SandboxAPIError && error.field ? ` (field “${error.field}”)` : '';
       await showErrorMessage(`Could not create the sandbox${field}`, describe(error));
@@ -150,15 +163,8 @@ export function addCommands(
     caption: 'Create a gVisor sandbox, optionally with its own Docker daemon',
     execute: async () => {
       openPanel();
-      const result = await showDialog<ICreateRequest>({
-        title: 'Create a sandbox',
-        body: new CreateSandboxForm(createDefaults()),
-        buttons: [Dialog.cancelButton(), Dialog.okButton({ label: 'Create' })]
-      });
-      if (!result.button.accept || !result.value) {
-        return;
-      }
-      await postCreate(result.value);
+      // The dialog stays open on a refusal, with the field marked and what was typed kept.
+      await new CreateDialog(new CreateSandboxForm(createDefaults()), startCreate).launch();
     }
   });
 

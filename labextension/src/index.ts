@@ -58,6 +58,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
               docker: settings.get('docker').composite as boolean,
               network: settings.get('network').composite as string
             };
+            model.removedKeepSeconds = (settings.get('removedKeepMinutes').composite as number) * 60;
           };
           read();
           settings.changed.connect(read);

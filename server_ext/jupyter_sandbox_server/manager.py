@@ -144,7 +144,12 @@ class SandboxManager(LoggingConfigurable):
         if self.keep_on_exit:
             return
         removed = 0
-        for container in await self.engine.containers():
+        try:
+            containers = await self.engine.containers()
+        except SandboxError as error:  # no engine: nothing to remove here, and the server must still stop
+            self.log.warning("jupyter-sandbox: could not look for this server's sandboxes to remove them: %s", error.message)
+            return
+        for container in containers:
             labels = ownership.labels_of(container.id, container.labels)  # pool members it claimed are its own too
             if labels.get(L.OWNER) == OWNER and labels.get(L.OWNER_PID) == str(os.getpid()) \
                     and labels.get(L.OWNER_HOST) == socket.gethostname():
