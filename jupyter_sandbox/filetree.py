@@ -35,6 +35,7 @@ APPEND = CHECK_FILE + '\nexec cat >> "$1"'
 WRITABLE = f"""if [ -L "$1" ]; then readlink -- "$1"; exit {LINK}; fi
 [ -d "$1" ] && exit {NOT_FILE}
 [ -d "$(dirname -- "$1")" ] || exit {NOT_FOLDER}
+[ -f "$1" ] && exec stat -c %a -- "$1"
 exit 0"""
 MKDIR = f"""{{ [ -e "$1" ] || [ -L "$1" ]; }} && exit {EXISTS}
 [ -d "$(dirname -- "$1")" ] || exit {NOT_FOLDER}
@@ -177,13 +178,17 @@ class FileTree:
         if process.exit_code != 0:
             raise self._error(process.exit_code or 1, path, "", errors.decode(errors="replace"), "read")
 
-    async def check_writable(self, path: str) -> str:
-        """Refuse a write to a link, a folder, or into a missing folder; the normalised path."""
+    async def check_writable(self, path: str) -> int | None:
+        """Refuse a write to a link, a folder, or into a missing folder.
+
+        Returns:
+            The permission bits of the regular file already there (a rewrite keeps them), or None.
+        """
         path = normal_path(path, root=False)
         code, out, err = await self._run(WRITABLE, path)
         if code != 0:
             raise self._error(code, path, out, err, "write")
-        return path
+        return int(out.strip(), 8) if out.strip() else None
 
     async def append(self, path: str, data: bytes) -> None:
         """Add ``data`` at the end of an existing regular file (the later chunks of an upload)."""

@@ -96,6 +96,13 @@ async def test_browse_upload_read_rename_delete_and_download(jp_fetch: Any) -> N
         assert response.headers["Content-Length"] == str(len(binary))
         assert response.headers["Content-Type"] == "application/octet-stream"
 
+        made = await jp_fetch("sandbox", "api", "sandboxes", name, "exec", method="POST",
+                              body=json.dumps({"command": ["chmod", "750", "/root/up/hello.txt"]}))
+        await jp_fetch(*files(name, "/root/up/hello.txt"), method="PUT", body=json.dumps({"content": "#!/bin/sh\n"}))
+        made = await jp_fetch("sandbox", "api", "sandboxes", name, "exec", method="POST",
+                              body=json.dumps({"command": ["stat", "-c", "%a", "/root/up/hello.txt"]}))
+        assert json.loads(made.body.splitlines()[0])["text"] == "750\n"  # a rewrite keeps the file's permissions
+
         await jp_fetch(*files(name, "/root/up/hello.txt"), method="DELETE")
         await jp_fetch(*files(name, "/root/up"), method="DELETE")
         assert "up" not in {e["name"] for e in (await fetch_json(jp_fetch, *files(name, "/root")))["content"]}

@@ -85,7 +85,7 @@ class FilesHandler(SandboxAPIHandler):
 
     async def files(self, name: str) -> AsyncFiles:
         """The sandbox's files (404 for one this server may not see; a paused one resumes on first use)."""
-        return (await self.manager.find(name)).files
+        return await self.manager.files(name)
 
     @tornado.web.authenticated
     @authorized
@@ -143,8 +143,8 @@ class FilesHandler(SandboxAPIHandler):
         else:
             data = decode_content(body)
             if chunk in (None, 1):
-                await files.check_writable(path)
-                await files.write(path, data)
+                mode = await files.check_writable(path)  # an existing file keeps its permissions (a script its x bit)
+                await files.write(path, data, mode=0o644 if mode is None else mode)
             else:
                 await files.append(path, data)
         self.write_json(model(await files.stat(path)))
@@ -198,7 +198,7 @@ class DownloadHandler(SandboxAPIHandler):
     @authorized
     async def get(self, name: str, path: str = "") -> None:
         """The file with ``Content-Disposition: attachment`` and its length; errors before the first byte are JSON."""
-        files, path = (await self.manager.find(name)).files, normal_path(path or "/", root=False)
+        files, path = await self.manager.files(name), normal_path(path or "/", root=False)
         top = await files.stat(path)
         pieces = files.stream(path)
         try:
