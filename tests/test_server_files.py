@@ -148,6 +148,15 @@ async def test_links_and_errors_answer_json_with_a_fix(jp_fetch: Any) -> None:
         error = await expect_error(jp_fetch, 404, *files(name, "/tmp/nowhere/x"), method="PUT", body=json.dumps({"content": ""}))
         assert "create the folder first" in error["fix"]
 
+        big = 17 << 20  # over the 16 MiB a JSON model carries: opened as a download instead
+        made = await jp_fetch("sandbox", "api", "sandboxes", name, "exec", method="POST",
+                              body=json.dumps({"command": ["sh", "-c", f"head -c {big} /dev/urandom > /tmp/big"]}))
+        assert json.loads(made.body.splitlines()[-1]) == {"exit_code": 0}
+        error = await expect_error(jp_fetch, 413, *files(name, "/tmp/big"))
+        assert error["error"] == "too_large" and "download" in error["fix"]
+        response = await jp_fetch("sandbox", "api", "sandboxes", name, "download", "tmp", "big")
+        assert len(response.body) == big and response.headers["Content-Length"] == str(big)
+
         await jp_fetch("sandbox", "api", "sandboxes", name, "pause", method="POST", body="")
         assert (await fetch_json(jp_fetch, "sandbox", "api", "sandboxes", name))["state"] == "paused"
         assert (await fetch_json(jp_fetch, *files(name, "/tmp/a")))["content"][0]["name"] == "bin"  # a use resumes it
