@@ -248,6 +248,27 @@ class UnsafeLink(SandboxError):
     http_status = 400
 
 
+class PathNotFound(SandboxError):
+    """A file or folder named inside a sandbox does not exist there."""
+
+    code = "path_not_found"
+    http_status = 404
+
+
+class PathExists(SandboxError):
+    """A new file, folder or rename target inside a sandbox is already taken."""
+
+    code = "path_exists"
+    http_status = 409
+
+
+class WrongPathType(SandboxError):
+    """A path inside a sandbox is a folder where a file was needed, or the other way round."""
+
+    code = "wrong_type"
+    http_status = 400
+
+
 class SkippedLinksWarning(UserWarning):
     """A download left out symbolic links that pointed outside the downloaded tree (listed in the message)."""
 

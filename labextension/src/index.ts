@@ -11,6 +11,7 @@ import { LabIcon } from '@jupyterlab/ui-components';
 import { registerShellMagicHighlighting } from './cellmagic';
 import { PALETTE_COMMANDS, addCommands } from './commands';
 import { CREATE_DEFAULTS, ICreateDefaults } from './dialogs';
+import { filesPlugin } from './files';
 import { SandboxModel } from './model';
 import { SandboxPanel } from './panel';
 
@@ -91,4 +92,4 @@ const cellMagicPlugin: JupyterFrontEndPlugin<void> = {
     registerShellMagicHighlighting(extensions, languages)
 };
 
-export default [plugin, cellMagicPlugin];
+export default [plugin, cellMagicPlugin, filesPlugin];

@@ -11,6 +11,7 @@ import { IPhaseCatalog, ISandboxInfo } from './api';
 import { SandboxModel } from './model';
 import { formatSeconds, phaseRows, readyIn } from './phases';
 import { CommandIDs } from './commands';
+import { FILES_COMMAND } from './files';
 
 /** The side panel widget. */
 export class SandboxPanel extends ReactWidget {
@@ -344,6 +345,15 @@ function SandboxCard(props: {
           {info.state === 'paused' && (
             <button className="jp-mod-styled jp-SandboxAction-resume" onClick={run(CommandIDs.resume)}>
               resume
+            </button>
+          )}
+          {(info.state === 'ready' || info.state === 'paused') && (
+            <button
+              className="jp-mod-styled jp-SandboxAction-files"
+              onClick={run(FILES_COMMAND)}
+              title="Browse, open, upload and download its files"
+            >
+              files
             </button>
           )}
         </div>

@@ -73,6 +73,8 @@ class SandboxAPIHandler(APIHandler):
     """Base of the REST handlers: the manager, JSON bodies, and typed errors as JSON responses."""
 
     auth_resource = AUTH_RESOURCE
+    max_body_bytes = MAX_BODY_BYTES
+    """Largest body this route accepts (the files routes take file chunks and raise it)."""
     _body_size = 0
 
     async def prepare(self) -> None:  # type: ignore[override]
@@ -89,21 +91,21 @@ class SandboxAPIHandler(APIHandler):
         if length is not None:
             if not (length.isascii() and length.strip().isdigit()):
                 raise tornado.web.HTTPError(400, "Content-Length is not a whole number")
-            if int(length) > MAX_BODY_BYTES:
-                raise tornado.web.HTTPError(413, f"the body is {int(length)} bytes; the limit is {MAX_BODY_BYTES}")
-        self.request.connection.set_max_body_size(MAX_BODY_BYTES)  # a chunked body past it is cut off too
+            if int(length) > self.max_body_bytes:
+                raise tornado.web.HTTPError(413, f"the body is {int(length)} bytes; the limit is {self.max_body_bytes}")
+        self.request.connection.set_max_body_size(self.max_body_bytes)  # a chunked body past it is cut off too
 
     def data_received(self, chunk: bytes) -> None:
         """Keep the body's chunks, up to :data:`MAX_BODY_BYTES` (past it they are dropped and the request refused)."""
         self._body_size += len(chunk)
-        if self._body_size <= MAX_BODY_BYTES and not self._finished:
+        if self._body_size <= self.max_body_bytes and not self._finished:
             self._chunks.append(chunk)
 
     @property
     def body(self) -> bytes:
         """The request body (streamed in by :meth:`data_received`)."""
-        if self._body_size > MAX_BODY_BYTES:
-            raise tornado.web.HTTPError(413, f"the body is over the limit of {MAX_BODY_BYTES} bytes")
+        if self._body_size > self.max_body_bytes:
+            raise tornado.web.HTTPError(413, f"the body is over the limit of {self.max_body_bytes} bytes")
         return b"".join(getattr(self, "_chunks", []))
 
     @property

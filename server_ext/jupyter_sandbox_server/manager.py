@@ -33,6 +33,7 @@ from jupyter_sandbox.errors import (
     SandboxNotFound,
     SpecError,
 )
+from jupyter_sandbox.files import AsyncFiles
 from jupyter_sandbox.pool import WarmPool
 from jupyter_sandbox.ports import check_port
 from jupyter_sandbox.process import AsyncProcess
@@ -365,6 +366,10 @@ class SandboxManager(LoggingConfigurable):
             raise SpecError("timeout", f"must be a positive number of seconds, got {json.dumps(timeout)}", fix="use e.g. 30")
         sandbox = await self.find(name)
         return await sandbox.exec(command, timeout=timeout)
+
+    async def files(self, name: str) -> AsyncFiles:
+        """A visible sandbox's files (``sb.files``), for the files routes; a paused one resumes on first use."""
+        return (await self.find(name)).files
 
     async def dockerd_log(self, name: str, lines: int) -> str:
         """The last ``lines`` lines of a sandbox's dockerd log."""
