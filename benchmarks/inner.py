@@ -192,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, dict[str, float]] = {}
     preload: list[Any] = []
     with Sandbox.create(f"{PREFIX}-inner", docker=True, images=[DEFAULT_IMAGE, TINY], timeout=600, owner="benchmark",
-                        on_event=preload.append) as sandbox:
+                        on_event=preload.append, use_pool=False) as sandbox:
         results.update(run_variants(sandbox, DEFAULT_IMAGE, args.runs))
         loads, size = load_variants(sandbox, args.runs)
         results.update(loads)

@@ -14,9 +14,17 @@ Variants:
          same init program (a shell loop polling every 10 ms) on the same
          disk store, timed until it prints that the daemon answered: no
          orchestration at all.
-  seed   the protocol of shared/seed/docker-in-sandboxes.md: start the
-         sandbox, wait 3 s, start dockerd, wait 2 s, check it did not crash,
-         then `test -S` the socket and `docker info` once a second.
+  floor (docker-py)  the same container made, started and followed through
+         docker-py, as ours does: no CLI process start on the host.
+  seed   the protocol of shared/seed/docker-in-sandboxes.md around our dockerd:
+         the floor's container (disk store, limits) idling, wait 3 s, start
+         dockerd (through our init program, so with our flags: overlay2 on the
+         store, no iptables, no bridge, the inner runc's filter), wait 2 s,
+         check it did not crash, then `test -S` the socket and `docker info`
+         once a second.  Only the protocol differs from ours.
+
+The exec and magic-line figures have two kinds of baseline: the docker CLI
+(one process start on the host per call) and docker-py (none).
 """
 
 from __future__ import annotations
@@ -30,6 +38,7 @@ import time
 from typing import Any, Callable
 
 import anyio
+import docker
 
 from jupyter_sandbox.bootstrap import DISK_PATH, init_command
 from jupyter_sandbox.engine import Engine
@@ -38,8 +47,6 @@ from jupyter_sandbox.spec import DEFAULT_IMAGE
 
 FLOOR_DISK = 4 * 2**30
 """The floor mounts the same disk store a default create gets (no memory limit: 4Gi)."""
-SEED_SETUP = ("umount -a -t cgroup 2>/dev/null; mount -t cgroup -o devices devices /sys/fs/cgroup/devices; "
-              "mkdir -p /var/run /var/log/jupyter-sandbox")
 
 
 def summary(values: list[float]) -> dict[str, float]:
@@ -69,6 +76,48 @@ def floor_command(name: str, image: str) -> list[str]:
             "--entrypoint=", image, *init_command(True, FLOOR_DISK)]
 
 
+def floor_options(image: str) -> dict[str, Any]:
+    """:func:`floor_command`'s container as docker-py ``create_container`` arguments."""
+    from jupyter_sandbox.spec import default_limit
+
+    api = Engine.default().client.api
+    cpu, memory, pids = default_limit("cpu"), default_limit("memory"), default_limit("pids")
+    host_config = api.create_host_config(
+        runtime="runsc", network_mode="none", cap_add=["ALL"], auto_remove=False,
+        tmpfs={DISK_PATH: f"size={FLOOR_DISK},mode=0755,exec"},
+        nano_cpus=int(cpu * 1e9) if cpu else None, mem_limit=memory or None, pids_limit=pids or None)
+    return {"image": image, "entrypoint": "", "command": init_command(True, FLOOR_DISK), "host_config": host_config}
+
+
+def run_floor_api(image: str, index: int) -> float:
+    """The floor through docker-py (create, start, follow the log): no CLI process on the host."""
+    name = f"bench-floorpy-{index}"
+    remove(name)
+    api = Engine.default().client.api
+    start = time.monotonic()
+    container = api.create_container(name=name, **floor_options(image))["Id"]
+    api.start(container)
+    elapsed = None
+    buffer = b""
+    for chunk in api.logs(container, stream=True, follow=True, stdout=True, stderr=False):
+        buffer += chunk
+        lines = buffer.split(b"\n")
+        buffer = lines.pop()
+        for line in lines:
+            if line.startswith(b"@@jupyter-sandbox ready done"):
+                elapsed = time.monotonic() - start
+                break
+            if b" failed " in line:
+                api.remove_container(container, force=True)
+                raise RuntimeError(line.decode())
+        if elapsed is not None:
+            break
+    api.remove_container(container, force=True)
+    if elapsed is None:
+        raise RuntimeError("docker-py floor run ended without a ready line")
+    return elapsed
+
+
 def run_floor(image: str, index: int) -> float:
     """A bare docker run of the init program, timed until it reports the daemon ready (same default limits)."""
     name = f"bench-floor-{index}"
@@ -90,18 +139,19 @@ def run_floor(image: str, index: int) -> float:
 
 
 def run_seed(image: str, index: int) -> float:
-    """The seed write-up's protocol: fixed waits, then 1 s polling with socket and `docker info` checks."""
+    """The seed write-up's protocol (fixed waits, then 1 s polling with socket and `docker info` checks)
+    around our dockerd: the floor's container, and dockerd started by our init program (our flags)."""
     name = f"bench-seed-{index}"
     remove(name)
     start = time.monotonic()
-    subprocess.run(["docker", "run", "-d", "--name", name, "--runtime=runsc", "--network=none", "--cap-add=ALL",
+    subprocess.run(["docker", "run", "-d", "--name", name, "--runtime=runsc", "--network=none", *default_limits(),
+                    "--cap-add=ALL", f"--tmpfs={DISK_PATH}:size={FLOOR_DISK},mode=0755,exec",
                     "--entrypoint=", image, "sleep", "infinity"], check=True, capture_output=True)
     time.sleep(3)  # "Worker waits 3 seconds for container initialization"
     subprocess.run(["docker", "exec", name, "which", "dockerd"], check=True, capture_output=True)
-    subprocess.run(["docker", "exec", name, "sh", "-c", SEED_SETUP], check=True, capture_output=True)
-    subprocess.run(["docker", "exec", "-d", name, "sh", "-c",
-                    "dockerd --iptables=false --ip6tables=false --bridge=none > /var/log/jupyter-sandbox/dockerd.log 2>&1"],
-                   check=True, capture_output=True)
+    # dockerd as ours starts it: the init program prepares the store and cgroups, then runs dockerd with
+    # bootstrap.py's DOCKERD_FLAGS (its own readiness polling only writes reports nobody reads here)
+    subprocess.run(["docker", "exec", "-d", name, *init_command(True, FLOOR_DISK)], check=True, capture_output=True)
     time.sleep(2)  # "Waits 2 seconds for initial daemon startup"
     subprocess.run(["docker", "exec", name, "pgrep", "dockerd"], check=True, capture_output=True)
     while time.monotonic() - start < 60:
@@ -193,7 +243,7 @@ def exec_overhead(image: str, runs: int) -> dict[str, Any]:
     """``sandbox.exec(["true"])`` against a raw ``docker exec`` of the same sandbox."""
     from jupyter_sandbox.sync import Sandbox
 
-    sandbox = Sandbox.create(name="bench-exec", image=image, docker=True, owner="benchmark")
+    sandbox = Sandbox.create(name="bench-exec", image=image, docker=True, owner="benchmark", use_pool=False)
     api = Engine.default().client.api
     container = sandbox.core.container_id
 
@@ -225,7 +275,7 @@ def magic_overhead(image: str, runs: int) -> dict[str, Any]:
 
     shell = InteractiveShell.instance()
     shell.run_line_magic("load_ext", "jupyter_sandbox")
-    sandbox = Sandbox.create(name="bench-magic", image=image, docker=True, owner="benchmark")
+    sandbox = Sandbox.create(name="bench-magic", image=image, docker=True, owner="benchmark", use_pool=False)
     container = sandbox.core.container_id
 
     def magic() -> None:
@@ -236,9 +286,23 @@ def magic_overhead(image: str, runs: int) -> dict[str, Any]:
         subprocess.run(["docker", "exec", container, "docker", "version", "--format", "{{.Server.Version}}"],
                        check=True, capture_output=True)
 
+    api = Engine.default().client.api
+
+    def api_exec() -> None:  # the same inner CLI, without a process start on the host
+        exec_id = api.exec_create(container, ["docker", "version", "--format", "{{.Server.Version}}"])["Id"]
+        api.exec_start(exec_id)
+        assert api.exec_inspect(exec_id)["ExitCode"] == 0
+
+    inner = docker.DockerClient(base_url=f"unix://{sandbox.core.api_socket}")
+
+    def api_version() -> None:  # the answer itself: the inner daemon over the host socket, no process at all
+        inner.version()
+
     try:
-        return time_alternately({"%%sandbox_docker line": magic, "docker exec CLI": cli}, runs)
+        return time_alternately({"%%sandbox_docker line": magic, "docker exec CLI": cli, "docker-py exec": api_exec,
+                                 "docker-py version() over the host socket": api_version}, runs)
     finally:
+        inner.close()
         sandbox.terminate()
 
 
@@ -246,7 +310,7 @@ def idle_memory(image: str) -> dict[str, float]:
     """Memory of one idle Docker-enabled sandbox: the engine's cgroup figure and runsc processes' RSS."""
     from jupyter_sandbox.sync import Sandbox
 
-    sandbox = Sandbox.create(name="bench-memory", image=image, docker=True, owner="benchmark")
+    sandbox = Sandbox.create(name="bench-memory", image=image, docker=True, owner="benchmark", use_pool=False)
     try:
         time.sleep(3)  # let dockerd settle into idle before measuring (measurement, not readiness)
         stats = Engine.default().client.api.stats(sandbox.core.container_id, stream=False)
@@ -265,9 +329,9 @@ def idle_memory(image: str) -> dict[str, float]:
 
 def table(results: dict[str, dict[str, float]]) -> str:
     """The printed table."""
-    lines = [f"{'variant':<40}{'median':>9}{'p95':>9}{'min':>9}{'n':>4}"]
+    lines = [f"{'variant':<58}{'median':>9}{'p95':>9}{'min':>9}{'n':>4}"]
     for label, stats in results.items():
-        lines.append(f"{label:<40}{stats['median']:>8.3f}s{stats['p95']:>8.3f}s{stats['min']:>8.3f}s{stats['n']:>4}")
+        lines.append(f"{label:<58}{stats['median']:>8.3f}s{stats['p95']:>8.3f}s{stats['min']:>8.3f}s{stats['n']:>4}")
     return "\n".join(lines)
 
 
@@ -283,7 +347,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
     args = parser.parse_args(argv)
 
-    timings: dict[str, list[float]] = {"ours": [], "floor": [], "seed protocol": []}
+    timings: dict[str, list[float]] = {"ours": [], "floor": [], "floor (docker-py)": [], "seed protocol": []}
     def progress(text: str) -> None:
         print(text, file=sys.stderr, flush=True)
 
@@ -291,9 +355,11 @@ def main(argv: list[str] | None = None) -> int:
     for index in range(args.runs):
         timings["ours"].append(anyio.run(run_ours, args.image, index))
         timings["floor"].append(run_floor(args.image, index))
+        timings["floor (docker-py)"].append(run_floor_api(args.image, index))
         if index < args.seed_runs:
             timings["seed protocol"].append(run_seed(args.image, index))
-        progress(f"run {index + 1}/{args.runs}: ours {timings['ours'][-1]:.2f}s floor {timings['floor'][-1]:.2f}s")
+        progress(f"run {index + 1}/{args.runs}: ours {timings['ours'][-1]:.2f}s floor {timings['floor'][-1]:.2f}s "
+                 f"floor (docker-py) {timings['floor (docker-py)'][-1]:.2f}s")
     concurrent = anyio.run(run_concurrent, args.image, args.concurrent)
     results = {label: summary(values) for label, values in timings.items() if values}
     results[f"ours, {args.concurrent} concurrent"] = summary(concurrent)
@@ -307,12 +373,16 @@ def main(argv: list[str] | None = None) -> int:
     ours, floor, seed = results["ours"]["median"], results["floor"]["median"], results["seed protocol"]["median"]
     ratios = {
         "ours/floor": ours / floor,
+        "ours/floor (docker-py)": ours / results["floor (docker-py)"]["median"],
         "seed/ours": seed / ours,
         "concurrent/single": results[f"ours, {args.concurrent} concurrent"]["median"] / ours,
         "floor concurrent/single": results[f"floor, {args.concurrent} concurrent"]["median"] / floor,
         "exec ours - docker exec CLI (ms)": 1000 * (overhead["ours"]["median"] - overhead["docker exec CLI"]["median"]),
         "exec ours - docker-py exec (ms)": 1000 * (overhead["ours"]["median"] - overhead["docker-py exec"]["median"]),
         "magic line - docker exec CLI (ms)": 1000 * (magic["%%sandbox_docker line"]["median"] - magic["docker exec CLI"]["median"]),
+        "magic line - docker-py exec (ms)": 1000 * (magic["%%sandbox_docker line"]["median"] - magic["docker-py exec"]["median"]),
+        "magic line - docker-py version() (ms)": 1000 * (magic["%%sandbox_docker line"]["median"]
+                                                         - magic["docker-py version() over the host socket"]["median"]),
     }
     print(table(results))
     print()
@@ -320,9 +390,9 @@ def main(argv: list[str] | None = None) -> int:
     print(table({f"docker version: {k}": v for k, v in magic.items()}))
     print()
     for label, value in ratios.items():
-        print(f"{label:<36}{value:8.2f}")
-    print(f"{'idle sandbox memory, cgroup (MiB)':<36}{memory['cgroup_usage_mib']:8.1f}")
-    print(f"{'idle sandbox memory, runsc RSS (MiB)':<36}{memory['runsc_rss_mib']:8.1f}")
+        print(f"{label:<40}{value:8.2f}")
+    print(f"{'idle sandbox memory, cgroup (MiB)':<40}{memory['cgroup_usage_mib']:8.1f}")
+    print(f"{'idle sandbox memory, runsc RSS (MiB)':<40}{memory['runsc_rss_mib']:8.1f}")
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"startup": results, "exec": overhead, "magic": magic, "ratios": ratios, "memory": memory}, f, indent=2)

@@ -70,7 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
     env = commands.add_parser("env", help="print `export DOCKER_HOST=...` for a sandbox's Docker daemon (eval it)")
     env.add_argument("name")
 
-    logs = commands.add_parser("logs", help="show a sandbox's dockerd log")
+    logs = commands.add_parser("logs", help="show a sandbox's dockerd log (on a terminal, lines expected under gVisor are dimmed)")
     logs.add_argument("name")
     logs.add_argument("-n", "--lines", type=int, default=200, help="how many lines (default 200)")
 
@@ -350,9 +350,15 @@ def cmd_env(args: argparse.Namespace) -> int:
 
 
 def cmd_logs(args: argparse.Namespace) -> int:
+    from .daemonlog import harmless
     from .sync import Sandbox
 
-    sys.stdout.write(Sandbox.get(args.name).dockerd_log(args.lines))
+    text = Sandbox.get(args.name).dockerd_log(args.lines)
+    if not sys.stdout.isatty():
+        sys.stdout.write(text)
+        return 0
+    for line in text.splitlines():  # on a terminal: lines expected under gVisor dimmed
+        out.print(escape(line), style="dim" if harmless(line) else None, soft_wrap=True)
     return 0
 
 
@@ -387,6 +393,13 @@ def cmd_restart(args: argparse.Namespace) -> int:
     return 0
 
 
+def kernel_owner_note(info: Any) -> str:
+    """``NAME belongs to kernel ID (pid N); ...``: said before removing a sandbox a kernel created."""
+    kernel = f"kernel {info.kernel}" if info.kernel else "a kernel"
+    pid = f" (pid {info.owner_pid})" if info.owner_pid else ""
+    return f"{info.name} belongs to {kernel}{pid}: removing it anyway"
+
+
 def cmd_rm(args: argparse.Namespace) -> int:
     from . import ownership
     from .engine import Engine
@@ -411,6 +424,8 @@ def cmd_rm(args: argparse.Namespace) -> int:
                 sandbox = AsyncSandbox.from_container(container)
                 targets[sandbox.name] = sandbox
     for name, sandbox in targets.items():
+        if name in args.names and sandbox.owner.startswith("kernel"):
+            err.print(escape(kernel_owner_note(call(sandbox.status))))
         removed = Sandbox(sandbox).terminate()
         err.print(f"removed {name}" if removed else f"{name} was already gone")
     if args.all or args.orphans:

@@ -21,7 +21,7 @@ import docker.errors as docker_errors
 
 from . import compose as compose_rewrite
 from . import hostcli
-from .errors import DockerNotEnabled, ImageExists, ImageNotFound, SandboxError, SpecError
+from .errors import DockerNotEnabled, ImageExists, ImageNotFound, InnerContainerNotFound, SandboxError, SpecError
 from .files import iterate_file, tar_stream
 from .hostcli import HostProcess
 from .process import AsyncProcess
@@ -301,6 +301,35 @@ class AsyncDocker:
     async def logs(self, container: str, **options: Any) -> AsyncProcess:
         """``docker logs [OPTIONS] CONTAINER`` (``follow=True`` streams)."""
         return await self("logs", *to_flags(options), container)
+
+    async def stop(self, container: str, timeout: int = 10) -> None:
+        """Stop an inner container (SIGTERM, then SIGKILL after ``timeout`` seconds), through :attr:`client`.
+
+        Raises:
+            InnerContainerNotFound: If the daemon has no such container.
+        """
+        await self._container_call("stop", container, lambda api: api.stop(container, timeout=timeout))
+
+    async def remove(self, container: str, force: bool = False) -> None:
+        """Remove an inner container (``force``: a running one too), through :attr:`client`.
+
+        Raises:
+            InnerContainerNotFound: If the daemon has no such container.
+        """
+        await self._container_call("rm", container, lambda api: api.remove_container(container, force=force))
+
+    async def _container_call(self, verb: str, container: str, call: Callable[[Any], Any]) -> None:
+        await self._sandbox.wait_ready()  # resumes a paused sandbox: the client's calls would wait for it
+        api = self.client.api
+        name = self._sandbox.name
+        try:
+            await run_sync(call, api)
+        except docker_errors.NotFound:
+            raise InnerContainerNotFound(f"Sandbox {name!r} has no container {container!r}.",
+                                         fix=f"`jupyter sandbox docker {name} -- ps -a` lists its containers") from None
+        except docker_errors.APIError as error:
+            raise SandboxError(f"`docker {verb} {container}` failed in sandbox {name!r}: {error.explanation}",
+                               fix=f"look at its dockerd log (`jupyter sandbox logs {name}`)") from None
 
     async def build(self, context: str | os.PathLike[str], tag: str | None = None, *, dockerfile: str | None = None,
                     timeout: float | None = None, **options: Any) -> AsyncProcess:

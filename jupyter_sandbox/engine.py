@@ -14,6 +14,7 @@ import docker
 import docker.errors
 import requests.exceptions
 from docker.models.containers import Container
+from docker.types import Mount
 
 from . import labels
 from .errors import (
@@ -211,7 +212,8 @@ class Engine:
 
         def create() -> Container:
             try:
-                return self.client.containers.create(name=container_name or labels.container_name(name), **options)
+                volumes = self._labelled_volumes(options)
+                return self.client.containers.create(name=container_name or labels.container_name(name), **volumes)
             except docker.errors.ImageNotFound:
                 raise image_not_found(options.get("image", "")) from None
             except docker.errors.APIError as error:
@@ -225,6 +227,23 @@ class Engine:
         with anyio.CancelScope(shield=True):
             container = await self.call(create)
         return container
+
+    def _labelled_volumes(self, options: dict[str, Any]) -> dict[str, Any]:
+        """``options`` with the image's declared volumes (``VOLUME`` in its Dockerfile) mounted as
+        anonymous volumes that carry the sandbox's ownership labels: the engine would make them
+        anyway, unlabelled, and a volume left behind could then not be traced to its sandbox.
+        Paths already mounted (a bind, the disk store's tmpfs) are left to those mounts, as the engine does."""
+        image = options.get("image")
+        if not image:
+            return options
+        declared = (self.client.api.inspect_image(image).get("Config") or {}).get("Volumes") or {}
+        taken = {mount["Target"] for mount in options.get("mounts") or []} | set(options.get("tmpfs") or {})
+        wanted = [path for path in sorted(declared) if path not in taken]
+        if not wanted:
+            return options
+        volume_labels = labels.volume_labels(options.get("labels") or {})
+        mounts = [Mount(target=path, source=None, type="volume", labels=volume_labels) for path in wanted]
+        return {**options, "mounts": [*(options.get("mounts") or []), *mounts]}
 
     async def rename(self, container_id: str, new_name: str) -> bool:
         """Rename a container; False if the name is taken or the container is gone (atomic in the engine)."""
@@ -268,8 +287,10 @@ class Engine:
         existed = await self.call(remove)
         from . import ownership
         from .egress import forget
+        from .status import forget_ready
 
         ownership.forget(container_id)  # a claimed pool member's claim record
+        forget_ready(container_id)
         await forget([container_id])  # its firewall rules go with it (network "sandbox")
         return existed
 

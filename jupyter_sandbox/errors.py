@@ -91,6 +91,13 @@ class ImageNotFound(SandboxError):
     http_status = 404
 
 
+class InnerContainerNotFound(SandboxError):
+    """A container named in a sandbox's own Docker daemon does not exist there."""
+
+    code = "inner_container_not_found"
+    http_status = 404
+
+
 class ImageExists(SandboxError):
     """The host engine already has an image of the name a copy out of a sandbox would take."""
 
@@ -245,6 +252,27 @@ class UnsafeLink(SandboxError):
     """A download would create a symbolic link on this machine pointing outside what was downloaded."""
 
     code = "unsafe_link"
+    http_status = 400
+
+
+class PathNotFound(SandboxError):
+    """A file or folder named inside a sandbox does not exist there."""
+
+    code = "path_not_found"
+    http_status = 404
+
+
+class PathExists(SandboxError):
+    """A new file, folder or rename target inside a sandbox is already taken."""
+
+    code = "path_exists"
+    http_status = 409
+
+
+class WrongPathType(SandboxError):
+    """A path inside a sandbox is a folder where a file was needed, or the other way round."""
+
+    code = "wrong_type"
     http_status = 400
 
 

@@ -17,12 +17,10 @@ import tarfile
 import tempfile
 import time
 import warnings
-from typing import IO, TYPE_CHECKING, Iterator
+from typing import IO, Iterator
 
 from .errors import SandboxError, SkippedLinksWarning, UnsafeLink
-
-if TYPE_CHECKING:
-    from .sandbox import AsyncSandbox
+from .filetree import FileTree
 
 SPOOL_BYTES = 64 * 1024 * 1024
 CHUNK = 1 << 16
@@ -115,11 +113,8 @@ def safe_extract(tar: tarfile.TarFile, destination: str, top: str) -> list[str]:
     return skipped
 
 
-class AsyncFiles:
-    """Files of a sandbox: upload, download, read and write."""
-
-    def __init__(self, sandbox: "AsyncSandbox"):
-        self._sandbox = sandbox
+class AsyncFiles(FileTree):
+    """Files of a sandbox: upload, download, read and write; list, stat, mkdir, rename, remove (:class:`FileTree`)."""
 
     async def _unpack(self, parent: str, archive: IO[bytes]) -> None:
         process = await self._sandbox.exec(["/bin/sh", "-c", UNPACK, "upload", parent], stdin=iterate_file(archive))

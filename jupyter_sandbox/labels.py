@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
+import sys
 import time
 from typing import Iterable, Mapping
 
@@ -24,6 +26,10 @@ OWNER = PREFIX + "owner"
 OWNER_HOST = PREFIX + "owner.host"
 OWNER_PID = PREFIX + "owner.pid"
 OWNER_STARTED = PREFIX + "owner.started"
+OWNER_KERNEL = PREFIX + "owner.kernel"
+"""The id of the Jupyter kernel that created a sandbox (owner ``kernel``): the server maps it to its notebook."""
+RUN = PREFIX + "run"
+"""The :data:`RUN_ENV` id of the process tree that created a sandbox (its volumes carry it too)."""
 SERVER = PREFIX + "server"
 POOL = PREFIX + "pool"
 POOL_KEY = PREFIX + "pool.key"
@@ -38,6 +44,11 @@ POOL_CONTAINER_PREFIX = "jupyter-sandbox--pool-"
 """Pool members' container names; no user name can produce it (names start with a letter or digit)."""
 SERVER_ENV = "JUPYTER_SANDBOX_SERVER_ID"
 """Set by the server extension; kernels and terminals it starts inherit it."""
+RUN_ENV = "JUPYTER_SANDBOX_RUN_ID"
+"""Set by whoever wants to find everything a process tree made (the test suite does): every
+sandbox, and every volume of one, created by a process that inherits it carries it as :data:`RUN`."""
+VOLUME_LABELS = (MANAGED, NAME, OWNER, OWNER_HOST, OWNER_PID, OWNER_STARTED, SERVER, RUN)
+"""The container labels its volumes carry: whose they are (the spec, pool and expiry stay on the container)."""
 
 
 def container_name(name: str) -> str:
@@ -79,8 +90,27 @@ def _process_start_time(pid: int) -> str:
         return ""
 
 
+def kernel_id() -> str:
+    """This process's Jupyter kernel id (from ipykernel's connection file ``kernel-<id>.json``), or ''.
+
+    Only an ipykernel process has one; elsewhere ipykernel is not even imported.
+    """
+    if "ipykernel" not in sys.modules:
+        return ""
+    try:
+        from ipykernel.connect import get_connection_file
+
+        found = re.fullmatch(r"kernel-(.+)\.json", os.path.basename(get_connection_file()))
+    except Exception:  # no running kernel app (ipykernel imported outside a kernel)
+        return ""
+    return found.group(1) if found else ""
+
+
 def owner_labels(owner: str) -> dict[str, str]:
-    """Labels that record who created a sandbox (a kind such as ``cli``, ``kernel``, ``server``)."""
+    """Labels that record who created a sandbox (a kind such as ``cli``, ``kernel``, ``server``).
+
+    A kernel's (owner ``kernel`` or ``kernel-kept``) carry its kernel id too (:data:`OWNER_KERNEL`).
+    """
     pid = os.getpid()
     labels = {
         OWNER: owner,
@@ -88,10 +118,22 @@ def owner_labels(owner: str) -> dict[str, str]:
         OWNER_PID: str(pid),
         OWNER_STARTED: _process_start_time(pid),
     }
+    kernel = kernel_id() if owner.startswith("kernel") else ""
+    if kernel:
+        labels[OWNER_KERNEL] = kernel
     server = os.environ.get(SERVER_ENV)
     if server:
         labels[SERVER] = server
+    run = os.environ.get(RUN_ENV)
+    if run:
+        labels[RUN] = run
     return labels
+
+
+def volume_labels(container_labels: Mapping[str, str]) -> dict[str, str]:
+    """The labels of a sandbox container's volumes: the container's ownership labels, so that a
+    volume left behind names the sandbox and process it came from (and a leak check can find it)."""
+    return {key: container_labels[key] for key in VOLUME_LABELS if key in container_labels}
 
 
 def spec_label(spec: SandboxSpec) -> str:

@@ -27,7 +27,7 @@ from .lifecycle import state_dir
 
 log = logging.getLogger(__name__)
 
-OWNERSHIP = (L.OWNER, L.OWNER_HOST, L.OWNER_PID, L.OWNER_STARTED, L.SERVER)
+OWNERSHIP = (L.OWNER, L.OWNER_HOST, L.OWNER_PID, L.OWNER_STARTED, L.OWNER_KERNEL, L.SERVER)
 """The labels a claim record replaces (a record without ``server`` drops the pool's)."""
 FOLDER = "claims"
 

@@ -122,7 +122,7 @@ class TextProgress:
         """Print the outcome line (the error itself is shown by whoever raises it)."""
         final = self.tracker.final
         if error is None and final is not None and final.state == "done":
-            self._print(f"✔ {ready_text(self.docker, final.elapsed, digits=1)}")
+            self._print(f"✔ {ready_text(self.docker, final.elapsed)}")
         else:
             phase = final.label if final is not None else "startup"
             self._print(f"✘ Sandbox {self.name} failed at: {phase}")

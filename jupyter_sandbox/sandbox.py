@@ -34,7 +34,7 @@ from .ports import url as port_url
 from .process import AsyncProcess
 from .spec import SandboxSpec
 from .startup import Startup, failure
-from .status import GONE, PAUSED, READY, SandboxInfo, info_from_container
+from .status import GONE, PAUSED, READY, SandboxInfo, info_from_container, record_ready
 from .threads import poll_until, run_sync
 
 if TYPE_CHECKING:
@@ -152,6 +152,8 @@ class AsyncSandbox(LifecycleMixin):
         self.api_dir = api_dir
         self.ready_seconds = ready_seconds
         self.from_pool = from_pool
+        if ready_seconds is not None:
+            record_ready(container_id, ready_seconds)  # the same figure for every process's views
         self._ready = True
 
     @classmethod
@@ -448,6 +450,13 @@ class AsyncSandbox(LifecycleMixin):
         """The last lines of the Docker daemon's log inside the sandbox."""
         process = await self.run(["tail", "-n", str(lines), DOCKERD_LOG])
         return process.stdout_text + process.stderr_text
+
+    async def follow_dockerd_log(self, lines: int = 200) -> AsyncProcess:
+        """Its last ``lines`` lines, then each new one as dockerd writes it (``tail -F``), until killed.
+
+        The process ends by itself when the sandbox goes away.
+        """
+        return await self.exec(["tail", "-n", str(lines), "-F", DOCKERD_LOG])
 
     # -- ports ----------------------------------------------------------------
 

@@ -100,11 +100,13 @@ class Startup:
             await self._fail_and_clean(error)
         self.sandbox.events.close()
 
-    def publish(self, phase: str, state: str, message: str = "", detail: str = "", uptime: float | None = None) -> ProgressEvent:
-        """Report a phase on the sandbox's event bus (elapsed: since this create began)."""
+    def publish(self, phase: str, state: str, message: str = "", detail: str = "", uptime: float | None = None,
+                elapsed: float | None = None) -> ProgressEvent:
+        """Report a phase on the sandbox's event bus (elapsed: since this create began, unless given)."""
         event = ProgressEvent(self.name, str(phase.value if isinstance(phase, Phase) else phase),
                               str(state.value if isinstance(state, State) else state),
-                              round(time.monotonic() - self.started, 4), message, detail, uptime=uptime)
+                              round(time.monotonic() - self.started, 4) if elapsed is None else elapsed, message, detail,
+                              uptime=uptime)
         self.sandbox.events.publish(event)
         return event
 
@@ -137,7 +139,7 @@ class Startup:
         for report in claimed.reports:
             if report.state == "done" and report.phase not in (Phase.READY.value, Phase.DAEMON.value):
                 self.publish(report.phase, State.DONE, f"pre-booted: {report.message}".rstrip(": "), uptime=report.uptime)
-        self.publish(Phase.READY, State.DONE, ready_text(self.spec.docker, seconds, pool=True))
+        self.publish(Phase.READY, State.DONE, ready_text(self.spec.docker, seconds, pool=True), elapsed=seconds)
         return True
 
     # -- a new container --------------------------------------------------------------
@@ -275,7 +277,7 @@ class Startup:
         if report.exit_code != 0:
             raise SandboxStartFailed(f"Sandbox {self.name!r} was restored but does not run commands: "
                                      f"{report.stderr_text.strip()}", fix="run `jupyter sandbox doctor`")
-        self.publish(Phase.READY, State.DONE, self._ready(snapshot=tag))
+        self.publish(Phase.READY, State.DONE, self._ready(snapshot=tag), elapsed=self.sandbox.ready_seconds)
 
     def _container_options(self, runtime: str, plan: "egress.Plan | None" = None) -> dict[str, Any]:
         spec = self.spec
@@ -416,9 +418,11 @@ class Startup:
                 raise NotIsolated(f"Sandbox {self.name!r} reports the host's kernel {kernel}: it is not running under gVisor.",
                                   fix="check the runsc runtime registration (`jupyter sandbox doctor`)")
             message = f"gVisor kernel {kernel}, uptime {report.uptime:.2f} s" if report.uptime is not None else message
+        elapsed = None
         if phase == Phase.READY.value and report.state == "done":
             message = self._ready(version=message.removeprefix("Docker").strip() if self.spec.docker else "")
-        self.publish(phase, report.state, message, report.log_tail, uptime=report.uptime)
+            elapsed = self.sandbox.ready_seconds  # the "ready in" figure and the ready phase's time are one number
+        self.publish(phase, report.state, message, report.log_tail, uptime=report.uptime, elapsed=elapsed)
 
     async def _exited_during_startup(self) -> SandboxError:
         try:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 import time
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
@@ -66,6 +68,8 @@ class SandboxInfo:
         address: Its address on the product's network (network ``sandbox``), if running.
         pids: Most processes and threads inside, if limited.
         owner: Who created it (``cli``, ``kernel``, ``server``, ``api``, ``pool``).
+        owner_pid: The process id of its creator (or claimer), if recorded.
+        kernel: For owner ``kernel``: the id of the Jupyter kernel that created it.
         pool: True while it waits in the warm pool.
         created: Unix time it was created.
         started_at: Unix time its container started, if it did.
@@ -76,6 +80,8 @@ class SandboxInfo:
         expires: Unix time its ttl runs out (created + ttl), if it has one.
         idle_timeout: Seconds without use after which it is paused, if set.
         last_activity: Unix time of its last use seen on this host (or its start).
+        ready_seconds: How long its create took, as its creator measured it (the ``ready in`` figure of
+            every face; see :func:`record_ready`), once it is ready and when the record is readable.
     """
 
     name: str
@@ -93,6 +99,8 @@ class SandboxInfo:
     pids: int | None = None
     disk: str | None = None
     owner: str = ""
+    owner_pid: int | None = None
+    kernel: str = ""
     pool: bool = False
     created: float | None = None
     started_at: float | None = None
@@ -103,6 +111,7 @@ class SandboxInfo:
     expires: float | None = None
     idle_timeout: float | None = None
     last_activity: float | None = None
+    ready_seconds: float | None = None
 
     @property
     def time_left(self) -> float | None:
@@ -130,6 +139,51 @@ class SandboxInfo:
         data["time_left"] = self.time_left
         data["idle_left"] = self.idle_left
         return data
+
+
+READY_FOLDER = "ready"
+
+
+def _ready_record(container_id: str) -> str:
+    from .lifecycle import state_dir
+
+    return os.path.join(state_dir(), READY_FOLDER, f"{container_id}.json")
+
+
+def record_ready(container_id: str, seconds: float) -> None:
+    """Record how long a sandbox's create took (its creator's clock), so that every face, in any
+    process, says the same ``ready in`` figure: ``<state dir>/ready/<container id>.json``.
+
+    Best effort: without the record, other processes show no figure (never another one).
+    """
+    path = _ready_record(container_id)
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path + ".tmp", "w") as f:
+            json.dump({"seconds": seconds}, f)
+        os.replace(path + ".tmp", path)
+    except OSError:
+        pass
+
+
+def ready_seconds_of(container_id: str) -> float | None:
+    """The create's duration recorded by :func:`record_ready`, or None."""
+    if not container_id:
+        return None
+    try:
+        with open(_ready_record(container_id)) as f:
+            seconds = json.load(f).get("seconds")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return float(seconds) if isinstance(seconds, (int, float)) else None
+
+
+def forget_ready(container_id: str) -> None:
+    """Remove a sandbox's ready record (it was removed)."""
+    try:
+        os.unlink(_ready_record(container_id))
+    except OSError:
+        pass
 
 
 def time_left_text(info: "SandboxInfo") -> str:
@@ -206,12 +260,15 @@ def info_from_container(attrs: Mapping[str, Any], reports: list[InitReport], pha
         pids=spec.pids if spec else None,
         disk=format_memory(spec.disk) if spec else None,
         owner=owned.get(L.OWNER, ""),
+        owner_pid=int(owned[L.OWNER_PID]) if owned.get(L.OWNER_PID, "").isdigit() else None,
+        kernel=owned.get(L.OWNER_KERNEL, ""),
         pool=L.in_pool(attrs.get("Name", "")),
         created=float(labels[L.CREATED]) if labels.get(L.CREATED) else None,
         started_at=parse_engine_time((attrs.get("State") or {}).get("StartedAt")),
         runtime=(attrs.get("HostConfig") or {}).get("Runtime", ""),
         server=owned.get(L.SERVER, ""),
         phases=phases or [],
+        ready_seconds=ready_seconds_of(attrs.get("Id", "")) if state in (READY, PAUSED) else None,
         **_limits(attrs, labels),
     )
 

@@ -287,6 +287,12 @@ class Files:
     download = _synchronous(_F.download)
     read = _synchronous(_F.read)
     write = _synchronous(_F.write)
+    append = _synchronous(_F.append)
+    list = _synchronous(_F.list)
+    stat = _synchronous(_F.stat)
+    mkdir = _synchronous(_F.mkdir)
+    remove = _synchronous(_F.remove)
+    rename = _synchronous(_F.rename)
     del _F
 
 

@@ -29,7 +29,7 @@ from .engine import Engine
 from .errors import SandboxError
 from .events import Phase, ProgressEvent, State
 from .spec import SandboxSpec, format_memory
-from .status import FAILED, GONE, STARTING, SandboxInfo, info_from_container, parse_engine_time
+from .status import FAILED, GONE, STARTING, SandboxInfo, info_from_container, parse_engine_time, ready_seconds_of
 from .threads import follow
 
 log = logging.getLogger(__name__)
@@ -72,7 +72,7 @@ class _Tracked:
     keys: set[tuple[Any, ...]] = field(default_factory=set)
     follower: anyio.CancelScope | None = None
     reports_seen: int = 0
-    last_sent: tuple[str, str] | None = None
+    last_sent: tuple[str, str, float | None] | None = None
     last_activity_sent: float | None = None
 
 
@@ -137,6 +137,8 @@ class SandboxWatcher:
         if tracked is None:
             tracked = self._tracked[event.sandbox] = _Tracked(event.sandbox)
         self._add_event(tracked, event)
+        if event.phase == Phase.READY.value and event.state == State.DONE and tracked.container_id:
+            self._publish_state(tracked)  # with the creator's ready_seconds (recorded just before)
 
     def forget(self, name: str) -> bool:
         """Drop a sandbox that never got a container (a failed create); True if there was one."""
@@ -315,6 +317,19 @@ class SandboxWatcher:
                               report.message, report.log_tail, uptime=report.uptime)
         self._add_event(tracked, event)
         self._publish_state(tracked)
+        if report.phase == Phase.READY.value and report.state == State.DONE and self._group is not None:
+            self._group.start_soon(self._await_ready_record, tracked)
+
+    async def _await_ready_record(self, tracked: _Tracked) -> None:
+        """The creating process records its ``ready in`` figure just after it reads the same "ready"
+        line (:func:`~jupyter_sandbox.status.record_ready`): publish the state again when it appears."""
+        for _ in range(40):
+            if self._tracked.get(tracked.name) is not tracked or (tracked.last_sent and tracked.last_sent[2] is not None):
+                return
+            if ready_seconds_of(tracked.container_id) is not None:
+                self._publish_state(tracked)
+                return
+            await anyio.sleep(0.25)
 
     # -- publishing ---------------------------------------------------------------
 
@@ -344,7 +359,7 @@ class SandboxWatcher:
 
     def _publish_state(self, tracked: _Tracked, *, force: bool = False) -> None:
         info = self._info(tracked)
-        now = (info.state, info.reason)
+        now = (info.state, info.reason, info.ready_seconds)
         if force or now != tracked.last_sent:
             tracked.last_sent = now
             self._emit(WatchUpdate("sandbox", info.to_dict()))

@@ -185,7 +185,7 @@ class StartupWidget:
         final = self.tracker.final
         if self.state == "ready" and final is not None:
             self.outcome.value = (f'<div style="{MONO} color: {COLORS["done"]}; font-weight: bold;">'
-                                  f"✔ {ready_text(self.docker, final.elapsed, digits=1)}</div>")
+                                  f"✔ {ready_text(self.docker, final.elapsed)}</div>")
         elif self.state == "failed":
             self.outcome.value = self._failure_html(final)
             tail = log_tail_of(self.error, final)

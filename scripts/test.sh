@@ -16,6 +16,10 @@ python3 -m mypy
 # The Lab extension's TypeScript: prettier --check and eslint (node_modules from install.sh).
 (cd labextension && npm run --silent lint:check)
 
+# The unit tests on the other Pythons the package claims (requires-python >=3.10: 3.10, 3.12, 3.13;
+# this run's own Python runs them below with everything else).  Venvs under .venvs/, reused.
+bash scripts/unit-pythons.sh
+
 status=0
 python3 -m pytest -p no:cacheprovider -ra "$@" || status=$?
 if [ "$status" = 5 ]; then

@@ -9,7 +9,7 @@ from typing import Iterator
 
 import docker
 import pytest
-from sandbox_test_support import unique_name
+from sandbox_test_support import RUN_ID, leaks, run_resources, unique_name
 
 from jupyter_sandbox import labels as L
 from jupyter_sandbox.images import busybox_image
@@ -43,9 +43,12 @@ RESTARTS_ENGINE_OPT_IN = "JUPYTER_SANDBOX_TEST_RESTART_ENGINE"
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """Ctrl-C tests interrupt the main thread as a user's Ctrl-C does (``_thread.interrupt_main``), which
+    """Every sandbox this run makes, in this process or in one it starts, is labelled with its RUN_ID.
+
+    Ctrl-C tests interrupt the main thread as a user's Ctrl-C does (``_thread.interrupt_main``), which
     does nothing where SIGINT is ignored, as it is for a background job of a shell without job control
     (``bash .ci/run &``): those tests then waited forever. Give SIGINT back its KeyboardInterrupt."""
+    os.environ[L.RUN_ENV] = RUN_ID
     if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
         signal.signal(signal.SIGINT, signal.default_int_handler)
 
@@ -86,22 +89,13 @@ def test_images(engine_client: docker.DockerClient) -> dict[str, str]:
     return {"tiny": TINY, "no_dockerd": NO_DOCKERD, "dockerd_exits": DOCKERD_EXITS, "dockerd_silent": DOCKERD_SILENT}
 
 
-def managed_container_ids(client: docker.DockerClient) -> set[str]:
-    """Ids of the sandbox containers this test process created (other processes may be busy too)."""
-    mine = {"label": [f"{L.MANAGED}=1", f"{L.OWNER_PID}={os.getpid()}"]}
-    return {c.id for c in client.containers.list(all=True, filters=mine)}
-
-
 @pytest.fixture
 def no_leaks(engine_client: docker.DockerClient) -> Iterator[None]:
-    """Fails the test if it leaves a sandbox container, volume or network behind."""
-    containers = managed_container_ids(engine_client)
-    volumes = {v.name for v in engine_client.volumes.list()}
-    networks = {n.name for n in engine_client.networks.list()}  # by name: an engine restart renews the ids
+    """Fails the test if it leaves a sandbox container, volume or network of this test run behind."""
+    before = run_resources(engine_client)
     yield
-    assert managed_container_ids(engine_client) - containers == set(), "sandbox containers left behind"
-    assert {v.name for v in engine_client.volumes.list()} - volumes == set(), "volumes left behind"
-    assert {n.name for n in engine_client.networks.list()} - networks == set(), "networks left behind"
+    left = leaks(before, run_resources(engine_client))
+    assert not left, "; ".join(left)
 
 
 @pytest.fixture(scope="module")
@@ -128,6 +122,23 @@ def shell():
     ip.run_line_magic("load_ext", "jupyter_sandbox")
     yield ip
     session().shutdown()
+
+
+@pytest.fixture(autouse=True)
+def no_warm_pool_claims(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Creates in this process boot a sandbox for real, whatever pool members wait on the engine
+    (this run's, a leftover, or another process's: the default ``use_pool=True`` takes any member
+    with the same spec), so that no test passes thanks to a warm pool.  Tests of the pool itself are
+    marked ``warm_pool`` and claim as the product does.  (Creates in processes a test starts, the CLI
+    or a kernel, claim as usual: the tests that matter check those booted, see test_cli_integration.)"""
+    if request.node.get_closest_marker("warm_pool") is not None:
+        return
+    from jupyter_sandbox import pool
+
+    async def claim_nothing(engine: object, spec: object, owner: str) -> None:
+        return None  # as pool.claim answers when no member matches
+
+    monkeypatch.setattr(pool, "claim", claim_nothing)
 
 
 @pytest.fixture(autouse=True)

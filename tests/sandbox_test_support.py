@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
-from typing import Any
+import time
+from typing import Any, Iterator
 
 import docker
 
@@ -24,6 +26,49 @@ class Tripwire(io.StringIO):
             self.fired = True
             self.action()
         return written
+
+
+RUN_ID = f"test-{os.getpid()}-{os.urandom(4).hex()}"
+"""This test process's :data:`labels.RUN_ENV` (conftest puts it in the environment): every sandbox, and
+every volume of one, that this process or a process it starts (the CLI, a server, a kernel) creates
+carries it, so the leak checks see exactly this run's objects and nobody else's."""
+
+
+def run_resources(client: docker.DockerClient, run: str = RUN_ID, pid: int | None = None) -> dict[str, set[str]]:
+    """The engine objects a test run made, found by their labels, never by counting the whole engine
+    (other processes use it too): sandbox containers (by id), volumes and networks (by name: an engine
+    restart renews network ids).  The product labels every volume of a sandbox with the sandbox's
+    ownership labels (engine.py); it makes no network of its own per sandbox (its one network, made
+    by setup-host.sh, is shared and stays), so a network labelled with this run is a leak whoever made it."""
+    mine = f"{L.RUN}={run}"
+    containers = {c.id for c in client.containers.list(all=True, filters={"label": [f"{L.MANAGED}=1", mine]})}
+    # this process's own, also where a test dropped the run's variable from the environment
+    by_pid = f"{L.OWNER_PID}={pid or os.getpid()}"
+    containers |= {c.id for c in client.containers.list(all=True, filters={"label": [f"{L.MANAGED}=1", by_pid]})}
+    return {
+        "sandbox containers": containers,
+        "volumes": {v.name for v in client.volumes.list(filters={"label": mine})},
+        "networks": {n.name for n in client.networks.list(filters={"label": mine})},
+    }
+
+
+def leaks(before: dict[str, set[str]], after: dict[str, set[str]]) -> list[str]:
+    """What ``after`` has that ``before`` had not, as messages (empty: nothing left behind).
+    Sets, not counts: an object removed meanwhile cannot hide another left behind."""
+    return [f"{kind} left behind: {sorted(after[kind] - before[kind])}" for kind in before if after[kind] - before[kind]]
+
+
+@contextlib.contextmanager
+def creates_nothing(client: docker.DockerClient) -> Iterator[None]:
+    """Fails if this run creates a sandbox container inside the block, even one removed again before
+    its end (the engine's events say so; comparing lists before and after would not)."""
+    started = time.time_ns()
+    yield
+    ended = time.time_ns()
+    events = client.events(since=f"{started // 10**9}.{started % 10**9:09d}", until=f"{ended // 10**9}.{ended % 10**9:09d}",
+                           decode=True, filters={"type": "container", "event": "create", "label": f"{L.RUN}={RUN_ID}"})
+    created = [event["Actor"]["Attributes"].get("name") for event in events]
+    assert not created, f"sandbox containers were created: {created}"
 
 
 def container_exists(name: str) -> bool:

@@ -64,6 +64,11 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+def built_entry() -> str:
+    """The file name of this checkout's built remote entry (what the Lab under test must load)."""
+    return Path(json.loads((BUILD / "package.json").read_text())["jupyterlab"]["_build"]["load"]).name
+
+
 @pytest.fixture(scope="module")
 def lab_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A running ``jupyter lab`` (with our extensions) and a URL template (``{workspace}``) with its token."""

@@ -22,6 +22,9 @@ def test_create_docker_run_and_rm(test_images, engine_client, no_leaks):
     name = f"cli-{os.getpid()}"
     created = cli("create", "--docker", "--name", name, "--json", check=True)
     lines = [json.loads(line) for line in created.stdout.splitlines()]
+    progress = [(line["phase"], line["state"]) for line in lines if line["event"] == "progress"]
+    # booted for real: a warm-pool claim replays only the phases' ends ("taken from the warm pool")
+    assert ("sandbox_start", "started") in progress and not any("warm pool" in line.get("message", "") for line in lines)
     assert [line["phase"] for line in lines if line["event"] == "progress" and line["state"] == "done"][-1] == "ready"
     final = lines[-1]
     assert final["event"] == "final" and final["state"] == "ready" and final["seconds"] > 0

@@ -10,6 +10,7 @@ import tracemalloc
 
 import anyio
 import pytest
+from sandbox_test_support import run_resources
 
 from jupyter_sandbox import firewall
 from jupyter_sandbox.sandbox import AsyncSandbox
@@ -18,34 +19,38 @@ from jupyter_sandbox.sync import call
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
-def resources(client) -> dict[str, int]:
-    """What a leak would grow: engine objects, and this process's descriptors and threads."""
-    return {
-        "containers": len(client.containers.list(all=True)),
-        "volumes": len(client.volumes.list()),
-        "networks": len(client.networks.list()),
-        "fds": len(os.listdir("/proc/self/fd")),
-        "threads": threading.active_count(),
-        "firewall rules": firewall.rule_count(),  # network "sandbox" (the default): each sandbox's rules go with it
-    }
+def process_resources() -> dict[str, int]:
+    """What a leak in this process would grow: its descriptors and threads (counts: fewer is fine,
+    idle workers of earlier tests expire)."""
+    return {"fds": len(os.listdir("/proc/self/fd")), "threads": threading.active_count()}
 
 
-def settled(client, baseline: dict[str, int], seconds: float = 30) -> dict[str, int]:
+def settled(baseline: dict[str, int], seconds: float = 30) -> dict[str, int]:
     """Resources once idle worker threads and pooled connections have wound down (bounded wait)."""
     deadline = time.monotonic() + seconds
     while True:
-        now = resources(client)
+        now = process_resources()
         if all(now[k] <= baseline[k] for k in baseline) or time.monotonic() > deadline:
             return now
         time.sleep(0.25)
 
 
-async def burst(count: int, execs: int) -> list[int]:
+def firewall_rules_of(container_ids: list[str]) -> list[str]:
+    """The host's firewall rules and records of these sandboxes (network "sandbox", the default: each
+    sandbox's rules go with it); other processes' sandboxes come and go meanwhile, so never a count."""
+    chains = [firewall.sandbox_chain(container_id) for container_id in container_ids]
+    rules = [line for family in (4, 6) for line in firewall.saved(family).splitlines() if any(c in line for c in chains)]
+    return rules + [f"record of {c[:12]}" for c in container_ids if firewall.record_of(c) is not None]
+
+
+async def burst(count: int, execs: int, made: list[str]) -> list[int]:
+    """``count`` sandboxes (their container ids appended to ``made``), ``execs`` execs across them."""
     sandboxes: list[AsyncSandbox] = []
 
     async def create(i: int) -> None:
-        sandboxes.append(await AsyncSandbox.create(name=f"load-{os.getpid()}-{i}", docker=True, owner="test",
-                                                   timeout=180, use_pool=False))
+        sandbox = await AsyncSandbox.create(name=f"load-{os.getpid()}-{i}", docker=True, owner="test", timeout=180, use_pool=False)
+        sandboxes.append(sandbox)
+        made.append(sandbox.container_id)
 
     codes: list[int] = []
 
@@ -70,14 +75,19 @@ async def burst(count: int, execs: int) -> list[int]:
 
 
 def test_eight_sandboxes_fifty_execs_and_nothing_left(engine_client, no_leaks):
-    call(burst, 1, 50)  # warm-up: fills thread pools and the engine connection pool to this concurrency
-    baseline = settled(engine_client, resources(engine_client), seconds=15)
-    codes = call(burst, 8, 50)
+    call(burst, 1, 50, [])  # warm-up: fills thread pools and the engine connection pool to this concurrency
+    baseline = settled(process_resources(), seconds=15)
+    engine_before = run_resources(engine_client)
+    made: list[str] = []
+    codes = call(burst, 8, 50, made)
     assert codes == [0] * 50
-    after = settled(engine_client, baseline)
+    assert len(made) == 8
+    assert run_resources(engine_client) == engine_before, "this run's containers, volumes and networks are not as before"
+    assert firewall_rules_of(made) == [], "the sandboxes' firewall rules outlived them"
+    after = settled(baseline)
     print(f"\nresources before {baseline}\nresources after  {after}")
     grown = {k: (baseline[k], after[k]) for k in baseline if after[k] > baseline[k]}
-    assert not grown, f"leaked (before, after): {grown}"  # fewer is fine: idle workers from earlier tests expire
+    assert not grown, f"leaked (before, after): {grown}"
 
 
 def test_ten_megabytes_stream_through_without_being_held(docker_sandbox):

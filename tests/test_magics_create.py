@@ -9,12 +9,13 @@ import threading
 
 import pytest
 from IPython.core.error import UsageError
-from sandbox_test_support import Tripwire, unique_name
+from sandbox_test_support import Tripwire, creates_nothing, unique_name
 
 from jupyter_sandbox import labels as L
 from jupyter_sandbox.errors import DockerdCrashed, SandboxError, SpecError
 from jupyter_sandbox.events import DOCKER_PHASES
 from jupyter_sandbox.notebook import session
+from jupyter_sandbox.progress import ready_text
 from jupyter_sandbox.widgets import StartupWidget
 
 pytestmark = pytest.mark.integration
@@ -36,6 +37,10 @@ def test_text_progress_shows_every_phase_in_order_and_returns_the_current_sandbo
         assert [line[4:30].strip() for line in phase_lines] == labels
         assert all(line.startswith("  ✔ ") for line in phase_lines)
         assert lines[-1].startswith("✔ Docker daemon ready in ") and lines[-1].endswith(" s")
+        # One figure: the outcome line, the ready phase and every other process's view (the status) agree.
+        assert lines[-1] == f"✔ {ready_text(True, sandbox.ready_seconds)}"
+        assert [e.elapsed for e in sandbox.events if e.phase == "ready"] == [sandbox.ready_seconds]
+        assert sandbox.status().ready_seconds == sandbox.ready_seconds
         done = [e.phase for e in sandbox.events if e.state == "done"]
         assert done == [p.value for p in DOCKER_PHASES]
         assert session().current == name and name in session().owned
@@ -103,14 +108,12 @@ def test_widget_model_ends_failed_with_cause_fix_and_log_tail(shell, test_images
     "ls --disk 1Gi",
 ])
 def test_bad_arguments_give_the_message_and_create_nothing(shell, engine_client, line, no_leaks):
-    before = {c.id for c in engine_client.containers.list(all=True)}
-    with pytest.raises((UsageError, SpecError)) as caught:
+    with creates_nothing(engine_client), pytest.raises((UsageError, SpecError)) as caught:
         shell.run_line_magic("sandbox", line)
     if isinstance(caught.value, UsageError) and "only applies" not in str(caught.value):
         assert "usage: %sandbox" in str(caught.value)
     if isinstance(caught.value, SpecError):
         assert "How to fix:" in str(caught.value)
-    assert {c.id for c in engine_client.containers.list(all=True)} - before == set()
 
 
 def test_help_is_generated_from_the_arguments(shell, capsys):

@@ -32,7 +32,7 @@ def test_the_running_phase_ticks_without_events_and_stops_at_the_end():
     frozen = [row.value for row in widget.rows]
     widget(event("removed", "done", 99.0))  # a later removal does not touch the finished view
     assert [row.value for row in widget.rows] == frozen
-    assert f"ready in {0.1 * len(DOCKER_PHASES):.1f} s" in widget.outcome.value
+    assert f"ready in {0.1 * len(DOCKER_PHASES):.2f} s" in widget.outcome.value
 
 
 def test_a_failure_shows_cause_fix_and_the_log_once():
@@ -67,7 +67,7 @@ def test_text_lines_one_per_finished_phase_in_order():
     assert lines[0] == "Sandbox demo: starting (Docker inside)"
     assert [line[4:30].strip() for line in lines[1:-1]] == [phase.label for phase in DOCKER_PHASES]
     assert lines[1] == "  ✔ Image found                 0.25 s  message 0"
-    assert lines[-1] == f"✔ Docker daemon ready in {0.25 * len(DOCKER_PHASES):.1f} s"
+    assert lines[-1] == f"✔ Docker daemon ready in {0.25 * len(DOCKER_PHASES):.2f} s"
 
 
 def test_progress_mode_argument_then_environment_then_detection(monkeypatch):

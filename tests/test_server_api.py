@@ -296,6 +296,7 @@ POOL_CONFIG = server_config(pool_size=1, docker=True, memory="640Mi")
 
 
 @pytest.mark.integration
+@pytest.mark.warm_pool
 @pytest.mark.parametrize("jp_server_config", [POOL_CONFIG])
 async def test_server_warm_pool_serves_creates_and_empties_on_stop(jp_fetch: Any, jp_serverapp: Any,
                                                                    no_leaks: None) -> None:

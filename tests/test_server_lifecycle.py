@@ -169,6 +169,7 @@ async def test_snapshot_routes_fork_list_refuse_and_remove(jp_fetch: Any, jp_ser
             pass
 
 
+@pytest.mark.warm_pool
 @pytest.mark.parametrize("jp_server_config", [server_config(pool_size=1, docker=True, memory="640Mi", keep_on_exit=True)])
 async def test_a_member_the_server_claimed_is_its_own_after_a_restart(jp_fetch: Any, jp_serverapp: Any, no_leaks: None) -> None:
     """Ownership of a claimed pool member is read from the engine side (its claim record), not kept in the

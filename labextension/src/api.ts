@@ -42,6 +42,10 @@ export interface ISandboxInfo {
   egress?: string | string[];
   address?: string;
   owner: string;
+  /** The creator's process id; for owner `kernel`, its kernel id and the notebook whose session runs it. */
+  owner_pid?: number | null;
+  kernel?: string;
+  used_by?: string | null;
   pool: boolean;
   created: number | null;
   started_at: number | null;
@@ -54,6 +58,10 @@ export interface ISandboxInfo {
   /** Seconds without use before it is paused, and its last use seen (Unix time). */
   idle_timeout?: number | null;
   last_activity?: number | null;
+  /** The id of the Jupyter server it belongs to (empty: the user's own, made outside any server). */
+  server?: string;
+  /** How long its create took, as its creator measured it: the "ready in" figure of every face. */
+  ready_seconds?: number | null;
 }
 
 /** The body of a create request; left-out fields take the server's defaults. */
@@ -97,6 +105,71 @@ export interface IListeningPort {
 export function proxyUrl(name: string, port: number): string {
   const settings = ServerConnection.makeSettings();
   return URLExt.join(settings.baseUrl, 'sandbox/proxy', encodeURIComponent(name), String(port), '/');
+}
+
+/** A dockerd log line expected under gVisor (the core's `daemonlog.HARMLESS`): text it contains, and why. */
+export interface IHarmlessNote {
+  match: string;
+  why: string;
+}
+
+/** One line of a streamed answer (`application/x-ndjson`): output, the log's notes, or the end. */
+export interface IStreamLine {
+  stream?: 'stdout' | 'stderr';
+  text?: string;
+  notes?: IHarmlessNote[];
+  exit_code?: number | null;
+  error?: string;
+  message?: string;
+}
+
+/**
+ * Read a streamed endpoint (NDJSON) line by line until it ends or `signal` aborts it.
+ *
+ * @param endPoint - path below `/sandbox/api/`, with its query
+ * @param onLine - called with each decoded line
+ * @param signal - aborting it leaves the stream (the server then stops its follower)
+ * @throws SandboxAPIError when the server refuses the request
+ */
+export async function streamAPI(
+  endPoint: string,
+  onLine: (line: IStreamLine) => void,
+  signal: AbortSignal
+): Promise<void> {
+  const settings = ServerConnection.makeSettings();
+  const url = URLExt.join(settings.baseUrl, NAMESPACE, endPoint);
+  let response: Response;
+  try {
+    response = await ServerConnection.makeRequest(url, { signal }, settings);
+  } catch (error) {
+    throw new ServerConnection.NetworkError(error as TypeError);
+  }
+  if (!response.ok || !response.body) {
+    let data: any = undefined;
+    try {
+      data = await response.json();
+    } catch {
+      // not JSON: the status says it
+    }
+    const message = (data && data.message) || `${response.status} ${response.statusText}`;
+    throw new SandboxAPIError(message, response.status, data?.fix, data?.field, data?.error);
+  }
+  const reader = response.body.getReader();
+  const decoder = new TextDecoder();
+  let pending = '';
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) {
+      break;
+    }
+    const lines = (pending + decoder.decode(value, { stream: true })).split('\n');
+    pending = lines.pop() ?? '';
+    for (const line of lines) {
+      if (line.trim()) {
+        onLine(JSON.parse(line) as IStreamLine);
+      }
+    }
+  }
 }
 
 /** The engine connection as the server's watcher sees it. */
@@ -155,7 +228,9 @@ export class SandboxAPIError extends Error {
     message: string,
     readonly status: number,
     readonly fix?: string,
-    readonly field?: string
+    readonly field?: string,
+    /** The core's error code (`bad_spec`, `exists`, `not_found`...). */
+    readonly code?: string
   ) {
     super(message);
   }
@@ -194,7 +269,7 @@ export async function requestAPI<T>(endPoint = '', init: RequestInit = {}): Prom
   }
   if (!response.ok) {
     const message = (data && data.message) || `${response.status} ${response.statusText}`;
-    throw new SandboxAPIError(message, response.status, data?.fix, data?.field);
+    throw new SandboxAPIError(message, response.status, data?.fix, data?.field, data?.error);
   }
   return data as T;
 }

@@ -8,8 +8,17 @@ import { Dialog, InputDialog, MainAreaWidget, Notification, showDialog, showErro
 import { IFrame } from '@jupyterlab/ui-components';
 import { Widget } from '@lumino/widgets';
 
-import { ICreateRequest, IInnerContainer, IListeningPort, SandboxAPIError, proxyUrl, requestAPI } from './api';
-import { ContainersView, CREATE_DEFAULTS, CreateSandboxForm, ICreateDefaults, PortsView, TextView } from './dialogs';
+import {
+  ICreateRequest,
+  IInnerContainer,
+  IListeningPort,
+  ISandboxInfo,
+  SandboxAPIError,
+  proxyUrl,
+  requestAPI
+} from './api';
+import { ContainersView, LogView } from './detail';
+import { CREATE_DEFAULTS, CreateDialog, CreateSandboxForm, ICreateDefaults, PortsView } from './dialogs';
 import { SandboxModel } from './model';
 import { OPEN_TERMINAL, addTerminalCommand } from './terminal';
 
@@ -22,6 +31,7 @@ export namespace CommandIDs {
   export const dismiss = 'jupyter-sandbox:dismiss';
   export const logs = 'jupyter-sandbox:logs';
   export const containers = 'jupyter-sandbox:containers';
+  export const containerLogs = 'jupyter-sandbox:container-logs';
   export const ports = 'jupyter-sandbox:ports';
   export const openPort = 'jupyter-sandbox:open-port';
   export const pause = 'jupyter-sandbox:pause';
@@ -70,6 +80,15 @@ export const PALETTE_COMMANDS = [
   CommandIDs.terminal
 ];
 
+/** The notebook whose kernel created a sandbox (the server's `used_by`), or null. */
+async function notebookUsing(name: string): Promise<string | null> {
+  try {
+    return (await requestAPI<ISandboxInfo>(`sandboxes/${encodeURIComponent(name)}`)).used_by ?? null;
+  } catch {
+    return null; // the confirmation goes ahead without it
+  }
+}
+
 /** The error text to show: the server's message and its fix. */
 function describe(error: unknown): string {
   return error instanceof SandboxAPIError ? error.fullMessage : String(error);
@@ -114,23 +133,28 @@ export function addCommands(
     return result.button.accept ? result.value : null;
   }
 
-  /** Start a create (a fork too) and show its card at once; a refused one says why, naming the field. */
+  /** Start a create (a fork too) and show its card at once, on top and highlighted; throws the server's refusal. */
+  async function startCreate(body: ICreateRequest | Record<string, string>): Promise<void> {
+    const answer = await requestAPI<{ name: string; spec: any; warnings?: string[] }>('sandboxes', {
+      method: 'POST',
+      body: JSON.stringify(body)
+    });
+    for (const warning of answer.warnings ?? []) {
+      Notification.warning(warning, { autoClose: false });
+    }
+    model.expect({
+      name: answer.name,
+      image: answer.spec.image,
+      docker: answer.spec.docker,
+      network: answer.spec.network,
+      owner: 'server'
+    });
+  }
+
+  /** A create outside the form (a fork): a refusal says why, naming the field. */
   async function postCreate(body: ICreateRequest | Record<string, string>): Promise<void> {
     try {
-      const answer = await requestAPI<{ name: string; spec: any; warnings?: string[] }>('sandboxes', {
-        method: 'POST',
-        body: JSON.stringify(body)
-      });
-      for (const warning of answer.warnings ?? []) {
-        Notification.warning(warning, { autoClose: false });
-      }
-      model.expect({
-        name: answer.name,
-        image: answer.spec.image,
-        docker: answer.spec.docker,
-        network: answer.spec.network,
-        owner: 'server'
-      });
+      await startCreate(body);
     } catch (error) {
       const field = error instanceof SandboxAPIError && error.field ? ` (field “${error.field}”)` : '';
       await showErrorMessage(`Could not create the sandbox${field}`, describe(error));
@@ -155,15 +179,8 @@ export function addCommands(
     caption: 'Create a gVisor sandbox, optionally with its own Docker daemon',
     execute: async () => {
       openPanel();
-      const result = await showDialog<ICreateRequest>({
-        title: 'Create a sandbox',
-        body: new CreateSandboxForm(createDefaults()),
-        buttons: [Dialog.cancelButton(), Dialog.okButton({ label: 'Create' })]
-      });
-      if (!result.button.accept || !result.value) {
-        return;
-      }
-      await postCreate(result.value);
+      // The dialog stays open on a refusal, with the field marked and what was typed kept.
+      await new CreateDialog(new CreateSandboxForm(createDefaults()), startCreate).launch();
     }
   });
 
@@ -174,9 +191,13 @@ export function addCommands(
       if (!name) {
         return;
       }
+      const usedBy = await notebookUsing(name);
       const confirm = await showDialog({
         title: 'Terminate sandbox',
-        body: `Terminate “${name}”? It is removed with everything in it, inner containers and images included.`,
+        body:
+          `Terminate “${name}”? ` +
+          (usedBy ? `It is used by notebook ${usedBy} (its kernel created it). ` : '') +
+          'It is removed with everything in it, inner containers and images included.',
         buttons: [Dialog.cancelButton(), Dialog.warnButton({ label: 'Terminate' })]
       });
       if (!confirm.button.accept) {
@@ -305,40 +326,103 @@ export function addCommands(
     }
   });
 
+  /** Show a view in a main-area tab, or bring its tab forward if it is open already. */
+  function openOnce(view: Widget & { start(): void }, id: string, label: string): void {
+    const open = Array.from(shell.widgets('main')).find(widget => widget.id === id);
+    if (open) {
+      view.dispose();
+      shell.activateById(id);
+      return;
+    }
+    openInMainArea(view, id, label);
+    view.start();
+  }
+
   commands.addCommand(CommandIDs.logs, {
     label: 'Show Sandbox dockerd Log…',
+    caption: 'Follow the Docker daemon log of a sandbox (lines expected under gVisor dimmed)',
     execute: async args => {
       const name = await pickName(args, 'dockerd log of which sandbox?', true);
       if (!name) {
         return;
       }
-      const view = new TextView('jp-SandboxLogView');
-      openInMainArea(view, `jupyter-sandbox-log-${name}`, `dockerd log: ${name}`);
-      try {
-        const answer = await requestAPI<{ log: string }>(`sandboxes/${encodeURIComponent(name)}/logs?lines=500`);
-        view.setText(answer.log || '(the log is empty)');
-      } catch (error) {
-        view.setText(describe(error));
+      const view = new LogView(
+        {
+          sandbox: name,
+          endPoint: `sandboxes/${encodeURIComponent(name)}/logs?follow=true&lines=500`,
+          reconnect: true,
+          endedText: 'The log stream ended.'
+        },
+        'jp-SandboxLogView'
+      );
+      openOnce(view, `jupyter-sandbox-log-${name}`, `dockerd log: ${name}`);
+    }
+  });
+
+  commands.addCommand(CommandIDs.containerLogs, {
+    label: 'Show Inner Container Logs',
+    execute: args => {
+      const name = String(args.name ?? '');
+      const container = String(args.container ?? '');
+      if (!name || !container) {
+        return;
       }
+      const path = `sandboxes/${encodeURIComponent(name)}/containers/${encodeURIComponent(container)}/logs`;
+      const view = new LogView(
+        {
+          sandbox: name,
+          endPoint: `${path}?follow=true&lines=500`,
+          reconnect: false,
+          endedText: `Container ${container} stopped: its log ends here.`
+        },
+        'jp-SandboxContainerLogView'
+      );
+      openOnce(view, `jupyter-sandbox-container-log-${name}-${container}`, `logs: ${name}/${container}`);
     }
   });
 
   commands.addCommand(CommandIDs.containers, {
     label: 'List Sandbox Containers…',
+    caption: 'The inner containers of a sandbox, kept current, with logs, stop and remove',
     execute: async args => {
       const name = await pickName(args, 'Containers of which sandbox?', true);
       if (!name) {
         return;
       }
-      const view = new ContainersView();
-      openInMainArea(view, `jupyter-sandbox-containers-${name}`, `containers: ${name}`);
-      try {
-        view.setContainers(
-          await requestAPI<IInnerContainer[]>(`sandboxes/${encodeURIComponent(name)}/containers?all=true`)
-        );
-      } catch (error) {
-        view.setError(describe(error));
-      }
+      const path = (container: IInnerContainer) =>
+        `sandboxes/${encodeURIComponent(name)}/containers/${encodeURIComponent(container.ID)}`;
+      const label = (container: IInnerContainer) => container.Names || container.ID;
+      const view = new ContainersView(name, {
+        logs: container => void commands.execute(CommandIDs.containerLogs, { name, container: label(container) }),
+        stop: async container => {
+          try {
+            await requestAPI<void>(`${path(container)}/stop`, { method: 'POST', body: '' });
+          } catch (error) {
+            view.setError(`Could not stop ${label(container)}: ${describe(error)}`);
+          }
+        },
+        remove: async container => {
+          const confirm = await showDialog({
+            title: 'Remove container',
+            body: `Remove container “${label(container)}” (${container.Image}) from sandbox “${name}”? A running one is killed first.`,
+            buttons: [Dialog.cancelButton(), Dialog.warnButton({ label: 'Remove' })]
+          });
+          if (!confirm.button.accept) {
+            return;
+          }
+          try {
+            await requestAPI<void>(path(container), { method: 'DELETE' });
+          } catch (error) {
+            view.setError(`Could not remove ${label(container)}: ${describe(error)}`);
+          }
+        }
+      });
+      model.changed.connect(() => {
+        if (!view.isDisposed && model.get(name)?.state === 'gone') {
+          view.markGone();
+        }
+      }, view);
+      openOnce(view, `jupyter-sandbox-containers-${name}`, `containers: ${name}`);
     }
   });
 

@@ -1,10 +1,11 @@
 /**
- * The small views the panel opens: the create form (a dialog body), the
- * dockerd log, the inner containers and the listening ports (main-area widgets).
+ * The small views the panel opens: the create form and its dialog, and the listening
+ * ports (a main-area widget); the live log and containers views are in detail.ts.
  */
+import { Dialog } from '@jupyterlab/apputils';
 import { Widget } from '@lumino/widgets';
 
-import { ICreateRequest, IInnerContainer, IListeningPort } from './api';
+import { ICreateRequest, IListeningPort, SandboxAPIError } from './api';
 
 /** Network modes a sandbox can have (the core's NETWORK_MODES; the server may refuse some). */
 const NETWORK_MODES = [
@@ -22,7 +23,14 @@ export interface ICreateDefaults {
 /** The defaults of schema/plugin.json, for a Lab without the settings registry. */
 export const CREATE_DEFAULTS: ICreateDefaults = { docker: true, network: 'sandbox' };
 
-/** The create form: name, image, Docker on/off, cpu, memory, pids, disk, network, egress. */
+/** The form fields a server error can name (`field` of a 400), besides `docker`. */
+const FORM_FIELDS = ['name', 'image', 'cpu', 'memory', 'pids', 'disk', 'network', 'egress', 'ttl', 'idle_timeout'];
+
+/**
+ * The create form: name, image, Docker on/off, cpu, memory, pids, disk, network, egress.
+ * A refused create marks the field the server named, with its message and fix beside
+ * it, and keeps everything typed (see {@link CreateDialog}).
+ */
 export class CreateSandboxForm extends Widget {
   constructor(defaults: ICreateDefaults = CREATE_DEFAULTS) {
     super();
@@ -77,6 +85,50 @@ export class CreateSandboxForm extends Widget {
     update();
     this._ttl = this._field('Time to live', 'input', 'ttl', 'removed after, e.g. 2h or 1d (server default if empty)');
     this._idle = this._field('Idle timeout', 'input', 'idle_timeout', 'paused after this long unused, e.g. 30m');
+    this._error = document.createElement('p');
+    this._error.className = 'jp-SandboxError jp-SandboxCreateForm-error';
+    this._error.setAttribute('role', 'alert');
+    this.node.appendChild(this._error);
+  }
+
+  /**
+   * Show why the server refused the create: next to the field it names (marked
+   * invalid and focused), else below the form.  Clears any earlier error.
+   */
+  showError(error: unknown): void {
+    this.clearError();
+    const api = error instanceof SandboxAPIError ? error : null;
+    let field = api?.field && FORM_FIELDS.includes(api.field) ? api.field : '';
+    if (!field && api?.code === 'exists') {
+      field = 'name'; // the name is taken
+    }
+    const text = api ? api.fullMessage : String(error);
+    const input = field ? this.node.querySelector<HTMLInputElement>(`[name="${field}"]`) : null;
+    if (!input) {
+      this._error.textContent = text;
+      return;
+    }
+    input.classList.add('jp-mod-invalid');
+    input.setAttribute('aria-invalid', 'true');
+    const note = document.createElement('span');
+    note.className = 'jp-SandboxError jp-SandboxCreateForm-fieldError';
+    note.dataset.field = field;
+    note.textContent = text;
+    input.parentElement!.appendChild(note);
+    input.focus();
+    input.addEventListener('input', () => this.clearError(), { once: true });
+  }
+
+  /** Remove the marks of a refused create. */
+  clearError(): void {
+    this._error.textContent = '';
+    for (const input of Array.from(this.node.querySelectorAll('.jp-mod-invalid'))) {
+      input.classList.remove('jp-mod-invalid');
+      input.removeAttribute('aria-invalid');
+    }
+    for (const note of Array.from(this.node.querySelectorAll('.jp-SandboxCreateForm-fieldError'))) {
+      note.remove();
+    }
   }
 
   /** The request body: only the fields filled in. */
@@ -141,69 +193,52 @@ export class CreateSandboxForm extends Widget {
   private _warning: HTMLParagraphElement;
   private _ttl: HTMLInputElement;
   private _idle: HTMLInputElement;
+  private _error: HTMLParagraphElement;
 }
 
-/** Plain text in a scrollable pre, e.g. the dockerd log. */
-export class TextView extends Widget {
-  constructor(className: string) {
-    super();
-    this.addClass('jp-SandboxTextView');
-    this.addClass(className);
-    this._pre = document.createElement('pre');
-    this.node.appendChild(this._pre);
+/**
+ * The create dialog: "Create" sends the form and closes only once the server
+ * accepted it; a refusal stays in the dialog, on the field it names.
+ */
+export class CreateDialog extends Dialog<ICreateRequest> {
+  /**
+   * @param form - the form (its values are kept across refusals)
+   * @param submit - sends a request; resolves once accepted, throws the server's error otherwise
+   */
+  constructor(
+    private readonly form: CreateSandboxForm,
+    private readonly submit: (body: ICreateRequest) => Promise<void>
+  ) {
+    super({
+      title: 'Create a sandbox',
+      body: form,
+      buttons: [Dialog.cancelButton(), Dialog.okButton({ label: 'Create' })]
+    });
+    this.addClass('jp-SandboxCreateDialog');
   }
 
-  /** Replace the text (and scroll to its end, where a log's news is). */
-  setText(text: string): void {
-    this._pre.textContent = text;
-    this.node.scrollTop = this.node.scrollHeight;
-  }
-
-  private _pre: HTMLPreElement;
-}
-
-/** A table of a sandbox's inner containers. */
-export class ContainersView extends Widget {
-  constructor() {
-    super();
-    this.addClass('jp-SandboxContainersView');
-  }
-
-  /** Show these containers (or a line saying there are none). */
-  setContainers(containers: IInnerContainer[]): void {
-    this.node.textContent = '';
-    if (containers.length === 0) {
-      const empty = document.createElement('p');
-      empty.textContent = 'No containers in this sandbox.';
-      this.node.appendChild(empty);
+  /** "Create" (the default button, index 1) waits for the server; anything else closes at once. */
+  resolve(index?: number): void {
+    if ((index ?? 1) !== 1) {
+      super.resolve(index);
       return;
     }
-    const columns = ['ID', 'Image', 'Command', 'Status', 'Names'];
-    const table = document.createElement('table');
-    const head = table.createTHead().insertRow();
-    for (const column of columns) {
-      const cell = document.createElement('th');
-      cell.textContent = column;
-      head.appendChild(cell);
+    if (this._busy) {
+      return;
     }
-    const body = table.createTBody();
-    for (const container of containers) {
-      const row = body.insertRow();
-      for (const column of columns) {
-        row.insertCell().textContent = container[column] ?? '';
-      }
-    }
-    this.node.appendChild(table);
+    this._busy = true;
+    this.node.classList.add('jp-mod-busy');
+    this.form.clearError();
+    this.submit(this.form.getValue())
+      .then(() => super.resolve(index))
+      .catch(error => this.form.showError(error))
+      .finally(() => {
+        this._busy = false;
+        this.node.classList.remove('jp-mod-busy');
+      });
   }
 
-  /** Show an error instead of the table. */
-  setError(message: string): void {
-    this.node.textContent = '';
-    const error = document.createElement('p');
-    error.className = 'jp-SandboxError';
-    error.textContent = message;
-    this.node.appendChild(error);
-  }
+  private _busy = false;
 }
 
 /** A sandbox's listening ports, each with buttons to open it in a Lab tab or a browser tab. */

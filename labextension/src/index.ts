@@ -4,13 +4,16 @@
  */
 import { ILayoutRestorer, JupyterFrontEnd, JupyterFrontEndPlugin } from '@jupyterlab/application';
 import { ICommandPalette } from '@jupyterlab/apputils';
+import { IEditorExtensionRegistry, IEditorLanguageRegistry } from '@jupyterlab/codemirror';
 import { IRenderMimeRegistry } from '@jupyterlab/rendermime';
 import { ISettingRegistry } from '@jupyterlab/settingregistry';
 import { IStatusBar } from '@jupyterlab/statusbar';
 import { LabIcon } from '@jupyterlab/ui-components';
 
+import { registerShellMagicHighlighting } from './cellmagic';
 import { PALETTE_COMMANDS, addCommands } from './commands';
 import { CREATE_DEFAULTS, ICreateDefaults } from './dialogs';
+import { filesPlugin } from './files';
 import { SandboxModel } from './model';
 import { SandboxPanel } from './panel';
 import { addStatusItem } from './statusbar';
@@ -66,6 +69,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
               docker: settings.get('docker').composite as boolean,
               network: settings.get('network').composite as string
             };
+            model.removedKeepSeconds = (settings.get('removedKeepMinutes').composite as number) * 60;
           };
           read();
           settings.changed.connect(read);
@@ -93,4 +97,14 @@ const plugin: JupyterFrontEndPlugin<void> = {
   }
 };
 
-export default plugin;
+/** `%%sandbox_docker` cells highlighted as shell (see cellmagic.ts). */
+const cellMagicPlugin: JupyterFrontEndPlugin<void> = {
+  id: 'jupyter-sandbox:cell-magics',
+  description: 'Highlights the docker lines of %%sandbox_docker cells as shell, not as Python.',
+  autoStart: true,
+  requires: [IEditorExtensionRegistry, IEditorLanguageRegistry],
+  activate: (app: JupyterFrontEnd, extensions: IEditorExtensionRegistry, languages: IEditorLanguageRegistry) =>
+    registerShellMagicHighlighting(extensions, languages)
+};
+
+export default [plugin, cellMagicPlugin, filesPlugin];

@@ -24,6 +24,8 @@ import {
 const FALLBACK_POLL_SECONDS = 5;
 /** Missed heartbeats after which the bus counts as interrupted. */
 const MISSED_HEARTBEATS = 3;
+/** Seconds a removed sandbox stays in the "Recently removed" group (setting `removedKeepMinutes`). */
+export const REMOVED_KEEP_SECONDS = 300;
 
 /** Merge a phase event into a sandbox's phase list (one entry per phase/state/uptime). */
 function addPhase(phases: IProgressEvent[], event: IProgressEvent): IProgressEvent[] {
@@ -50,7 +52,10 @@ export class SandboxModel {
       standby: 'when-hidden'
     });
     events.stream.connect(this._onEmission, this);
-    this._watchdog = setInterval(() => this._checkSilence(), 1000);
+    this._watchdog = setInterval(() => {
+      this._checkSilence();
+      this._pruneRemoved();
+    }, 1000);
   }
 
   /** Fires whenever a sandbox, a phase or the connection changes. */
@@ -61,6 +66,34 @@ export class SandboxModel {
   /** Every sandbox, oldest first (warm-pool members left out). */
   get sandboxes(): ISandboxInfo[] {
     return [...this._sandboxes.values()].filter(s => !s.pool).sort((a, b) => (a.created ?? 0) - (b.created ?? 0));
+  }
+
+  /** When a sandbox shown as removed (`gone`) was seen go (ms), for the "Recently removed" group. */
+  removedAt(name: string): number | undefined {
+    return this._removedAt.get(name);
+  }
+
+  /** Forget every removed sandbox (the group's "Clear"). */
+  clearRemoved(): void {
+    let changed = false;
+    for (const [name, info] of this._sandboxes) {
+      if (info.state === 'gone') {
+        this._sandboxes.delete(name);
+        changed = true;
+      }
+    }
+    this._removedAt.clear();
+    if (changed) {
+      this._changed.emit();
+    }
+  }
+
+  /** Seconds a removed sandbox stays in the "Recently removed" group before it goes by itself. */
+  removedKeepSeconds = REMOVED_KEEP_SECONDS;
+
+  /** Whether this page created it (the panel highlights it while it starts). */
+  isFresh(name: string): boolean {
+    return this._fresh.has(name);
   }
 
   /** A sandbox by name. */
@@ -104,6 +137,7 @@ export class SandboxModel {
 
   /** Drop a failed or gone sandbox from the view. */
   dismiss(name: string): void {
+    this._removedAt.delete(name);
     if (this._sandboxes.delete(name)) {
       this._changed.emit();
     }
@@ -111,6 +145,7 @@ export class SandboxModel {
 
   /** Note a create the server accepted, so it shows before its first event. */
   expect(info: Partial<ISandboxInfo> & { name: string }): void {
+    this._fresh.add(info.name);
     if (!this._sandboxes.has(info.name)) {
       this._sandboxes.set(info.name, { ...emptyInfo(info.name), ...info });
       this._changed.emit();
@@ -141,10 +176,16 @@ export class SandboxModel {
         fresh.set(info.name, { ...info, phases });
       }
       for (const [name, old] of this._sandboxes) {
-        if (!fresh.has(name) && (old.state === 'failed' || old.state === 'gone')) {
-          fresh.set(name, old); // keep failures on screen until dismissed
+        if (fresh.has(name)) {
+          continue;
+        }
+        if (old.state === 'failed' || old.state === 'gone') {
+          fresh.set(name, old); // keep failures on screen until dismissed, removed ones in their group
+        } else if (old.container_id) {
+          fresh.set(name, { ...old, state: 'gone', reason: 'removed' }); // went while the bus was silent
         }
       }
+      this._noteRemovals(fresh);
       this._sandboxes = fresh;
       this._engine = state.engine;
       this._stream = state.stream;
@@ -239,6 +280,7 @@ export class SandboxModel {
           phases = addPhase(phases, event);
         }
         this._sandboxes.set(info.name, { ...info, phases });
+        this._noteRemovals(this._sandboxes);
         break;
       }
       case 'engine':
@@ -258,7 +300,37 @@ export class SandboxModel {
     return this._notices.get(name);
   }
 
+  /** Note when each sandbox turned `gone` (and forget the time of one that came back). */
+  private _noteRemovals(sandboxes: Map<string, ISandboxInfo>): void {
+    for (const [name, info] of sandboxes) {
+      if (info.state === 'gone') {
+        if (!this._removedAt.has(name)) {
+          this._removedAt.set(name, Date.now());
+        }
+      } else {
+        this._removedAt.delete(name);
+      }
+    }
+  }
+
+  /** Drop removed sandboxes older than {@link removedKeepSeconds}. */
+  private _pruneRemoved(): void {
+    const oldest = Date.now() - this.removedKeepSeconds * 1000;
+    let changed = false;
+    for (const [name, at] of this._removedAt) {
+      if (at < oldest) {
+        this._removedAt.delete(name);
+        changed = this._sandboxes.delete(name) || changed;
+      }
+    }
+    if (changed) {
+      this._changed.emit();
+    }
+  }
+
   private _notices = new Map<string, string>();
+  private _removedAt = new Map<string, number>();
+  private _fresh = new Set<string>();
 
   private _sandboxes = new Map<string, ISandboxInfo>();
   private _changed = new Signal<this, void>(this);

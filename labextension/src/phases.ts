@@ -109,16 +109,16 @@ function secondsBetween(from: IProgressEvent, to: IProgressEvent): number {
   return Math.max(0, to.elapsed - from.elapsed);
 }
 
-/** Seconds as the panel shows them: `0.42 s`, `12.3 s`, `4 min 05 s`, `2 h 03 min`. */
+/**
+ * Seconds as the panel shows them: `0.42 s`, `12.34 s`, `4 min 05 s`, `2 h 03 min`.  Under a
+ * minute with two decimals, as the CLI and the notebook print phase times and "ready in".
+ */
 export function formatSeconds(seconds: number | null): string {
   if (seconds === null || !isFinite(seconds)) {
     return '';
   }
-  if (seconds < 10) {
-    return `${seconds.toFixed(2)} s`;
-  }
   if (seconds < 60) {
-    return `${seconds.toFixed(1)} s`;
+    return `${seconds.toFixed(2)} s`;
   }
   if (seconds < 3600) {
     const s = Math.floor(seconds % 60);
@@ -126,4 +126,12 @@ export function formatSeconds(seconds: number | null): string {
   }
   const m = Math.floor((seconds % 3600) / 60);
   return `${Math.floor(seconds / 3600)} h ${m.toString().padStart(2, '0')} min`;
+}
+
+/**
+ * "ready in 1.36 s": the create's duration as the core's `progress.ready_text` prints it (two
+ * decimals of the creator's `ready_seconds`), or '' when the server does not know it.
+ */
+export function readyIn(seconds: number | null | undefined): string {
+  return typeof seconds === 'number' && isFinite(seconds) ? `ready in ${seconds.toFixed(2)} s` : '';
 }

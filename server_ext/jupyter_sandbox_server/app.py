@@ -14,11 +14,15 @@ from jupyter_server.utils import url_path_join
 from jupyter_sandbox.labels import SERVER_ENV
 from jupyter_sandbox.ports import BASE_URL_ENV
 
+from .files import DownloadHandler, FilesHandler
 from .handlers import (
     MANAGER_SETTING,
     ContainersHandler,
     EgressHandler,
     ExecHandler,
+    InnerContainerHandler,
+    InnerContainerLogsHandler,
+    InnerContainerStopHandler,
     LogsHandler,
     PauseHandler,
     PhasesHandler,
@@ -38,6 +42,10 @@ from .proxy import route as proxy_route
 NAMESPACE = "sandbox/api"
 """Every route lives under ``<base_url>/sandbox/api/``."""
 NAME = r"(?P<name>[A-Za-z0-9][A-Za-z0-9_.-]{0,62})"
+CONTAINER = r"(?P<container>[A-Za-z0-9][A-Za-z0-9_.-]{0,127})"
+"""An inner container's id or name, as its Docker daemon accepts them."""
+FILE_PATH = r"(?P<path>(?:/.*)?)"
+"""The absolute path inside the sandbox after ``files`` or ``download`` (none: ``/``)."""
 
 
 def routes() -> list[tuple[str, Any]]:
@@ -50,11 +58,16 @@ def routes() -> list[tuple[str, Any]]:
         (url_path_join(one, "egress"), EgressHandler),
         (url_path_join(one, "logs"), LogsHandler),
         (url_path_join(one, "containers"), ContainersHandler),
+        (url_path_join(one, "containers", CONTAINER), InnerContainerHandler),
+        (url_path_join(one, "containers", CONTAINER, "stop"), InnerContainerStopHandler),
+        (url_path_join(one, "containers", CONTAINER, "logs"), InnerContainerLogsHandler),
         (url_path_join(one, "ports"), PortsHandler),
         (url_path_join(one, r"(?P<action>pause|resume)"), PauseHandler),
         (url_path_join(one, "snapshots"), SandboxSnapshotsHandler),
         (url_path_join(one, "terminal"), TerminalHandler),
         (url_path_join(NAMESPACE, "stats"), UsageHandler),
+        (url_path_join(one, "files") + FILE_PATH, FilesHandler),
+        (url_path_join(one, "download") + FILE_PATH, DownloadHandler),
         (url_path_join(NAMESPACE, "snapshots"), SnapshotsHandler),
         (url_path_join(NAMESPACE, "snapshots", r"(?P<tag>[^/]+)"), SnapshotsHandler),
         (url_path_join(NAMESPACE, "watch"), WatchHandler),

@@ -11,6 +11,7 @@ a response with the error's ``http_status`` and ``to_dict()`` body (plus
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 from typing import Any
@@ -20,9 +21,10 @@ import tornado.web
 from jupyter_server.auth.decorator import authorized
 from jupyter_server.base.handlers import APIHandler
 
+from jupyter_sandbox.daemonlog import notes
 from jupyter_sandbox.errors import SandboxError, SpecError
 from jupyter_sandbox.events import phase_catalog
-from jupyter_sandbox.process import TextDecoder
+from jupyter_sandbox.process import AsyncProcess, TextDecoder
 
 from .manager import SandboxManager
 
@@ -71,6 +73,8 @@ class SandboxAPIHandler(APIHandler):
     """Base of the REST handlers: the manager, JSON bodies, and typed errors as JSON responses."""
 
     auth_resource = AUTH_RESOURCE
+    max_body_bytes = MAX_BODY_BYTES
+    """Largest body this route accepts (the files routes take file chunks and raise it)."""
     _body_size = 0
 
     async def prepare(self) -> None:  # type: ignore[override]
@@ -87,21 +91,21 @@ class SandboxAPIHandler(APIHandler):
         if length is not None:
             if not (length.isascii() and length.strip().isdigit()):
                 raise tornado.web.HTTPError(400, "Content-Length is not a whole number")
-            if int(length) > MAX_BODY_BYTES:
-                raise tornado.web.HTTPError(413, f"the body is {int(length)} bytes; the limit is {MAX_BODY_BYTES}")
-        self.request.connection.set_max_body_size(MAX_BODY_BYTES)  # a chunked body past it is cut off too
+            if int(length) > self.max_body_bytes:
+                raise tornado.web.HTTPError(413, f"the body is {int(length)} bytes; the limit is {self.max_body_bytes}")
+        self.request.connection.set_max_body_size(self.max_body_bytes)  # a chunked body past it is cut off too
 
     def data_received(self, chunk: bytes) -> None:
         """Keep the body's chunks, up to :data:`MAX_BODY_BYTES` (past it they are dropped and the request refused)."""
         self._body_size += len(chunk)
-        if self._body_size <= MAX_BODY_BYTES and not self._finished:
+        if self._body_size <= self.max_body_bytes and not self._finished:
             self._chunks.append(chunk)
 
     @property
     def body(self) -> bytes:
         """The request body (streamed in by :meth:`data_received`)."""
-        if self._body_size > MAX_BODY_BYTES:
-            raise tornado.web.HTTPError(413, f"the body is over the limit of {MAX_BODY_BYTES} bytes")
+        if self._body_size > self.max_body_bytes:
+            raise tornado.web.HTTPError(413, f"the body is over the limit of {self.max_body_bytes} bytes")
         return b"".join(getattr(self, "_chunks", []))
 
     @property
@@ -135,6 +139,55 @@ class SandboxAPIHandler(APIHandler):
             self.finish(json.dumps(error_body(error)))
             return
         super().write_error(status_code, **kwargs)
+
+    async def stream_process(self, process: AsyncProcess, first: dict[str, Any] | None = None) -> None:
+        """Answer ``application/x-ndjson``: ``first`` (if given), then ``{"stream", "text"}`` per chunk of the
+        process's output as it arrives, then ``{"exit_code": N}`` (with the typed error's fields when it
+        failed for a known cause), or the error alone.
+
+        The client leaving ends it at once (even while the process prints nothing, as a
+        follower does): leaving ``output()`` kills the process.
+        """
+        self.set_header("Content-Type", "application/x-ndjson")
+        self.set_header("Cache-Control", "no-cache")
+        self.set_header("X-Accel-Buffering", "no")  # a proxy in front must pass each line on at once
+        decoder = TextDecoder()  # a character split across chunks stays whole
+
+        async def pump() -> None:
+            if first is not None:
+                self.write(json.dumps(first) + "\n")
+                await self.flush()
+            try:
+                async with contextlib.aclosing(process.output()) as output:
+                    async for chunk in output:
+                        self.write(json.dumps({"stream": chunk.stream, "text": decoder.decode(chunk)}) + "\n")
+                        await self.flush()
+                final: dict[str, Any] = {"exit_code": process.exit_code}
+                if process.error is not None:  # e.g. the sandbox's disk is full: the typed error beside the code
+                    final.update(error_body(process.error))
+            except SandboxError as error:
+                final = error_body(error)
+            self.write(json.dumps(final) + "\n")
+            self.finish()
+
+        self._left = asyncio.Event()
+        task = asyncio.ensure_future(pump())
+        left = asyncio.ensure_future(self._left.wait())
+        try:
+            await asyncio.wait({task, left}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            left.cancel()
+            if not task.done():
+                task.cancel()  # the client left: cancelling leaves output(), which kills the process
+            with contextlib.suppress(asyncio.CancelledError, tornado.iostream.StreamClosedError):
+                await task
+
+    def on_connection_close(self) -> None:
+        """The client went away: stop a stream under way (see :meth:`stream_process`)."""
+        left = getattr(self, "_left", None)
+        if left is not None:
+            left.set()
+        super().on_connection_close()
 
     def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
         """One line for an expected :class:`SandboxError`, a traceback only for real bugs."""
@@ -231,24 +284,20 @@ class ExecHandler(SandboxAPIHandler):
         if not isinstance(body, dict):
             raise SpecError("body", "must be a JSON object", fix='send e.g. {"command": ["ls", "-l"]}')
         process = await self.manager.exec(name, body.get("command"), body.get("timeout"))
-        self.set_header("Content-Type", "application/x-ndjson")
-        self.set_header("Cache-Control", "no-cache")
-        decoder = TextDecoder()  # a character split across chunks stays whole
-        try:
-            try:
-                async with contextlib.aclosing(process.output()) as output:
-                    async for chunk in output:
-                        self.write(json.dumps({"stream": chunk.stream, "text": decoder.decode(chunk)}) + "\n")
-                        await self.flush()
-                final: dict[str, Any] = {"exit_code": process.exit_code}
-                if process.error is not None:  # e.g. the sandbox's disk is full: the typed error beside the code
-                    final.update(error_body(process.error))
-            except SandboxError as error:
-                final = error_body(error)
-            self.write(json.dumps(final) + "\n")
-            self.finish()
-        except tornado.iostream.StreamClosedError:
-            pass  # the client left: leaving output() above killed the command
+        await self.stream_process(process)
+
+
+def lines_argument(handler: SandboxAPIHandler, default: str = "200") -> int:
+    """The ``?lines=N`` query argument: a whole number from 1 to :data:`MAX_LOG_LINES`."""
+    text = handler.get_query_argument("lines", default)
+    if not (text.isascii() and text.isdigit()) or not 0 < int(text) <= MAX_LOG_LINES:
+        raise SpecError("lines", f"must be a whole number from 1 to {MAX_LOG_LINES}, got {text!r}", fix="use e.g. ?lines=200")
+    return int(text)
+
+
+def flag_argument(handler: SandboxAPIHandler, name: str) -> bool:
+    """A yes/no query argument (``true``, ``1``, ``yes``; anything else is no)."""
+    return handler.get_query_argument(name, "false").lower() in ("1", "true", "yes")
 
 
 class LogsHandler(SandboxAPIHandler):
@@ -257,12 +306,19 @@ class LogsHandler(SandboxAPIHandler):
     @tornado.web.authenticated
     @authorized
     async def get(self, name: str) -> None:
-        """``?lines=N`` (default 200) last lines, as ``{"sandbox", "lines", "log"}``."""
-        text = self.get_query_argument("lines", "200")
-        if not (text.isascii() and text.isdigit()) or not 0 < int(text) <= MAX_LOG_LINES:
-            raise SpecError("lines", f"must be a whole number from 1 to {MAX_LOG_LINES}, got {text!r}", fix="use e.g. ?lines=200")
-        log = await self.manager.dockerd_log(name, int(text))
-        self.write_json({"sandbox": name, "lines": int(text), "log": log})
+        """``?lines=N`` (default 200) last lines, as ``{"sandbox", "lines", "log", "notes"}``.
+
+        ``notes`` lists the lines expected under gVisor (``{"match", "why"}``, see
+        :mod:`jupyter_sandbox.daemonlog`).  With ``?follow=true`` the answer is a stream
+        (:meth:`SandboxAPIHandler.stream_process`) whose first line is ``{"notes": [...]}``,
+        then the log's lines as dockerd writes them, until the client leaves or the sandbox goes.
+        """
+        lines = lines_argument(self)
+        if flag_argument(self, "follow"):
+            await self.stream_process(await self.manager.follow_dockerd_log(name, lines), first={"notes": notes()})
+            return
+        log = await self.manager.dockerd_log(name, lines)
+        self.write_json({"sandbox": name, "lines": lines, "log": log, "notes": notes()})
 
 
 class ContainersHandler(SandboxAPIHandler):
@@ -272,8 +328,44 @@ class ContainersHandler(SandboxAPIHandler):
     @authorized
     async def get(self, name: str) -> None:
         """``docker ps --format '{{json .}}'`` as a JSON list (``?all=true`` adds stopped ones)."""
-        include_stopped = self.get_query_argument("all", "false").lower() in ("1", "true", "yes")
+        include_stopped = flag_argument(self, "all")
         self.write_json(await self.manager.containers(name, include_stopped))
+
+
+class InnerContainerHandler(SandboxAPIHandler):
+    """``/sandbox/api/sandboxes/<name>/containers/<container>``: DELETE removes an inner container (running too)."""
+
+    @tornado.web.authenticated
+    @authorized
+    async def delete(self, name: str, container: str) -> None:
+        """``docker rm --force`` in the sandbox; 404 if it has no such container."""
+        await self.manager.remove_container(name, container)
+        self.set_status(204)
+        self.finish()
+
+
+class InnerContainerStopHandler(SandboxAPIHandler):
+    """``/sandbox/api/sandboxes/<name>/containers/<container>/stop``: stop an inner container."""
+
+    @tornado.web.authenticated
+    @authorized
+    async def post(self, name: str, container: str) -> None:
+        """``docker stop``; answers 204 once it has stopped."""
+        await self.manager.stop_container(name, container)
+        self.set_status(204)
+        self.finish()
+
+
+class InnerContainerLogsHandler(SandboxAPIHandler):
+    """``/sandbox/api/sandboxes/<name>/containers/<container>/logs``: an inner container's ``docker logs``."""
+
+    @tornado.web.authenticated
+    @authorized
+    async def get(self, name: str, container: str) -> None:
+        """``?lines=N`` (default 200) last lines, ``?follow=true`` to keep streaming new ones; always a stream
+        (:meth:`SandboxAPIHandler.stream_process`: its stdout and stderr as the container wrote them)."""
+        lines = lines_argument(self)
+        await self.stream_process(await self.manager.container_logs(name, container, lines, flag_argument(self, "follow")))
 
 
 class PauseHandler(SandboxAPIHandler):

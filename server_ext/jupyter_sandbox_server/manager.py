@@ -34,6 +34,7 @@ from jupyter_sandbox.errors import (
     SpecError,
     TerminalsDisabled,
 )
+from jupyter_sandbox.files import AsyncFiles
 from jupyter_sandbox.pool import WarmPool
 from jupyter_sandbox.ports import check_port
 from jupyter_sandbox.process import AsyncProcess
@@ -147,7 +148,12 @@ class SandboxManager(LoggingConfigurable):
         if self.keep_on_exit:
             return
         removed = 0
-        for container in await self.engine.containers():
+        try:
+            containers = await self.engine.containers()
+        except SandboxError as error:  # no engine: nothing to remove here, and the server must still stop
+            self.log.warning("jupyter-sandbox: could not look for this server's sandboxes to remove them: %s", error.message)
+            return
+        for container in containers:
             labels = ownership.labels_of(container.id, container.labels)  # pool members it claimed are its own too
             if labels.get(L.OWNER) == OWNER and labels.get(L.OWNER_PID) == str(os.getpid()) \
                     and labels.get(L.OWNER_HOST) == socket.gethostname():
@@ -259,9 +265,27 @@ class SandboxManager(LoggingConfigurable):
         return self.publisher.state()
 
     async def list(self) -> list[dict[str, Any]]:
-        """Every sandbox on the engine, as JSON-ready dicts."""
+        """Every sandbox on the engine, as JSON-ready dicts (with ``used_by``, see :meth:`with_used_by`)."""
         infos = await AsyncSandbox.list(engine=self.engine)
-        return [info.to_dict() for info in infos if L.visible_to({L.SERVER: info.server}, self.server_id)]
+        visible = [info.to_dict() for info in infos if L.visible_to({L.SERVER: info.server}, self.server_id)]
+        return await self.with_used_by(visible)
+
+    async def notebooks(self) -> dict[str, str]:
+        """Kernel id -> the path of the notebook (or console) whose session runs it, from the session manager."""
+        sessions = getattr(self.parent, "session_manager", None)
+        if sessions is None:
+            return {}
+        try:
+            listed = await sessions.list_sessions()
+        except Exception as error:  # a session store problem must not fail a listing
+            self.log.warning("jupyter-sandbox: cannot list the sessions: %s", error)
+            return {}
+        return {s["kernel"]["id"]: s.get("path") or s.get("name") or "" for s in listed if s.get("kernel")}
+
+    async def with_used_by(self, infos: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Add ``used_by`` to each sandbox: the notebook whose kernel created it (null if none, or its session ended)."""
+        paths = await self.notebooks() if any(info.get("kernel") for info in infos) else {}
+        return [{**info, "used_by": paths.get(info.get("kernel") or "") or None} for info in infos]
 
     async def find(self, name: str) -> AsyncSandbox:
         """The sandbox called ``name``, if this server may see it (raises :class:`SandboxNotFound`).
@@ -287,7 +311,7 @@ class SandboxManager(LoggingConfigurable):
         before its container exists, so a GET right after the 202 never 404s.
         """
         try:
-            return (await (await self.find(name)).status(enforce=True)).to_dict()
+            return (await self.with_used_by([(await (await self.find(name)).status(enforce=True)).to_dict()]))[0]
         except SandboxNotFound:
             pending = next((s for s in self.watcher.snapshot() if s["name"] == name and not s["container_id"]), None)
             if pending is None:
@@ -346,10 +370,32 @@ class SandboxManager(LoggingConfigurable):
         sandbox = await self.find(name)
         return await sandbox.exec(command, timeout=timeout)
 
+    async def files(self, name: str) -> AsyncFiles:
+        """A visible sandbox's files (``sb.files``), for the files routes; a paused one resumes on first use."""
+        return (await self.find(name)).files
+
     async def dockerd_log(self, name: str, lines: int) -> str:
         """The last ``lines`` lines of a sandbox's dockerd log."""
         sandbox = await self._docker_sandbox(name)
         return await sandbox.dockerd_log(lines)
+
+    async def follow_dockerd_log(self, name: str, lines: int) -> AsyncProcess:
+        """A process printing the last ``lines`` lines of a sandbox's dockerd log, then each new one."""
+        sandbox = await self._docker_sandbox(name)
+        return await sandbox.follow_dockerd_log(lines)
+
+    async def container_logs(self, name: str, container: str, lines: int, follow: bool) -> AsyncProcess:
+        """``docker logs --tail LINES [--follow] CONTAINER`` of an inner container, as a running process."""
+        sandbox = await self._docker_sandbox(name)
+        return await sandbox.docker.logs(container, tail=lines, follow=follow, timestamps=False)
+
+    async def stop_container(self, name: str, container: str) -> None:
+        """Stop an inner container (:class:`InnerContainerNotFound` if there is none)."""
+        await (await self._docker_sandbox(name)).docker.stop(container)
+
+    async def remove_container(self, name: str, container: str) -> None:
+        """Remove an inner container, running or not (:class:`InnerContainerNotFound` if there is none)."""
+        await (await self._docker_sandbox(name)).docker.remove(container, force=True)
 
     async def containers(self, name: str, include_stopped: bool) -> list[dict[str, Any]]:
         """The sandbox's inner containers (``docker ps --format '{{json .}}'``)."""
