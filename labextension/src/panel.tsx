@@ -333,7 +333,7 @@ function SandboxCard(props: {
               onClick={run(CommandIDs.terminal)}
               title="A shell inside the sandbox, in a Lab terminal"
             >
-              Terminal
+              terminal
             </button>
           )}
           {info.docker && info.state === 'ready' && (
