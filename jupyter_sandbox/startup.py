@@ -252,9 +252,10 @@ class Startup:
         api: Any = self.engine.client.api  # the restore below needs docker-py's private helpers, not in types-docker
 
         def restore() -> None:
-            # One restore of a snapshot at a time: the engine imports the checkpoint into containerd's
-            # content store, and two at once fail with "content sha256:...: already exists" (measured).
-            with host_lock(os.path.join(snapshots.root(), f".{tag}.lock")):
+            # One restore at a time on the host: the engine imports the checkpoint into containerd's
+            # content store, and two at once failed with "content sha256:...: already exists" (measured
+            # for one snapshot forked twice, and seen with several processes restoring other snapshots).
+            with host_lock(os.path.join(snapshots.root(), ".restore.lock")):
                 api._raise_for_status(api._post(api._url("/containers/{0}/start", container.id),
                                                 params={"checkpoint": snapshots.CHECKPOINT}))
 

@@ -21,9 +21,15 @@ python3 -m mypy
 bash scripts/unit-pythons.sh
 
 status=0
+started=$(date +%s)
 python3 -m pytest -p no:cacheprovider -ra "$@" || status=$?
 if [ "$status" = 5 ]; then
   echo "pytest collected no tests: that is a failure" >&2
   exit 1
+fi
+# The browser tests' screenshots (test-output/): each one this run wrote decodes and is not blank; a
+# whole run (no arguments) writes at least 30 of them.
+if [ "$#" = 0 ]; then
+  python3 scripts/check-screenshots.py --since "$started" --at-least 30 || status=1
 fi
 exit "$status"
