@@ -392,6 +392,8 @@ def test_the_shell_magic_shows_a_button_that_opens_the_terminal(panel: Any, lab_
     """``%sandbox shell NAME`` in a notebook: Lab renders its output as a button; the button opens the shell."""
     import json
 
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
     from jupyter_sandbox.sandbox import AsyncSandbox
     from jupyter_sandbox.sync import Sandbox, call
 
@@ -414,10 +416,13 @@ def test_the_shell_magic_shows_a_button_that_opens_the_terminal(panel: Any, lab_
         page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']").wait_for()
         button = page.locator(".jp-SandboxTerminalOutput-open")
         kernel_dialog = page.locator(".jp-Dialog", has_text="Select Kernel")
-        for _ in range(3):  # a key press before the kernel's session is connected asks for a kernel instead
+        for _ in range(5):  # a key press before the kernel's session is connected is lost, or asks for a kernel
             page.locator(".jp-Notebook .jp-Cell").first.click()
             page.keyboard.press("Shift+Enter")
-            page.locator(".jp-SandboxTerminalOutput-open, .jp-Dialog").first.wait_for()
+            try:
+                page.locator(".jp-SandboxTerminalOutput-open, .jp-Dialog").first.wait_for(timeout=15000)
+            except PlaywrightTimeout:
+                continue
             if not kernel_dialog.is_visible():
                 break
             kernel_dialog.locator(".jp-Dialog-button.jp-mod-accept").click()
