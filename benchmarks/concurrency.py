@@ -41,8 +41,9 @@ async def ours(count: int, round_: int) -> list[dict[str, float]]:
             if event.state == "done":
                 timelines[i].setdefault(event.phase, time.monotonic() - start)
 
-        sandbox = await AsyncSandbox.create(name=f"{PREFIX}-{round_}-{i}", docker=True, owner="benchmark",
-                                            network="none", use_pool=False, on_event=note)  # as the floor
+        sandbox = await AsyncSandbox.create(
+            name=f"{PREFIX}-{round_}-{i}", docker=True, owner="benchmark", network="none", use_pool=False, on_event=note
+        )  # as the floor
         await sandbox.terminate()
 
     async with anyio.create_task_group() as group:
@@ -98,8 +99,12 @@ def main(argv: list[str] | None = None) -> int:
         bare_singles += floor(1, 100 + round_)
         mine += anyio.run(ours, args.count, round_)
         bare += floor(args.count, round_)
-    columns = {"ours x1": medians(singles), "floor x1": medians(bare_singles),
-               f"ours x{args.count}": medians(mine), f"floor x{args.count}": medians(bare)}
+    columns = {
+        "ours x1": medians(singles),
+        "floor x1": medians(bare_singles),
+        f"ours x{args.count}": medians(mine),
+        f"floor x{args.count}": medians(bare),
+    }
     print(f"{'phase ended (s since start)':<28}" + "".join(f"{label:>11}" for label in columns))
     for phase in [p.value for p in DOCKER_PHASES]:
         cells = [column.get(phase) for column in columns.values()]

@@ -71,19 +71,23 @@ def lines(sandbox: Any, runs: int) -> dict[str, dict[str, float]]:
             with contextlib.redirect_stdout(io.StringIO()):
                 shell.run_cell_magic("sandbox_docker", "", command)
             assert shell.user_ns["_exit_code"] == 0
+
         return run
 
     def host(*argv: str) -> Any:
         return lambda: subprocess.run(["docker", *argv], check=True, capture_output=True)
 
-    return time_alternately({
-        "%%sandbox_docker docker version": magic("docker version"),
-        "host docker version": host("version"),
-        "%%sandbox_docker docker ps": magic("docker ps"),
-        "host docker ps": host("ps"),
-        "exec path docker version": host("exec", container, "docker", "version"),
-        "docker-py version() on the socket": lambda: client.version(),
-    }, runs)
+    return time_alternately(
+        {
+            "%%sandbox_docker docker version": magic("docker version"),
+            "host docker version": host("version"),
+            "%%sandbox_docker docker ps": magic("docker ps"),
+            "host docker ps": host("ps"),
+            "exec path docker version": host("exec", container, "docker", "version"),
+            "docker-py version() on the socket": lambda: client.version(),
+        },
+        runs,
+    )
 
 
 def loads(sandbox: Any, image: str, runs: int) -> dict[str, dict[str, float]]:
@@ -108,9 +112,14 @@ def loads(sandbox: Any, image: str, runs: int) -> dict[str, dict[str, float]]:
         subprocess.run(f"docker save {image} | docker load", shell=True, check=True, capture_output=True)
 
     timings: list[float] = []
-    results = time_alternately({"sb.docker.load, new to the sandbox (total)": fresh,
-                                "sb.docker.load, layers present": ours,
-                                "host docker save | docker load (layers present)": host}, runs)
+    results = time_alternately(
+        {
+            "sb.docker.load, new to the sandbox (total)": fresh,
+            "sb.docker.load, layers present": ours,
+            "host docker save | docker load (layers present)": host,
+        },
+        runs,
+    )
     results["sb.docker.load, new to the sandbox"] = summary(timings)
     del results["sb.docker.load, new to the sandbox (total)"]
     return results
@@ -128,8 +137,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from jupyter_sandbox.sync import Sandbox
 
-    sandbox = Sandbox.start(Sandbox.prepare(f"uds-bench-{os.getpid()}", image=args.image, docker=True,
-                                            owner="benchmark", use_pool=False))
+    sandbox = Sandbox.start(Sandbox.prepare(f"uds-bench-{os.getpid()}", image=args.image, docker=True, owner="benchmark", use_pool=False))
     try:
         line_results = lines(sandbox, args.runs)
         size = image_bytes(args.load_image)
@@ -139,11 +147,9 @@ def main(argv: list[str] | None = None) -> int:
 
     print(table({**line_results, **load_results}))
     ratios = {
-        "version line / host": line_results["%%sandbox_docker docker version"]["median"]
-        / line_results["host docker version"]["median"],
+        "version line / host": line_results["%%sandbox_docker docker version"]["median"] / line_results["host docker version"]["median"],
         "ps line / host": line_results["%%sandbox_docker docker ps"]["median"] / line_results["host docker ps"]["median"],
-        "exec path version / host": line_results["exec path docker version"]["median"]
-        / line_results["host docker version"]["median"],
+        "exec path version / host": line_results["exec path docker version"]["median"] / line_results["host docker version"]["median"],
     }
     print(f"\nline ratios (goal: at most {LINE_GOAL:g}x the host's docker CLI on the host engine):")
     for label, ratio in ratios.items():
@@ -161,8 +167,17 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  {'ratio, ' + label:<50}{ratios['load throughput / host, ' + label]:>7.2f}x")
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "results": {**line_results, **load_results},
-                       "ratios": ratios, "load_mb_per_s": throughput, "load_bytes": size}, f, indent=2)
+            json.dump(
+                {
+                    "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                    "results": {**line_results, **load_results},
+                    "ratios": ratios,
+                    "load_mb_per_s": throughput,
+                    "load_bytes": size,
+                },
+                f,
+                indent=2,
+            )
     return 0
 
 

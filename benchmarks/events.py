@@ -62,10 +62,22 @@ class Server:
         tree = path or here
         env = {**os.environ, "PYTHONPATH": os.pathsep.join([tree, os.path.join(tree, "server_ext")])}
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "jupyter_server", "--allow-root", "--no-browser", f"--port={self.port}", "--ip=127.0.0.1",
-             f"--IdentityProvider.token={self.token}", "--ServerApp.jpserver_extensions=jupyter_sandbox_server=True",
-             f"--ServerApp.root_dir={self.root}"],
-            env=env, stdout=subprocess.DEVNULL, stderr=open(os.path.join(self.root, "server.log"), "wb"))
+            [
+                sys.executable,
+                "-m",
+                "jupyter_server",
+                "--allow-root",
+                "--no-browser",
+                f"--port={self.port}",
+                "--ip=127.0.0.1",
+                f"--IdentityProvider.token={self.token}",
+                "--ServerApp.jpserver_extensions=jupyter_sandbox_server=True",
+                f"--ServerApp.root_dir={self.root}",
+            ],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=open(os.path.join(self.root, "server.log"), "wb"),
+        )
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             try:
@@ -78,8 +90,9 @@ class Server:
 
     def request(self, method: str, path: str, body: Any = None) -> Any:
         data = None if body is None else json.dumps(body).encode()
-        request = urllib.request.Request(f"http://127.0.0.1:{self.port}{path}", data=data, method=method,
-                                         headers={"Authorization": f"token {self.token}"})
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{self.port}{path}", data=data, method=method, headers={"Authorization": f"token {self.token}"}
+        )
         with urllib.request.urlopen(request, timeout=60) as response:
             text = response.read()
         return json.loads(text) if text else None
@@ -167,9 +180,12 @@ def one_round(server: Server, route: str) -> list[float]:
 def summary(values: list[float]) -> dict[str, float]:
     """Median, p90 and max in milliseconds."""
     ordered = sorted(values)
-    return {"median_ms": round(statistics.median(ordered) * 1000, 3),
-            "p90_ms": round(ordered[min(len(ordered) - 1, round(0.9 * (len(ordered) - 1)))] * 1000, 3),
-            "max_ms": round(ordered[-1] * 1000, 3), "n": len(ordered)}
+    return {
+        "median_ms": round(statistics.median(ordered) * 1000, 3),
+        "p90_ms": round(ordered[min(len(ordered) - 1, round(0.9 * (len(ordered) - 1)))] * 1000, 3),
+        "max_ms": round(ordered[-1] * 1000, 3),
+        "n": len(ordered),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -190,8 +206,10 @@ def main(argv: list[str] | None = None) -> int:
         server.stop()
     results = {route: summary(values) for route, values in latencies.items() if values}
     for route, figures in results.items():
-        print(f"{route:7} {ROUTES[route]:24} median {figures['median_ms']:7.3f} ms  p90 {figures['p90_ms']:7.3f} ms  "
-              f"max {figures['max_ms']:8.3f} ms  ({figures['n']} phase events)")
+        print(
+            f"{route:7} {ROUTES[route]:24} median {figures['median_ms']:7.3f} ms  p90 {figures['p90_ms']:7.3f} ms  "
+            f"max {figures['max_ms']:8.3f} ms  ({figures['n']} phase events)"
+        )
     if args.json:
         pathlib.Path(args.json).write_text(json.dumps({"rounds": args.rounds, "routes": results}, indent=2) + "\n")
     return 0

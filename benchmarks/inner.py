@@ -59,8 +59,7 @@ def unique_image(base: str) -> str:
         export = subprocess.Popen(["docker", "export", container], stdout=subprocess.PIPE)
         imported = subprocess.Popen(["docker", "import", "-", tag], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL)
         assert export.stdout is not None and imported.stdin is not None
-        with tarfile.open(fileobj=export.stdout, mode="r|") as source, \
-                tarfile.open(fileobj=imported.stdin, mode="w|") as target:
+        with tarfile.open(fileobj=export.stdout, mode="r|") as source, tarfile.open(fileobj=imported.stdin, mode="w|") as target:
             for member in source:
                 target.addfile(member, source.extractfile(member) if member.isfile() else None)
             marker = os.urandom(16).hex().encode()
@@ -77,6 +76,7 @@ def unique_image(base: str) -> str:
 
 def run_variants(sandbox: Sandbox, image: str, runs: int) -> dict[str, dict[str, float]]:
     """Inner docker run against host runsc and runc."""
+
     def inner() -> None:
         process = sandbox.docker.run(image, "true", rm=True, network="none")
         if process.wait() != 0:
@@ -85,8 +85,9 @@ def run_variants(sandbox: Sandbox, image: str, runs: int) -> dict[str, dict[str,
     def host(runtime: str) -> Callable[[], None]:
         return lambda: docker("run", "--rm", f"--runtime={runtime}", "--network=none", "--entrypoint=", image, "true")
 
-    return time_alternately({"inner docker run --rm (ours)": inner, "host docker run --rm, runsc": host("runsc"),
-                             "host docker run --rm, runc": host("runc")}, runs)
+    return time_alternately(
+        {"inner docker run --rm (ours)": inner, "host docker run --rm, runsc": host("runsc"), "host docker run --rm, runc": host("runc")}, runs
+    )
 
 
 def load_variants(sandbox: Sandbox, runs: int) -> tuple[dict[str, dict[str, float]], int]:
@@ -133,10 +134,16 @@ def load_variants(sandbox: Sandbox, runs: int) -> tuple[dict[str, dict[str, floa
                 raise RuntimeError(process.stderr.read())
             inner_rmi()
 
-        timings = time_alternately({"inner load (ours: save | exec | load)": inner, "host docker load -i": host,
-                                    "  part: host docker save > /dev/null": save,
-                                    "  part: exec stream into cat > /dev/null": stream,
-                                    "  part: inner docker load -i (tar inside)": inside_file}, runs)
+        timings = time_alternately(
+            {
+                "inner load (ours: save | exec | load)": inner,
+                "host docker load -i": host,
+                "  part: host docker save > /dev/null": save,
+                "  part: exec stream into cat > /dev/null": stream,
+                "  part: inner docker load -i (tar inside)": inside_file,
+            },
+            runs,
+        )
         sandbox.run(["rm", "-f", copied])
         return timings, size
     finally:
@@ -171,9 +178,13 @@ def build_variants(sandbox: Sandbox, runs: int) -> dict[str, dict[str, float]]:
 def create_variants(runs: int) -> dict[str, dict[str, float]]:
     """Create to ready against the floor, alternating."""
     index = iter(range(10**6))
-    return time_alternately({"create(docker=True) to ready (ours)": lambda: call(run_ours, DEFAULT_IMAGE, next(index), PREFIX),
-                             "floor (bare docker run, same store)": lambda: run_floor(DEFAULT_IMAGE, f"{PREFIX}-{next(index)}")},
-                            runs)
+    return time_alternately(
+        {
+            "create(docker=True) to ready (ours)": lambda: call(run_ours, DEFAULT_IMAGE, next(index), PREFIX),
+            "floor (bare docker run, same store)": lambda: run_floor(DEFAULT_IMAGE, f"{PREFIX}-{next(index)}"),
+        },
+        runs,
+    )
 
 
 def ratio(results: dict[str, dict[str, float]], a: str, b: str) -> float:
@@ -191,8 +202,9 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     results: dict[str, dict[str, float]] = {}
     preload: list[Any] = []
-    with Sandbox.create(f"{PREFIX}-inner", docker=True, images=[DEFAULT_IMAGE, TINY], timeout=600, owner="benchmark",
-                        on_event=preload.append, use_pool=False) as sandbox:
+    with Sandbox.create(
+        f"{PREFIX}-inner", docker=True, images=[DEFAULT_IMAGE, TINY], timeout=600, owner="benchmark", on_event=preload.append, use_pool=False
+    ) as sandbox:
         results.update(run_variants(sandbox, DEFAULT_IMAGE, args.runs))
         loads, size = load_variants(sandbox, args.runs)
         results.update(loads)
@@ -219,8 +231,17 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\n({time.monotonic() - started:.0f} s in all)")
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"results": results, "ratios": ratios, "load_tar_bytes": size,
-                       "preloads": [e.message for e in done], "when": time.strftime("%Y-%m-%d %H:%M")}, f, indent=2)
+            json.dump(
+                {
+                    "results": results,
+                    "ratios": ratios,
+                    "load_tar_bytes": size,
+                    "preloads": [e.message for e in done],
+                    "when": time.strftime("%Y-%m-%d %H:%M"),
+                },
+                f,
+                indent=2,
+            )
     return 0
 
 

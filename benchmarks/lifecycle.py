@@ -39,8 +39,7 @@ def main() -> None:
     parser.add_argument("--json", help="write the results here")
     args = parser.parse_args()
     lifecycle.add_notice_listener(lambda notice: None)  # the exec-on-paused rows would print a line each
-    times: dict[str, list[float]] = {k: [] for k in ("pause", "resume", "exec running", "exec paused", "inspect",
-                                                      "inner docker ps after resume")}
+    times: dict[str, list[float]] = {k: [] for k in ("pause", "resume", "exec running", "exec paused", "inspect", "inner docker ps after resume")}
     sb = Sandbox.create(f"bench-lc-{os.getpid()}", docker=True, owner="benchmark", use_pool=False)
     try:
         assert sb.docker.load(TINY).wait() == 0
@@ -67,8 +66,7 @@ def main() -> None:
         print(f"{label:30s} median {data['median'] * 1000:7.1f} ms   p95 {data['p95'] * 1000:7.1f} ms   (n={data['n']})")
     check = results["inspect"]["median"] / results["exec running"]["median"]
     print(f"the auto-resume check (one inspect) is {check:.1%} of an exec on a running sandbox")
-    print(f"an exec on a paused sandbox takes {results['exec paused']['median'] / results['exec running']['median']:.2f}x "
-          "one on a running sandbox")
+    print(f"an exec on a paused sandbox takes {results['exec paused']['median'] / results['exec running']['median']:.2f}x one on a running sandbox")
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"runs": args.runs, "results": results, "check_fraction_of_exec": check}, f, indent=2)

@@ -28,8 +28,7 @@ from startup import summary, table  # noqa: E402
 async def create_ready(image: str, docker: bool, network: str, name: str) -> float:
     """Seconds from the create call until the sandbox is ready (its daemon answering, with Docker)."""
     start = time.monotonic()
-    sandbox = await AsyncSandbox.create(name=name, image=image, docker=docker, network=network, owner="benchmark",
-                                        use_pool=False)
+    sandbox = await AsyncSandbox.create(name=name, image=image, docker=docker, network=network, owner="benchmark", use_pool=False)
     elapsed = time.monotonic() - start
     await sandbox.terminate()
     return elapsed
@@ -52,8 +51,11 @@ def main(argv: list[str] | None = None) -> int:
         order = ("sandbox", "none") if index % 2 == 0 else ("none", "sandbox")  # alternate who goes first
         for network in order:
             timings[f"network {network}"].append(anyio.run(create_ready, args.image, docker, network, f"{tag}-{network}-{index}"))
-        print(f"run {index + 1}/{args.runs}: sandbox {timings['network sandbox'][-1]:.2f}s "
-              f"none {timings['network none'][-1]:.2f}s", file=sys.stderr, flush=True)
+        print(
+            f"run {index + 1}/{args.runs}: sandbox {timings['network sandbox'][-1]:.2f}s none {timings['network none'][-1]:.2f}s",
+            file=sys.stderr,
+            flush=True,
+        )
     results = {label: summary(values) for label, values in timings.items()}
     ratio = results["network sandbox"]["median"] / results["network none"]["median"]
     print(table(results))

@@ -53,10 +53,21 @@ def start_server(token: str) -> tuple[subprocess.Popen[bytes], int]:
     port = free_port()
     root = tempfile.mkdtemp(prefix="proxy-bench-")
     server = subprocess.Popen(
-        [sys.executable, "-m", "jupyter_server", "--allow-root", "--no-browser", f"--port={port}", "--ip=127.0.0.1",
-         f"--ServerApp.token={token}", "--ServerApp.jpserver_extensions=jupyter_sandbox_server=True",
-         f"--ServerApp.root_dir={root}"],
-        stdout=subprocess.DEVNULL, stderr=open(os.path.join(root, "server.log"), "wb"))
+        [
+            sys.executable,
+            "-m",
+            "jupyter_server",
+            "--allow-root",
+            "--no-browser",
+            f"--port={port}",
+            "--ip=127.0.0.1",
+            f"--ServerApp.token={token}",
+            "--ServerApp.jpserver_extensions=jupyter_sandbox_server=True",
+            f"--ServerApp.root_dir={root}",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=open(os.path.join(root, "server.log"), "wb"),
+    )
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         try:
@@ -68,8 +79,13 @@ def start_server(token: str) -> tuple[subprocess.Popen[bytes], int]:
     raise SystemExit("the Jupyter server did not start (see its log in " + root + ")")
 
 
-def get(host: str, port: int, path: str, headers: dict[str, str], sink: Callable[[bytes], None] | None = None,
-        ) -> tuple[int, int]:
+def get(
+    host: str,
+    port: int,
+    path: str,
+    headers: dict[str, str],
+    sink: Callable[[bytes], None] | None = None,
+) -> tuple[int, int]:
     """One GET on a new connection; returns (status, bytes read)."""
     connection = http.client.HTTPConnection(host, port, timeout=120)
     try:
@@ -87,15 +103,22 @@ def get(host: str, port: int, path: str, headers: dict[str, str], sink: Callable
 
 def prepare_sandbox(big_mb: int) -> Sandbox:
     """The sandbox with its web server and websocket echo listening."""
-    sandbox = Sandbox(call(AsyncSandbox.create, name=f"bench-proxy-{secrets.token_hex(3)}", docker=True,
-                           network="sandbox", memory="2Gi", owner="api", use_pool=False))
+    sandbox = Sandbox(
+        call(
+            AsyncSandbox.create, name=f"bench-proxy-{secrets.token_hex(3)}", docker=True, network="sandbox", memory="2Gi", owner="api", use_pool=False
+        )
+    )
     assert sandbox.docker.load(TINY).wait() == 0
-    setup = sandbox.run(["sh", "-c", "mkdir -p /root/www && head -c 1024 /dev/zero > /root/www/small && "
-                                     f"dd if=/dev/zero of=/root/www/big bs=1M count={big_mb} 2>/dev/null"])
+    setup = sandbox.run(
+        [
+            "sh",
+            "-c",
+            f"mkdir -p /root/www && head -c 1024 /dev/zero > /root/www/small && dd if=/dev/zero of=/root/www/big bs=1M count={big_mb} 2>/dev/null",
+        ]
+    )
     assert setup.exit_code == 0, setup.stderr.read()
     sandbox.files.write("/root/ws_echo.pl", ECHO.read_text())
-    web = sandbox.docker.run(TINY, "busybox", "httpd", "-f", "-p", str(HTTP_PORT), "-h", "/www", detach=True,
-                             network="host", volume="/root/www:/www")
+    web = sandbox.docker.run(TINY, "busybox", "httpd", "-f", "-p", str(HTTP_PORT), "-h", "/www", detach=True, network="host", volume="/root/www:/www")
     assert web.wait() == 0, web.stderr.read()
     sandbox.exec(["perl", "/root/ws_echo.pl", str(WS_PORT)])
     deadline = time.monotonic() + 60
@@ -142,31 +165,32 @@ def main(argv: list[str] | None = None) -> int:
             def run() -> None:
                 status, got = get(host, port, path, headers)
                 assert (status, got) == (200, size), (status, got)
+
             return run
 
         routes = {"direct": (address, HTTP_PORT, "/", {}), "proxy": ("127.0.0.1", server_port, f"{prefix}{HTTP_PORT}/", auth)}
         for host, port, path, headers in routes.values():  # warm both routes once
             fetch(host, port, path + "small", headers, 1024)()
-        latency = time_alternately({label: fetch(h, p, path + "small", hd, 1024)
-                                    for label, (h, p, path, hd) in routes.items()}, args.gets)
+        latency = time_alternately({label: fetch(h, p, path + "small", hd, 1024) for label, (h, p, path, hd) in routes.items()}, args.gets)
         big = args.big_mb * 2**20
-        downloads = time_alternately({label: fetch(h, p, path + "big", hd, big)
-                                      for label, (h, p, path, hd) in routes.items()}, args.downloads)
+        downloads = time_alternately({label: fetch(h, p, path + "big", hd, big) for label, (h, p, path, hd) in routes.items()}, args.downloads)
         rtts: dict[str, list[float]] = {"direct": [], "proxy": []}
         for _ in range(2):  # two rounds each, alternating
             rtts["direct"] += ws_round_trips(f"ws://{address}:{WS_PORT}/", [], args.round_trips // 2)
-            rtts["proxy"] += ws_round_trips(f"ws://127.0.0.1:{server_port}{prefix}{WS_PORT}/",
-                                            [f"Authorization: token {token}"], args.round_trips // 2)
+            rtts["proxy"] += ws_round_trips(
+                f"ws://127.0.0.1:{server_port}{prefix}{WS_PORT}/", [f"Authorization: token {token}"], args.round_trips // 2
+            )
         websocket_rtt = {label: summary(values) for label, values in rtts.items()}
     finally:
         sandbox.terminate()
         server.terminate()
         server.wait(30)
 
-    throughput = {label: {"MB/s median": big / 2**20 / s["median"], "MB/s best": big / 2**20 / s["min"]}
-                  for label, s in downloads.items()}
+    throughput = {label: {"MB/s median": big / 2**20 / s["median"], "MB/s best": big / 2**20 / s["min"]} for label, s in downloads.items()}
     results: dict[str, Any] = {
-        "latency_1kb_get": latency, "download": downloads, "download_throughput": throughput,
+        "latency_1kb_get": latency,
+        "download": downloads,
+        "download_throughput": throughput,
         "websocket_round_trip": websocket_rtt,
         "ratios": {
             "latency proxy/direct": latency["proxy"]["median"] / latency["direct"]["median"],
@@ -176,12 +200,18 @@ def main(argv: list[str] | None = None) -> int:
             "websocket rtt added ms": 1000 * (websocket_rtt["proxy"]["median"] - websocket_rtt["direct"]["median"]),
         },
     }
-    print(f"GET 1 KB (n={args.gets}):        direct {1000 * latency['direct']['median']:.2f} ms, "
-          f"proxy {1000 * latency['proxy']['median']:.2f} ms (p95 {1000 * latency['proxy']['p95']:.2f} ms)")
-    print(f"download {args.big_mb} MB (n={args.downloads}): direct {throughput['direct']['MB/s median']:.0f} MB/s, "
-          f"proxy {throughput['proxy']['MB/s median']:.0f} MB/s")
-    print(f"websocket round trip (n={args.round_trips}): direct {1000 * websocket_rtt['direct']['median']:.3f} ms, "
-          f"proxy {1000 * websocket_rtt['proxy']['median']:.3f} ms")
+    print(
+        f"GET 1 KB (n={args.gets}):        direct {1000 * latency['direct']['median']:.2f} ms, "
+        f"proxy {1000 * latency['proxy']['median']:.2f} ms (p95 {1000 * latency['proxy']['p95']:.2f} ms)"
+    )
+    print(
+        f"download {args.big_mb} MB (n={args.downloads}): direct {throughput['direct']['MB/s median']:.0f} MB/s, "
+        f"proxy {throughput['proxy']['MB/s median']:.0f} MB/s"
+    )
+    print(
+        f"websocket round trip (n={args.round_trips}): direct {1000 * websocket_rtt['direct']['median']:.3f} ms, "
+        f"proxy {1000 * websocket_rtt['proxy']['median']:.3f} ms"
+    )
     for label, value in results["ratios"].items():
         print(f"  {label}: {value:.2f}")
     if args.json:

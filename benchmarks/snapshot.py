@@ -34,8 +34,7 @@ GOAL = 0.7
 def memory_of(sandbox: Sandbox) -> int:
     """Bytes the engine's memory cgroup charges the sandbox (cgroup v1 or v2), 0 if unknown."""
     cid = sandbox.core.container_id
-    for path in (f"/sys/fs/cgroup/memory/docker/{cid}/memory.usage_in_bytes",
-                 f"/sys/fs/cgroup/system.slice/docker-{cid}.scope/memory.current"):
+    for path in (f"/sys/fs/cgroup/memory/docker/{cid}/memory.usage_in_bytes", f"/sys/fs/cgroup/system.slice/docker-{cid}.scope/memory.current"):
         try:
             with open(path) as f:
                 return int(f.read())
@@ -90,10 +89,8 @@ def main(argv: list[str] | None = None) -> int:
     cold, fork_empty, cold_load, fork_carry = (results[label]["median"] for label in labels)
     print("\nsnapshots:")
     for kind, data in snapshots.items():
-        print(f"  {kind:<6} {data['seconds']:.2f} s, {data['bytes'] / 1e6:.0f} MB on disk "
-              f"(sandbox memory {data['sandbox_memory'] / 1e6:.0f} MB)")
-    ratios = {"fork_empty/cold": fork_empty / cold, "fork_carry/cold": fork_carry / cold,
-              "fork_carry/cold_plus_load": fork_carry / cold_load}
+        print(f"  {kind:<6} {data['seconds']:.2f} s, {data['bytes'] / 1e6:.0f} MB on disk (sandbox memory {data['sandbox_memory'] / 1e6:.0f} MB)")
+    ratios = {"fork_empty/cold": fork_empty / cold, "fork_carry/cold": fork_carry / cold, "fork_carry/cold_plus_load": fork_carry / cold_load}
     print("\n" + "   ".join(f"{k} {v:.2f}" for k, v in ratios.items()) + f"   (goal: forks under {GOAL:g}x a cold create)")
     if args.json:
         with open(args.json, "w") as f:

@@ -65,15 +65,26 @@ def default_limits() -> list[str]:
     from jupyter_sandbox.spec import default_limit
 
     cpu, memory, pids = default_limit("cpu"), default_limit("memory"), default_limit("pids")
-    return [*([f"--cpus={cpu:g}"] if cpu else []), *([f"--memory={memory}"] if memory else []),
-            *([f"--pids-limit={pids}"] if pids else [])]
+    return [*([f"--cpus={cpu:g}"] if cpu else []), *([f"--memory={memory}"] if memory else []), *([f"--pids-limit={pids}"] if pids else [])]
 
 
 def floor_command(name: str, image: str) -> list[str]:
     """The floor: a bare ``docker run`` of the init program, with a create's disk store and default limits."""
-    return ["docker", "run", "--rm", "--name", name, "--runtime=runsc", "--network=none", *default_limits(),
-            "--cap-add=ALL", f"--tmpfs={DISK_PATH}:size={FLOOR_DISK},mode=0755,exec",
-            "--entrypoint=", image, *init_command(True, FLOOR_DISK)]
+    return [
+        "docker",
+        "run",
+        "--rm",
+        "--name",
+        name,
+        "--runtime=runsc",
+        "--network=none",
+        *default_limits(),
+        "--cap-add=ALL",
+        f"--tmpfs={DISK_PATH}:size={FLOOR_DISK},mode=0755,exec",
+        "--entrypoint=",
+        image,
+        *init_command(True, FLOOR_DISK),
+    ]
 
 
 def floor_options(image: str) -> dict[str, Any]:
@@ -83,9 +94,15 @@ def floor_options(image: str) -> dict[str, Any]:
     api = Engine.default().client.api
     cpu, memory, pids = default_limit("cpu"), default_limit("memory"), default_limit("pids")
     host_config = api.create_host_config(
-        runtime="runsc", network_mode="none", cap_add=["ALL"], auto_remove=False,
+        runtime="runsc",
+        network_mode="none",
+        cap_add=["ALL"],
+        auto_remove=False,
         tmpfs={DISK_PATH: f"size={FLOOR_DISK},mode=0755,exec"},
-        nano_cpus=int(cpu * 1e9) if cpu else None, mem_limit=memory or None, pids_limit=pids or None)
+        nano_cpus=int(cpu * 1e9) if cpu else None,
+        mem_limit=memory or None,
+        pids_limit=pids or None,
+    )
     return {"image": image, "entrypoint": "", "command": init_command(True, FLOOR_DISK), "host_config": host_config}
 
 
@@ -144,9 +161,26 @@ def run_seed(image: str, index: int) -> float:
     name = f"bench-seed-{index}"
     remove(name)
     start = time.monotonic()
-    subprocess.run(["docker", "run", "-d", "--name", name, "--runtime=runsc", "--network=none", *default_limits(),
-                    "--cap-add=ALL", f"--tmpfs={DISK_PATH}:size={FLOOR_DISK},mode=0755,exec",
-                    "--entrypoint=", image, "sleep", "infinity"], check=True, capture_output=True)
+    subprocess.run(
+        [
+            "docker",
+            "run",
+            "-d",
+            "--name",
+            name,
+            "--runtime=runsc",
+            "--network=none",
+            *default_limits(),
+            "--cap-add=ALL",
+            f"--tmpfs={DISK_PATH}:size={FLOOR_DISK},mode=0755,exec",
+            "--entrypoint=",
+            image,
+            "sleep",
+            "infinity",
+        ],
+        check=True,
+        capture_output=True,
+    )
     time.sleep(3)  # "Worker waits 3 seconds for container initialization"
     subprocess.run(["docker", "exec", name, "which", "dockerd"], check=True, capture_output=True)
     # dockerd as ours starts it: the init program prepares the store and cgroups, then runs dockerd with
@@ -173,8 +207,9 @@ def run_seed(image: str, index: int) -> float:
 async def run_ours(image: str, index: int, name_prefix: str = "bench-ours") -> float:
     """Our create, until the daemon answers."""
     start = time.monotonic()
-    sandbox = await AsyncSandbox.create(name=f"{name_prefix}-{index}", image=image, docker=True, owner="benchmark",
-                                        network="none", use_pool=False)  # the floor's network (benchmarks/network.py compares modes)
+    sandbox = await AsyncSandbox.create(
+        name=f"{name_prefix}-{index}", image=image, docker=True, owner="benchmark", network="none", use_pool=False
+    )  # the floor's network (benchmarks/network.py compares modes)
     elapsed = time.monotonic() - start
     await sandbox.terminate()
     return elapsed
@@ -206,8 +241,7 @@ async def pool_runs(image: str, runs: int) -> list[float]:
             while pool.created < index + 1:
                 await anyio.sleep(0.05)
             start = time.monotonic()
-            sandbox = await AsyncSandbox.create(name=f"bench-pool-{index}", image=image, docker=True, owner="benchmark",
-                                                network="none")
+            sandbox = await AsyncSandbox.create(name=f"bench-pool-{index}", image=image, docker=True, owner="benchmark", network="none")
             times.append(time.monotonic() - start)
             assert sandbox.from_pool, "the pool had no ready member"
             await sandbox.terminate()
@@ -283,8 +317,7 @@ def magic_overhead(image: str, runs: int) -> dict[str, Any]:
             shell.run_cell_magic("sandbox_docker", sandbox.name, "version --format '{{.Server.Version}}'")
 
     def cli() -> None:
-        subprocess.run(["docker", "exec", container, "docker", "version", "--format", "{{.Server.Version}}"],
-                       check=True, capture_output=True)
+        subprocess.run(["docker", "exec", container, "docker", "version", "--format", "{{.Server.Version}}"], check=True, capture_output=True)
 
     api = Engine.default().client.api
 
@@ -299,8 +332,15 @@ def magic_overhead(image: str, runs: int) -> dict[str, Any]:
         inner.version()
 
     try:
-        return time_alternately({"%%sandbox_docker line": magic, "docker exec CLI": cli, "docker-py exec": api_exec,
-                                 "docker-py version() over the host socket": api_version}, runs)
+        return time_alternately(
+            {
+                "%%sandbox_docker line": magic,
+                "docker exec CLI": cli,
+                "docker-py exec": api_exec,
+                "docker-py version() over the host socket": api_version,
+            },
+            runs,
+        )
     finally:
         inner.close()
         sandbox.terminate()
@@ -348,6 +388,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     timings: dict[str, list[float]] = {"ours": [], "floor": [], "floor (docker-py)": [], "seed protocol": []}
+
     def progress(text: str) -> None:
         print(text, file=sys.stderr, flush=True)
 
@@ -358,8 +399,10 @@ def main(argv: list[str] | None = None) -> int:
         timings["floor (docker-py)"].append(run_floor_api(args.image, index))
         if index < args.seed_runs:
             timings["seed protocol"].append(run_seed(args.image, index))
-        progress(f"run {index + 1}/{args.runs}: ours {timings['ours'][-1]:.2f}s floor {timings['floor'][-1]:.2f}s "
-                 f"floor (docker-py) {timings['floor (docker-py)'][-1]:.2f}s")
+        progress(
+            f"run {index + 1}/{args.runs}: ours {timings['ours'][-1]:.2f}s floor {timings['floor'][-1]:.2f}s "
+            f"floor (docker-py) {timings['floor (docker-py)'][-1]:.2f}s"
+        )
     concurrent = anyio.run(run_concurrent, args.image, args.concurrent)
     results = {label: summary(values) for label, values in timings.items() if values}
     results[f"ours, {args.concurrent} concurrent"] = summary(concurrent)
@@ -381,8 +424,8 @@ def main(argv: list[str] | None = None) -> int:
         "exec ours - docker-py exec (ms)": 1000 * (overhead["ours"]["median"] - overhead["docker-py exec"]["median"]),
         "magic line - docker exec CLI (ms)": 1000 * (magic["%%sandbox_docker line"]["median"] - magic["docker exec CLI"]["median"]),
         "magic line - docker-py exec (ms)": 1000 * (magic["%%sandbox_docker line"]["median"] - magic["docker-py exec"]["median"]),
-        "magic line - docker-py version() (ms)": 1000 * (magic["%%sandbox_docker line"]["median"]
-                                                         - magic["docker-py version() over the host socket"]["median"]),
+        "magic line - docker-py version() (ms)": 1000
+        * (magic["%%sandbox_docker line"]["median"] - magic["docker-py version() over the host socket"]["median"]),
     }
     print(table(results))
     print()

@@ -54,8 +54,7 @@ def make_dir(name: str) -> str:
     base = root()
     path = os.path.join(base, f"{name[:24]}-{secrets.token_hex(4)}")
     if len(os.path.join(path, SOCKET_NAME)) > MAX_SOCKET_PATH:
-        raise SandboxError(f"The socket path under {base!r} is too long for a Unix socket.",
-                           fix=f"set {ROOT_ENV} to a shorter folder")
+        raise SandboxError(f"The socket path under {base!r} is too long for a Unix socket.", fix=f"set {ROOT_ENV} to a shorter folder")
     try:
         parent = os.path.dirname(base)
         if not os.path.isdir(parent):
@@ -65,9 +64,10 @@ def make_dir(name: str) -> str:
         os.mkdir(path, 0o700)
         os.chmod(path, 0o700)  # whatever the umask
     except OSError as error:
-        raise SandboxError(f"Cannot make the sandbox's socket directory {path!r}: {error.strerror}.",
-                           fix="run jupyter-sandbox as root (the socket runsc creates is root's), "
-                           f"and check that {base!r} can be written") from None
+        raise SandboxError(
+            f"Cannot make the sandbox's socket directory {path!r}: {error.strerror}.",
+            fix=f"run jupyter-sandbox as root (the socket runsc creates is root's), and check that {base!r} can be written",
+        ) from None
     return path
 
 

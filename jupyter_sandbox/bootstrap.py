@@ -446,7 +446,7 @@ class InitReportParser:
 
     def _parse(self, line: str) -> InitReport | None:
         if line.startswith(LOG_MARKER + " ") or line == LOG_MARKER:
-            self._log_lines.append(line[len(LOG_MARKER) + 1:])
+            self._log_lines.append(line[len(LOG_MARKER) + 1 :])
             return None
         match = _LINE.match(line)
         if not match:
@@ -481,12 +481,15 @@ async def follow_reports(client: Any, container_id: str, skip: int = 0) -> Async
 
 
 _KNOWN_CAUSES = [
-    ("Devices cgroup isn't mounted",
-     "this runsc is too old for Docker inside gVisor: install runsc 20240729 or newer "
-     "(bookworm-backports; `bash scripts/setup-host.sh` does it)"),
+    (
+        "Devices cgroup isn't mounted",
+        "this runsc is too old for Docker inside gVisor: install runsc 20240729 or newer (bookworm-backports; `bash scripts/setup-host.sh` does it)",
+    ),
     ("iptables", "dockerd tried to use iptables, which gVisor lacks: start it with --iptables=false"),
-    ("no space left on device", "the sandbox's disk store is full: remove images or files inside, or create it with a larger "
-     "disk= (--disk), raising memory= with it"),
+    (
+        "no space left on device",
+        "the sandbox's disk store is full: remove images or files inside, or create it with a larger disk= (--disk), raising memory= with it",
+    ),
     ("cannot allocate memory", "the sandbox hit its memory limit: create it with more memory (e.g. memory='2Gi')"),
     ("operation not permitted", "dockerd lacks a capability: Docker-enabled sandboxes need cap_add ALL (jupyter-sandbox sets it)"),
     ("address already in use", "another dockerd already holds /var/run/docker.sock in this sandbox"),
@@ -499,5 +502,7 @@ def diagnose(log_tail: str) -> str:
     for needle, fix in _KNOWN_CAUSES:
         if needle.lower() in lowered:
             return fix
-    return ("read the dockerd log lines below for the cause; `jupyter sandbox doctor` checks the host, "
-            "and a Docker-enabled image can be built with `jupyter sandbox image build --docker --offline`")
+    return (
+        "read the dockerd log lines below for the cause; `jupyter sandbox doctor` checks the host, "
+        "and a Docker-enabled image can be built with `jupyter sandbox image build --docker --offline`"
+    )

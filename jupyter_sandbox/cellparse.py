@@ -130,8 +130,7 @@ def split_command(lineno: int, text: str) -> list[str]:
     try:
         argv = shlex.split(text, comments=False, posix=True)
     except ValueError as error:
-        raise CellSyntaxError(lineno, f"cannot split {text!r}: {error}",
-                              fix="close the quote, or escape it with a backslash") from None
+        raise CellSyntaxError(lineno, f"cannot split {text!r}: {error}", fix="close the quote, or escape it with a backslash") from None
     if argv and argv[0] == "docker":
         argv = argv[1:]
     if not argv:
@@ -163,12 +162,18 @@ def bounded_lines(cell: str) -> list[tuple[int, str]]:
             or more than :data:`MAX_COMMANDS` commands.
     """
     if len(cell) > MAX_CELL_BYTES:
-        raise CellSyntaxError(1, f"the cell has {len(cell):,} characters; %%sandbox_docker takes at most {MAX_CELL_BYTES:,}",
-                              fix="put long scripts in a file: sb.files.upload(...) then %sandbox exec -- sh FILE")
+        raise CellSyntaxError(
+            1,
+            f"the cell has {len(cell):,} characters; %%sandbox_docker takes at most {MAX_CELL_BYTES:,}",
+            fix="put long scripts in a file: sb.files.upload(...) then %sandbox exec -- sh FILE",
+        )
     lines = logical_lines(cell)
     if len(lines) > MAX_COMMANDS:
-        raise CellSyntaxError(lines[MAX_COMMANDS][0], f"the cell has {len(lines)} commands; %%sandbox_docker runs at most {MAX_COMMANDS}",
-                              fix="split it over several cells, or put the commands in a script and run it with %sandbox exec")
+        raise CellSyntaxError(
+            lines[MAX_COMMANDS][0],
+            f"the cell has {len(lines)} commands; %%sandbox_docker runs at most {MAX_COMMANDS}",
+            fix="split it over several cells, or put the commands in a script and run it with %sandbox exec",
+        )
     return lines
 
 

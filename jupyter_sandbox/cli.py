@@ -83,8 +83,9 @@ def build_parser() -> argparse.ArgumentParser:
     resume = commands.add_parser("resume", help="unfreeze a paused sandbox")
     resume.add_argument("name")
 
-    snapshot = commands.add_parser("snapshot", help="checkpoint a running sandbox whole (it keeps running): "
-                                   "snapshot NAME TAG; snapshot rm TAG deletes one")
+    snapshot = commands.add_parser(
+        "snapshot", help="checkpoint a running sandbox whole (it keeps running): snapshot NAME TAG; snapshot rm TAG deletes one"
+    )
     snapshot.add_argument("name", metavar="NAME|rm")
     snapshot.add_argument("tag", metavar="TAG")
     snapshot.add_argument("--json", action="store_true", help="print JSON")
@@ -106,8 +107,9 @@ def build_parser() -> argparse.ArgumentParser:
     fill.add_argument("--size", type=int, default=2, help="members to keep ready (default 2)")
     fill.add_argument("--max-age", type=float, help="replace members older than this many seconds")
     fill.add_argument("--once", action="store_true", help="fill once and exit, leaving the members for later creates")
-    fill.add_argument("--snapshot", metavar="TAG", help="keep forks of this snapshot ready (images loaded, services "
-                      "running): `create --snapshot TAG` takes one")
+    fill.add_argument(
+        "--snapshot", metavar="TAG", help="keep forks of this snapshot ready (images loaded, services running): `create --snapshot TAG` takes one"
+    )
     pool_commands.add_parser("ls", help="list the waiting pool members")
     pool_commands.add_parser("drain", help="remove every waiting pool member")
 
@@ -134,10 +136,25 @@ def cmd_create(args: argparse.Namespace) -> int:
     from .sync import Sandbox, call
     from .terminal import JsonLines, LiveProgress
 
-    core = Sandbox.prepare(args.name, docker=args.docker, image=args.image, cpu=args.cpu, memory=args.memory,
-                           network=args.network, egress=args.egress, env=args.env, timeout=args.timeout, pids=args.pids,
-                           disk=args.disk, storage=args.storage, images=args.images, owner="cli",
-                           ttl=args.ttl, idle_timeout=args.idle_timeout, snapshot=args.snapshot)
+    core = Sandbox.prepare(
+        args.name,
+        docker=args.docker,
+        image=args.image,
+        cpu=args.cpu,
+        memory=args.memory,
+        network=args.network,
+        egress=args.egress,
+        env=args.env,
+        timeout=args.timeout,
+        pids=args.pids,
+        disk=args.disk,
+        storage=args.storage,
+        images=args.images,
+        owner="cli",
+        ttl=args.ttl,
+        idle_timeout=args.idle_timeout,
+        snapshot=args.snapshot,
+    )
     for warning in core.spec.warnings:
         err.print(f"[yellow]warning:[/] {escape(warning)}")
     lines = JsonLines() if args.json else None
@@ -149,8 +166,7 @@ def cmd_create(args: argparse.Namespace) -> int:
             except SandboxError as error:
                 lines.write({"event": "final", "sandbox": core.name, "state": "failed", **error.to_dict()})
                 return 1
-            lines.write({"event": "final", "sandbox": sandbox.name, "state": "ready",
-                         "seconds": round(sandbox.ready_seconds or 0, 3)})
+            lines.write({"event": "final", "sandbox": sandbox.name, "state": "ready", "seconds": round(sandbox.ready_seconds or 0, 3)})
             return 0
         call(core.check_name_free)  # a taken name is said once, before any progress
         with LiveProgress(core.name, core.spec.docker, err, restored=core.spec.snapshot is not None) as progress:
@@ -248,8 +264,10 @@ def cmd_snapshot(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(snap.to_dict(), indent=2))
     else:
-        err.print(f"[green]✔[/] snapshot [bold]{snap.tag}[/] of {args.name}: {snap.size / 1e6:.0f} MB in {snap.seconds:.2f} s; "
-                  f"fork it with `jupyter sandbox create --snapshot {snap.tag} --name NEW`")
+        err.print(
+            f"[green]✔[/] snapshot [bold]{snap.tag}[/] of {args.name}: {snap.size / 1e6:.0f} MB in {snap.seconds:.2f} s; "
+            f"fork it with `jupyter sandbox create --snapshot {snap.tag} --name NEW`"
+        )
     return 0
 
 
@@ -315,8 +333,7 @@ def cmd_save(args: argparse.Namespace) -> int:
     from .sync import Sandbox
 
     report = load_progress(lambda line: err.print(line.rstrip(), style="dim"))
-    return stream_process(Sandbox.get(args.name).docker.save(args.image, tag=args.tag, replace=args.replace,
-                                                             on_progress=report))
+    return stream_process(Sandbox.get(args.name).docker.save(args.image, tag=args.tag, replace=args.replace, on_progress=report))
 
 
 def cmd_shell(args: argparse.Namespace) -> int:
@@ -341,8 +358,9 @@ def cmd_env(args: argparse.Namespace) -> int:
         raise SpecError("name", f"sandbox {args.name!r} has no Docker daemon", fix="create one with --docker")
     path = sandbox.docker.socket
     if path is None:
-        raise SandboxError(f"Sandbox {args.name!r} has no host socket for its Docker daemon.",
-                           fix="create a new one: sandboxes made by older versions have none")
+        raise SandboxError(
+            f"Sandbox {args.name!r} has no host socket for its Docker daemon.", fix="create a new one: sandboxes made by older versions have none"
+        )
     print(f"export DOCKER_HOST=unix://{path}")
     print(f"# Run this command to point docker (and docker-py, compose...) at sandbox {args.name}:")
     print(f'# eval "$(jupyter sandbox env {args.name})"')
@@ -464,9 +482,22 @@ def cmd_pool(args: argparse.Namespace) -> int:
     if args.pool_command == "drain":
         err.print(f"removed {call(drain_all)} pool members")
         return 0
-    template = SandboxSpec.parse("template", docker=args.docker, image=args.image, cpu=args.cpu, memory=args.memory,
-                                 network=args.network, egress=args.egress, env=args.env, timeout=args.timeout, pids=args.pids,
-                                 disk=args.disk, storage=args.storage, images=args.images, snapshot=args.snapshot)
+    template = SandboxSpec.parse(
+        "template",
+        docker=args.docker,
+        image=args.image,
+        cpu=args.cpu,
+        memory=args.memory,
+        network=args.network,
+        egress=args.egress,
+        env=args.env,
+        timeout=args.timeout,
+        pids=args.pids,
+        disk=args.disk,
+        storage=args.storage,
+        images=args.images,
+        snapshot=args.snapshot,
+    )
     pool = WarmPool([template], size=args.size, max_age=args.max_age)
     if args.once:
         call(pool.fill)
@@ -484,15 +515,32 @@ def cmd_image(args: argparse.Namespace) -> int:
         busybox_image(args.tag)
         err.print(f"[green]✔[/] built {args.tag}")
         return 0
-    return build_image(tag=args.tag, docker=args.docker, base=args.base, offline=args.offline, suite=args.suite,
-                       if_missing=args.if_missing, console=err)
+    return build_image(
+        tag=args.tag, docker=args.docker, base=args.base, offline=args.offline, suite=args.suite, if_missing=args.if_missing, console=err
+    )
 
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
-    "create": cmd_create, "ls": cmd_ls, "status": cmd_status, "exec": cmd_exec, "docker": cmd_docker,
-    "load": cmd_load, "logs": cmd_logs, "env": cmd_env, "restart-daemon": cmd_restart, "egress": cmd_egress, "rm": cmd_rm, "doctor": cmd_doctor,
-    "image": cmd_image, "pool": cmd_pool, "pause": cmd_pause, "resume": cmd_resume,
-    "snapshot": cmd_snapshot, "snapshots": cmd_snapshots, "save": cmd_save, "shell": cmd_shell,
+    "create": cmd_create,
+    "ls": cmd_ls,
+    "status": cmd_status,
+    "exec": cmd_exec,
+    "docker": cmd_docker,
+    "load": cmd_load,
+    "logs": cmd_logs,
+    "env": cmd_env,
+    "restart-daemon": cmd_restart,
+    "egress": cmd_egress,
+    "rm": cmd_rm,
+    "doctor": cmd_doctor,
+    "image": cmd_image,
+    "pool": cmd_pool,
+    "pause": cmd_pause,
+    "resume": cmd_resume,
+    "snapshot": cmd_snapshot,
+    "snapshots": cmd_snapshots,
+    "save": cmd_save,
+    "shell": cmd_shell,
 }
 
 

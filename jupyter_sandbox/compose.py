@@ -91,8 +91,9 @@ def rewrite(project: dict[str, Any]) -> Rewrite:
         if mode != "host":
             spec["network_mode"] = "host"
             dropped = [key for key in _NEEDS_OWN_NETWORK if key in spec and key != "networks"]
-            notes.append(f"service {name}: runs on the sandbox's network stack (network_mode: host)"
-                         + (f", without {', '.join(dropped)}" if dropped else ""))
+            notes.append(
+                f"service {name}: runs on the sandbox's network stack (network_mode: host)" + (f", without {', '.join(dropped)}" if dropped else "")
+            )
         for key in _NEEDS_OWN_NETWORK:
             spec.pop(key, None)
         build = spec.get("build")
@@ -108,9 +109,11 @@ def rewrite(project: dict[str, Any]) -> Rewrite:
             target, protocol = int(port.get("target", 0)), port.get("protocol", "tcp")
             published = port.get("published")
             where = f"127.0.0.1:{target}" + (f" (not {published})" if published and str(published) != str(target) else "")
-            notes.append(f"service {name}: port {published or target}->{target}/{protocol} is not published "
-                         f"(this runsc publishes nothing); it listens on the sandbox's {where}, "
-                         f"which Jupyter serves through sb.url({target})")
+            notes.append(
+                f"service {name}: port {published or target}->{target}/{protocol} is not published "
+                f"(this runsc publishes nothing); it listens on the sandbox's {where}, "
+                f"which Jupyter serves through sb.url({target})"
+            )
             owner = listeners.setdefault((target, protocol), name)
             if owner != name:
                 raise ComposeNotSupported(

@@ -25,27 +25,25 @@ class HarmlessLine(NamedTuple):
 
 
 HARMLESS: list[HarmlessLine] = [
-    HarmlessLine("failed to load plugin", "containerd tries every storage plugin; the sandbox uses overlay2, "
-                 "the others (devmapper, btrfs, zfs, aufs) are not needed"),
-    HarmlessLine("skip loading plugin", "containerd skips storage plugins this filesystem does not support; "
-                 "overlay2 is used"),
+    HarmlessLine(
+        "failed to load plugin",
+        "containerd tries every storage plugin; the sandbox uses overlay2, the others (devmapper, btrfs, zfs, aufs) are not needed",
+    ),
+    HarmlessLine("skip loading plugin", "containerd skips storage plugins this filesystem does not support; overlay2 is used"),
     HarmlessLine("could not use snapshotter", "an unused containerd snapshotter (overlay2 is used)"),
-    HarmlessLine("could not get the overlay mount", "gVisor does not show the overlay mount the way Linux does; "
-                 "overlay2 still works"),
+    HarmlessLine("could not get the overlay mount", "gVisor does not show the overlay mount the way Linux does; overlay2 still works"),
     HarmlessLine("containerd config version", "the Debian containerd's built-in config format; it works as is"),
     HarmlessLine("root key limit", "gVisor has no /proc/sys/kernel/keys; the key quota does not apply"),
     HarmlessLine("threads limit", "gVisor has no /proc/sys/kernel/threads-max; the sandbox's pids limit applies"),
-    HarmlessLine("does not support cgroup", "limits are enforced on the whole sandbox by the host "
-                 "(its cpu, memory and pids), not per inner container"),
+    HarmlessLine(
+        "does not support cgroup", "limits are enforced on the whole sandbox by the host (its cpu, memory and pids), not per inner container"
+    ),
     HarmlessLine("does not support swap", "limits are enforced on the whole sandbox by the host, not per inner container"),
-    HarmlessLine("cgroup in mounts", "gVisor mounts no cgroup controllers for the inner daemon; the sandbox's "
-                 "own limits apply to everything in it"),
-    HarmlessLine("loading cgroup for", "no cgroup controllers inside gVisor: per-container stats are unavailable, "
-                 "the container runs normally"),
+    HarmlessLine("cgroup in mounts", "gVisor mounts no cgroup controllers for the inner daemon; the sandbox's own limits apply to everything in it"),
+    HarmlessLine("loading cgroup for", "no cgroup controllers inside gVisor: per-container stats are unavailable, the container runs normally"),
     HarmlessLine("cleaning up after shim disconnected", "said each time an inner container exits under gVisor"),
     HarmlessLine("cleanup warnings", "the shim's own log of an inner container that exited, passed on as a warning"),
-    HarmlessLine("iptables", "the inner dockerd runs without iptables (gVisor's netstack lacks what Docker needs): "
-                 "use --network=host for ports"),
+    HarmlessLine("iptables", "the inner dockerd runs without iptables (gVisor's netstack lacks what Docker needs): use --network=host for ports"),
     HarmlessLine("apparmor", "there is no AppArmor inside gVisor; gVisor itself is the isolation"),
     HarmlessLine("not registered, fallback to default scheme", "gRPC's own startup chatter"),
 ]

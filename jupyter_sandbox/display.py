@@ -18,8 +18,7 @@ from .status import SandboxInfo, time_left_text
 if TYPE_CHECKING:
     from .sync import Sandbox
 
-STATE_COLORS = {"starting": "#b26a00", "ready": "#2e7d32", "failed": "#c62828", "stopped": "#757575", "gone": "#757575",
-                "paused": "#0277bd"}
+STATE_COLORS = {"starting": "#b26a00", "ready": "#2e7d32", "failed": "#c62828", "stopped": "#757575", "gone": "#757575", "paused": "#0277bd"}
 CONTAINER_FIELDS = ("ID", "Image", "Command", "Status", "Names")
 PS_TIMEOUT = 10.0
 LIST_COLUMNS = ("NAME", "STATE", "DOCKER", "IMAGE", "NETWORK", "UPTIME", "OWNER")
@@ -67,10 +66,15 @@ def _network(info: SandboxInfo) -> str:
 
 def _facts(info: SandboxInfo) -> list[tuple[str, str]]:
     return [
-        ("image", info.image), ("docker", "yes" if info.docker else "no"), ("network", _network(info)),
-        ("cpu", f"{info.cpu:g}" if info.cpu else "-"), ("memory", info.memory or "-"),
+        ("image", info.image),
+        ("docker", "yes" if info.docker else "no"),
+        ("network", _network(info)),
+        ("cpu", f"{info.cpu:g}" if info.cpu else "-"),
+        ("memory", info.memory or "-"),
         ("disk", info.disk or "-"),
-        ("uptime", duration(info.uptime)), ("owner", info.owner or "-"), ("runtime", info.runtime or "-"),
+        ("uptime", duration(info.uptime)),
+        ("owner", info.owner or "-"),
+        ("runtime", info.runtime or "-"),
     ] + _limit_facts(info)
 
 
@@ -92,7 +96,7 @@ def status_text(info: SandboxInfo, containers: list[dict[str, str]] | None = Non
     lines = [f"Sandbox {info.name}: {info.state} ({info.reason})"]
     facts = _facts(info)
     for start in range(0, len(facts), 4):
-        lines.append("  " + "   ".join(f"{key} {value}" for key, value in facts[start:start + 4]))
+        lines.append("  " + "   ".join(f"{key} {value}" for key, value in facts[start : start + 4]))
     if containers is not None:
         if not containers:
             lines.append("  inner containers: none running")
@@ -105,9 +109,10 @@ def status_text(info: SandboxInfo, containers: list[dict[str, str]] | None = Non
 def status_card(info: SandboxInfo, containers: list[dict[str, str]] | None = None) -> str:
     """The status card as HTML: name, state and reason, the spec, uptime, and the inner containers."""
     color = STATE_COLORS.get(info.state, "#757575")
-    facts = "".join(f"<tr><th style='text-align: left; padding-right: 1em;'>{key}</th>"
-                    f"<td style='text-align: left;'><code>{html.escape(value)}</code></td></tr>"
-                    for key, value in _facts(info))
+    facts = "".join(
+        f"<tr><th style='text-align: left; padding-right: 1em;'>{key}</th><td style='text-align: left;'><code>{html.escape(value)}</code></td></tr>"
+        for key, value in _facts(info)
+    )
     parts = [
         "<div style='border: 1px solid var(--jp-border-color1, #ddd); border-radius: 4px; padding: 0.6em 0.9em; "
         "display: inline-block; min-width: 28em;'>",
@@ -126,8 +131,10 @@ def _containers_html(containers: list[dict[str, str]]) -> str:
     if not containers:
         return "<div style='color: #757575;'>Inner containers: none running</div>"
     head = "".join(f"<th style='text-align: left;'>{field.upper()}</th>" for field in CONTAINER_FIELDS)
-    rows = "".join("<tr>" + "".join(f"<td style='text-align: left;'><code>{html.escape(c[field])}</code></td>"
-                                    for field in CONTAINER_FIELDS) + "</tr>" for c in containers)
+    rows = "".join(
+        "<tr>" + "".join(f"<td style='text-align: left;'><code>{html.escape(c[field])}</code></td>" for field in CONTAINER_FIELDS) + "</tr>"
+        for c in containers
+    )
     return f"<div><b>Inner containers</b> ({len(containers)})</div><table><tr>{head}</tr>{rows}</table>"
 
 
@@ -143,8 +150,7 @@ def sandbox_bundle(sandbox: "Sandbox") -> dict[str, str]:
 
 def _list_row(info: SandboxInfo, current: str | None) -> list[str]:
     name = ("* " if info.name == current else "  ") + info.name + (" (pool)" if info.pool else "")
-    return [name, info.state, "yes" if info.docker else "no", info.image, info.network or "-",
-            duration(info.uptime), info.owner or "-"]
+    return [name, info.state, "yes" if info.docker else "no", info.image, info.network or "-", duration(info.uptime), info.owner or "-"]
 
 
 def sandbox_list_bundle(infos: Iterable[SandboxInfo], current: str | None = None) -> dict[str, str]:
@@ -163,9 +169,14 @@ def sandbox_list_bundle(infos: Iterable[SandboxInfo], current: str | None = None
     text = "\n".join("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in table)
     head = "".join(f"<th style='text-align: left;'>{column}</th>" for column in columns)
     body = "".join(
-        "<tr>" + "".join(f"<td style='text-align: left; color: {STATE_COLORS.get(row[1], 'inherit') if i == 1 else 'inherit'};'>"
-                         f"{html.escape(cell.strip())}</td>" for i, cell in enumerate(row)) + "</tr>"
-        for row in rows)
+        "<tr>"
+        + "".join(
+            f"<td style='text-align: left; color: {STATE_COLORS.get(row[1], 'inherit') if i == 1 else 'inherit'};'>{html.escape(cell.strip())}</td>"
+            for i, cell in enumerate(row)
+        )
+        + "</tr>"
+        for row in rows
+    )
     return {"text/plain": text, "text/html": f"<table><tr>{head}</tr>{body}</table>"}
 
 
@@ -177,8 +188,7 @@ def snapshot_rows(snapshots: Iterable[Any], now: float | None = None) -> list[li
     import time
 
     now = time.time() if now is None else now
-    return [[s.tag, s.source, "yes" if s.spec.get("docker") else "no", f"{s.size / 1e6:.0f} MB",
-             _age(now - s.created), s.owner] for s in snapshots]
+    return [[s.tag, s.source, "yes" if s.spec.get("docker") else "no", f"{s.size / 1e6:.0f} MB", _age(now - s.created), s.owner] for s in snapshots]
 
 
 def _age(seconds: float) -> str:
@@ -199,16 +209,16 @@ def snapshot_list_bundle(snapshots: Iterable[Any]) -> dict[str, str]:
     widths = [max(len(row[column]) for row in table) for column in range(len(SNAPSHOT_COLUMNS))]
     text = "\n".join("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in table)
     head = "".join(f"<th style='text-align: left;'>{column}</th>" for column in SNAPSHOT_COLUMNS)
-    body = "".join("<tr>" + "".join(f"<td style='text-align: left;'>{html.escape(cell)}</td>" for cell in row) + "</tr>"
-                   for row in rows)
+    body = "".join("<tr>" + "".join(f"<td style='text-align: left;'>{html.escape(cell)}</td>" for cell in row) + "</tr>" for row in rows)
     return {"text/plain": text, "text/html": f"<table><tr>{head}</tr>{body}</table>"}
 
 
 def port_link_bundle(name: str, port: int, link: str, note: str = "") -> dict[str, str]:
     """A clickable link to a sandbox port through the Jupyter server (HTML), and its plain-text twin."""
     text = f"{name}:{port} -> {link}" + (f"\n{note}" if note else "")
-    markup = (f'<a href="{html.escape(link)}" target="_blank" rel="noopener">{html.escape(name)}:{port}</a> '
-              f"<code>{html.escape(link)}</code>" + (f"<br><small>{html.escape(note)}</small>" if note else ""))
+    markup = f'<a href="{html.escape(link)}" target="_blank" rel="noopener">{html.escape(name)}:{port}</a> <code>{html.escape(link)}</code>' + (
+        f"<br><small>{html.escape(note)}</small>" if note else ""
+    )
     return {"text/plain": text, "text/html": markup}
 
 

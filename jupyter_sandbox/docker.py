@@ -30,8 +30,15 @@ from .threads import run_sync
 if TYPE_CHECKING:
     from .sandbox import AsyncSandbox
 
-NETWORK_ERRORS = ("dial tcp", "no such host", "network is unreachable", "no route to host",
-                  "i/o timeout", "temporary failure in name resolution", "connection refused")
+NETWORK_ERRORS = (
+    "dial tcp",
+    "no such host",
+    "network is unreachable",
+    "no route to host",
+    "i/o timeout",
+    "temporary failure in name resolution",
+    "connection refused",
+)
 
 
 def to_flags(options: dict[str, Any]) -> list[str]:
@@ -63,28 +70,40 @@ def explain_failure(argv: list[str], stderr: str, network: str) -> str | None:
     verb = argv[1] if len(argv) > 1 else ""
     if any(marker in text for marker in NETWORK_ERRORS) and verb in ("pull", "run", "build", "compose", "push", "create"):
         if network == "none":
-            return ("This sandbox has network 'none' (loopback only), so its Docker daemon cannot reach a registry. "
-                    "Copy images in from the host with sandbox.docker.load(IMAGE) (`jupyter sandbox load NAME IMAGE`), "
-                    "or create the sandbox with network='sandbox' (the default).")
+            return (
+                "This sandbox has network 'none' (loopback only), so its Docker daemon cannot reach a registry. "
+                "Copy images in from the host with sandbox.docker.load(IMAGE) (`jupyter sandbox load NAME IMAGE`), "
+                "or create the sandbox with network='sandbox' (the default)."
+            )
         if network == "sandbox":
-            return ("The Docker daemon in the sandbox could not reach the registry: the sandbox's egress policy may not "
-                    "admit it (`jupyter sandbox egress NAME` shows it), or this host has no route or DNS to it. "
-                    "Copy images in from the host with sandbox.docker.load(IMAGE) instead.")
-        return ("The Docker daemon in the sandbox could not reach the registry (no network route or DNS from this host). "
-                "Copy images in from the host with sandbox.docker.load(IMAGE) instead.")
+            return (
+                "The Docker daemon in the sandbox could not reach the registry: the sandbox's egress policy may not "
+                "admit it (`jupyter sandbox egress NAME` shows it), or this host has no route or DNS to it. "
+                "Copy images in from the host with sandbox.docker.load(IMAGE) instead."
+            )
+        return (
+            "The Docker daemon in the sandbox could not reach the registry (no network route or DNS from this host). "
+            "Copy images in from the host with sandbox.docker.load(IMAGE) instead."
+        )
     # Through the host socket, a dead daemon behind a live relay resets the connection instead.
     if "cannot connect to the docker daemon" in text or (
-            "error during connect" in text and ("connection reset by peer" in text or text.rstrip().endswith("eof"))):
-        return ("The sandbox's Docker daemon is not running (it exited or was killed). Restart it with "
-                "sandbox.restart_daemon(), `jupyter sandbox restart-daemon NAME` or `%sandbox restart-daemon`; "
-                "inner containers stopped with it and come back only if started with --restart=always.")
-    if "'compose' is not a docker command" in text or "unknown command \"compose\"" in text:
-        return ("This image has no Docker Compose v2 plugin. The default image has it; "
-                "build one with `jupyter sandbox image build --docker --offline`.")
+        "error during connect" in text and ("connection reset by peer" in text or text.rstrip().endswith("eof"))
+    ):
+        return (
+            "The sandbox's Docker daemon is not running (it exited or was killed). Restart it with "
+            "sandbox.restart_daemon(), `jupyter sandbox restart-daemon NAME` or `%sandbox restart-daemon`; "
+            "inner containers stopped with it and come back only if started with --restart=always."
+        )
+    if "'compose' is not a docker command" in text or 'unknown command "compose"' in text:
+        return (
+            "This image has no Docker Compose v2 plugin. The default image has it; build one with `jupyter sandbox image build --docker --offline`."
+        )
     if "error executing setns process" in text:
-        return ("gVisor before 2025-07 cannot join a nested PID namespace, so `docker exec` only works into inner "
-                "containers that share the sandbox's. Every container the sandbox's daemon creates does, unless it "
-                "was given another one (--pid=container:NAME): drop that option, or use --pid=host.")
+        return (
+            "gVisor before 2025-07 cannot join a nested PID namespace, so `docker exec` only works into inner "
+            "containers that share the sandbox's. Every container the sandbox's daemon creates does, unless it "
+            "was given another one (--pid=container:NAME): drop that option, or use --pid=host."
+        )
     if "unable to find image" in text or "pull access denied" in text or "no such image" in text:
         return "The image is not in the sandbox's daemon. Load it from the host with sandbox.docker.load(IMAGE)."
     unknown = re.search(r"unknown command:? \"?(?:docker )?([\w-]+)|'([\w-]+)' is not a docker command", text)
@@ -97,13 +116,66 @@ def explain_failure(argv: list[str], stderr: str, network: str) -> str | None:
 
 
 DOCKER_COMMANDS = (
-    "attach", "build", "builder", "buildx", "commit", "compose", "config", "container", "context", "cp", "create", "diff",
-    "events", "exec", "export", "history", "image", "images", "import", "info", "inspect", "kill", "load", "login",
-    "logout", "logs", "manifest", "network", "node", "pause", "plugin", "port", "ps", "pull", "push", "rename",
-    "restart", "rm", "rmi", "run", "save", "search", "secret", "service", "stack", "start", "stats", "stop", "swarm",
-    "system", "tag", "top", "trust", "unpause", "update", "version", "volume", "wait")
+    "attach",
+    "build",
+    "builder",
+    "buildx",
+    "commit",
+    "compose",
+    "config",
+    "container",
+    "context",
+    "cp",
+    "create",
+    "diff",
+    "events",
+    "exec",
+    "export",
+    "history",
+    "image",
+    "images",
+    "import",
+    "info",
+    "inspect",
+    "kill",
+    "load",
+    "login",
+    "logout",
+    "logs",
+    "manifest",
+    "network",
+    "node",
+    "pause",
+    "plugin",
+    "port",
+    "ps",
+    "pull",
+    "push",
+    "rename",
+    "restart",
+    "rm",
+    "rmi",
+    "run",
+    "save",
+    "search",
+    "secret",
+    "service",
+    "stack",
+    "start",
+    "stats",
+    "stop",
+    "swarm",
+    "system",
+    "tag",
+    "top",
+    "trust",
+    "unpause",
+    "update",
+    "version",
+    "volume",
+    "wait",
+)
 """The docker CLI's commands, for "did you mean" on a typo."""
-
 
 
 NOTED_COMPOSE_COMMANDS = ("up", "run", "create", "config")
@@ -112,11 +184,13 @@ PUBLISH_ADVICE = (
     "`-p`/`ports:` publish nothing inside a sandbox on this runsc: the inner dockerd runs without iptables "
     "(gVisor 20240729's netstack lacks what Docker's port mapping needs), so {what} is not listening. "
     "Run it with --network=host (compose: `network_mode: host`): its ports are then the sandbox's own, "
-    "at localhost:PORT inside the sandbox.")
+    "at localhost:PORT inside the sandbox."
+)
 NAMES_ADVICE = (
     "Containers on inner networks cannot find each other by name inside a sandbox on this runsc (no embedded DNS "
     "without iptables), so {what}. Run them with --network=host (compose: `network_mode: host` on every service) "
-    "and connect to localhost:PORT instead of the service name.")
+    "and connect to localhost:PORT instead of the service name."
+)
 INNER_SHARED_NETWORKS = ("host", "none", "default", "bridge")
 
 
@@ -229,11 +303,20 @@ class AsyncDocker:
 
     def _check_enabled(self) -> None:
         if not self._sandbox.spec.docker:
-            raise DockerNotEnabled(f"Sandbox {self._sandbox.name!r} was created without Docker inside.",
-                                   fix="create one with docker=True (`%sandbox create --docker`, `jupyter sandbox create --docker`)")
+            raise DockerNotEnabled(
+                f"Sandbox {self._sandbox.name!r} was created without Docker inside.",
+                fix="create one with docker=True (`%sandbox create --docker`, `jupyter sandbox create --docker`)",
+            )
 
-    async def __call__(self, *args: str, stdin: bytes | Iterable[bytes] | None = None, timeout: float | None = None,
-                       workdir: str | None = None, preface: str = "", advice: str | None = None) -> AsyncProcess:
+    async def __call__(
+        self,
+        *args: str,
+        stdin: bytes | Iterable[bytes] | None = None,
+        timeout: float | None = None,
+        workdir: str | None = None,
+        preface: str = "",
+        advice: str | None = None,
+    ) -> AsyncProcess:
         """Run ``docker ARGS...`` in the sandbox (arguments are passed as argv, never through a shell).
 
         Args:
@@ -250,8 +333,9 @@ class AsyncDocker:
         argv = ["docker", *args]
         process: AsyncProcess
         if workdir is None and not preface and self.direct(args):
-            process = await HostProcess.start_cli(sandbox.engine, sandbox.container_id, self.socket, argv,
-                                                  stdin=stdin, timeout=timeout, sandbox=sandbox.name)
+            process = await HostProcess.start_cli(
+                sandbox.engine, sandbox.container_id, self.socket, argv, stdin=stdin, timeout=timeout, sandbox=sandbox.name
+            )
         else:
             command = ["sh", "-c", 'printf "%s\\n" "$1" >&2; shift; exec "$@"', "sh", preface, *argv] if preface else argv
             process = await sandbox.exec(command, stdin=stdin, timeout=timeout, workdir=workdir)
@@ -268,8 +352,10 @@ class AsyncDocker:
         def explain(stderr: str) -> str | None:
             path = self.socket
             if path and path in stderr and "cannot connect" in stderr.lower() and not os.path.exists(path):
-                return (f"The host socket of sandbox {self._sandbox.name!r} is closed (sandbox.close_api()); its daemon "
-                        "still runs. Open it again with sandbox.open_api().")
+                return (
+                    f"The host socket of sandbox {self._sandbox.name!r} is closed (sandbox.close_api()); its daemon "
+                    "still runs. Open it again with sandbox.open_api()."
+                )
             return explain_failure(argv, stderr, self._sandbox.spec.network)
 
         return explain
@@ -325,14 +411,18 @@ class AsyncDocker:
         try:
             await run_sync(call, api)
         except docker_errors.NotFound:
-            raise InnerContainerNotFound(f"Sandbox {name!r} has no container {container!r}.",
-                                         fix=f"`jupyter sandbox docker {name} -- ps -a` lists its containers") from None
+            raise InnerContainerNotFound(
+                f"Sandbox {name!r} has no container {container!r}.", fix=f"`jupyter sandbox docker {name} -- ps -a` lists its containers"
+            ) from None
         except docker_errors.APIError as error:
-            raise SandboxError(f"`docker {verb} {container}` failed in sandbox {name!r}: {error.explanation}",
-                               fix=f"look at its dockerd log (`jupyter sandbox logs {name}`)") from None
+            raise SandboxError(
+                f"`docker {verb} {container}` failed in sandbox {name!r}: {error.explanation}",
+                fix=f"look at its dockerd log (`jupyter sandbox logs {name}`)",
+            ) from None
 
-    async def build(self, context: str | os.PathLike[str], tag: str | None = None, *, dockerfile: str | None = None,
-                    timeout: float | None = None, **options: Any) -> AsyncProcess:
+    async def build(
+        self, context: str | os.PathLike[str], tag: str | None = None, *, dockerfile: str | None = None, timeout: float | None = None, **options: Any
+    ) -> AsyncProcess:
         """``docker build`` with a *local* directory as context, streamed into the sandbox.
 
         The directory is sent as a tar on the build's stdin (``docker build -``),
@@ -345,13 +435,13 @@ class AsyncDocker:
         """
         path = os.fspath(context)
         if not os.path.isdir(path):
-            raise SandboxError(f"Build context {path!r} is not a directory on this machine.",
-                               fix="pass the folder that holds the Dockerfile")
+            raise SandboxError(f"Build context {path!r} is not a directory on this machine.", fix="pass the folder that holds the Dockerfile")
         flags = to_flags({"tag": tag, "file": dockerfile, **options})
         return await self("build", *flags, "-", stdin=iterate_file(tar_stream(path, None)), timeout=timeout)
 
-    async def compose(self, *args: str, project_dir: str | os.PathLike[str] | None = None,
-                      timeout: float | None = None, rewrite: bool = True) -> AsyncProcess:
+    async def compose(
+        self, *args: str, project_dir: str | os.PathLike[str] | None = None, timeout: float | None = None, rewrite: bool = True
+    ) -> AsyncProcess:
         """``docker compose ARGS...``; ``project_dir`` (a local folder) is copied into the sandbox first.
 
         Args:
@@ -367,16 +457,14 @@ class AsyncDocker:
             return await self("compose", *args, timeout=timeout)
         local = os.fspath(project_dir)
         if not os.path.isdir(local):
-            raise SandboxError(f"Compose project {local!r} is not a directory on this machine.",
-                               fix="pass the folder that holds compose.yaml")
+            raise SandboxError(f"Compose project {local!r} is not a directory on this machine.", fix="pass the folder that holds compose.yaml")
         remote = "/root/compose/" + (os.path.basename(os.path.abspath(local)) or "project")
         await self._sandbox.files.upload(local, remote)
         base = ["compose", "--project-directory", remote]
         rewritten = await self._rewritten(base) if rewrite else None
         if rewritten is None:  # as written: say what will not work as meant
             project = compose_project(local) if args and args[0] in ("up", "run", "create", "start") else None
-            return await self(*base, *args, timeout=timeout, workdir=remote,
-                              advice=advise_compose(project) if project else None)
+            return await self(*base, *args, timeout=timeout, workdir=remote, advice=advise_compose(project) if project else None)
         target = f"{remote}/{compose_rewrite.REWRITTEN_FILE}"
         await self._sandbox.files.write(target, rewritten.to_json())
         verb = next((arg for arg in args if not arg.startswith("-")), "")
@@ -395,8 +483,7 @@ class AsyncDocker:
             return None
         return compose_rewrite.rewrite(project)
 
-    async def load(self, image: str, timeout: float | None = None,
-                   on_progress: Callable[[int, float], None] | None = None) -> AsyncProcess:
+    async def load(self, image: str, timeout: float | None = None, on_progress: Callable[[int, float], None] | None = None) -> AsyncProcess:
         """Copy an image from the host engine into the sandbox's daemon, streamed, with progress on stderr.
 
         The host engine's ``docker save`` stream (docker-py ``get_image``) is fed
@@ -412,8 +499,15 @@ class AsyncDocker:
         await self._sandbox.wait_ready()
         return await load_image(self._sandbox, image, timeout=timeout, on_progress=on_progress)
 
-    async def save(self, image: str, timeout: float | None = None, *, tag: str | None = None, replace: bool = False,
-                   on_progress: Callable[[int, float], None] | None = None) -> AsyncProcess:
+    async def save(
+        self,
+        image: str,
+        timeout: float | None = None,
+        *,
+        tag: str | None = None,
+        replace: bool = False,
+        on_progress: Callable[[int, float], None] | None = None,
+    ) -> AsyncProcess:
         """Copy an image from the sandbox's daemon into the host engine (the reverse of :meth:`load`),
         streamed (``docker load`` on the host; no temporary file).
 
@@ -440,31 +534,43 @@ class AsyncDocker:
             try:
                 api.inspect_image(image)
             except docker_errors.ImageNotFound:
-                raise ImageNotFound(f"Image {image!r} is not in sandbox {self._sandbox.name!r}'s daemon.",
-                                    fix="`docker images` in the sandbox lists what it has") from None
+                raise ImageNotFound(
+                    f"Image {image!r} is not in sandbox {self._sandbox.name!r}'s daemon.", fix="`docker images` in the sandbox lists what it has"
+                ) from None
             if not replace:
                 try:
                     host.inspect_image(target)
                 except docker_errors.ImageNotFound:
                     pass
                 else:
-                    raise ImageExists(f"The host engine already has an image named {target!r}; the copy would take "
-                                      "its name.", fix="give the copy another name (--tag / tag=), or replace it "
-                                      "(--replace / replace=True)")
+                    raise ImageExists(
+                        f"The host engine already has an image named {target!r}; the copy would take its name.",
+                        fix="give the copy another name (--tag / tag=), or replace it (--replace / replace=True)",
+                    )
             if target != image:
                 repository, _, version = target.rpartition(":") if ":" in target.rsplit("/", 1)[-1] else (target, "", "")
                 try:
                     api.tag(image, repository, version or None)
                 except docker_errors.APIError as error:
-                    raise SpecError("tag", f"{target!r} is not a usable image name ({error.explanation})",
-                                    fix="use e.g. 'myapp:1'") from None
+                    raise SpecError("tag", f"{target!r} is not a usable image name ({error.explanation})", fix="use e.g. 'myapp:1'") from None
 
         await run_sync(prepare)
-        return await self._copy(lambda: api.get_image(target, chunk_size=COPY_CHUNK), None,
-                                f"{target} from sandbox {self._sandbox.name} to the host", timeout, on_progress)
+        return await self._copy(
+            lambda: api.get_image(target, chunk_size=COPY_CHUNK),
+            None,
+            f"{target} from sandbox {self._sandbox.name} to the host",
+            timeout,
+            on_progress,
+        )
 
-    async def _copy(self, source: Callable[[], Iterable[bytes]], target_socket: str | None, what: str,
-                    timeout: float | None, on_progress: Callable[[int, float], None] | None = None) -> AsyncProcess:
+    async def _copy(
+        self,
+        source: Callable[[], Iterable[bytes]],
+        target_socket: str | None,
+        what: str,
+        timeout: float | None,
+        on_progress: Callable[[int, float], None] | None = None,
+    ) -> AsyncProcess:
         """``docker load`` on a socket (None: the host engine), fed from ``source``, noting progress.
 
         Does not wait for the sandbox to be ready: callers do (or, preloading during startup, know
@@ -482,8 +588,9 @@ class AsyncDocker:
             meter.finish()
 
         argv = ["docker", "load"]
-        process = await HostProcess.start_cli(sandbox.engine, sandbox.container_id, target_socket, argv,
-                                              stdin=counted, timeout=timeout, sandbox=sandbox.name)
+        process = await HostProcess.start_cli(
+            sandbox.engine, sandbox.container_id, target_socket, argv, stdin=counted, timeout=timeout, sandbox=sandbox.name
+        )
         process.explain = self._explainer(argv)
         if target_socket is not None:  # into the sandbox: a full disk store is its DiskFull
             process.disk_full = sandbox.disk_full_error
@@ -528,8 +635,9 @@ class CopyMeter:
             self.write(f"copied {self.what}: {self.line()} in {elapsed:.1f} s\n")
 
 
-async def load_image(sandbox: "AsyncSandbox", image: str, *, timeout: float | None = None,
-                     on_progress: Callable[[int, float], None] | None = None) -> AsyncProcess:
+async def load_image(
+    sandbox: "AsyncSandbox", image: str, *, timeout: float | None = None, on_progress: Callable[[int, float], None] | None = None
+) -> AsyncProcess:
     """Start copying a host image into a sandbox's daemon, without waiting for the sandbox to be ready.
 
     The one path every load takes (``load()`` and the images preloaded during
@@ -553,8 +661,7 @@ async def load_image(sandbox: "AsyncSandbox", image: str, *, timeout: float | No
         return stream
 
     if docker.direct(["load"]):
-        return await docker._copy(source, docker.socket, f"{image} into sandbox {sandbox.name}", timeout,
-                                  on_progress=on_progress)
+        return await docker._copy(source, docker.socket, f"{image} into sandbox {sandbox.name}", timeout, on_progress=on_progress)
     started = time.monotonic()
 
     def chunks() -> Iterator[bytes]:

@@ -56,8 +56,12 @@ def check_runsc() -> Check:
     if date is None:
         return Check("runsc installed", False, "runsc is not on PATH", SETUP)
     if date < MIN_RUNSC:
-        return Check("runsc installed", False, f"runsc {date} is older than {MIN_RUNSC}: dockerd inside dies with "
-                     "'Devices cgroup isn't mounted'", "install runsc from bookworm-backports: " + SETUP)
+        return Check(
+            "runsc installed",
+            False,
+            f"runsc {date} is older than {MIN_RUNSC}: dockerd inside dies with 'Devices cgroup isn't mounted'",
+            "install runsc from bookworm-backports: " + SETUP,
+        )
     return Check("runsc installed", True, f"runsc {date}")
 
 
@@ -88,10 +92,12 @@ def egress_probe(url: str) -> list[str]:
 
     parts = urlsplit(url)
     host, port, path = parts.hostname or "", parts.port or 80, parts.path or "/"
-    script = (f'getent ahostsv4 {host} | head -1 | sed "s/ .*//; s/^/resolved /" | grep . || exit 3; '
-              f"exec 3<>/dev/tcp/{host}/{port} || exit 4; "
-              f'printf "HEAD {path} HTTP/1.1\\r\\nHost: {host}\\r\\nConnection: close\\r\\n\\r\\n" >&3; '
-              "head -1 <&3")
+    script = (
+        f'getent ahostsv4 {host} | head -1 | sed "s/ .*//; s/^/resolved /" | grep . || exit 3; '
+        f"exec 3<>/dev/tcp/{host}/{port} || exit 4; "
+        f'printf "HEAD {path} HTTP/1.1\\r\\nHost: {host}\\r\\nConnection: close\\r\\n\\r\\n" >&3; '
+        "head -1 <&3"
+    )
     return ["timeout", "20", "bash", "-c", script]
 
 
@@ -113,13 +119,21 @@ def check_sandbox_network(image: str) -> Check:
         output = process.stdout.read().strip()
         code = process.wait()
         if code == 3:
-            return Check(name, False, f"{ready} but cannot resolve {mirror}",
-                         "check the nameservers in /run/jupyter-sandbox/resolv.conf (copied from the host's "
-                         "/etc/resolv.conf) and that the firewall admits DNS to them: `bash scripts/setup-host.sh`")
+            return Check(
+                name,
+                False,
+                f"{ready} but cannot resolve {mirror}",
+                "check the nameservers in /run/jupyter-sandbox/resolv.conf (copied from the host's "
+                "/etc/resolv.conf) and that the firewall admits DNS to them: `bash scripts/setup-host.sh`",
+            )
         if code != 0 or " 2" not in output and " 3" not in output:
-            return Check(name, False, f"{ready} but no HTTP answer from {mirror} (exit {code}: {output!r})",
-                         "check that the host forwards and masquerades the jupyter-sandbox bridge "
-                         "(sysctl net.ipv4.ip_forward=1, Docker's iptables on) and `bash scripts/setup-host.sh`")
+            return Check(
+                name,
+                False,
+                f"{ready} but no HTTP answer from {mirror} (exit {code}: {output!r})",
+                "check that the host forwards and masquerades the jupyter-sandbox bridge "
+                "(sysctl net.ipv4.ip_forward=1, Docker's iptables on) and `bash scripts/setup-host.sh`",
+            )
         status = output.splitlines()[-1]
         return Check(name, True, f"{ready}; reached {mirror} ({status})")
     finally:
@@ -130,12 +144,14 @@ def check_host_uds(registered: dict[str, dict[str, Any]]) -> Check:
     """The runsc runtimes let a sandbox create (and only create) its daemon's socket on the host."""
     chosen = {name for network in ("none", "host", "sandbox") if (name := runtime_for(network, registered)) is not None}
     runsc = {name: registered[name] for name in chosen}  # the runtimes sandboxes are created with
-    wrong = sorted(name for name, runtime in runsc.items()
-                   if "--host-uds=create" not in (runtime.get("runtimeArgs") or []))
+    wrong = sorted(name for name, runtime in runsc.items() if "--host-uds=create" not in (runtime.get("runtimeArgs") or []))
     if wrong or not runsc:
-        return Check("host socket (--host-uds=create)", False,
-                     f"missing on {', '.join(wrong)}" if wrong else "no runsc runtime",
-                     "sandboxes cannot offer their daemon on a host socket: " + SETUP)
+        return Check(
+            "host socket (--host-uds=create)",
+            False,
+            f"missing on {', '.join(wrong)}" if wrong else "no runsc runtime",
+            "sandboxes cannot offer their daemon on a host socket: " + SETUP,
+        )
     return Check("host socket (--host-uds=create)", True, f"on {', '.join(sorted(runsc))}")
 
 
@@ -160,21 +176,36 @@ def run_checks() -> list[Check]:
         wanted = {n: r for n, r in WANTED_RUNTIMES.items() if network_of(r) == network}
         missing = [str(registered[n].get("path")) for n in names if not os.path.exists(str(registered[n].get("path")))]
         if missing:
-            checks.append(Check(f"runsc runtime for network '{network}'", False,
-                                f"registered as {', '.join(names)}, but {', '.join(missing)} does not exist", SETUP,
-                                required=network != "host"))
+            checks.append(
+                Check(
+                    f"runsc runtime for network '{network}'",
+                    False,
+                    f"registered as {', '.join(names)}, but {', '.join(missing)} does not exist",
+                    SETUP,
+                    required=network != "host",
+                )
+            )
             continue
-        checks.append(Check(f"runsc runtime for network '{network}'", bool(names),
-                            f"registered as {', '.join(names)}" if names else "not registered",
-                            f"{SETUP}, or merge {wanted} into /etc/docker/daemon.json and SIGHUP dockerd",
-                            required=network != "host"))
+        checks.append(
+            Check(
+                f"runsc runtime for network '{network}'",
+                bool(names),
+                f"registered as {', '.join(names)}" if names else "not registered",
+                f"{SETUP}, or merge {wanted} into /etc/docker/daemon.json and SIGHUP dockerd",
+                required=network != "host",
+            )
+        )
     checks.append(check_host_uds(registered))
     experimental = call(engine.call, snapshots.experimental, engine)
-    checks.append(Check("snapshots (engine experimental mode)", experimental,
-                        "on: sandboxes can be snapshotted and forked" if experimental else
-                        "off: `snapshot` and `create --snapshot` fail until it is on",
-                        "run `JUPYTER_SANDBOX_RESTART_ENGINE=1 bash scripts/setup-host.sh` (restarts dockerd, "
-                        "which stops running containers)", required=False))
+    checks.append(
+        Check(
+            "snapshots (engine experimental mode)",
+            experimental,
+            "on: sandboxes can be snapshotted and forked" if experimental else "off: `snapshot` and `create --snapshot` fail until it is on",
+            "run `JUPYTER_SANDBOX_RESTART_ENGINE=1 bash scripts/setup-host.sh` (restarts dockerd, which stops running containers)",
+            required=False,
+        )
+    )
     try:
         call(engine.image, DEFAULT_IMAGE)
         checks.append(Check("default image", True, DEFAULT_IMAGE))

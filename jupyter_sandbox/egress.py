@@ -43,8 +43,7 @@ class Plan:
         """Options for the engine's create: the product network and the read-only resolv.conf."""
         from docker.types import Mount
 
-        return {"network_mode": N.NETWORK_NAME,
-                "mounts": [Mount(target="/etc/resolv.conf", source=N.RESOLV_CONF, type="bind", read_only=True)]}
+        return {"network_mode": N.NETWORK_NAME, "mounts": [Mount(target="/etc/resolv.conf", source=N.RESOLV_CONF, type="bind", read_only=True)]}
 
 
 def resolve(egress: Any) -> list[dict[str, Any]]:
@@ -64,8 +63,9 @@ def resolve(egress: Any) -> list[dict[str, Any]]:
         try:
             infos = socket.getaddrinfo(host, int(port), socket.AF_INET, socket.SOCK_STREAM)
         except (socket.gaierror, UnicodeError) as error:
-            raise SpecError("egress", f"{host!r} does not resolve on this host ({error})",
-                            fix="check the name, or give its address as a CIDR") from None
+            raise SpecError(
+                "egress", f"{host!r} does not resolve on this host ({error})", fix="check the name, or give its address as a CIDR"
+            ) from None
         for address in sorted({info[4][0] for info in infos}):
             resolved.append({"entry": entry, "cidr": f"{address}/32", "port": int(port)})
     return resolved
@@ -100,9 +100,10 @@ def _setup_host(engine: "Engine") -> list[str]:
         firewall.ensure_base(servers)
         _prune(engine, servers)
     except (firewall.FirewallError, RuntimeError, OSError) as error:
-        raise NetworkSetupFailed(f"Could not set up the sandbox network: {error}",
-                                 fix="run `bash scripts/setup-host.sh` as root (it installs iptables and creates "
-                                 "the network), or use network='none'") from None
+        raise NetworkSetupFailed(
+            f"Could not set up the sandbox network: {error}",
+            fix="run `bash scripts/setup-host.sh` as root (it installs iptables and creates the network), or use network='none'",
+        ) from None
     return servers
 
 
@@ -126,8 +127,9 @@ def _bridge_port(sandbox_key: str) -> str:
     except OSError:
         return ""
     try:
-        text = subprocess.run(["nsenter", f"--net={sandbox_key}", "ip", "-j", "link", "show", "eth0"],
-                              capture_output=True, text=True, timeout=10).stdout
+        text = subprocess.run(
+            ["nsenter", f"--net={sandbox_key}", "ip", "-j", "link", "show", "eth0"], capture_output=True, text=True, timeout=10
+        ).stdout
         index = json.loads(text)[0]["link_index"]
         links = json.loads(subprocess.run(["ip", "-j", "link"], capture_output=True, text=True, timeout=10).stdout)
     except (OSError, subprocess.SubprocessError, ValueError, KeyError, IndexError):
@@ -142,17 +144,24 @@ def _attach(engine: "Engine", container_id: str, name: str, plan: Plan) -> dict[
     if not address and not (attrs.get("State") or {}).get("Running"):
         return None  # it already exited (its init program failed at once): no traffic, no rules; startup reports why
     if not address:
-        raise NetworkSetupFailed(f"Sandbox {name!r} got no address on the {N.NETWORK_NAME!r} network.",
-                                 fix="check `docker network inspect jupyter-sandbox`; `bash scripts/setup-host.sh` recreates it")
-    record = {"container": container_id, "name": name, "ip": address,
-              "bridge_port": _bridge_port(settings.get("SandboxKey", "")),
-              "egress": list(plan.egress) if not isinstance(plan.egress, str) else plan.egress,
-              "resolved": plan.resolved}
+        raise NetworkSetupFailed(
+            f"Sandbox {name!r} got no address on the {N.NETWORK_NAME!r} network.",
+            fix="check `docker network inspect jupyter-sandbox`; `bash scripts/setup-host.sh` recreates it",
+        )
+    record = {
+        "container": container_id,
+        "name": name,
+        "ip": address,
+        "bridge_port": _bridge_port(settings.get("SandboxKey", "")),
+        "egress": list(plan.egress) if not isinstance(plan.egress, str) else plan.egress,
+        "resolved": plan.resolved,
+    }
     try:
         firewall.install(record, plan.servers)
     except firewall.FirewallError as error:
-        raise NetworkSetupFailed(f"Could not install the firewall rules of sandbox {name!r}: {error}",
-                                 fix="run `bash scripts/setup-host.sh` as root") from None
+        raise NetworkSetupFailed(
+            f"Could not install the firewall rules of sandbox {name!r}: {error}", fix="run `bash scripts/setup-host.sh` as root"
+        ) from None
     return record
 
 
@@ -176,12 +185,17 @@ async def set_egress(engine: "Engine", spec: "SandboxSpec", container_id: str, e
     """
     policy = parse_egress(egress, spec.network)
     if spec.network != "sandbox":
-        raise SpecError("egress", f"sandbox {spec.name!r} has network {spec.network!r}; egress applies to 'sandbox' only",
-                        fix="create a sandbox with network='sandbox'")
+        raise SpecError(
+            "egress",
+            f"sandbox {spec.name!r} has network {spec.network!r}; egress applies to 'sandbox' only",
+            fix="create a sandbox with network='sandbox'",
+        )
     record = firewall.record_of(container_id)
     if record is None:
-        raise NetworkSetupFailed(f"Sandbox {spec.name!r} has no firewall rules (is it running?).",
-                                 fix=f"`jupyter sandbox status {spec.name}`; recreate it if it is stopped")
+        raise NetworkSetupFailed(
+            f"Sandbox {spec.name!r} has no firewall rules (is it running?).",
+            fix=f"`jupyter sandbox status {spec.name}`; recreate it if it is stopped",
+        )
     plan = Plan(policy, await run_sync(resolve, policy), N.host_nameservers())
     record.update(egress=list(policy) if not isinstance(policy, str) else policy, resolved=plan.resolved)
     await run_sync(firewall.install, record, plan.servers)

@@ -140,15 +140,17 @@ class Engine:
             registered = await self.runtimes(fresh=True)
             name = await run_sync(runtime_for, network, registered)
         if name is None:
-            impostors = [n for n, r in registered.items() if declared_network(r) == network
-                         and "runsc" in str(r.get("path", "")) and not is_gvisor(str(r.get("path", "")))]
+            impostors = [
+                n
+                for n, r in registered.items()
+                if declared_network(r) == network and "runsc" in str(r.get("path", "")) and not is_gvisor(str(r.get("path", "")))
+            ]
             if impostors:
                 raise not_gvisor(impostors[0], registered[impostors[0]])
             wanted = {n: r for n, r in WANTED_RUNTIMES.items() if declared_network(r) == network}
             have = ", ".join(sorted(registered)) or "none"
             raise RuntimeNotRegistered(
-                f"The Docker engine has no runsc runtime for network mode {network!r} (it has: {have}), "
-                "and a sandbox never runs without gVisor.",
+                f"The Docker engine has no runsc runtime for network mode {network!r} (it has: {have}), and a sandbox never runs without gVisor.",
                 fix="run `bash scripts/setup-host.sh`, or merge "
                 + json.dumps({"runtimes": wanted})
                 + " into /etc/docker/daemon.json and send dockerd SIGHUP",
@@ -157,15 +159,17 @@ class Engine:
 
     def _forced_runtime(self, name: str, network: str, registered: dict[str, dict[str, Any]]) -> str:
         if name not in registered:
-            raise RuntimeNotRegistered(f"${RUNTIME_ENV} names runtime {name!r}, which the Docker engine does not have "
-                                       f"(it has: {', '.join(sorted(registered)) or 'none'}).",
-                                       fix=f"unset {RUNTIME_ENV}, or register that runtime in /etc/docker/daemon.json")
+            raise RuntimeNotRegistered(
+                f"${RUNTIME_ENV} names runtime {name!r}, which the Docker engine does not have (it has: {', '.join(sorted(registered)) or 'none'}).",
+                fix=f"unset {RUNTIME_ENV}, or register that runtime in /etc/docker/daemon.json",
+            )
         if network_of(registered[name]) is None:
             raise not_gvisor(name, registered[name])
         if declared_network(registered[name]) != network:
-            raise RuntimeNotRegistered(f"${RUNTIME_ENV} names runtime {name!r}, which gives network mode "
-                                       f"{declared_network(registered[name])!r}, not {network!r}.",
-                                       fix=f"unset {RUNTIME_ENV} or ask for network={declared_network(registered[name])!r}")
+            raise RuntimeNotRegistered(
+                f"${RUNTIME_ENV} names runtime {name!r}, which gives network mode {declared_network(registered[name])!r}, not {network!r}.",
+                fix=f"unset {RUNTIME_ENV} or ask for network={declared_network(registered[name])!r}",
+            )
         return name
 
     def is_runsc(self, runtime_name: str, registered: dict[str, dict[str, Any]]) -> bool:
@@ -187,6 +191,7 @@ class Engine:
 
     async def find(self, name: str) -> Container | None:
         """The container of the sandbox called ``name``, if any."""
+
         def get() -> Container | None:
             try:
                 container = self.client.containers.get(labels.container_name(name))
@@ -198,9 +203,7 @@ class Engine:
 
     async def containers(self) -> list[Container]:
         """Every container jupyter-sandbox manages, running or not."""
-        return await self.call(
-            lambda: self.client.containers.list(all=True, filters={"label": f"{labels.MANAGED}=1"}, ignore_removed=True)
-        )
+        return await self.call(lambda: self.client.containers.list(all=True, filters={"label": f"{labels.MANAGED}=1"}, ignore_removed=True))
 
     async def create_container(self, name: str, *, container_name: str | None = None, **options: Any) -> Container:
         """Create (not start) a container, turning a name clash into :class:`SandboxExists`.
@@ -306,10 +309,11 @@ def not_gvisor(name: str, runtime: dict[str, Any]) -> NotIsolated:
     """The error for a runtime whose binary does not say it is gVisor (whatever its file is called)."""
     path = str(runtime.get("path", ""))
     said = version_text(path) or "nothing (it did not run or failed)"
-    return NotIsolated(f"Runtime {name!r} ({path}) is not gVisor: `{path} --version` says {said!r}, not 'runsc version ...'. "
-                       "A sandbox never runs without gVisor, so nothing was created.",
-                       fix="point that runtime at runsc (or a wrapper that execs it) in /etc/docker/daemon.json, "
-                       "or run `bash scripts/setup-host.sh`")
+    return NotIsolated(
+        f"Runtime {name!r} ({path}) is not gVisor: `{path} --version` says {said!r}, not 'runsc version ...'. "
+        "A sandbox never runs without gVisor, so nothing was created.",
+        fix="point that runtime at runsc (or a wrapper that execs it) in /etc/docker/daemon.json, or run `bash scripts/setup-host.sh`",
+    )
 
 
 def image_not_found(reference: str) -> ImageNotFound:

@@ -298,8 +298,7 @@ class DiskFull(SandboxError):
 ENOSPC_TEXT = "no space left on device"
 
 
-def disk_full(sandbox: str, disk: int | None, memory: int | None = None, detail: str | None = None,
-              at_least: int = 0) -> DiskFull:
+def disk_full(sandbox: str, disk: int | None, memory: int | None = None, detail: str | None = None, at_least: int = 0) -> DiskFull:
     """The error for a sandbox whose disk store (of ``disk`` bytes) is full, with the fix.
 
     Args:
@@ -309,13 +308,14 @@ def disk_full(sandbox: str, disk: int | None, memory: int | None = None, detail:
 
     size = format_memory(disk) if disk else None
     if size and disk:
-        message = f"The sandbox's disk ({size}) is full: a write in sandbox {sandbox!r} failed with \"no space left on device\"."
+        message = f'The sandbox\'s disk ({size}) is full: a write in sandbox {sandbox!r} failed with "no space left on device".'
         bigger = format_memory(-(-max(disk * 2, at_least) // 2**30) * 2**30 if at_least > disk * 2 else disk * 2)
-        fix = (f"remove files or images inside (`docker image prune -a`, `docker system prune`), or create the sandbox "
-               f"with a larger disk (disk='{bigger}', --disk {bigger})"
-               + (", raising memory with it: the store is sandbox memory" if memory else ""))
+        fix = (
+            f"remove files or images inside (`docker image prune -a`, `docker system prune`), or create the sandbox "
+            f"with a larger disk (disk='{bigger}', --disk {bigger})" + (", raising memory with it: the store is sandbox memory" if memory else "")
+        )
     else:
-        message = f"The sandbox {sandbox!r} ran out of space: a write failed with \"no space left on device\"."
+        message = f'The sandbox {sandbox!r} ran out of space: a write failed with "no space left on device".'
         fix = "remove files inside, or give the sandbox more memory (its root filesystem writes are memory)"
     return DiskFull(message, disk=disk, fix=fix, detail=detail)
 

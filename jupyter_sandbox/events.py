@@ -57,8 +57,16 @@ PHASE_LABELS = {
 }
 
 DOCKER_PHASES = [
-    Phase.IMAGE_CHECK, Phase.SANDBOX_START, Phase.BOOTED, Phase.DOCKERD_PRESENT, Phase.CGROUPS,
-    Phase.STORAGE, Phase.DOCKERD_STARTED, Phase.SOCKET, Phase.ANSWERING, Phase.READY,
+    Phase.IMAGE_CHECK,
+    Phase.SANDBOX_START,
+    Phase.BOOTED,
+    Phase.DOCKERD_PRESENT,
+    Phase.CGROUPS,
+    Phase.STORAGE,
+    Phase.DOCKERD_STARTED,
+    Phase.SOCKET,
+    Phase.ANSWERING,
+    Phase.READY,
 ]
 """The startup phases of a sandbox with Docker inside, in order."""
 
@@ -94,7 +102,7 @@ class ImagePhase:
     @property
     def label(self) -> str:
         """``Image loaded: NAME``."""
-        return "Image loaded: " + self.value[len(IMAGE_PHASE_PREFIX):]
+        return "Image loaded: " + self.value[len(IMAGE_PHASE_PREFIX) :]
 
 
 def phase_catalog() -> dict[str, Any]:

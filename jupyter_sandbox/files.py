@@ -100,10 +100,11 @@ def safe_extract(tar: tarfile.TarFile, destination: str, top: str) -> list[str]:
         if member.issym() or member.islnk():
             name = posixpath.normpath(member.name)
             if name == top:
-                raise UnsafeLink(f"{top!r} is a symbolic link to {member.linkname!r} in the sandbox; downloading it "
-                                 "would plant a link on this machine pointing at a file of this machine.",
-                                 fix="download the file or folder it points to (sandbox.exec(['readlink', '-f', PATH]) "
-                                 "says which)")
+                raise UnsafeLink(
+                    f"{top!r} is a symbolic link to {member.linkname!r} in the sandbox; downloading it "
+                    "would plant a link on this machine pointing at a file of this machine.",
+                    fix="download the file or folder it points to (sandbox.exec(['readlink', '-f', PATH]) says which)",
+                )
             if posixpath.isabs(member.linkname) or not within(link_target(member), top):
                 skipped.append(f"{name} -> {member.linkname}")
                 return None
@@ -119,16 +120,18 @@ class AsyncFiles(FileTree):
     async def _unpack(self, parent: str, archive: IO[bytes]) -> None:
         process = await self._sandbox.exec(["/bin/sh", "-c", UNPACK, "upload", parent], stdin=iterate_file(archive))
         if await process.wait() != 0:
-            raise SandboxError(f"Could not write into {parent!r} in sandbox {self._sandbox.name!r}: "
-                               f"{process.stderr_text.strip() or 'tar failed'}",
-                               fix="check that the folder is writable and the image has tar")
+            raise SandboxError(
+                f"Could not write into {parent!r} in sandbox {self._sandbox.name!r}: {process.stderr_text.strip() or 'tar failed'}",
+                fix="check that the folder is writable and the image has tar",
+            )
 
     async def upload(self, local: str | os.PathLike[str], remote: str) -> None:
         """Copy a local file or folder to ``remote`` in the sandbox (a folder's contents become ``remote``)."""
         local = os.fspath(local)
         if not os.path.exists(local):
-            raise SandboxError(f"{local!r} does not exist on this machine.",
-                               fix="check the path (relative paths start at the notebook's or shell's folder)")
+            raise SandboxError(
+                f"{local!r} does not exist on this machine.", fix="check the path (relative paths start at the notebook's or shell's folder)"
+            )
         remote = _check_remote(remote)
         await self._unpack(posixpath.dirname(remote) or "/", tar_stream(local, posixpath.basename(remote)))
 
@@ -146,8 +149,7 @@ class AsyncFiles(FileTree):
 
     async def _archive(self, remote: str) -> IO[bytes]:
         remote = _check_remote(remote)
-        process = await self._sandbox.exec(["tar", "-c", "-f", "-", "-C", posixpath.dirname(remote) or "/",
-                                            posixpath.basename(remote)])
+        process = await self._sandbox.exec(["tar", "-c", "-f", "-", "-C", posixpath.dirname(remote) or "/", posixpath.basename(remote)])
         spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES)
         errors = bytearray()
         async for chunk in process.output():
@@ -156,8 +158,9 @@ class AsyncFiles(FileTree):
             spool.close()
             text = errors.decode(errors="replace").strip()
             if "No such file" in text or "Cannot stat" in text:
-                raise SandboxError(f"{remote!r} does not exist in sandbox {self._sandbox.name!r}.",
-                                   fix="list the folder with sandbox.exec(['ls', '-la', FOLDER])")
+                raise SandboxError(
+                    f"{remote!r} does not exist in sandbox {self._sandbox.name!r}.", fix="list the folder with sandbox.exec(['ls', '-la', FOLDER])"
+                )
             raise SandboxError(f"Could not read {remote!r} in sandbox {self._sandbox.name!r}: {text or 'tar failed'}")
         spool.seek(0)
         return spool
@@ -171,8 +174,7 @@ class AsyncFiles(FileTree):
                     extracted = tar.extractfile(member)
                     return extracted.read() if extracted else b""
                 break
-        raise SandboxError(f"{remote!r} in sandbox {self._sandbox.name!r} is not a regular file.",
-                           fix="use download() for folders")
+        raise SandboxError(f"{remote!r} in sandbox {self._sandbox.name!r} is not a regular file.", fix="use download() for folders")
 
     async def download(self, remote: str, local: str | os.PathLike[str]) -> list[str]:
         """Copy a file or folder from the sandbox to ``local`` on this machine (never outside it).
@@ -197,9 +199,14 @@ class AsyncFiles(FileTree):
             with spool, tarfile.open(fileobj=spool, mode="r|") as tar:
                 skipped = safe_extract(tar, staging, name)
             if skipped:
-                warnings.warn(SkippedLinksWarning(
-                    f"Left out {len(skipped)} symbolic link(s) of {remote!r} pointing outside it: "
-                    + ", ".join(skipped[:10]) + (" ..." if len(skipped) > 10 else "")), stacklevel=2)
+                warnings.warn(
+                    SkippedLinksWarning(
+                        f"Left out {len(skipped)} symbolic link(s) of {remote!r} pointing outside it: "
+                        + ", ".join(skipped[:10])
+                        + (" ..." if len(skipped) > 10 else "")
+                    ),
+                    stacklevel=2,
+                )
             top = os.path.join(staging, name)
             if os.path.isdir(local) and not os.path.isdir(top):
                 local = os.path.join(local, os.path.basename(top))

@@ -75,8 +75,7 @@ class Entry:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready fields."""
-        return {"name": self.name, "path": self.path, "kind": self.kind, "size": self.size,
-                "modified": self.modified, "mode": self.mode}
+        return {"name": self.name, "path": self.path, "kind": self.kind, "size": self.size, "modified": self.modified, "mode": self.mode}
 
 
 def normal_path(path: Any, *, root: bool = True) -> str:
@@ -124,24 +123,26 @@ class FileTree:
     def _error(self, code: int, path: str, out: str, err: str, action: str, other: str = "") -> SandboxError:
         name = self._sandbox.name
         if code == MISSING:
-            return PathNotFound(f"{path!r} does not exist in sandbox {name!r}.",
-                                fix="refresh the listing; it may have been moved or removed")
+            return PathNotFound(f"{path!r} does not exist in sandbox {name!r}.", fix="refresh the listing; it may have been moved or removed")
         if code == EXISTS:
-            return PathExists(f"{other or path!r} already exists in sandbox {name!r}.",
-                              fix="choose another name, or remove that one first")
+            return PathExists(f"{other or path!r} already exists in sandbox {name!r}.", fix="choose another name, or remove that one first")
         if code == LINK:
             target = out.strip()
             resolved = posixpath.normpath(posixpath.join(posixpath.dirname(path), target))
-            return UnsafeLink(f"{path!r} in sandbox {name!r} is a symbolic link to {target!r}; links are never "
-                              "read or written through.", fix=f"use the file it points to, {resolved!r} in the sandbox")
+            return UnsafeLink(
+                f"{path!r} in sandbox {name!r} is a symbolic link to {target!r}; links are never read or written through.",
+                fix=f"use the file it points to, {resolved!r} in the sandbox",
+            )
         if code == NOT_FILE:
-            return WrongPathType(f"{path!r} in sandbox {name!r} is not a regular file.",
-                                 fix="open a file; folders are listed, devices and sockets cannot be read")
+            return WrongPathType(
+                f"{path!r} in sandbox {name!r} is not a regular file.", fix="open a file; folders are listed, devices and sockets cannot be read"
+            )
         if code == NOT_FOLDER:
-            return PathNotFound(f"The folder of {other or path!r} does not exist in sandbox {name!r}.",
-                                 fix="create the folder first")
-        return SandboxError(f"Could not {action} {path!r} in sandbox {name!r}: "
-                            f"{err.strip() or f'exit code {code}'}", fix="check the path and that the folder is writable")
+            return PathNotFound(f"The folder of {other or path!r} does not exist in sandbox {name!r}.", fix="create the folder first")
+        return SandboxError(
+            f"Could not {action} {path!r} in sandbox {name!r}: {err.strip() or f'exit code {code}'}",
+            fix="check the path and that the folder is writable",
+        )
 
     async def stat(self, path: str) -> Entry:
         """What is at ``path`` (not following a link)."""

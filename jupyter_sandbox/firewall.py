@@ -40,8 +40,17 @@ LOCK_PATH = os.path.join(STATE_DIR, "firewall.lock")
 EGRESS = "JUPYTER-SANDBOX-EGRESS"
 HOST = "JUPYTER-SANDBOX-HOST"
 SANDBOX_CHAIN_PREFIX = "JSB-"
-BLOCKED_V4 = ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "169.254.0.0/16",
-              "127.0.0.0/8", "0.0.0.0/8", "224.0.0.0/4", "240.0.0.0/4"]
+BLOCKED_V4 = [
+    "10.0.0.0/8",
+    "172.16.0.0/12",
+    "192.168.0.0/16",
+    "100.64.0.0/10",
+    "169.254.0.0/16",
+    "127.0.0.0/8",
+    "0.0.0.0/8",
+    "224.0.0.0/4",
+    "240.0.0.0/4",
+]
 """Destinations a ``public`` sandbox never reaches: private, shared, link-local (metadata), loopback, multicast, reserved."""
 BLOCKED_V6 = ["fc00::/7", "fe80::/10", "::1/128", "ff00::/8"]
 COMMENT = ["-m", "comment", "--comment", "jupyter-sandbox"]
@@ -60,8 +69,9 @@ def _run(argv: list[str], stdin: str | None = None) -> str:
     try:
         result = subprocess.run(argv, input=stdin, capture_output=True, text=True, timeout=30)
     except FileNotFoundError:
-        raise FirewallError(f"{argv[0]} is not installed: sandbox mode needs the host firewall "
-                            "(`bash scripts/setup-host.sh` installs the iptables package)") from None
+        raise FirewallError(
+            f"{argv[0]} is not installed: sandbox mode needs the host firewall (`bash scripts/setup-host.sh` installs the iptables package)"
+        ) from None
     if result.returncode != 0:
         raise FirewallError(f"{' '.join(argv[:3])} failed: {result.stderr.strip()}\n{stdin or ''}".strip())
     return result.stdout
@@ -113,8 +123,7 @@ def _script_v4(records: list[dict[str, Any]], servers: list[str], current: str) 
     lines += [f":{chain} - [0:0]" for chain in wanted if chain not in have]
     lines += [f"-F {chain}" for chain in wanted + stale]
     lines += [f"-X {chain}" for chain in stale]
-    lines += [f"-A {EGRESS} -m conntrack --ctstate RELATED,ESTABLISHED -j RETURN",
-              f"-A {EGRESS} -o {BRIDGE} -j DROP"]
+    lines += [f"-A {EGRESS} -m conntrack --ctstate RELATED,ESTABLISHED -j RETURN", f"-A {EGRESS} -o {BRIDGE} -j DROP"]
     for record in records:
         chain = sandbox_chain(record["container"])
         lines.append(f"-A {EGRESS} {_dispatch(record, chain)}")
@@ -253,8 +262,11 @@ def remove_all() -> None:
             current = saved(family)
             have = _chains(current)
             lines = ["*filter"]
-            lines += [f"-D {line[3:]}" for line in current.splitlines()
-                      if line.startswith("-A ") and f"-i {BRIDGE} -j " in line and (EGRESS in line or HOST in line)]
+            lines += [
+                f"-D {line[3:]}"
+                for line in current.splitlines()
+                if line.startswith("-A ") and f"-i {BRIDGE} -j " in line and (EGRESS in line or HOST in line)
+            ]
             ours = [c for c in have if c in (EGRESS, HOST) or c.startswith(SANDBOX_CHAIN_PREFIX)]
             lines += [f"-F {c}" for c in ours] + [f"-X {c}" for c in ours] + ["COMMIT"]
             _run([restore, "-w", "--noflush"], "\n".join(lines) + "\n")

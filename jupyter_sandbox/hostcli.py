@@ -23,8 +23,13 @@ from .errors import SandboxError
 from .process import AsyncProcess, Chunk
 from .threads import poll_until, run_sync
 
-PLUGIN_DIRS = ("~/.docker/cli-plugins", "/usr/local/lib/docker/cli-plugins", "/usr/local/libexec/docker/cli-plugins",
-               "/usr/lib/docker/cli-plugins", "/usr/libexec/docker/cli-plugins")
+PLUGIN_DIRS = (
+    "~/.docker/cli-plugins",
+    "/usr/local/lib/docker/cli-plugins",
+    "/usr/local/libexec/docker/cli-plugins",
+    "/usr/lib/docker/cli-plugins",
+    "/usr/libexec/docker/cli-plugins",
+)
 """Where the docker CLI looks for its plugins (``docker compose`` is ``docker-compose`` in one of them)."""
 CLIENT_VARIABLES = ("DOCKER_HOST", "DOCKER_CONTEXT", "DOCKER_TLS_VERIFY", "DOCKER_CERT_PATH")
 
@@ -49,8 +54,9 @@ def environment(socket_path: str) -> dict[str, str]:
 class HostProcess(AsyncProcess):
     """A docker CLI process on the host, talking to a sandbox's daemon (see the module docstring)."""
 
-    def __init__(self, engine: Engine, container_id: str, popen: "subprocess.Popen[bytes]", argv: list[str], *,
-                 timeout: float | None = None, sandbox: str = ""):
+    def __init__(
+        self, engine: Engine, container_id: str, popen: "subprocess.Popen[bytes]", argv: list[str], *, timeout: float | None = None, sandbox: str = ""
+    ):
         super().__init__(engine, container_id, "", None, argv, timeout=timeout, sandbox=sandbox)
         self.popen = popen
         self._pipes_closed = threading.Event()
@@ -64,9 +70,17 @@ class HostProcess(AsyncProcess):
             pass
 
     @classmethod
-    async def start_cli(cls, engine: Engine, container_id: str, socket_path: str | None, argv: list[str], *,
-                        stdin: bytes | Iterable[bytes] | Callable[["HostProcess"], Iterable[bytes]] | None = None,
-                        timeout: float | None = None, sandbox: str = "") -> "HostProcess":
+    async def start_cli(
+        cls,
+        engine: Engine,
+        container_id: str,
+        socket_path: str | None,
+        argv: list[str],
+        *,
+        stdin: bytes | Iterable[bytes] | Callable[["HostProcess"], Iterable[bytes]] | None = None,
+        timeout: float | None = None,
+        sandbox: str = "",
+    ) -> "HostProcess":
         """Start ``argv`` (``["docker", ...]``) on the host with ``DOCKER_HOST`` set to the socket.
 
         Args:
@@ -77,13 +91,20 @@ class HostProcess(AsyncProcess):
         """
         binary = docker_cli()
         if binary is None:
-            raise SandboxError("The host has no docker CLI to talk to the sandbox's daemon.",
-                               fix="install Debian's docker-cli or docker.io (scripts/setup-host.sh does)")
+            raise SandboxError(
+                "The host has no docker CLI to talk to the sandbox's daemon.",
+                fix="install Debian's docker-cli or docker.io (scripts/setup-host.sh does)",
+            )
 
         def spawn() -> "subprocess.Popen[bytes]":
-            return subprocess.Popen([binary, *argv[1:]], stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
-                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                    env=environment(socket_path) if socket_path else None, start_new_session=True)
+            return subprocess.Popen(
+                [binary, *argv[1:]],
+                stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                env=environment(socket_path) if socket_path else None,
+                start_new_session=True,
+            )
 
         try:
             popen = await run_sync(spawn)

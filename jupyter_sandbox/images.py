@@ -33,8 +33,7 @@ RECIPE_LABEL = IMAGE_LABEL + ".recipe"
 PACKAGES = {
     # perl (in every Debian image) relays the inner daemon's API to the host socket, socat where there is no perl (see bootstrap.py).
     "bookworm": ["docker.io", "ca-certificates", "iproute2", "procps", "util-linux", "socat"],
-    "trixie": ["docker.io", "docker-cli", "docker-compose", "docker-buildx", "ca-certificates", "iproute2", "procps",
-               "util-linux", "socat"],
+    "trixie": ["docker.io", "docker-cli", "docker-compose", "docker-buildx", "ca-certificates", "iproute2", "procps", "util-linux", "socat"],
 }
 PLUGIN_SUITE = "trixie"
 PLUGIN_PACKAGES = ["docker-compose", "docker-buildx"]
@@ -90,9 +89,11 @@ class _Steps:
             if not line.startswith(("I: Retrieving", "I: Validating")):
                 self.console.print(Text("  " + line.rstrip(), style="dim"))
         if process.wait() != 0:
-            raise ImageBuildFailed(f"{title} failed (exit code {process.returncode}).",
-                                   fix="read the output above; the Debian mirror must be reachable",
-                                   detail="\n".join(tail))
+            raise ImageBuildFailed(
+                f"{title} failed (exit code {process.returncode}).",
+                fix="read the output above; the Debian mirror must be reachable",
+                detail="\n".join(tail),
+            )
         self.console.print(f"  [green]✔[/] {title} in {time.monotonic() - start:.1f} s")
 
 
@@ -105,17 +106,24 @@ def build_offline_rootfs(root: str, suite: str, steps: _Steps) -> None:
     if os.geteuid() != 0:
         raise ImageBuildFailed("Offline image builds need root (debootstrap and chroot).", fix="run it as root or with sudo")
     mirror = debian_mirror()
-    steps.run(f"debootstrap {suite} from {mirror}",
-              ["debootstrap", "--variant=minbase", "--include=" + ",".join(PACKAGES[suite]), suite, root, mirror])
+    steps.run(
+        f"debootstrap {suite} from {mirror}", ["debootstrap", "--variant=minbase", "--include=" + ",".join(PACKAGES[suite]), suite, root, mirror]
+    )
     if suite == "bookworm":
         sources = os.path.join(root, "etc/apt/jupyter-sandbox-plugins.list")
         with open(sources, "w") as f:
             f.write(f"deb {mirror} {PLUGIN_SUITE} main\n")
         options = ["-o", "Dir::Etc::sourcelist=/etc/apt/jupyter-sandbox-plugins.list", "-o", "Dir::Etc::sourceparts=-"]
-        steps.run(f"fetch Compose v2 and buildx plugins from {PLUGIN_SUITE}",
-                  ["chroot", root, "sh", "-c",
-                   f"apt-get update -qq {' '.join(options)} && cd /tmp && apt-get download {' '.join(options)} "
-                   + " ".join(PLUGIN_PACKAGES)])
+        steps.run(
+            f"fetch Compose v2 and buildx plugins from {PLUGIN_SUITE}",
+            [
+                "chroot",
+                root,
+                "sh",
+                "-c",
+                f"apt-get update -qq {' '.join(options)} && cd /tmp && apt-get download {' '.join(options)} " + " ".join(PLUGIN_PACKAGES),
+            ],
+        )
         for deb in sorted(os.listdir(os.path.join(root, "tmp"))):
             if deb.endswith(".deb"):
                 steps.run(f"unpack {deb}", ["dpkg-deb", "-x", os.path.join(root, "tmp", deb), root])
@@ -159,9 +167,46 @@ def busybox_image(tag: str, files: Mapping[str, str] | None = None, engine: Engi
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w") as tar:
         tar.add(busybox, arcname="bin/busybox")
-        for applet in ("sh", "echo", "cat", "sleep", "ls", "true", "false", "env", "id", "uname", "wc", "head",
-                       "tail", "sed", "grep", "kill", "ps", "mkdir", "rm", "dd", "seq", "yes", "printf", "hostname", "top", "du",
-                       "mount", "umount", "touch", "cp", "mv", "ln", "chmod", "test", "[", "sort", "tr", "cut"):
+        for applet in (
+            "sh",
+            "echo",
+            "cat",
+            "sleep",
+            "ls",
+            "true",
+            "false",
+            "env",
+            "id",
+            "uname",
+            "wc",
+            "head",
+            "tail",
+            "sed",
+            "grep",
+            "kill",
+            "ps",
+            "mkdir",
+            "rm",
+            "dd",
+            "seq",
+            "yes",
+            "printf",
+            "hostname",
+            "top",
+            "du",
+            "mount",
+            "umount",
+            "touch",
+            "cp",
+            "mv",
+            "ln",
+            "chmod",
+            "test",
+            "[",
+            "sort",
+            "tr",
+            "cut",
+        ):
             link = tarfile.TarInfo(f"bin/{applet}")
             link.type, link.linkname = tarfile.SYMTYPE, "busybox"
             tar.addfile(link)
@@ -176,8 +221,7 @@ def busybox_image(tag: str, files: Mapping[str, str] | None = None, engine: Engi
             tar.addfile(info, io.BytesIO(data))
     repository, _, version = tag.rpartition(":") if ":" in tag.split("/")[-1] else (tag, "", "latest")
     with translated():
-        engine.client.api.import_image_from_data(buffer.getvalue(), repository=repository, tag=version,
-                                                  changes=["ENV PATH=/bin", 'CMD ["/bin/sh"]'])
+        engine.client.api.import_image_from_data(buffer.getvalue(), repository=repository, tag=version, changes=["ENV PATH=/bin", 'CMD ["/bin/sh"]'])
 
 
 def dockerfile_for(base: str) -> str:
@@ -206,12 +250,23 @@ def build_from_base(base: str, tag: str, engine: Engine, echo: Callable[[str], N
             if "stream" in item:
                 echo(item["stream"].rstrip("\n"))
             if "error" in item:
-                raise ImageBuildFailed(f"Building {tag} from {base} failed: {item['error'].strip()}",
-                                       fix="without a registry, use --offline (builds the base with debootstrap)")
+                raise ImageBuildFailed(
+                    f"Building {tag} from {base} failed: {item['error'].strip()}",
+                    fix="without a registry, use --offline (builds the base with debootstrap)",
+                )
 
 
-def build_image(*, tag: str, docker: bool, base: str | None, offline: bool, suite: str = "bookworm",
-                if_missing: bool = False, console: Console | None = None, engine: Engine | None = None) -> int:
+def build_image(
+    *,
+    tag: str,
+    docker: bool,
+    base: str | None,
+    offline: bool,
+    suite: str = "bookworm",
+    if_missing: bool = False,
+    console: Console | None = None,
+    engine: Engine | None = None,
+) -> int:
     """Build a sandbox image (the ``jupyter sandbox image build`` command); returns an exit code."""
     console = console or Console(stderr=True)
     engine = engine or Engine.default()

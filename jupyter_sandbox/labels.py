@@ -60,7 +60,7 @@ def name_of(container_name: str, labels: Mapping[str, str]) -> str:
     """A sandbox's name: its container name without the prefix (a claimed pool member was renamed)."""
     container_name = container_name.lstrip("/")
     if container_name.startswith(CONTAINER_PREFIX) and not container_name.startswith(POOL_CONTAINER_PREFIX):
-        return container_name[len(CONTAINER_PREFIX):]
+        return container_name[len(CONTAINER_PREFIX) :]
     return labels.get(NAME, container_name)
 
 
@@ -147,8 +147,7 @@ def spec_label(spec: SandboxSpec) -> str:
     return json.dumps(data, sort_keys=True)
 
 
-def sandbox_labels(spec: SandboxSpec, owner: str, *, pool_key: str | None = None,
-                   api_dir: str | None = None) -> dict[str, str]:
+def sandbox_labels(spec: SandboxSpec, owner: str, *, pool_key: str | None = None, api_dir: str | None = None) -> dict[str, str]:
     """All labels of a new sandbox container (``api_dir``: its host socket directory)."""
     labels = {
         MANAGED: "1",

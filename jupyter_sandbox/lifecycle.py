@@ -125,8 +125,10 @@ def expired_message(name: str, labels: Mapping[str, str], now: float | None = No
     ttl, _ = limits_of(labels)
     deadline = expires_at(labels) or 0.0
     late = max(0.0, (now or time.time()) - deadline)
-    return (f"removed sandbox {name}: its ttl of {format_duration(ttl)} ran out "
-            f"{format_duration(late)} ago (at {time.strftime('%H:%M:%S', time.localtime(deadline))})")
+    return (
+        f"removed sandbox {name}: its ttl of {format_duration(ttl)} ran out "
+        f"{format_duration(late)} ago (at {time.strftime('%H:%M:%S', time.localtime(deadline))})"
+    )
 
 
 # -- activity ----------------------------------------------------------------------
@@ -207,8 +209,7 @@ def last_activity(attrs: Mapping[str, Any]) -> float | None:
     from .status import parse_engine_time
 
     labels = (attrs.get("Config") or {}).get("Labels") or {}
-    candidates = [marked_activity(attrs.get("Id", "")),
-                  parse_engine_time((attrs.get("State") or {}).get("StartedAt"))]
+    candidates = [marked_activity(attrs.get("Id", "")), parse_engine_time((attrs.get("State") or {}).get("StartedAt"))]
     try:
         candidates.append(float(labels.get(L.CREATED) or 0) or None)
     except ValueError:
@@ -258,4 +259,3 @@ def in_use(attrs: Mapping[str, Any]) -> bool:
 def is_paused(attrs: Mapping[str, Any]) -> bool:
     """Whether the engine holds the sandbox paused."""
     return bool((attrs.get("State") or {}).get("Paused"))
-

@@ -27,10 +27,44 @@ from .options import add_limit_arguments, add_spec_arguments
 from .progress import MODES
 from .streaming import CommandResult, load_image, run_command, run_docker, save_image
 
-ACTIONS = ("create", "ls", "status", "use", "logs", "exec", "load", "expose", "rm", "restart-daemon", "doctor",
-           "pause", "resume", "snapshot", "snapshots", "save", "shell")
-CREATE_ONLY = ("docker", "name", "image", "cpu", "memory", "network", "egress", "env", "keep", "progress", "pids",
-               "disk", "storage", "images", "ttl", "idle_timeout", "snapshot")
+ACTIONS = (
+    "create",
+    "ls",
+    "status",
+    "use",
+    "logs",
+    "exec",
+    "load",
+    "expose",
+    "rm",
+    "restart-daemon",
+    "doctor",
+    "pause",
+    "resume",
+    "snapshot",
+    "snapshots",
+    "save",
+    "shell",
+)
+CREATE_ONLY = (
+    "docker",
+    "name",
+    "image",
+    "cpu",
+    "memory",
+    "network",
+    "egress",
+    "env",
+    "keep",
+    "progress",
+    "pids",
+    "disk",
+    "storage",
+    "images",
+    "ttl",
+    "idle_timeout",
+    "snapshot",
+)
 TIMEOUT_EXIT_CODE = 124
 """``_exit_code`` after a command was killed for its timeout (as coreutils' ``timeout`` reports it)."""
 RED, RESET = "\x1b[0;31m", "\x1b[0m"
@@ -41,8 +75,10 @@ class spec_arguments(ArgDecorator):
 
     def add_to_parser(self, parser: Any, group: Any) -> None:
         """Add the options to the parser (or to the current argument group)."""
-        add_spec_arguments(group if group is not None else parser, timeout_help=(
-            "create: seconds the startup may take (default 30); exec and load: stop the command after this many seconds"))
+        add_spec_arguments(
+            group if group is not None else parser,
+            timeout_help=("create: seconds the startup may take (default 30); exec and load: stop the command after this many seconds"),
+        )
         add_limit_arguments(group if group is not None else parser)
 
 
@@ -69,6 +105,7 @@ def in_magic_terms(text: str) -> str:
     """An error's text as a notebook user acts on it: the core's hints name the CLI
     (`jupyter sandbox rm demo`), and where ``%sandbox`` has the same action the hint names the magic
     (`%sandbox rm demo`); commands the magic lacks (``image build``, ``env``) keep their CLI form."""
+
     def magic(match: re.Match[str]) -> str:
         return f"%sandbox {match.group(1)}" if match.group(1) in ACTIONS else match.group(0)
 
@@ -83,7 +120,7 @@ def split_at_dashes(line: str) -> tuple[list[str], list[str]]:
         raise UsageError(f"cannot split the arguments: {error}") from None
     if "--" in words:
         index = words.index("--")
-        return words[:index], words[index + 1:]
+        return words[:index], words[index + 1 :]
     return words, []
 
 
@@ -142,15 +179,19 @@ class SandboxMagics(Magics):
 
     @magic_arguments()
     @argument("action", nargs="?", choices=ACTIONS, metavar="ACTION", help="one of: " + ", ".join(ACTIONS))
-    @argument("names", nargs="*", metavar="ARG",
-              help="a sandbox name (default: the current sandbox); for load: [NAME] IMAGE; for expose: [NAME] PORT; "
-              "for rm: NAME...")
+    @argument(
+        "names",
+        nargs="*",
+        metavar="ARG",
+        help="a sandbox name (default: the current sandbox); for load: [NAME] IMAGE; for expose: [NAME] PORT; for rm: NAME...",
+    )
     @argument("-h", "--help", action="store_true", help="show this help")
     @argument_group("create (options named as in `jupyter sandbox create`)")
     @spec_arguments()
     @argument("--keep", action="store_true", help="leave the sandbox running when this kernel shuts down")
-    @argument("--progress", choices=MODES, default="auto",
-              help="startup view: widget, text lines, or auto (widget in a kernel; $JUPYTER_SANDBOX_PROGRESS)")
+    @argument(
+        "--progress", choices=MODES, default="auto", help="startup view: widget, text lines, or auto (widget in a kernel; $JUPYTER_SANDBOX_PROGRESS)"
+    )
     @argument_group("save")
     @argument("--tag", help="save: the image's name on the host (default: the same as inside)")
     @argument("--replace", action="store_true", help="save: take the name even if the host has an image of it")
@@ -189,8 +230,10 @@ class SandboxMagics(Magics):
             print(help_text(self.sandbox))
             return None
         self._check_options(args, command)
-        interrupted = {"create": "the create was cancelled and what it had started was removed",
-                       "exec": "the command was stopped inside the sandbox"}.get(args.action, "stopped")
+        interrupted = {
+            "create": "the create was cancelled and what it had started was removed",
+            "exec": "the command was stopped inside the sandbox",
+        }.get(args.action, "stopped")
         with shown_errors(interrupted):
             return getattr(self, "_" + args.action.replace("-", "_"))(args, command)
 
@@ -207,21 +250,34 @@ class SandboxMagics(Magics):
             raise UsageError("--tag and --replace only apply to `%sandbox save`")
         if command and args.action != "exec":
             raise UsageError("only `%sandbox exec [N] -- CMD...` takes a command after --")
-        most = {"create": 0, "ls": 0, "doctor": 0, "load": 2, "save": 2, "expose": 2, "rm": None, "snapshot": 2,
-                "snapshots": 0}.get(args.action, 1)
+        most = {"create": 0, "ls": 0, "doctor": 0, "load": 2, "save": 2, "expose": 2, "rm": None, "snapshot": 2, "snapshots": 0}.get(args.action, 1)
         if most is not None and len(args.names) > most:
-            raise UsageError(f"too many arguments for `%sandbox {args.action}`: {' '.join(args.names)}\n"
-                             f"{usage(self.sandbox)}")
+            raise UsageError(f"too many arguments for `%sandbox {args.action}`: {' '.join(args.names)}\n{usage(self.sandbox)}")
 
     def _target(self, args: Any) -> Any:
         return self.sandboxes.get(args.names[0] if args.names else None)
 
     def _create(self, args: Any, command: list[str]) -> Any:
-        return self.sandboxes.create(args.name, docker=args.docker, image=args.image, cpu=args.cpu, memory=args.memory,
-                                     network=args.network, egress=args.egress, env=args.env, timeout=args.timeout,
-                                     pids=args.pids, keep=args.keep, progress=args.progress,
-                                     disk=args.disk, storage=args.storage, images=args.images,
-                                     ttl=args.ttl, idle_timeout=args.idle_timeout, snapshot=args.snapshot)
+        return self.sandboxes.create(
+            args.name,
+            docker=args.docker,
+            image=args.image,
+            cpu=args.cpu,
+            memory=args.memory,
+            network=args.network,
+            egress=args.egress,
+            env=args.env,
+            timeout=args.timeout,
+            pids=args.pids,
+            keep=args.keep,
+            progress=args.progress,
+            disk=args.disk,
+            storage=args.storage,
+            images=args.images,
+            ttl=args.ttl,
+            idle_timeout=args.idle_timeout,
+            snapshot=args.snapshot,
+        )
 
     def _snapshot(self, args: Any, command: list[str]) -> None:
         from .sync import Sandbox
@@ -235,8 +291,10 @@ class SandboxMagics(Magics):
         sandbox = self.sandboxes.get(args.names[0] if len(args.names) == 2 else None)
         print(f"Snapshotting {sandbox.name} (its Docker host socket closes while it runs)...", flush=True)
         snap = sandbox.snapshot(args.names[-1])
-        print(f"Snapshot {snap.tag} of {sandbox.name}: {snap.size / 1e6:.0f} MB in {snap.seconds:.2f} s; "
-              f"fork it with %sandbox create --snapshot {snap.tag} --name NEW")
+        print(
+            f"Snapshot {snap.tag} of {sandbox.name}: {snap.size / 1e6:.0f} MB in {snap.seconds:.2f} s; "
+            f"fork it with %sandbox create --snapshot {snap.tag} --name NEW"
+        )
 
     def _snapshots(self, args: Any, command: list[str]) -> None:
         from .display import show, snapshot_list_bundle
@@ -299,8 +357,10 @@ class SandboxMagics(Magics):
             raise UsageError("say which image: %sandbox save [N] IMAGE [--tag HOSTTAG] [--replace]")
         sandbox = self.sandboxes.get(args.names[0] if len(args.names) == 2 else None)
         target = args.tag or args.names[-1]
-        if self._report(f"save ({args.names[-1]} -> host {target})",
-                        save_image(sandbox, args.names[-1], tag=args.tag, replace=args.replace, timeout=seconds(args.timeout))):
+        if self._report(
+            f"save ({args.names[-1]} -> host {target})",
+            save_image(sandbox, args.names[-1], tag=args.tag, replace=args.replace, timeout=seconds(args.timeout)),
+        ):
             print(f"{target} is in the host engine now.")
 
     def _expose(self, args: Any, command: list[str]) -> None:
@@ -313,9 +373,13 @@ class SandboxMagics(Magics):
         sandbox = self.sandboxes.get(args.names[0] if len(args.names) == 2 else None)
         sandbox.address()  # network 'none': says ports need network 'sandbox'
         found = next((p for p in sandbox.listening_ports() if p.port == port), None)
-        note = ("" if found is not None and found.reachable
-                else f"Nothing listens on port {port} yet; the link works once a server does (on 0.0.0.0)." if found is None
-                else f"Port {port} listens only on {', '.join(found.addresses)}: make it listen on 0.0.0.0 to open it.")
+        note = (
+            ""
+            if found is not None and found.reachable
+            else f"Nothing listens on port {port} yet; the link works once a server does (on 0.0.0.0)."
+            if found is None
+            else f"Port {port} listens only on {', '.join(found.addresses)}: make it listen on 0.0.0.0 to open it."
+        )
         show(port_link_bundle(sandbox.name, port, sandbox.url(port), note))
 
     def _rm(self, args: Any, command: list[str]) -> None:

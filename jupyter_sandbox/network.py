@@ -29,8 +29,7 @@ STATE_DIR = "/run/jupyter-sandbox"
 RESOLV_CONF = os.path.join(STATE_DIR, "resolv.conf")
 HOST_RESOLV_CONF = ("/run/systemd/resolve/resolv.conf", "/etc/resolv.conf")
 """Where the host's upstream nameservers are read (systemd-resolved's upstream list first)."""
-SUBNET_CANDIDATES = ["172.29.16.0/20", "172.29.32.0/20", "172.30.16.0/20", "10.213.16.0/20", "10.214.16.0/20",
-                     "192.168.213.0/24"]
+SUBNET_CANDIDATES = ["172.29.16.0/20", "172.29.32.0/20", "172.30.16.0/20", "10.213.16.0/20", "10.214.16.0/20", "192.168.213.0/24"]
 OPTIONS = {
     "com.docker.network.bridge.name": BRIDGE,
     "com.docker.network.bridge.enable_icc": "false",
@@ -110,8 +109,7 @@ def pick_subnet(docker_subnets: Iterable[str]) -> str:
         net = ipaddress.ip_network(candidate)
         if not any(net.overlaps(other) for other in used):
             return candidate
-    raise RuntimeError(f"every candidate subnet for the {NETWORK_NAME!r} network clashes with this host's networks: "
-                       f"{', '.join(SUBNET_CANDIDATES)}")
+    raise RuntimeError(f"every candidate subnet for the {NETWORK_NAME!r} network clashes with this host's networks: {', '.join(SUBNET_CANDIDATES)}")
 
 
 def ensure_network(client: Any) -> dict[str, Any]:
@@ -131,9 +129,14 @@ def ensure_network(client: Any) -> dict[str, Any]:
     subnets = [c.get("Subnet", "") for n in client.api.networks() for c in ((n.get("IPAM") or {}).get("Config") or [])]
     subnet = pick_subnet(subnets)
     try:
-        client.api.create_network(NETWORK_NAME, driver="bridge", options=OPTIONS, check_duplicate=True,
-                                  ipam=IPAMConfig(pool_configs=[IPAMPool(subnet=subnet)]),
-                                  labels={NETWORK_LABEL: "1"})
+        client.api.create_network(
+            NETWORK_NAME,
+            driver="bridge",
+            options=OPTIONS,
+            check_duplicate=True,
+            ipam=IPAMConfig(pool_configs=[IPAMPool(subnet=subnet)]),
+            labels={NETWORK_LABEL: "1"},
+        )
     except docker.errors.APIError as error:
         if error.status_code != 409 and "already exists" not in str(error):
             raise
@@ -143,6 +146,7 @@ def ensure_network(client: Any) -> dict[str, Any]:
 
 def ensure_network_cli() -> str:
     """:func:`ensure_network` through the ``docker`` CLI (for ``setup-host.sh``, before docker-py is installed)."""
+
     def docker(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(["docker", *args], capture_output=True, text=True, timeout=60)
 
@@ -153,8 +157,7 @@ def ensure_network_cli() -> str:
     subnets = docker("network", "inspect", *ids, "--format", "{{range .IPAM.Config}}{{.Subnet}} {{end}}").stdout.split()
     subnet = pick_subnet(subnets)
     options = [f"--opt={k}={v}" for k, v in OPTIONS.items()]
-    made = docker("network", "create", "--driver=bridge", f"--subnet={subnet}", f"--label={NETWORK_LABEL}=1", *options,
-                  NETWORK_NAME)
+    made = docker("network", "create", "--driver=bridge", f"--subnet={subnet}", f"--label={NETWORK_LABEL}=1", *options, NETWORK_NAME)
     if made.returncode != 0 and "already exists" not in made.stderr:
         raise RuntimeError(f"docker network create {NETWORK_NAME} failed: {made.stderr.strip()}")
     return subnet

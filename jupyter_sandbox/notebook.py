@@ -99,8 +99,7 @@ class CreateJob:
         """The error to show for a failed create (a cancellation elsewhere becomes a SandboxError)."""
         if self.error is None or isinstance(self.error, SandboxError):
             return self.error
-        return SandboxError(f"Creating sandbox {self.core.name!r} was interrupted; what it had started was removed.",
-                            fix="run the create again")
+        return SandboxError(f"Creating sandbox {self.core.name!r} was interrupted; what it had started was removed.", fix="run the create again")
 
     def cancel(self) -> None:
         """Cancel the create and wait (bounded) until the core has cleaned up."""
@@ -120,8 +119,7 @@ class KernelSandboxes:
         """The progress view of each create (``display(views[name])`` shows a widget again)."""
         self.current: str | None = None
 
-    def create(self, name: str | None = None, *, keep: bool = False, progress: str | None = "auto",
-               **fields: Any) -> Sandbox:
+    def create(self, name: str | None = None, *, keep: bool = False, progress: str | None = "auto", **fields: Any) -> Sandbox:
         """Create a sandbox showing its startup live, make it current and return it.
 
         A create of the same name already running (in another cell or thread)
@@ -154,13 +152,14 @@ class KernelSandboxes:
                 job = self.jobs[core.name] = CreateJob(core)
         if existing is not None and job is None:
             if pool_key(existing.spec) != pool_key(core.spec):  # the same spec but for name and timeout
-                raise SandboxError(f"This kernel already created a sandbox named {core.name!r} with another spec.",
-                                   fix=f"remove it first (%sandbox rm {core.name}) or choose another name")
+                raise SandboxError(
+                    f"This kernel already created a sandbox named {core.name!r} with another spec.",
+                    fix=f"remove it first (%sandbox rm {core.name}) or choose another name",
+                )
             print(f"Sandbox {core.name} already exists in this kernel: using it.")
             return self.use(existing)
         assert job is not None
-        view = self.views[job.core.name] = make_view(mode, job.core.name, job.core.spec.docker,
-                                                              restored=job.core.spec.snapshot is not None)
+        view = self.views[job.core.name] = make_view(mode, job.core.name, job.core.spec.docker, restored=job.core.spec.snapshot is not None)
         try:
             job.watch(view)
         finally:
@@ -193,8 +192,7 @@ class KernelSandboxes:
         if name:
             return self.sandboxes.get(name) or Sandbox.get(name)
         if self.current is None:
-            raise SandboxError("No current sandbox in this kernel.",
-                               fix="create one (%sandbox create --docker) or pick one (%sandbox use NAME)")
+            raise SandboxError("No current sandbox in this kernel.", fix="create one (%sandbox create --docker) or pick one (%sandbox use NAME)")
         return self.sandboxes[self.current]
 
     def forget(self, name: str) -> None:
@@ -238,8 +236,9 @@ def session() -> KernelSandboxes:
         return _session
 
 
-def create_with_progress(name: str | None = None, *, docker: bool = False, keep: bool = False,
-                         progress: str | None = "auto", **fields: Any) -> Sandbox:
+def create_with_progress(
+    name: str | None = None, *, docker: bool = False, keep: bool = False, progress: str | None = "auto", **fields: Any
+) -> Sandbox:
     """Create a sandbox with a live progress view, owned by this kernel (see :meth:`KernelSandboxes.create`).
 
     Args:

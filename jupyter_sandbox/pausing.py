@@ -39,6 +39,7 @@ class LifecycleMixin:
     container_id: str
 
     if TYPE_CHECKING:
+
         @property
         def name(self) -> str: ...  # StartupMixin's
 
@@ -52,8 +53,7 @@ class LifecycleMixin:
             import docker.errors
 
             if isinstance(error.__cause__, docker.errors.NotFound):
-                raise SandboxNotRunning(f"Sandbox {self.name!r} is gone: the sandbox container no longer exists.",
-                                        fix="create a new one") from None
+                raise SandboxNotRunning(f"Sandbox {self.name!r} is gone: the sandbox container no longer exists.", fix="create a new one") from None
             raise
 
     async def _remove_expired(self, labels: Mapping[str, str]) -> None:
@@ -64,8 +64,10 @@ class LifecycleMixin:
         if await self.engine.remove(self.container_id):
             notify(Notice(self.name, EXPIRED, message))
         forget(self.container_id)
-        raise SandboxExpired(f"Sandbox {self.name!r} has expired and was removed ({message.split(': ', 1)[1]}).",
-                             fix="create a new one; give it a longer ttl (--ttl) if it needs to live longer")
+        raise SandboxExpired(
+            f"Sandbox {self.name!r} has expired and was removed ({message.split(': ', 1)[1]}).",
+            fix="create a new one; give it a longer ttl (--ttl) if it needs to live longer",
+        )
 
     async def ensure_running(self, attrs: Mapping[str, Any] | None = None) -> Mapping[str, Any]:
         """Make the sandbox usable now and record the use: called before every use.
@@ -86,8 +88,7 @@ class LifecycleMixin:
         if is_paused(attrs):
             began = time.monotonic()
             if await self._unpause():
-                notify(Notice(self.name, RESUMED,
-                              f"sandbox {self.name} was paused; resumed it for this use in {time.monotonic() - began:.2f} s"))
+                notify(Notice(self.name, RESUMED, f"sandbox {self.name} was paused; resumed it for this use in {time.monotonic() - began:.2f} s"))
         touch(self.container_id)
         return attrs
 
@@ -124,8 +125,10 @@ class LifecycleMixin:
         if is_paused(attrs):
             return False
         if not (attrs.get("State") or {}).get("Running"):
-            raise SandboxNotRunning(f"Sandbox {self.name!r} is not running, so it cannot be paused.",
-                                    fix=f"create a new one (`jupyter sandbox rm {self.name}` clears the name)")
+            raise SandboxNotRunning(
+                f"Sandbox {self.name!r} is not running, so it cannot be paused.",
+                fix=f"create a new one (`jupyter sandbox rm {self.name}` clears the name)",
+            )
         try:
             await self.engine.call(self.engine.client.api.pause, self.container_id)
         except SandboxError as error:
@@ -179,8 +182,13 @@ class LifecycleMixin:
                 touch(self.container_id)
                 return None
             if await self.pause():
-                notify(Notice(self.name, IDLE_PAUSED,
-                              f"paused sandbox {self.name}: idle for {format_duration(idle)} "
-                              f"(idle timeout {format_duration(idle_timeout)}); its next use resumes it"))
+                notify(
+                    Notice(
+                        self.name,
+                        IDLE_PAUSED,
+                        f"paused sandbox {self.name}: idle for {format_duration(idle)} "
+                        f"(idle timeout {format_duration(idle_timeout)}); its next use resumes it",
+                    )
+                )
                 return IDLE_PAUSED
         return None

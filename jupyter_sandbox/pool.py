@@ -44,9 +44,17 @@ LOCK_PATH = os.path.join(tempfile.gettempdir(), "jupyter-sandbox-pool.lock")
 
 def pool_key(spec: SandboxSpec) -> str:
     """What makes two sandboxes interchangeable: everything in the spec but name and timeout."""
-    data = {"image": spec.image, "docker": spec.docker, "cpu": spec.cpu, "memory": spec.memory,
-            "network": spec.network, "env": sorted(spec.env.items()), "disk": spec.disk, "storage": spec.storage,
-            "images": list(spec.images)}
+    data = {
+        "image": spec.image,
+        "docker": spec.docker,
+        "cpu": spec.cpu,
+        "memory": spec.memory,
+        "network": spec.network,
+        "env": sorted(spec.env.items()),
+        "disk": spec.disk,
+        "storage": spec.storage,
+        "images": list(spec.images),
+    }
     if spec.egress != "public":
         data["egress"] = spec.egress if isinstance(spec.egress, str) else list(spec.egress)
     if spec.pids is not None:
@@ -112,8 +120,9 @@ async def claim(engine: Engine, spec: SandboxSpec, owner: str) -> Claimed | None
         with anyio.CancelScope(shield=True):  # a claimed member must not be lost to a cancellation
             outcome = await engine.call(rename)
         if outcome == "exists":
-            raise SandboxExists(f"A sandbox named {spec.name!r} already exists.",
-                                fix=f"choose another name, or remove it first with `jupyter sandbox rm {spec.name}`")
+            raise SandboxExists(
+                f"A sandbox named {spec.name!r} already exists.", fix=f"choose another name, or remove it first with `jupyter sandbox rm {spec.name}`"
+            )
         if outcome == "claimed":
             return Claimed(candidate.id, candidate.labels.get(L.API_DIR) or None, candidate.name, reports)
     return None
@@ -132,8 +141,7 @@ class WarmPool:
         max_age: Seconds after which an unclaimed member is replaced (None: never).
     """
 
-    def __init__(self, templates: Sequence[SandboxSpec], *, size: int = 1, max_age: float | None = None,
-                 engine: Engine | None = None):
+    def __init__(self, templates: Sequence[SandboxSpec], *, size: int = 1, max_age: float | None = None, engine: Engine | None = None):
         if size < 0:
             raise ValueError("pool size must be 0 or more")
         self.templates = list(templates)

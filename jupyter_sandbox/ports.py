@@ -97,21 +97,23 @@ def sandbox_address(network: str, attrs: Mapping[str, Any], name: str) -> str:
     if network == "none":
         raise NetworkUnavailable(
             f"Sandbox {name!r} has network 'none' (loopback only), so none of its ports can be opened from outside.",
-            fix="ports need network 'sandbox': create it with network='sandbox' (--network sandbox)")
+            fix="ports need network 'sandbox': create it with network='sandbox' (--network sandbox)",
+        )
     if network == "host":
         return "127.0.0.1"
     networks = [e for e in ((attrs.get("NetworkSettings") or {}).get("Networks") or {}).values() if e]
-    for address, gateway in [(e.get("IPAddress"), e.get("Gateway")) for e in networks] + \
-            [(e.get("GlobalIPv6Address"), e.get("IPv6Gateway")) for e in networks]:
+    for address, gateway in [(e.get("IPAddress"), e.get("Gateway")) for e in networks] + [
+        (e.get("GlobalIPv6Address"), e.get("IPv6Gateway")) for e in networks
+    ]:
         if address:
             if gateway and not is_local_address(gateway):
                 raise NetworkUnavailable(
                     f"The bridge of sandbox {name!r}'s network (gateway {gateway}) is missing on this host, so its "
                     f"address {address} would be routed off the machine; its ports are not opened.",
-                    fix="restart the Docker engine so it recreates its bridges, then create the sandbox again")
+                    fix="restart the Docker engine so it recreates its bridges, then create the sandbox again",
+                )
             return str(address)
-    raise NetworkUnavailable(f"Sandbox {name!r} has no network address (is it running?).",
-                             fix=f"`jupyter sandbox status {name}` shows its state")
+    raise NetworkUnavailable(f"Sandbox {name!r} has no network address (is it running?).", fix=f"`jupyter sandbox status {name}` shows its state")
 
 
 def is_local_address(address: str) -> bool:
@@ -128,7 +130,7 @@ def is_local_address(address: str) -> bool:
 def _decode_address(hex_address: str) -> str:
     """A ``/proc/net/tcp{,6}`` address (32-bit words in host byte order, little-endian here) as text."""
     raw = bytes.fromhex(hex_address)
-    words = b"".join(raw[i:i + 4][::-1] for i in range(0, len(raw), 4))
+    words = b"".join(raw[i : i + 4][::-1] for i in range(0, len(raw), 4))
     address = ipaddress.ip_address(words)
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
         return str(address.ipv4_mapped)
@@ -148,6 +150,7 @@ def parse_listening(texts: Iterable[str]) -> list[ListeningPort]:
                 bound.setdefault(int(hex_port, 16), set()).add(_decode_address(hex_address))
             except ValueError:
                 continue
-    return [ListeningPort(port, tuple(sorted(addresses)),
-                          any(not ipaddress.ip_address(a).is_loopback for a in addresses))
-            for port, addresses in sorted(bound.items())]
+    return [
+        ListeningPort(port, tuple(sorted(addresses)), any(not ipaddress.ip_address(a).is_loopback for a in addresses))
+        for port, addresses in sorted(bound.items())
+    ]

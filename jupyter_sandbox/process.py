@@ -76,8 +76,9 @@ class AsyncProcess:
         timed_out: True if it was killed for running past its timeout.
     """
 
-    def __init__(self, engine: Engine, container_id: str, exec_id: str, sock: Any, argv: list[str], *,
-                 timeout: float | None = None, sandbox: str = ""):
+    def __init__(
+        self, engine: Engine, container_id: str, exec_id: str, sock: Any, argv: list[str], *, timeout: float | None = None, sandbox: str = ""
+    ):
         self.engine = engine
         self.container_id = container_id
         self.exec_id = exec_id
@@ -105,20 +106,32 @@ class AsyncProcess:
         """Builds the typed error for output saying "no space left on device" (set by the sandbox)."""
 
     @classmethod
-    async def start(cls, engine: Engine, container_id: str, argv: list[str], *, env: dict[str, str] | None = None,
-                    workdir: str | None = None, user: str | None = None, timeout: float | None = None,
-                    stdin: bytes | Iterable[bytes] | None = None, sandbox: str = "") -> "AsyncProcess":
+    async def start(
+        cls,
+        engine: Engine,
+        container_id: str,
+        argv: list[str],
+        *,
+        env: dict[str, str] | None = None,
+        workdir: str | None = None,
+        user: str | None = None,
+        timeout: float | None = None,
+        stdin: bytes | Iterable[bytes] | None = None,
+        sandbox: str = "",
+    ) -> "AsyncProcess":
         """Start ``argv`` (a list, run without a shell) in a running container."""
         if not argv or not all(isinstance(a, str) for a in argv):
-            raise SandboxError(f"A command must be a non-empty list of strings, got {argv!r}",
-                               fix='pass e.g. ["ls", "-l"], or shell=True with one string')
+            raise SandboxError(
+                f"A command must be a non-empty list of strings, got {argv!r}", fix='pass e.g. ["ls", "-l"], or shell=True with one string'
+            )
         api = engine.client.api
         token = secrets.token_hex(8)
 
         def open_exec() -> tuple[str, Any]:
             environment = {**(env or {}), TOKEN_VARIABLE: token}
-            exec_id = api.exec_create(container_id, argv, stdout=True, stderr=True, stdin=stdin is not None,
-                                      environment=environment, workdir=workdir, user=user or "")["Id"]
+            exec_id = api.exec_create(
+                container_id, argv, stdout=True, stderr=True, stdin=stdin is not None, environment=environment, workdir=workdir, user=user or ""
+            )["Id"]
             return exec_id, api.exec_start(exec_id, socket=True)
 
         exec_id, sock = await engine.call(open_exec)
@@ -168,8 +181,7 @@ class AsyncProcess:
 
     def _close_socket(self) -> None:
         raw = self._raw_socket()
-        for close in (lambda: raw.shutdown(socket.SHUT_RDWR) if raw else None, self._sock.close,
-                      lambda: raw.close() if raw else None):
+        for close in (lambda: raw.shutdown(socket.SHUT_RDWR) if raw else None, self._sock.close, lambda: raw.close() if raw else None):
             try:
                 close()
             except OSError:
@@ -187,8 +199,9 @@ class AsyncProcess:
             ExecTimeout: If it ran past its timeout (it has been killed).
         """
         if self._reading:
-            raise SandboxError("This process's output is already being read.",
-                               fix="read it from one place only, or call wait() and use .stdout/.stderr")
+            raise SandboxError(
+                "This process's output is already being read.", fix="read it from one place only, or call wait() and use .stdout/.stderr"
+            )
         self._reading = True
         completed = False
         stream = iterate_in_thread(self._frames, close=self._close_socket)
@@ -254,8 +267,7 @@ class AsyncProcess:
 
     def _timeout_error(self) -> ExecTimeout:
         return ExecTimeout(
-            f"{' '.join(self.argv)!r} ran longer than its {self.timeout:g} s timeout in sandbox "
-            f"{self.sandbox!r} and was killed.",
+            f"{' '.join(self.argv)!r} ran longer than its {self.timeout:g} s timeout in sandbox {self.sandbox!r} and was killed.",
             fix="give it more time (timeout=...), or run it in the background",
         )
 
@@ -302,10 +314,12 @@ class AsyncProcess:
             return SandboxDied(
                 f"Sandbox {self.sandbox!r} was killed by the host for using more than its memory limit "
                 f"({format_memory(limit) if limit else 'none set'}) while running {command!r}; it is gone with everything in it.",
-                fix="create it with more memory (e.g. memory='2Gi'), or make the command use less; the host was not affected")
-        return SandboxDied(f"Sandbox {self.sandbox!r} died while running {command!r} (its container exit code: "
-                           f"{state.get('ExitCode', 'unknown')}).",
-                           fix=f"see `jupyter sandbox status {self.sandbox}`; the host's kernel log (dmesg) may say why")
+                fix="create it with more memory (e.g. memory='2Gi'), or make the command use less; the host was not affected",
+            )
+        return SandboxDied(
+            f"Sandbox {self.sandbox!r} died while running {command!r} (its container exit code: {state.get('ExitCode', 'unknown')}).",
+            fix=f"see `jupyter sandbox status {self.sandbox}`; the host's kernel log (dmesg) may say why",
+        )
 
     async def _collect_exit_code(self) -> None:
         api = self.engine.client.api
@@ -329,8 +343,7 @@ class AsyncProcess:
         api = self.engine.client.api
 
         def signal(name: str) -> None:
-            exec_id = api.exec_create(self.container_id, ["/bin/sh", "-c", KILL_SCRIPT, "kill", name, TOKEN_VARIABLE,
-                                                          self.token])["Id"]
+            exec_id = api.exec_create(self.container_id, ["/bin/sh", "-c", KILL_SCRIPT, "kill", name, TOKEN_VARIABLE, self.token])["Id"]
             api.exec_start(exec_id)
 
         try:

@@ -58,8 +58,9 @@ def choose_mode(requested: str | None = "auto") -> str:
     return mode
 
 
-def ready_text(docker: bool, seconds: float, *, version: str = "", name: str = "", pool: bool = False,
-               snapshot: str | None = None, digits: int = 2) -> str:
+def ready_text(
+    docker: bool, seconds: float, *, version: str = "", name: str = "", pool: bool = False, snapshot: str | None = None, digits: int = 2
+) -> str:
     """What every face says when a create is ready (the one place this text is built).
 
     Args:

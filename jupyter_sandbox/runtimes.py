@@ -156,10 +156,17 @@ def runtime_for(network: str, registered: Mapping[str, Mapping[str, Any]]) -> st
     return None
 
 
-OUR_FLAGS = frozenset({
-    "--network=none", "--network=host", "--network=sandbox", "--net-raw", "--cpu-num-from-quota",
-    "--overlay2=root:memory", "--host-uds=create",
-})
+OUR_FLAGS = frozenset(
+    {
+        "--network=none",
+        "--network=host",
+        "--network=sandbox",
+        "--net-raw",
+        "--cpu-num-from-quota",
+        "--overlay2=root:memory",
+        "--host-uds=create",
+    }
+)
 """Every runtime flag a version of jupyter-sandbox has registered: an entry made only of these is ours to update."""
 REPLACE_ENV = "JUPYTER_SANDBOX_REPLACE_RUNTIMES"
 
@@ -171,12 +178,15 @@ class RuntimeConflict(Exception):
 def is_ours(entry: Mapping[str, Any]) -> bool:
     """Whether a daemon.json runtime entry was written by (some version of) jupyter-sandbox."""
     args = entry.get("runtimeArgs") or []
-    return (set(entry) <= {"path", "runtimeArgs"} and entry.get("path") in (RUNSC_PATH, WRAPPER_PATH)
-            and isinstance(args, list) and set(args) <= OUR_FLAGS)
+    return (
+        set(entry) <= {"path", "runtimeArgs"}
+        and entry.get("path") in (RUNSC_PATH, WRAPPER_PATH)
+        and isinstance(args, list)
+        and set(args) <= OUR_FLAGS
+    )
 
 
-def merge_into(config: dict[str, Any], wanted_by_name: Mapping[str, dict[str, Any]] | None = None, *,
-               replace_foreign: bool = False) -> list[str]:
+def merge_into(config: dict[str, Any], wanted_by_name: Mapping[str, dict[str, Any]] | None = None, *, replace_foreign: bool = False) -> list[str]:
     """Add or update the wanted runtimes in a daemon.json mapping, keeping every other key.
 
     Returns:
@@ -196,9 +206,11 @@ def merge_into(config: dict[str, Any], wanted_by_name: Mapping[str, dict[str, An
             raise RuntimeConflict(
                 f"daemon.json already has a runtime named {name!r} that jupyter-sandbox did not write: "
                 f"{json.dumps(current)}. It would be replaced by {json.dumps(wanted)}. Rename yours, or set "
-                f"{REPLACE_ENV}=1 to let jupyter-sandbox replace it.")
-        changes.append(f"{'updated' if current else 'added'} runtime {name}: {json.dumps(wanted)}"
-                       + (f" (was {json.dumps(current)})" if current else ""))
+                f"{REPLACE_ENV}=1 to let jupyter-sandbox replace it."
+            )
+        changes.append(
+            f"{'updated' if current else 'added'} runtime {name}: {json.dumps(wanted)}" + (f" (was {json.dumps(current)})" if current else "")
+        )
         runtimes[name] = wanted
     return changes
 
@@ -213,8 +225,7 @@ def enable_experimental(config: dict[str, Any]) -> list[str]:
         return []
     before = config.get("experimental")
     config["experimental"] = True
-    return ["set experimental: true (checkpoints, for snapshots and forks)"
-            + (f" (was {json.dumps(before)})" if before is not None else "")]
+    return ["set experimental: true (checkpoints, for snapshots and forks)" + (f" (was {json.dumps(before)})" if before is not None else "")]
 
 
 def register(path: str = "/etc/docker/daemon.json", sandbox_path: str = RUNSC_PATH) -> list[str]:

@@ -55,8 +55,17 @@ class AsyncSandbox(LifecycleMixin):
         container_id: The host engine's container id (empty before it exists).
     """
 
-    def __init__(self, spec: SandboxSpec, *, engine: Engine | None = None, container_id: str = "",
-                 owner: str = "api", pool_key: str | None = None, use_pool: bool = True, api_dir: str | None = None):
+    def __init__(
+        self,
+        spec: SandboxSpec,
+        *,
+        engine: Engine | None = None,
+        container_id: str = "",
+        owner: str = "api",
+        pool_key: str | None = None,
+        use_pool: bool = True,
+        api_dir: str | None = None,
+    ):
         self.spec = spec
         self.api_dir = api_dir
         """The host directory of its Docker API socket (see :attr:`api_socket`), if it has one."""
@@ -95,8 +104,9 @@ class AsyncSandbox(LifecycleMixin):
     # -- creating ---------------------------------------------------------
 
     @classmethod
-    def prepare(cls, spec: SandboxSpec | None = None, *, engine: Engine | None = None, owner: str = "api",
-                use_pool: bool = True, **fields: Any) -> "AsyncSandbox":
+    def prepare(
+        cls, spec: SandboxSpec | None = None, *, engine: Engine | None = None, owner: str = "api", use_pool: bool = True, **fields: Any
+    ) -> "AsyncSandbox":
         """Validate a spec and return an unstarted sandbox, so listeners can subscribe before :meth:`start`.
 
         Args:
@@ -113,8 +123,16 @@ class AsyncSandbox(LifecycleMixin):
         return cls(spec, engine=engine, owner=owner, use_pool=use_pool)
 
     @classmethod
-    async def create(cls, spec: SandboxSpec | None = None, *, engine: Engine | None = None, owner: str = "api",
-                     on_event: Listener | None = None, use_pool: bool = True, **fields: Any) -> "AsyncSandbox":
+    async def create(
+        cls,
+        spec: SandboxSpec | None = None,
+        *,
+        engine: Engine | None = None,
+        owner: str = "api",
+        on_event: Listener | None = None,
+        use_pool: bool = True,
+        **fields: Any,
+    ) -> "AsyncSandbox":
         """Create a sandbox and wait until it is ready (its Docker daemon answering, if asked for).
 
         Raises:
@@ -137,8 +155,7 @@ class AsyncSandbox(LifecycleMixin):
         """
         await Startup(self).run()
 
-    def adopt(self, container_id: str, *, api_dir: str | None = None, ready_seconds: float | None = None,
-              from_pool: bool = False) -> None:
+    def adopt(self, container_id: str, *, api_dir: str | None = None, ready_seconds: float | None = None, from_pool: bool = False) -> None:
         """Become the ready sandbox of an existing container: the one its startup booted, or a warm-pool
         member claimed for it (``from_pool``; :func:`jupyter_sandbox.pool.claim` renamed it and recorded its owner).
 
@@ -178,11 +195,9 @@ class AsyncSandbox(LifecycleMixin):
         """Wrap a managed container (as found through its labels)."""
         assert container.id is not None and container.name is not None  # the engine's containers have both
         environment = (container.attrs.get("Config") or {}).get("Env")
-        spec = dataclasses.replace(L.spec_from_labels(container.labels, environment),
-                                   name=L.name_of(container.name, container.labels))
+        spec = dataclasses.replace(L.spec_from_labels(container.labels, environment), name=L.name_of(container.name, container.labels))
         owner = ownership.labels_of(container.id, container.labels).get(L.OWNER, "")
-        return cls(spec, engine=engine, container_id=container.id, owner=owner,
-                   api_dir=apisocket.dir_of(container.labels))
+        return cls(spec, engine=engine, container_id=container.id, owner=owner, api_dir=apisocket.dir_of(container.labels))
 
     @classmethod
     async def list(cls, *, engine: Engine | None = None) -> list[SandboxInfo]:
@@ -227,12 +242,17 @@ class AsyncSandbox(LifecycleMixin):
             attrs = await self.engine.call(self.engine.client.api.inspect_container, self.container_id)
         except SandboxError as error:
             if _vanished(error):
-                return SandboxInfo(name=self.name, state=GONE, reason="the sandbox container no longer exists",
-                                   image=self.spec.image, docker=self.spec.docker, network=self.spec.network)
+                return SandboxInfo(
+                    name=self.name,
+                    state=GONE,
+                    reason="the sandbox container no longer exists",
+                    image=self.spec.image,
+                    docker=self.spec.docker,
+                    network=self.spec.network,
+                )
             raise
         reports = await self.reports()
-        phases = [ProgressEvent(self.name, r.phase, r.state, r.uptime or 0.0, r.message, r.log_tail, uptime=r.uptime).to_dict()
-                  for r in reports]
+        phases = [ProgressEvent(self.name, r.phase, r.state, r.uptime or 0.0, r.message, r.log_tail, uptime=r.uptime).to_dict() for r in reports]
         info = info_from_container(attrs, reports, phases)
         if enforce:
             try:
@@ -276,28 +296,42 @@ class AsyncSandbox(LifecycleMixin):
 
         if not await poll_until(ready, timeout if timeout is not None else self.spec.timeout):
             info = last[0]
-            raise DaemonTimeout(f"Sandbox {self.name!r} is still starting ({info.reason}).",
-                                phase=info.phases[-1]["phase"] if info.phases else "sandbox_start",
-                                elapsed=info.uptime or 0.0, fix="wait longer, or look at `jupyter sandbox logs " + self.name + "`")
+            raise DaemonTimeout(
+                f"Sandbox {self.name!r} is still starting ({info.reason}).",
+                phase=info.phases[-1]["phase"] if info.phases else "sandbox_start",
+                elapsed=info.uptime or 0.0,
+                fix="wait longer, or look at `jupyter sandbox logs " + self.name + "`",
+            )
         self._ready = True
 
     def _raise_if_unusable(self, info: SandboxInfo) -> None:
         if info.state in ("stopped", "gone"):
-            raise SandboxNotRunning(f"Sandbox {self.name!r} is {info.state}: {info.reason}.",
-                                    fix=f"create a new one (`jupyter sandbox rm {self.name}` clears the name)")
+            raise SandboxNotRunning(
+                f"Sandbox {self.name!r} is {info.state}: {info.reason}.", fix=f"create a new one (`jupyter sandbox rm {self.name}` clears the name)"
+            )
         if info.state == "failed":
             tail = next((p["detail"] for p in reversed(info.phases) if p.get("detail")), "")
-            raise DockerdCrashed(f"The Docker daemon of sandbox {self.name!r} has failed: {info.reason}. "
-                                 "Its inner containers stopped with it.",
-                                 exit_code=None, log_tail=tail,
-                                 fix=f"restart it with sb.restart_daemon() or `jupyter sandbox restart-daemon {self.name}` "
-                                 "(containers started with --restart=always come back by themselves)")
+            raise DockerdCrashed(
+                f"The Docker daemon of sandbox {self.name!r} has failed: {info.reason}. Its inner containers stopped with it.",
+                exit_code=None,
+                log_tail=tail,
+                fix=f"restart it with sb.restart_daemon() or `jupyter sandbox restart-daemon {self.name}` "
+                "(containers started with --restart=always come back by themselves)",
+            )
 
     # -- using ----------------------------------------------------------------
 
-    async def exec(self, command: str | Iterable[str], *, shell: bool = False, env: dict[str, str] | None = None,
-                   workdir: str | None = None, user: str | None = None, timeout: float | None = None,
-                   stdin: bytes | Iterable[bytes] | None = None) -> AsyncProcess:
+    async def exec(
+        self,
+        command: str | Iterable[str],
+        *,
+        shell: bool = False,
+        env: dict[str, str] | None = None,
+        workdir: str | None = None,
+        user: str | None = None,
+        timeout: float | None = None,
+        stdin: bytes | Iterable[bytes] | None = None,
+    ) -> AsyncProcess:
         """Start a command in the sandbox and return it while it runs.
 
         Args:
@@ -313,14 +347,16 @@ class AsyncSandbox(LifecycleMixin):
                 raise SandboxError("With shell=True the command must be one string.", fix="pass e.g. 'ls -l | wc -l'")
             argv = ["/bin/sh", "-c", command]
         elif isinstance(command, str):
-            raise SandboxError(f"A command string needs shell=True; without it pass a list (got {command!r}).",
-                               fix=f"use {command.split()!r} or shell=True")
+            raise SandboxError(
+                f"A command string needs shell=True; without it pass a list (got {command!r}).", fix=f"use {command.split()!r} or shell=True"
+            )
         else:
             argv = list(command)
         await self.ensure_running()
         try:
-            process = await AsyncProcess.start(self.engine, self.container_id, argv, env=env, workdir=workdir, user=user,
-                                               timeout=timeout, stdin=stdin, sandbox=self.name)
+            process = await AsyncProcess.start(
+                self.engine, self.container_id, argv, env=env, workdir=workdir, user=user, timeout=timeout, stdin=stdin, sandbox=self.name
+            )
         except SandboxError as error:
             raise await self._explain_exec_failure(error) from None
         process.explain = lambda text: fork_failure_hint(text, self.spec.pids)
@@ -335,8 +371,9 @@ class AsyncSandbox(LifecycleMixin):
         cause = error.__cause__
         if isinstance(cause, docker.errors.NotFound) or (isinstance(cause, docker.errors.APIError) and cause.status_code == 409):
             info = await self.status()
-            return SandboxNotRunning(f"Sandbox {self.name!r} is {info.state}: {info.reason}.",
-                                     fix=f"create a new one (`jupyter sandbox rm {self.name}` clears the name)")
+            return SandboxNotRunning(
+                f"Sandbox {self.name!r} is {info.state}: {info.reason}.", fix=f"create a new one (`jupyter sandbox rm {self.name}` clears the name)"
+            )
         return error
 
     async def run(self, command: str | Iterable[str], **options: Any) -> AsyncProcess:
@@ -369,8 +406,12 @@ class AsyncSandbox(LifecycleMixin):
         if await poll_until(answers, timeout or self.spec.timeout, most=0.1):
             self._ready = True
             return
-        raise DaemonTimeout(f"dockerd in sandbox {self.name!r} did not answer after a restart.", phase="answering",
-                            elapsed=timeout or self.spec.timeout, fix=f"look at `jupyter sandbox logs {self.name}`")
+        raise DaemonTimeout(
+            f"dockerd in sandbox {self.name!r} did not answer after a restart.",
+            phase="answering",
+            elapsed=timeout or self.spec.timeout,
+            fix=f"look at `jupyter sandbox logs {self.name}`",
+        )
 
     async def set_egress(self, egress: Any) -> dict[str, Any]:
         """Change the egress policy of this running network-``sandbox`` sandbox; new connections follow it at once.
@@ -385,6 +426,7 @@ class AsyncSandbox(LifecycleMixin):
 
         record = await set_egress(self.engine, self.spec, self.container_id, egress)
         return {"egress": record["egress"], "resolved": record["resolved"], "ip": record["ip"]}
+
     async def snapshot(self, tag: str, *, owner: str | None = None, server: str = "") -> "Snapshot":
         """Checkpoint it whole (memory and filesystem: inner daemon, images, running inner containers)
         under ``tag``; it keeps running.  ``AsyncSandbox.create(snapshot=tag)`` forks it.
@@ -406,8 +448,10 @@ class AsyncSandbox(LifecycleMixin):
             SandboxExists: If a sandbox of this name exists.
         """
         if await self.engine.find(self.name) is not None:
-            raise SandboxExists(f"A sandbox named {self.name!r} already exists; nothing was created.",
-                                fix=f"choose another name, or remove it first with `jupyter sandbox rm {self.name}`")
+            raise SandboxExists(
+                f"A sandbox named {self.name!r} already exists; nothing was created.",
+                fix=f"choose another name, or remove it first with `jupyter sandbox rm {self.name}`",
+            )
 
     async def close_api(self, timeout: float = 10.0) -> None:
         """Close the host socket of the inner Docker daemon (before a checkpoint: gVisor cannot save a bound host socket).
@@ -421,23 +465,28 @@ class AsyncSandbox(LifecycleMixin):
         path = self._api_socket_or_raise()
         await self._signal(CLOSE_SIGNAL)
         if not await poll_until(lambda: run_sync(lambda: not apisocket.is_socket(path)), timeout, interval=0.02, most=0.02):
-            raise SandboxError(f"The host socket of sandbox {self.name!r} did not close.",
-                               fix="the image needs perl or socat for a closable socket (the default image has both)")
+            raise SandboxError(
+                f"The host socket of sandbox {self.name!r} did not close.",
+                fix="the image needs perl or socat for a closable socket (the default image has both)",
+            )
 
     async def open_api(self, timeout: float = 10.0) -> None:
         """Open the host socket again (after :meth:`close_api`, a restore or a fork) and wait until it answers."""
         path = self._api_socket_or_raise()
         await self._signal(OPEN_SIGNAL)
-        if not await poll_until(lambda: run_sync(lambda: apisocket.is_socket(path) and apisocket.ping(path)), timeout,
-                                interval=0.02, most=0.02):
-            raise SandboxError(f"The host socket of sandbox {self.name!r} did not answer after opening it.",
-                               fix=f"look at `jupyter sandbox logs {self.name}`, or restart its daemon")
+        if not await poll_until(lambda: run_sync(lambda: apisocket.is_socket(path) and apisocket.ping(path)), timeout, interval=0.02, most=0.02):
+            raise SandboxError(
+                f"The host socket of sandbox {self.name!r} did not answer after opening it.",
+                fix=f"look at `jupyter sandbox logs {self.name}`, or restart its daemon",
+            )
         await run_sync(apisocket.secure, path)
 
     def _api_socket_or_raise(self) -> str:
         if self.api_socket is None:
-            raise SandboxError(f"Sandbox {self.name!r} has no host socket for its Docker daemon.",
-                               fix="create it with docker=True (sandboxes created by older versions have none)")
+            raise SandboxError(
+                f"Sandbox {self.name!r} has no host socket for its Docker daemon.",
+                fix="create it with docker=True (sandboxes created by older versions have none)",
+            )
         return self.api_socket
 
     async def _signal(self, signal: str) -> None:
@@ -479,8 +528,9 @@ class AsyncSandbox(LifecycleMixin):
                 raise await self._explain_exec_failure(error) from None
         if not (attrs.get("State") or {}).get("Running"):
             info = await self.status()
-            raise SandboxNotRunning(f"Sandbox {self.name!r} is {info.state}: {info.reason}.",
-                                    fix=f"create a new one (`jupyter sandbox rm {self.name}` clears the name)")
+            raise SandboxNotRunning(
+                f"Sandbox {self.name!r} is {info.state}: {info.reason}.", fix=f"create a new one (`jupyter sandbox rm {self.name}` clears the name)"
+            )
         return sandbox_address(self.spec.network, attrs, self.name)
 
     async def listening_ports(self) -> builtins.list[ListeningPort]:
@@ -503,8 +553,11 @@ class AsyncSandbox(LifecycleMixin):
         if self.container_id:
             existed = await self.engine.remove(self.container_id)
             forget(self.container_id)
-        self.events.publish(ProgressEvent(self.name, Phase.REMOVED.value, State.DONE.value,
-                                          round(time.monotonic() - self._prepared_at, 4), f"sandbox {self.name} removed"))
+        self.events.publish(
+            ProgressEvent(
+                self.name, Phase.REMOVED.value, State.DONE.value, round(time.monotonic() - self._prepared_at, 4), f"sandbox {self.name} removed"
+            )
+        )
         self.events.close()
         return existed
 
@@ -517,12 +570,15 @@ def fork_failure_hint(text: str, pids: int | None) -> str | None:
     if not any(marker in text.lower() for marker in FORK_FAILURES):
         return None
     limit = f"its limit of {pids} processes and threads" if pids else "a process limit"
-    return (f"A fork failed: the sandbox reached {limit} (the host and other sandboxes are unaffected). "
-            "Create it with a larger pids= (`--pids`), or pids='unlimited'.")
+    return (
+        f"A fork failed: the sandbox reached {limit} (the host and other sandboxes are unaffected). "
+        "Create it with a larger pids= (`--pids`), or pids='unlimited'."
+    )
 
 
 def _vanished(error: SandboxError) -> bool:
     """Whether an engine error means the container is gone or on its way out (removed concurrently)."""
     cause = error.__cause__
     return isinstance(cause, docker.errors.NotFound) or (
-        isinstance(cause, docker.errors.APIError) and cause.status_code == 409 and "removal" in str(cause))
+        isinstance(cause, docker.errors.APIError) and cause.status_code == 409 and "removal" in str(cause)
+    )

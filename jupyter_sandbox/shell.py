@@ -43,15 +43,19 @@ async def shell_command(sandbox: AsyncSandbox, *, tty: bool = True) -> list[str]
     """
     attrs = await sandbox.ensure_running()  # a shell is a use: resumes a paused one, removes an expired one
     if not (attrs.get("State") or {}).get("Running"):
-        raise SandboxNotRunning(f"Sandbox {sandbox.name!r} is not running, so it cannot open a shell.",
-                                fix=f"create a new one (`jupyter sandbox rm {sandbox.name}` clears the name)")
+        raise SandboxNotRunning(
+            f"Sandbox {sandbox.name!r} is not running, so it cannot open a shell.",
+            fix=f"create a new one (`jupyter sandbox rm {sandbox.name}` clears the name)",
+        )
     cli = docker_cli()
     if cli is None:
-        raise SandboxError("The host has no docker CLI to open a shell in the sandbox with.",
-                           fix="install Debian's docker-cli or docker.io (scripts/setup-host.sh does)")
+        raise SandboxError(
+            "The host has no docker CLI to open a shell in the sandbox with.",
+            fix="install Debian's docker-cli or docker.io (scripts/setup-host.sh does)",
+        )
     return shell_argv(sandbox.container_id, tty=tty, docker=cli)
 
 
 def shell_hint(name: str, container_id: str) -> str:
     """Where to get the same shell from any terminal on this host."""
-    return (f"jupyter sandbox shell {name}    (or: {shlex.join(shell_argv(container_id[:12]))})")
+    return f"jupyter sandbox shell {name}    (or: {shlex.join(shell_argv(container_id[:12]))})"

@@ -55,8 +55,7 @@ HOST_NETNS = "/run/docker/netns/default"
 ``--network=host`` inner container); runsc 20240729 cannot checkpoint it once such a container
 was removed (a nil-pointer encoding error, measured), so it is unmounted for the checkpoint."""
 RELEASE_NETNS = f"umount {HOST_NETNS} 2>/dev/null; exit 0"
-REBIND_NETNS = (f"if [ -e {HOST_NETNS} ] && ! grep -q ' {HOST_NETNS} ' /proc/self/mountinfo; then "
-                f"mount --bind /proc/1/ns/net {HOST_NETNS}; fi")
+REBIND_NETNS = f"if [ -e {HOST_NETNS} ] && ! grep -q ' {HOST_NETNS} ' /proc/self/mountinfo; then mount --bind /proc/1/ns/net {HOST_NETNS}; fi"
 """Puts it back (after the checkpoint, and in every fork): inner host-network containers need it."""
 FORK_FIELDS = ("name", "timeout", "ttl", "idle_timeout", "egress")
 """What a fork may set itself; everything else is the snapshot's."""
@@ -113,8 +112,16 @@ class Snapshot:
         """JSON-ready data (env names only, as in labels)."""
         spec = dict(self.spec)
         spec["env"] = sorted(spec.get("env") or {})
-        return {"tag": self.tag, "source": self.source, "owner": self.owner, "server": self.server,
-                "created": self.created, "seconds": self.seconds, "size": self.size, "spec": spec}
+        return {
+            "tag": self.tag,
+            "source": self.source,
+            "owner": self.owner,
+            "server": self.server,
+            "created": self.created,
+            "seconds": self.seconds,
+            "size": self.size,
+            "spec": spec,
+        }
 
 
 def root() -> str:
@@ -129,8 +136,11 @@ def parse_tag(tag: Any) -> str:
         SpecError: If it is not 1-63 lowercase letters, digits, ``_``, ``.`` or ``-`` (first a letter or digit).
     """
     if not isinstance(tag, str) or not TAG_PATTERN.match(tag):
-        raise SpecError("snapshot", f"{tag!r} is not a snapshot tag: use 1-63 lowercase letters, digits, "
-                        "'_', '.' or '-', starting with a letter or digit", fix="use e.g. 'with-images'")
+        raise SpecError(
+            "snapshot",
+            f"{tag!r} is not a snapshot tag: use 1-63 lowercase letters, digits, '_', '.' or '-', starting with a letter or digit",
+            fix="use e.g. 'with-images'",
+        )
     return tag
 
 
@@ -191,8 +201,7 @@ def remove(tag: Any) -> Snapshot:
     return snapshot
 
 
-def fork_spec(tag: Any, *, name: str | None, docker: Any, egress: Any, timeout: Any, ttl: Any, idle_timeout: Any,
-              given: list[str]) -> "SandboxSpec":
+def fork_spec(tag: Any, *, name: str | None, docker: Any, egress: Any, timeout: Any, ttl: Any, idle_timeout: Any, given: list[str]) -> "SandboxSpec":
     """The spec of a fork: the snapshot's, with the fork's own name, timeout, time limits and egress.
 
     Raises:
@@ -204,14 +213,20 @@ def fork_spec(tag: Any, *, name: str | None, docker: Any, egress: Any, timeout: 
     from .spec import SandboxSpec, new_name, parse_duration, parse_egress, parse_timeout
 
     if given:
-        raise SpecError(given[0], f"comes from the snapshot: a fork keeps its image, Docker daemon, limits, "
-                        f"network mode and env (it may set only {', '.join(FORK_FIELDS)})",
-                        fix=f"leave out {', '.join(given)}")
+        raise SpecError(
+            given[0],
+            f"comes from the snapshot: a fork keeps its image, Docker daemon, limits, "
+            f"network mode and env (it may set only {', '.join(FORK_FIELDS)})",
+            fix=f"leave out {', '.join(given)}",
+        )
     snapshot = load(tag)
     data = dict(snapshot.spec)
     if docker is True and not data.get("docker"):
-        raise SpecError("docker", f"snapshot {snapshot.tag!r} is of a sandbox without Docker",
-                        fix="leave out --docker / docker=True, or snapshot a Docker-enabled sandbox")
+        raise SpecError(
+            "docker",
+            f"snapshot {snapshot.tag!r} is of a sandbox without Docker",
+            fix="leave out --docker / docker=True, or snapshot a Docker-enabled sandbox",
+        )
     if isinstance(data.get("egress"), list):
         data["egress"] = tuple(data["egress"])
     base = SandboxSpec(**{**data, "images": tuple(data.get("images") or ()), "snapshot": None})
@@ -231,8 +246,8 @@ def _checkpoint(engine: "Engine", container_id: str, folder: str) -> None:
     api: Any = engine.client.api  # docker-py has no checkpoint call: its private helpers, not in types-docker
     with engine_errors():
         response = api._post_json(
-            api._url("/containers/{0}/checkpoints", container_id),
-            data={"CheckpointID": CHECKPOINT, "CheckpointDir": folder, "Exit": False})
+            api._url("/containers/{0}/checkpoints", container_id), data={"CheckpointID": CHECKPOINT, "CheckpointDir": folder, "Exit": False}
+        )
         api._raise_for_status(response)
 
 
@@ -245,8 +260,9 @@ def engine_errors() -> Iterator[None]:
         yield
     except docker.errors.APIError as error:
         text = str(getattr(error, "explanation", "") or error)
-        raise SnapshotFailed(f"The engine could not checkpoint the sandbox: {text}",
-                             fix="read the message; `jupyter sandbox doctor` checks that snapshots work here") from None
+        raise SnapshotFailed(
+            f"The engine could not checkpoint the sandbox: {text}", fix="read the message; `jupyter sandbox doctor` checks that snapshots work here"
+        ) from None
 
 
 def experimental(engine: "Engine") -> bool:
@@ -258,7 +274,8 @@ def _not_experimental() -> SnapshotFailed:
     return SnapshotFailed(
         "Snapshots need the Docker engine's experimental mode (its checkpoint API), and it is off.",
         fix="run `JUPYTER_SANDBOX_RESTART_ENGINE=1 bash scripts/setup-host.sh` (it turns it on and restarts "
-        "dockerd, which stops every running container)")
+        "dockerd, which stops every running container)",
+    )
 
 
 async def take(sandbox: "AsyncSandbox", tag: Any, *, owner: str = "api", server: str = "") -> Snapshot:
@@ -273,12 +290,17 @@ async def take(sandbox: "AsyncSandbox", tag: Any, *, owner: str = "api", server:
 
     tag = parse_tag(tag)
     if sandbox.spec.network == "host":
-        raise SpecError("network", f"sandbox {sandbox.name!r} is on the host's network, which this runsc cannot "
-                        "checkpoint", fix="snapshot a sandbox on network 'sandbox' or 'none'")
+        raise SpecError(
+            "network",
+            f"sandbox {sandbox.name!r} is on the host's network, which this runsc cannot checkpoint",
+            fix="snapshot a sandbox on network 'sandbox' or 'none'",
+        )
     target = os.path.join(root(), tag)
     if os.path.exists(target):
-        raise SnapshotExists(f"A snapshot tagged {tag!r} exists already (snapshots are never overwritten).",
-                             fix=f"choose another tag, or remove it first: `jupyter sandbox snapshot rm {tag}`")
+        raise SnapshotExists(
+            f"A snapshot tagged {tag!r} exists already (snapshots are never overwritten).",
+            fix=f"choose another tag, or remove it first: `jupyter sandbox snapshot rm {tag}`",
+        )
     if not await sandbox.engine.call(experimental, sandbox.engine):
         raise _not_experimental()
     await sandbox.ensure_running()
@@ -295,9 +317,17 @@ async def take(sandbox: "AsyncSandbox", tag: Any, *, owner: str = "api", server:
         started = time.monotonic()
         await sandbox.engine.call(_checkpoint, sandbox.engine, sandbox.container_id, partial)
         seconds = round(time.monotonic() - started, 3)
-        snapshot = Snapshot(tag=tag, source=sandbox.name, owner=owner, server=server, created=round(time.time(), 3),
-                            seconds=seconds, size=await run_sync(_size, partial), spec=sandbox.spec.to_dict(),
-                            path=target)
+        snapshot = Snapshot(
+            tag=tag,
+            source=sandbox.name,
+            owner=owner,
+            server=server,
+            created=round(time.time(), 3),
+            seconds=seconds,
+            size=await run_sync(_size, partial),
+            spec=sandbox.spec.to_dict(),
+            path=target,
+        )
         with open(os.path.join(partial, META), "w") as f:
             data = snapshot.__dict__.copy()
             data.pop("path")

@@ -18,9 +18,11 @@ DEFAULT_DAEMON_TIMEOUT = 30.0
 NETWORK_MODES = ("sandbox", "none", "host")
 DEFAULT_NETWORK = "sandbox"
 EGRESS_MODES = ("public", "none")
-HOST_NETWORK_WARNING = ("network 'host' puts the sandbox in the host's network namespace: code inside reaches every "
-                        "service on the host's loopback (the Jupyter server included), the cloud metadata address and the "
-                        "whole LAN. Use network 'sandbox' (the default) unless you need exactly that.")
+HOST_NETWORK_WARNING = (
+    "network 'host' puts the sandbox in the host's network namespace: code inside reaches every "
+    "service on the host's loopback (the Jupyter server included), the cloud metadata address and the "
+    "whole LAN. Use network 'sandbox' (the default) unless you need exactly that."
+)
 HOSTNAME_PATTERN = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$")
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 ENV_KEY_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -59,10 +61,18 @@ MAX_IMAGES = 20
 
 _MEMORY_UNITS = {
     "": 1,
-    "k": 1024, "ki": 1024, "kib": 1024,
-    "m": 1024**2, "mi": 1024**2, "mib": 1024**2,
-    "g": 1024**3, "gi": 1024**3, "gib": 1024**3,
-    "t": 1024**4, "ti": 1024**4, "tib": 1024**4,
+    "k": 1024,
+    "ki": 1024,
+    "kib": 1024,
+    "m": 1024**2,
+    "mi": 1024**2,
+    "mib": 1024**2,
+    "g": 1024**3,
+    "gi": 1024**3,
+    "gib": 1024**3,
+    "t": 1024**4,
+    "ti": 1024**4,
+    "tib": 1024**4,
 }
 _MEMORY_PATTERN = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([A-Za-z]*)\s*$")
 
@@ -156,8 +166,11 @@ def parse_memory(value: Any) -> int | None:
         raise SpecError("memory", f"{value!r} is below Docker's minimum of 6Mi", fix="use e.g. '512Mi'")
     host = host_memory()
     if host and size > host:
-        raise SpecError("memory", f"{value!r} is more than this host's {format_memory(host - host % 2**20)} of memory",
-                        fix=f"use at most {format_memory(host - host % 2**30) or '1Gi'}")
+        raise SpecError(
+            "memory",
+            f"{value!r} is more than this host's {format_memory(host - host % 2**20)} of memory",
+            fix=f"use at most {format_memory(host - host % 2**30) or '1Gi'}",
+        )
     return size
 
 
@@ -220,8 +233,11 @@ def default_limit(field_name: str) -> Any:
         try:
             return _LIMIT_PARSERS[field_name](raw)
         except SpecError as error:
-            raise SpecError(field_name, f"the default in ${variable} is wrong: {error.message.split(': ', 1)[-1]}",
-                            fix=f"set {variable} to a valid value or to {UNLIMITED!r} ({error.fix})") from None
+            raise SpecError(
+                field_name,
+                f"the default in ${variable} is wrong: {error.message.split(': ', 1)[-1]}",
+                fix=f"set {variable} to a valid value or to {UNLIMITED!r} ({error.fix})",
+            ) from None
     if field_name == "cpu":
         return float(max(1, (os.cpu_count() or 1) // 2))
     if field_name == "memory":
@@ -316,8 +332,11 @@ def parse_egress(value: Any, network: str = DEFAULT_NETWORK) -> "str | tuple[str
     else:
         raise SpecError("egress", f"must be 'public', 'none' or a list, not {type(value).__name__}", fix=EGRESS_FIX)
     if policy != "public" and network != "sandbox":
-        raise SpecError("egress", f"applies to network 'sandbox' only (this sandbox has network {network!r})",
-                        fix="use network='sandbox' with an egress policy, or leave egress out")
+        raise SpecError(
+            "egress",
+            f"applies to network 'sandbox' only (this sandbox has network {network!r})",
+            fix="use network='sandbox' with an egress policy, or leave egress out",
+        )
     return policy
 
 
@@ -358,19 +377,16 @@ def parse_duration(value: Any, field_name: str) -> float | None:
     elif isinstance(value, str):
         match = _DURATION_PATTERN.match(value.lower())
         if not match:
-            raise SpecError(field_name, f"{value!r} is not a duration (negative or without a known unit?)",
-                            fix=example + " (units s, m, h, d)")
+            raise SpecError(field_name, f"{value!r} is not a duration (negative or without a known unit?)", fix=example + " (units s, m, h, d)")
         seconds = float(match.group(1)) * _DURATION_UNITS[match.group(2)]
     else:
         raise SpecError(field_name, f"must be a duration, not {type(value).__name__}", fix=example)
     if seconds != seconds or seconds in (float("inf"), float("-inf")):
         raise SpecError(field_name, f"{value!r} is not a duration", fix=example)
     if seconds < MIN_LIFETIME:
-        raise SpecError(field_name, f"must be at least {MIN_LIFETIME:g} second, got {value!r}",
-                        fix=example + ", or leave it out for no limit")
+        raise SpecError(field_name, f"must be at least {MIN_LIFETIME:g} second, got {value!r}", fix=example + ", or leave it out for no limit")
     if seconds > MAX_LIFETIME:
-        raise SpecError(field_name, f"{value!r} is more than the 30-day maximum",
-                        fix=example + ", or leave it out for no limit")
+        raise SpecError(field_name, f"{value!r} is more than the 30-day maximum", fix=example + ", or leave it out for no limit")
     return seconds
 
 
@@ -447,9 +463,12 @@ def parse_storage(value: Any) -> str:
     if value is None or value == "":
         return "overlay2"
     if value not in STORAGE_DRIVERS:
-        raise SpecError("storage", f"{value!r} is not a storage choice",
-                        fix="use 'overlay2' (the default: fast, on the sandbox's disk store) or 'vfs' (the old driver: "
-                        "every container copies its whole image, ~10x slower; only to compare or to work around an overlay2 problem)")
+        raise SpecError(
+            "storage",
+            f"{value!r} is not a storage choice",
+            fix="use 'overlay2' (the default: fast, on the sandbox's disk store) or 'vfs' (the old driver: "
+            "every container copies its whole image, ~10x slower; only to compare or to work around an overlay2 problem)",
+        )
     return str(value)
 
 
@@ -460,8 +479,7 @@ def parse_images(value: Any) -> tuple[str, ...]:
     if isinstance(value, str):
         value = [value]
     if not isinstance(value, (list, tuple)):
-        raise SpecError("images", f"must be a list of image names, not {type(value).__name__}",
-                        fix="use e.g. ['jupyter-sandbox/tiny']")
+        raise SpecError("images", f"must be a list of image names, not {type(value).__name__}", fix="use e.g. ['jupyter-sandbox/tiny']")
     if len(value) > MAX_IMAGES:
         raise SpecError("images", f"lists {len(value)} images; the limit is {MAX_IMAGES}", fix="load the rest later with load()")
     images: list[str] = []
@@ -498,15 +516,21 @@ def parse_disk(value: Any, *, memory: int | None, docker: bool) -> int | None:
     size = parse_size(value, "disk")
     if not docker:
         if size is not None:
-            raise SpecError("disk", "bounds the disk store of a sandbox with Docker inside; this one has none",
-                            fix="add docker=True (--docker), or leave disk out: a plain sandbox's writes are memory, bounded by memory=")
+            raise SpecError(
+                "disk",
+                "bounds the disk store of a sandbox with Docker inside; this one has none",
+                fix="add docker=True (--docker), or leave disk out: a plain sandbox's writes are memory, bounded by memory=",
+            )
         return None
     if size is None:
         size = default_disk(memory)
         if memory is not None and size + DISK_HEADROOM > memory:
-            raise SpecError("memory", f"{format_memory(memory)} leaves no room for the disk store of a sandbox with Docker inside "
-                            f"(at least {format_memory(MIN_DISK)} of store plus {format_memory(DISK_HEADROOM)} for everything else)",
-                            fix=f"use at least {format_memory(MIN_DISK + DISK_HEADROOM)} (e.g. '1Gi')")
+            raise SpecError(
+                "memory",
+                f"{format_memory(memory)} leaves no room for the disk store of a sandbox with Docker inside "
+                f"(at least {format_memory(MIN_DISK)} of store plus {format_memory(DISK_HEADROOM)} for everything else)",
+                fix=f"use at least {format_memory(MIN_DISK + DISK_HEADROOM)} (e.g. '1Gi')",
+            )
     if size < MIN_DISK:
         raise SpecError("disk", f"{format_memory(size)} is below the smallest store of 64Mi", fix="use e.g. '2Gi'")
     if memory is not None and size + DISK_HEADROOM > memory:
@@ -520,8 +544,11 @@ def parse_disk(value: Any, *, memory: int | None, docker: bool) -> int | None:
         )
     host = host_memory()
     if host and size > host:
-        raise SpecError("disk", f"{format_memory(size)} is more than this host's memory ({format_memory(host - host % 2**20)}); "
-                        "the disk store is memory", fix=f"use at most {format_memory(host - host % 2**30) or '1Gi'}")
+        raise SpecError(
+            "disk",
+            f"{format_memory(size)} is more than this host's memory ({format_memory(host - host % 2**20)}); the disk store is memory",
+            fix=f"use at most {format_memory(host - host % 2**30) or '1Gi'}",
+        )
     return size
 
 
@@ -612,11 +639,17 @@ class SandboxSpec:
         if snapshot is not None:
             from .snapshots import fork_spec
 
-            fixed = dict(image=image, cpu=cpu, memory=memory, network=network, env=env, pids=pids, disk=disk,
-                         storage=storage, images=images)
-            return fork_spec(snapshot, name=None if name is None else parse_name(name), docker=docker,
-                             egress=egress, timeout=timeout, ttl=ttl, idle_timeout=idle_timeout,
-                             given=[key for key, value in fixed.items() if value not in (None, "", [], (), {})])
+            fixed = dict(image=image, cpu=cpu, memory=memory, network=network, env=env, pids=pids, disk=disk, storage=storage, images=images)
+            return fork_spec(
+                snapshot,
+                name=None if name is None else parse_name(name),
+                docker=docker,
+                egress=egress,
+                timeout=timeout,
+                ttl=ttl,
+                idle_timeout=idle_timeout,
+                given=[key for key, value in fixed.items() if value not in (None, "", [], (), {})],
+            )
         if not isinstance(docker, bool):
             raise SpecError("docker", f"must be true or false, not {docker!r}", fix="use docker=True")
         spec = cls(
@@ -651,13 +684,31 @@ class SandboxSpec:
         """Validate a JSON object (such as a REST body); unknown fields are refused."""
         if not isinstance(data, Mapping):
             raise SpecError("body", f"must be a JSON object, not {type(data).__name__}", fix='send e.g. {"name": "demo", "docker": true}')
-        allowed = {"name", "image", "docker", "cpu", "memory", "network", "egress", "env", "timeout", "pids",
-                   "disk", "storage", "images",
-                   "ttl", "idle_timeout", "snapshot"}
+        allowed = {
+            "name",
+            "image",
+            "docker",
+            "cpu",
+            "memory",
+            "network",
+            "egress",
+            "env",
+            "timeout",
+            "pids",
+            "disk",
+            "storage",
+            "images",
+            "ttl",
+            "idle_timeout",
+            "snapshot",
+        }
         for key in data:
             if key not in allowed:
-                raise SpecError(str(key) or "body", "is not a known field" if key else "has a field with an empty name",
-                                fix=f"use only {', '.join(sorted(allowed))}")
+                raise SpecError(
+                    str(key) or "body",
+                    "is not a known field" if key else "has a field with an empty name",
+                    fix=f"use only {', '.join(sorted(allowed))}",
+                )
         return cls.parse(**data)
 
     def _with_storage(self, disk: Any, storage: Any, images: Any) -> "SandboxSpec":
@@ -669,8 +720,7 @@ class SandboxSpec:
             raise SpecError("images", "are loaded into the sandbox's Docker daemon; this sandbox has none", fix="add docker=True (--docker)")
         if driver != "overlay2" and not self.docker:
             raise SpecError("storage", "is the inner dockerd's storage driver; this sandbox has no Docker inside", fix="add docker=True (--docker)")
-        return replace(self, disk=parse_disk(disk, memory=self.memory, docker=self.docker),
-                       storage=driver, images=loads)
+        return replace(self, disk=parse_disk(disk, memory=self.memory, docker=self.docker), storage=driver, images=loads)
 
     def to_dict(self) -> dict[str, Any]:
         """The spec as JSON-ready data."""

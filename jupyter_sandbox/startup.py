@@ -63,8 +63,7 @@ def _network_trap(error: SandboxError) -> NetworkNamespaceTrap:
         f"runsc refused network mode 'sandbox' ({error.message}). This runsc decides it runs in the host's network "
         "namespace by whether /proc/sys/net/core/rmem_default exists, which kernels 6.x show in every namespace; "
         f"the runtime for this mode must be the wrapper {WRAPPER_PATH}, which hides that file from runsc.",
-        fix="run `bash scripts/setup-host.sh` (installs the wrapper and registers it as runtime 'runsc-sandbox'), "
-        "or use network='none'",
+        fix="run `bash scripts/setup-host.sh` (installs the wrapper and registers it as runtime 'runsc-sandbox'), or use network='none'",
     )
 
 
@@ -100,13 +99,19 @@ class Startup:
             await self._fail_and_clean(error)
         self.sandbox.events.close()
 
-    def publish(self, phase: str, state: str, message: str = "", detail: str = "", uptime: float | None = None,
-                elapsed: float | None = None) -> ProgressEvent:
+    def publish(
+        self, phase: str, state: str, message: str = "", detail: str = "", uptime: float | None = None, elapsed: float | None = None
+    ) -> ProgressEvent:
         """Report a phase on the sandbox's event bus (elapsed: since this create began, unless given)."""
-        event = ProgressEvent(self.name, str(phase.value if isinstance(phase, Phase) else phase),
-                              str(state.value if isinstance(state, State) else state),
-                              round(time.monotonic() - self.started, 4) if elapsed is None else elapsed, message, detail,
-                              uptime=uptime)
+        event = ProgressEvent(
+            self.name,
+            str(phase.value if isinstance(phase, Phase) else phase),
+            str(state.value if isinstance(state, State) else state),
+            round(time.monotonic() - self.started, 4) if elapsed is None else elapsed,
+            message,
+            detail,
+            uptime=uptime,
+        )
         self.sandbox.events.publish(event)
         return event
 
@@ -177,9 +182,10 @@ class Startup:
         label = Phase(phase).label if phase in Phase._value2member_map_ else phase
         return DaemonTimeout(
             f"Sandbox {self.name!r} was not ready after {elapsed:.1f} s: stuck in phase {phase!r} ({label}).",
-            phase=phase, elapsed=elapsed, log_tail=tail,
-            fix=f"raise the timeout (now {self.spec.timeout:g} s: --timeout / timeout=), "
-            "or read the dockerd log below for why it does not answer",
+            phase=phase,
+            elapsed=elapsed,
+            log_tail=tail,
+            fix=f"raise the timeout (now {self.spec.timeout:g} s: --timeout / timeout=), or read the dockerd log below for why it does not answer",
         )
 
     async def _boot(self) -> None:
@@ -208,8 +214,10 @@ class Startup:
         self.sandbox.container_id = container.id  # before any await: a pending cancel lands after this, at the next one
         actual = container.attrs.get("HostConfig", {}).get("Runtime", "")
         if not self.engine.is_runsc(actual, registered):
-            raise NotIsolated(f"The engine created sandbox {self.name!r} under runtime {actual!r}, not runsc; it was removed.",
-                              fix="check /etc/docker/daemon.json's default-runtime and runtimes (`jupyter sandbox doctor`)")
+            raise NotIsolated(
+                f"The engine created sandbox {self.name!r} under runtime {actual!r}, not runsc; it was removed.",
+                fix="check /etc/docker/daemon.json's default-runtime and runtimes (`jupyter sandbox doctor`)",
+            )
         if spec.snapshot is not None:
             await self._restore(container, actual, plan)
             return
@@ -221,8 +229,9 @@ class Startup:
         except SandboxError as error:
             if TRAP_TEXT in str(error) or WRAPPER_PATH in str(error):
                 raise _network_trap(error) from None
-            raise SandboxStartFailed(f"The engine could not start sandbox {self.name!r}: {error.message}",
-                                     fix="run `jupyter sandbox doctor` to check the host") from None
+            raise SandboxStartFailed(
+                f"The engine could not start sandbox {self.name!r}: {error.message}", fix="run `jupyter sandbox doctor` to check the host"
+            ) from None
         where = await self._attach_network(container, plan)
         self.publish(Phase.SANDBOX_START, State.DONE, f"container {container.short_id} under {actual}{where}")
         await self._watch_startup(container)
@@ -256,14 +265,15 @@ class Startup:
             # content store, and two at once failed with "content sha256:...: already exists" (measured
             # for one snapshot forked twice, and seen with several processes restoring other snapshots).
             with host_lock(os.path.join(snapshots.root(), ".restore.lock")):
-                api._raise_for_status(api._post(api._url("/containers/{0}/start", container.id),
-                                                params={"checkpoint": snapshots.CHECKPOINT}))
+                api._raise_for_status(api._post(api._url("/containers/{0}/start", container.id), params={"checkpoint": snapshots.CHECKPOINT}))
 
         try:
             await self.engine.call(restore)
         except SandboxError as error:
-            raise SandboxStartFailed(f"The engine could not restore snapshot {tag!r} into sandbox {self.name!r}: "
-                                     f"{error.message}", fix="run `jupyter sandbox doctor` to check the host") from None
+            raise SandboxStartFailed(
+                f"The engine could not restore snapshot {tag!r} into sandbox {self.name!r}: {error.message}",
+                fix="run `jupyter sandbox doctor` to check the host",
+            ) from None
         where = await self._attach_network(container, plan)
         self.publish(Phase.RESTORED, State.DONE, f"snapshot {tag} in {time.monotonic() - started:.2f} s{where}")
         if self.sandbox.api_dir:
@@ -271,13 +281,14 @@ class Startup:
         # The restored init program's log starts empty in the new container: say ready there, as a boot does.
         what = "Docker" if self.spec.docker else "Sandbox"
         # Its hostname is the source's (restored with its memory): give it its own where it may set it.
-        script = (('' if not self.spec.docker else snapshots.REBIND_NETNS + '; ')
-                  + 'hostname "$2" 2>/dev/null; read -r u _ < /proc/uptime; '
-                  'printf "%s ready done %s %s\\n" "$0" "$u" "$1" > /proc/1/fd/1')
+        script = (
+            "" if not self.spec.docker else snapshots.REBIND_NETNS + "; "
+        ) + 'hostname "$2" 2>/dev/null; read -r u _ < /proc/uptime; printf "%s ready done %s %s\\n" "$0" "$u" "$1" > /proc/1/fd/1'
         report = await self.sandbox.run(["sh", "-c", script, MARKER, f"{what} restored from snapshot {tag}", self.name[:63]])
         if report.exit_code != 0:
-            raise SandboxStartFailed(f"Sandbox {self.name!r} was restored but does not run commands: "
-                                     f"{report.stderr_text.strip()}", fix="run `jupyter sandbox doctor`")
+            raise SandboxStartFailed(
+                f"Sandbox {self.name!r} was restored but does not run commands: {report.stderr_text.strip()}", fix="run `jupyter sandbox doctor`"
+            )
         self.publish(Phase.READY, State.DONE, self._ready(snapshot=tag), elapsed=self.sandbox.ready_seconds)
 
     def _container_options(self, runtime: str, plan: "egress.Plan | None" = None) -> dict[str, Any]:
@@ -360,14 +371,15 @@ class Startup:
         path = self.sandbox.api_socket
         if path is None:
             return
+
         async def answers() -> bool:
             return await run_sync(apisocket.is_socket, path) and await run_sync(apisocket.ping, path)
 
         if not await poll_until(answers, SOCKET_CHECK_SECONDS, interval=0.05, most=0.05):  # a loaded host answers late, not never
             raise SandboxStartFailed(
-                f"The Docker daemon of sandbox {self.name!r} does not answer on its host socket {path} "
-                f"(tried for {SOCKET_CHECK_SECONDS:g} s).",
-                fix="check that the runsc runtimes carry --host-uds=create (`jupyter sandbox doctor`)")
+                f"The Docker daemon of sandbox {self.name!r} does not answer on its host socket {path} (tried for {SOCKET_CHECK_SECONDS:g} s).",
+                fix="check that the runsc runtimes carry --host-uds=create (`jupyter sandbox doctor`)",
+            )
         await run_sync(apisocket.secure, path)
 
     async def _preload(self) -> None:
@@ -385,6 +397,7 @@ class Startup:
 
             process = await load_image(self.sandbox, image, on_progress=on_progress)
             async with anyio.create_task_group() as group:
+
                 async def report() -> None:
                     while True:
                         await anyio.sleep(1.0)
@@ -397,12 +410,14 @@ class Startup:
             if code != 0:
                 if process.error is not None:  # the store holds every image unpacked, plus the tar of the one loading
                     needed = sum(self._preload_sizes.values()) + total
-                    raise self._load_failed(phase, disk_full(self.name, self.spec.disk, self.spec.memory,
-                                                             detail=process.error.detail, at_least=needed))
+                    raise self._load_failed(
+                        phase, disk_full(self.name, self.spec.disk, self.spec.memory, detail=process.error.detail, at_least=needed)
+                    )
                 error = SandboxStartFailed(
                     f"Loading image {image!r} into sandbox {self.name!r} failed (exit code {code}).",
                     fix="read the output below; `jupyter sandbox logs NAME` shows the dockerd log",
-                    detail=(process.stderr_text + process.stdout_text).strip()[-2000:] or None)
+                    detail=(process.stderr_text + process.stdout_text).strip()[-2000:] or None,
+                )
                 raise self._load_failed(phase, error)
             self.publish(phase, State.DONE, _rate(image, progress["bytes"], progress["seconds"], total, done=True))
 
@@ -416,8 +431,10 @@ class Startup:
         if phase == Phase.BOOTED.value:
             kernel = message.replace("kernel", "").strip()
             if kernel and kernel == os.uname().release:
-                raise NotIsolated(f"Sandbox {self.name!r} reports the host's kernel {kernel}: it is not running under gVisor.",
-                                  fix="check the runsc runtime registration (`jupyter sandbox doctor`)")
+                raise NotIsolated(
+                    f"Sandbox {self.name!r} reports the host's kernel {kernel}: it is not running under gVisor.",
+                    fix="check the runsc runtime registration (`jupyter sandbox doctor`)",
+                )
             message = f"gVisor kernel {kernel}, uptime {report.uptime:.2f} s" if report.uptime is not None else message
         elapsed = None
         if phase == Phase.READY.value and report.state == "done":
@@ -460,10 +477,10 @@ def failure(report: InitReport, spec: "SandboxSpec") -> SandboxError:
             fix="use runsc 20240729 or newer (`bash scripts/setup-host.sh` installs it) and an image with util-linux's mount",
         )
     if "relay" in report.message:
-        return SandboxStartFailed(f"The inner Docker daemon of sandbox {name!r} answers, but its host socket "
-                                  f"could not be opened: {report.message}",
-                                  fix="use an image with socat (the default image has it: "
-                                  "`jupyter sandbox image build --docker --offline`)")
+        return SandboxStartFailed(
+            f"The inner Docker daemon of sandbox {name!r} answers, but its host socket could not be opened: {report.message}",
+            fix="use an image with socat (the default image has it: `jupyter sandbox image build --docker --offline`)",
+        )
     code = None
     words = report.message.split()
     if words and words[-1].lstrip("-").isdigit():
@@ -471,9 +488,10 @@ def failure(report: InitReport, spec: "SandboxSpec") -> SandboxError:
     label = Phase(report.phase).label.lower() if report.phase in Phase._value2member_map_ else report.phase
     return DockerdCrashed(
         f"dockerd exited with code {code} in sandbox {name!r} while waiting for: {label}.",
-        exit_code=code, log_tail=report.log_tail, fix=diagnose(report.log_tail),
+        exit_code=code,
+        log_tail=report.log_tail,
+        fix=diagnose(report.log_tail),
     )
-
 
 
 def _rate(image: str, sent: float, seconds: float, total: int, done: bool = False) -> str:

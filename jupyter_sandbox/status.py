@@ -278,5 +278,9 @@ def _limits(attrs: Mapping[str, Any], labels: Mapping[str, str]) -> dict[str, An
     from . import lifecycle
 
     ttl, idle_timeout = lifecycle.limits_of(labels)
-    return {"ttl": ttl, "expires": lifecycle.expires_at(labels), "idle_timeout": idle_timeout,
-            "last_activity": lifecycle.last_activity(attrs) if idle_timeout is not None else None}
+    return {
+        "ttl": ttl,
+        "expires": lifecycle.expires_at(labels),
+        "idle_timeout": idle_timeout,
+        "last_activity": lifecycle.last_activity(attrs) if idle_timeout is not None else None,
+    }

@@ -93,8 +93,9 @@ async def _run(sandbox: Sandbox, start: Starter, needs_daemon: bool, output: "qu
     return process
 
 
-def run_streamed(sandbox: Sandbox, start: Starter, *, needs_daemon: bool = False,
-                 write: Writer = write_to_cell, output: "queue.Queue[Any] | None" = None) -> CommandResult:
+def run_streamed(
+    sandbox: Sandbox, start: Starter, *, needs_daemon: bool = False, write: Writer = write_to_cell, output: "queue.Queue[Any] | None" = None
+) -> CommandResult:
     """Start a process in the sandbox and stream its output while it runs.
 
     Args:
@@ -134,14 +135,12 @@ def run_streamed(sandbox: Sandbox, start: Starter, *, needs_daemon: bool = False
     return CommandResult(code, process.hint)
 
 
-def run_command(sandbox: Sandbox, argv: list[str], *, timeout: float | None = None,
-                write: Writer = write_to_cell) -> CommandResult:
+def run_command(sandbox: Sandbox, argv: list[str], *, timeout: float | None = None, write: Writer = write_to_cell) -> CommandResult:
     """Run ``argv`` (no shell) in the sandbox, streaming its output (see :func:`run_streamed`)."""
     return run_streamed(sandbox, lambda core: core.exec(argv, timeout=timeout), write=write)
 
 
-def run_docker(sandbox: Sandbox, argv: list[str], *, timeout: float | None = None,
-               write: Writer = write_to_cell) -> CommandResult:
+def run_docker(sandbox: Sandbox, argv: list[str], *, timeout: float | None = None, write: Writer = write_to_cell) -> CommandResult:
     """Run ``docker ARGV...`` against the sandbox's own daemon, streaming its output.
 
     Killing an interrupted docker client does not stop the containers it
@@ -164,8 +163,19 @@ def remove_containers_created_since(sandbox: Sandbox, since: float) -> list[str]
     async def remove() -> list[str]:
         until = time.time()
         events = await sandbox.core.docker(
-            "events", "--since", f"{since:.3f}", "--until", f"{until:.3f}", "--filter", "type=container",
-            "--filter", "event=create", "--format", "{{.ID}}", timeout=CLEANUP_SECONDS)
+            "events",
+            "--since",
+            f"{since:.3f}",
+            "--until",
+            f"{until:.3f}",
+            "--filter",
+            "type=container",
+            "--filter",
+            "event=create",
+            "--format",
+            "{{.ID}}",
+            timeout=CLEANUP_SECONDS,
+        )
         await events.wait()
         ids = sorted(set(events.stdout_text.split()))
         if ids:
@@ -179,25 +189,30 @@ def remove_containers_created_since(sandbox: Sandbox, since: float) -> list[str]
         return []
 
 
-def load_image(sandbox: Sandbox, image: str, *, timeout: float | None = None,
-               write: Writer = write_to_cell) -> CommandResult:
+def load_image(sandbox: Sandbox, image: str, *, timeout: float | None = None, write: Writer = write_to_cell) -> CommandResult:
     """Copy an image from the host engine into the sandbox's daemon, streaming ``docker load``'s output
     and, for a load taking over a second, the bytes sent and MB/s once a second."""
     output: "queue.Queue[Any]" = queue.Queue()
     report = load_progress(lambda line: output.put(("stderr", line)))  # written by the calling thread
-    return run_streamed(sandbox, lambda core: core.docker.load(image, timeout=timeout, on_progress=report),
-                        needs_daemon=True, write=write, output=output)
+    return run_streamed(
+        sandbox, lambda core: core.docker.load(image, timeout=timeout, on_progress=report), needs_daemon=True, write=write, output=output
+    )
 
 
-def save_image(sandbox: Sandbox, image: str, *, tag: str | None = None, replace: bool = False,
-               timeout: float | None = None, write: Writer = write_to_cell) -> CommandResult:
+def save_image(
+    sandbox: Sandbox, image: str, *, tag: str | None = None, replace: bool = False, timeout: float | None = None, write: Writer = write_to_cell
+) -> CommandResult:
     """Copy an image from the sandbox's daemon into the host engine, streaming the host ``docker load``'s
     output and, for a copy taking over a second, the bytes sent and MB/s once a second."""
     output: "queue.Queue[Any]" = queue.Queue()
     report = load_progress(lambda line: output.put(("stderr", line)))
-    return run_streamed(sandbox, lambda core: core.docker.save(image, timeout=timeout, tag=tag, replace=replace,
-                                                               on_progress=report),
-                        needs_daemon=True, write=write, output=output)
+    return run_streamed(
+        sandbox,
+        lambda core: core.docker.save(image, timeout=timeout, tag=tag, replace=replace, on_progress=report),
+        needs_daemon=True,
+        write=write,
+        output=output,
+    )
 
 
 def load_progress(say: Callable[[str], None], every: float = 1.0) -> Callable[[int, float], None]:

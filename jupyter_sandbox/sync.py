@@ -37,6 +37,7 @@ T = TypeVar("T")
 class HostNetworkWarning(UserWarning):
     """``Sandbox.create(network="host")``: the sandbox shares the host's network and is not isolated on it."""
 
+
 _portal_lock = threading.Lock()
 _portal: BlockingPortal | None = None
 
@@ -112,7 +113,7 @@ class OutputStream:
         """Wait for the process to end and return everything it wrote here."""
         self._process.wait()
         core = self._process.core
-        return (core.stdout_text if self._name == "stdout" else core.stderr_text)
+        return core.stdout_text if self._name == "stdout" else core.stderr_text
 
     def __iter__(self) -> Iterator[str]:
         """Lines (with their newline) as the process writes them; the other stream is kept for later."""
@@ -346,11 +347,29 @@ class Sandbox:
         return list(self._core.events.history)
 
     @classmethod
-    def create(cls, name: str | None = None, *, docker: bool = False, image: str | None = None, cpu: Any = None,
-               memory: Any = None, network: str | None = None, egress: Any = None, env: Any = None,
-               timeout: Any = None, pids: Any = None, on_event: Listener | None = None, owner: str = "api",
-               use_pool: bool = True, disk: Any = None, storage: str | None = None, images: Any = None,
-               ttl: Any = None, idle_timeout: Any = None, snapshot: str | None = None) -> "Sandbox":
+    def create(
+        cls,
+        name: str | None = None,
+        *,
+        docker: bool = False,
+        image: str | None = None,
+        cpu: Any = None,
+        memory: Any = None,
+        network: str | None = None,
+        egress: Any = None,
+        env: Any = None,
+        timeout: Any = None,
+        pids: Any = None,
+        on_event: Listener | None = None,
+        owner: str = "api",
+        use_pool: bool = True,
+        disk: Any = None,
+        storage: str | None = None,
+        images: Any = None,
+        ttl: Any = None,
+        idle_timeout: Any = None,
+        snapshot: str | None = None,
+    ) -> "Sandbox":
         """Create a sandbox and wait until it is ready.
 
         Args:
@@ -382,10 +401,26 @@ class Sandbox:
                 the snapshot's image, Docker, limits, network mode and env; it sets only its name,
                 timeout, ttl, idle_timeout and egress.
         """
-        core = cls.prepare(name, docker=docker, image=image, cpu=cpu, memory=memory, network=network, egress=egress,
-                           env=env, timeout=timeout, pids=pids, owner=owner, use_pool=use_pool, disk=disk,
-                           storage=storage, images=images,
-                           ttl=ttl, idle_timeout=idle_timeout, snapshot=snapshot)
+        core = cls.prepare(
+            name,
+            docker=docker,
+            image=image,
+            cpu=cpu,
+            memory=memory,
+            network=network,
+            egress=egress,
+            env=env,
+            timeout=timeout,
+            pids=pids,
+            owner=owner,
+            use_pool=use_pool,
+            disk=disk,
+            storage=storage,
+            images=images,
+            ttl=ttl,
+            idle_timeout=idle_timeout,
+            snapshot=snapshot,
+        )
         for warning in core.spec.warnings:  # network "host": the Python API's face of the warning
             warnings.warn(warning, HostNetworkWarning, stacklevel=2)
         if on_event is not None:
@@ -414,12 +449,19 @@ class Sandbox:
         """Every sandbox in the engine, with its state."""
         return call(AsyncSandbox.list)
 
-    def exec(self, command: str | Iterable[str], *, shell: bool = False, env: dict[str, str] | None = None,
-             workdir: str | None = None, user: str | None = None, timeout: float | None = None,
-             stdin: bytes | Iterable[bytes] | None = None) -> Process:
+    def exec(
+        self,
+        command: str | Iterable[str],
+        *,
+        shell: bool = False,
+        env: dict[str, str] | None = None,
+        workdir: str | None = None,
+        user: str | None = None,
+        timeout: float | None = None,
+        stdin: bytes | Iterable[bytes] | None = None,
+    ) -> Process:
         """Start a command (an argv list, or one string with ``shell=True``) and return it while it runs."""
-        return Process(call(self._core.exec, command, shell=shell, env=env, workdir=workdir, user=user,
-                            timeout=timeout, stdin=stdin))
+        return Process(call(self._core.exec, command, shell=shell, env=env, workdir=workdir, user=user, timeout=timeout, stdin=stdin))
 
     def run(self, command: str | Iterable[str], **options: Any) -> Process:
         """Run a command to its end and return the finished process (output in ``.stdout.read()``)."""

@@ -56,8 +56,7 @@ class LiveProgress:
 
     def __enter__(self) -> "LiveProgress":
         if self.console.is_terminal:
-            self._live = Live(self._render(), console=self.console, refresh_per_second=12, transient=False,
-                              get_renderable=self._render)
+            self._live = Live(self._render(), console=self.console, refresh_per_second=12, transient=False, get_renderable=self._render)
             self._live.__enter__()
         return self
 

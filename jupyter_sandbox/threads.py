@@ -64,8 +64,12 @@ async def iterate_in_thread(
         try:
             from_thread.run(send.send, end, token=token)
             from_thread.run_sync(send.close, token=token)
-        except (anyio.BrokenResourceError, anyio.ClosedResourceError, RuntimeError,
-                concurrent.futures.CancelledError):  # the consumer was cancelled while we handed over
+        except (
+            anyio.BrokenResourceError,
+            anyio.ClosedResourceError,
+            RuntimeError,
+            concurrent.futures.CancelledError,
+        ):  # the consumer was cancelled while we handed over
             pass
 
     threading.Thread(target=pump, name="jupyter-sandbox-stream", daemon=True).start()
@@ -105,8 +109,7 @@ async def follow(open_stream: Callable[[], Any]) -> AsyncGenerator[Any, None]:
             yield item
 
 
-async def poll_until(check: Callable[[], Awaitable[bool]], timeout: float, *, interval: float = 0.01,
-                     most: float = 0.2) -> bool:
+async def poll_until(check: Callable[[], Awaitable[bool]], timeout: float, *, interval: float = 0.01, most: float = 0.2) -> bool:
     """Await ``check()`` until it returns true (then True), or until ``timeout`` seconds have passed (False).
 
     The waits between checks start at ``interval`` and double up to ``most``

@@ -47,11 +47,13 @@ def extra_certificates(environ: Mapping[str, str] = os.environ) -> dict[str, byt
             with open(setting, "rb") as handle:
                 data = handle.read()
         except OSError as error:
-            raise SpecError(CA_BUNDLE_ENV, f"cannot read {setting!r}: {error.strerror}",
-                            fix="point it at a PEM file of CA certificates, or set it to 'off'") from None
+            raise SpecError(
+                CA_BUNDLE_ENV, f"cannot read {setting!r}: {error.strerror}", fix="point it at a PEM file of CA certificates, or set it to 'off'"
+            ) from None
         if b"-----BEGIN CERTIFICATE-----" not in data:
-            raise SpecError(CA_BUNDLE_ENV, f"{setting!r} holds no PEM certificate",
-                            fix="point it at a PEM file of CA certificates, or set it to 'off'")
+            raise SpecError(
+                CA_BUNDLE_ENV, f"{setting!r} holds no PEM certificate", fix="point it at a PEM file of CA certificates, or set it to 'off'"
+            )
         return {"bundle.crt": data}
     found: dict[str, bytes] = {}
     for folder, _, files in os.walk(HOST_CA_DIR):

@@ -74,8 +74,14 @@ def usage_from_stats(name: str, stats: Mapping[str, Any], host_config: Mapping[s
     """A :class:`Usage` from one ``container.stats(stream=False)`` answer and the container's host config."""
     nano_cpus = host_config.get("NanoCpus") or 0
     limit = int((stats.get("memory_stats") or {}).get("limit") or host_config.get("Memory") or 0)
-    return Usage(name=name, cpu_percent=round(cpu_percent(stats), 2), cpu_limit=nano_cpus / 1e9 if nano_cpus else None,
-                 memory=memory_used(stats), memory_limit=limit, pids=(stats.get("pids_stats") or {}).get("current"))
+    return Usage(
+        name=name,
+        cpu_percent=round(cpu_percent(stats), 2),
+        cpu_limit=nano_cpus / 1e9 if nano_cpus else None,
+        memory=memory_used(stats),
+        memory_limit=limit,
+        pids=(stats.get("pids_stats") or {}).get("current"),
+    )
 
 
 async def usage_of(engine: Engine, containers: Iterable[tuple[str, Container]]) -> list[Usage]:

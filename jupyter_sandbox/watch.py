@@ -269,8 +269,7 @@ class SandboxWatcher:
             self._add_event(tracked, self._host_event(tracked, Phase.SANDBOX_START, State.STARTED, "container created"))
         running = bool((attrs.get("State") or {}).get("Running"))
         if running:
-            self._add_event(tracked, self._host_event(tracked, Phase.SANDBOX_START, State.DONE,
-                                                      f"container {container_id[:12]} running"))
+            self._add_event(tracked, self._host_event(tracked, Phase.SANDBOX_START, State.DONE, f"container {container_id[:12]} running"))
             if tracked.follower is None and self._group is not None:
                 tracked.follower = anyio.CancelScope()
                 self._group.start_soon(self._follow_log, tracked, tracked.follower)
@@ -313,8 +312,9 @@ class SandboxWatcher:
     def _on_report(self, tracked: _Tracked, report: InitReport) -> None:
         tracked.reports.append(report)
         uptime = report.uptime or 0.0
-        event = ProgressEvent(tracked.name, report.phase, report.state, round(self._elapsed(tracked, uptime), 4),
-                              report.message, report.log_tail, uptime=report.uptime)
+        event = ProgressEvent(
+            tracked.name, report.phase, report.state, round(self._elapsed(tracked, uptime), 4), report.message, report.log_tail, uptime=report.uptime
+        )
         self._add_event(tracked, event)
         self._publish_state(tracked)
         if report.phase == Phase.READY.value and report.state == State.DONE and self._group is not None:
@@ -350,12 +350,19 @@ class SandboxWatcher:
         spec = tracked.spec
         failed = next((p for p in reversed(tracked.phases) if p["state"] == State.FAILED), None)
         return SandboxInfo(
-            name=tracked.name, state=FAILED if failed else STARTING,
+            name=tracked.name,
+            state=FAILED if failed else STARTING,
             reason=(failed["message"] if failed else "starting"),
-            image=spec.image if spec else "", docker=spec.docker if spec else False,
-            cpu=spec.cpu if spec else None, memory=format_memory(spec.memory) if spec else None,
-            network=spec.network if spec else "none", pids=spec.pids if spec else None, owner=tracked.owner,
-            created=(tracked.phases[0]["time"] if tracked.phases else time.time()), phases=list(tracked.phases))
+            image=spec.image if spec else "",
+            docker=spec.docker if spec else False,
+            cpu=spec.cpu if spec else None,
+            memory=format_memory(spec.memory) if spec else None,
+            network=spec.network if spec else "none",
+            pids=spec.pids if spec else None,
+            owner=tracked.owner,
+            created=(tracked.phases[0]["time"] if tracked.phases else time.time()),
+            phases=list(tracked.phases),
+        )
 
     def _publish_state(self, tracked: _Tracked, *, force: bool = False) -> None:
         info = self._info(tracked)

@@ -37,7 +37,7 @@ def log_tail_of(error: BaseException | None, event: ProgressEvent | None) -> str
     if not tail and event is not None and event.state == "failed":
         tail = event.detail
     tail = tail.strip("\n")
-    return tail[len(LOG_HEADING):].lstrip("\n") if tail.startswith(LOG_HEADING) else tail
+    return tail[len(LOG_HEADING) :].lstrip("\n") if tail.startswith(LOG_HEADING) else tail
 
 
 def row_html(row: PhaseRow, ticking: float | None = None, frame: int = 0) -> str:
@@ -79,13 +79,19 @@ class StartupWidget:
         self.tracker = PhaseTracker(docker, restored=restored)
         self.title = widgets.HTML()
         self.rows = [widgets.HTML() for _ in self.tracker.rows]
-        self.bar = widgets.IntProgress(value=0, min=0, max=len(self.tracker.rows), bar_style="info",
-                                       description=f"0/{len(self.tracker.rows)}",
-                                       layout=widgets.Layout(width="32em"))
+        self.bar = widgets.IntProgress(
+            value=0,
+            min=0,
+            max=len(self.tracker.rows),
+            bar_style="info",
+            description=f"0/{len(self.tracker.rows)}",
+            layout=widgets.Layout(width="32em"),
+        )
         self.outcome = widgets.HTML()
         self.log = widgets.Output()
-        self.log_box = widgets.Accordion(children=[self.log], titles=("dockerd log (last lines)",), selected_index=None,
-                                         layout=widgets.Layout(display="none"))
+        self.log_box = widgets.Accordion(
+            children=[self.log], titles=("dockerd log (last lines)",), selected_index=None, layout=widgets.Layout(display="none")
+        )
         self.box = widgets.VBox([self.title, *self.rows, self.bar, self.outcome, self.log_box])
         self.error: BaseException | None = None
         self._tick = tick
@@ -170,8 +176,10 @@ class StartupWidget:
             value = row_html(row, ticking, self._frame)
             if view.value != value:
                 view.value = value
-        self.title.value = (f'<div style="{MONO}"><b>Sandbox</b> <code>{html.escape(self.name)}</code> '
-                            f'<span style="color: #757575;">{self.state} · {elapsed:.1f} s</span></div>')
+        self.title.value = (
+            f'<div style="{MONO}"><b>Sandbox</b> <code>{html.escape(self.name)}</code> '
+            f'<span style="color: #757575;">{self.state} · {elapsed:.1f} s</span></div>'
+        )
         if only_running:
             return
         done = sum(row.status == "done" for row in self.tracker.rows)
@@ -184,8 +192,7 @@ class StartupWidget:
     def _render_outcome(self) -> None:
         final = self.tracker.final
         if self.state == "ready" and final is not None:
-            self.outcome.value = (f'<div style="{MONO} color: {COLORS["done"]}; font-weight: bold;">'
-                                  f"✔ {ready_text(self.docker, final.elapsed)}</div>")
+            self.outcome.value = f'<div style="{MONO} color: {COLORS["done"]}; font-weight: bold;">✔ {ready_text(self.docker, final.elapsed)}</div>'
         elif self.state == "failed":
             self.outcome.value = self._failure_html(final)
             tail = log_tail_of(self.error, final)

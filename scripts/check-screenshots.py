@@ -29,8 +29,8 @@ def pixels(path: Path) -> tuple[int, int, list[bytes]]:
         raise ValueError("not a PNG")
     at, idat, header = 8, b"", None
     while at < len(data):
-        length, kind = struct.unpack(">I4s", data[at:at + 8])
-        body = data[at + 8:at + 8 + length]
+        length, kind = struct.unpack(">I4s", data[at : at + 8])
+        body = data[at + 8 : at + 8 + length]
         if kind == b"IHDR":
             header = struct.unpack(">IIBBBBB", body)
         elif kind == b"IDAT":
@@ -46,7 +46,7 @@ def pixels(path: Path) -> tuple[int, int, list[bytes]]:
     rows: list[bytes] = []
     previous = bytearray(stride)
     for y in range(height):
-        kind, line = raw[y * (stride + 1)], bytearray(raw[y * (stride + 1) + 1:(y + 1) * (stride + 1)])
+        kind, line = raw[y * (stride + 1)], bytearray(raw[y * (stride + 1) + 1 : (y + 1) * (stride + 1)])
         for x in range(stride):
             a = line[x - step] if x >= step else 0
             b, c = previous[x], previous[x - step] if x >= step else 0
@@ -69,7 +69,7 @@ def blank_share(path: Path) -> float:
     """The share of the (sampled) pixels that have the commonest colour."""
     width, height, rows = pixels(path)
     step = len(rows[0]) // width
-    counts = Counter(row[x:x + 3] for row in rows[::4] for x in range(0, len(row), step * 4))
+    counts = Counter(row[x : x + 3] for row in rows[::4] for x in range(0, len(row), step * 4))
     return counts.most_common(1)[0][1] / sum(counts.values())
 
 

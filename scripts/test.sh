@@ -11,6 +11,8 @@ jupyter-sandbox rm --orphans >/dev/null 2>&1 || true
 # Lint first (pyproject.toml's [tool.ruff]: pycodestyle, pyflakes, import order): seconds, and a
 # failure names the file and line.
 python3 -m ruff check .
+# Layout (pyproject.toml's [tool.ruff.format]): `ruff format .` fixes what this finds.
+python3 -m ruff format --check .
 # Types (pyproject.toml's [tool.mypy]: strict, on jupyter_sandbox/): seconds once cached.
 python3 -m mypy
 # The Lab extension's TypeScript: prettier --check and eslint (node_modules from install.sh).

@@ -66,8 +66,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         items[:] = chosen
         reporter = config.pluginmanager.get_plugin("terminalreporter")
         if reporter is not None:
-            reporter.write_line(f"deselected {len(dropped)} test(s) that restart the host's dockerd; "
-                                f"set {RESTARTS_ENGINE_OPT_IN}=1 (or CI=true) to run them")
+            reporter.write_line(
+                f"deselected {len(dropped)} test(s) that restart the host's dockerd; set {RESTARTS_ENGINE_OPT_IN}=1 (or CI=true) to run them"
+            )
 
 
 @pytest.fixture(scope="session")

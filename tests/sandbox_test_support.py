@@ -65,8 +65,12 @@ def creates_nothing(client: docker.DockerClient) -> Iterator[None]:
     started = time.time_ns()
     yield
     ended = time.time_ns()
-    events = client.events(since=f"{started // 10**9}.{started % 10**9:09d}", until=f"{ended // 10**9}.{ended % 10**9:09d}",
-                           decode=True, filters={"type": "container", "event": "create", "label": f"{L.RUN}={RUN_ID}"})
+    events = client.events(
+        since=f"{started // 10**9}.{started % 10**9:09d}",
+        until=f"{ended // 10**9}.{ended % 10**9:09d}",
+        decode=True,
+        filters={"type": "container", "event": "create", "label": f"{L.RUN}={RUN_ID}"},
+    )
     created = [event["Actor"]["Attributes"].get("name") for event in events]
     assert not created, f"sandbox containers were created: {created}"
 
@@ -91,4 +95,3 @@ def server_config(**sandbox_manager: Any) -> dict[str, Any]:
     if sandbox_manager:
         config["SandboxManager"] = sandbox_manager
     return config
-

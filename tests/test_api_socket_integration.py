@@ -41,8 +41,9 @@ def fresh(**fields) -> Sandbox:
 
 def execs_since(sandbox: Sandbox, since: float) -> list[str]:
     """The commands the host engine exec'd in the sandbox's container since ``since`` (from its events)."""
-    events = docker.from_env().api.events(since=since, until=time.time() + 0.5, decode=True,
-                                          filters={"container": sandbox.core.container_id, "event": "exec_create"})
+    events = docker.from_env().api.events(
+        since=since, until=time.time() + 0.5, decode=True, filters={"container": sandbox.core.container_id, "event": "exec_create"}
+    )
     return [event.get("Action", "") for event in events]
 
 
@@ -118,8 +119,7 @@ def test_every_docker_path_goes_through_the_socket_not_exec(sb, test_images, tmp
     try:
         shell.run_line_magic("sandbox", f"use {sb.name}")
         # {{{{ in the cell is {{ after the magic's variable expansion: a Go template
-        shell.run_cell("%%sandbox_docker\nversion --format 'server {{{{.Server.Version}}}}'\n"
-                       f"run --rm {tiny} echo from-magic\n")
+        shell.run_cell(f"%%sandbox_docker\nversion --format 'server {{{{{{{{.Server.Version}}}}}}}}'\nrun --rm {tiny} echo from-magic\n")
         shell.run_line_magic("sandbox", f"load {tiny}")
     finally:
         from jupyter_sandbox.notebook import session
@@ -143,8 +143,7 @@ def test_plugins_the_host_lacks_still_run_inside(sb):
 def test_a_timeout_stops_the_host_cli_and_reports_it(sb, test_images):
     from jupyter_sandbox.errors import ExecTimeout
 
-    process = sb.docker.run(test_images["tiny"], "sh", "-c", "trap 'exit 9' TERM; echo started; while :; do sleep 0.1; done",
-                            rm=True, timeout=3)
+    process = sb.docker.run(test_images["tiny"], "sh", "-c", "trap 'exit 9' TERM; echo started; while :; do sleep 0.1; done", rm=True, timeout=3)
     with pytest.raises(ExecTimeout):
         process.wait()
     assert process.core.popen.poll() is not None  # the host CLI is gone
@@ -179,8 +178,11 @@ def test_one_relay_serves_every_connection_and_a_stalled_reader_stalls_only_its_
     assert relays == "1"
     stalled = socket.socket(socket.AF_UNIX)
     stalled.connect(sb.docker.socket)
-    created = sb.docker.client.api.create_container(test_images["tiny"], ["sh", "-c", "head -c 4000000 /dev/zero | tr '\\0' x"],
-                                                    host_config=sb.docker.client.api.create_host_config(network_mode="none"))
+    created = sb.docker.client.api.create_container(
+        test_images["tiny"],
+        ["sh", "-c", "head -c 4000000 /dev/zero | tr '\\0' x"],
+        host_config=sb.docker.client.api.create_host_config(network_mode="none"),
+    )
     try:
         sb.docker.client.api.start(created)
         sb.docker.client.api.wait(created, timeout=60)
@@ -275,7 +277,7 @@ def test_a_copy_over_a_second_shows_its_progress_between_the_output(sb, test_ima
     def slow() -> list[bytes]:  # the tiny image's save stream, stretched over ~3 s
         for start in range(0, len(tar), len(tar) // 6 + 1):
             time.sleep(0.5)
-            yield tar[start:start + len(tar) // 6 + 1]
+            yield tar[start : start + len(tar) // 6 + 1]
 
     process = call(sb.core.docker._copy, slow, sb.docker.socket, "tiny, slowly", None)
     assert call(process.wait) == 0

@@ -42,9 +42,12 @@ def cli(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
 def server_api(lab_url: str, path: str, method: str = "GET", body: Any = None) -> Any:
     """Call the Lab server's REST API with its token; the JSON answer."""
     parts = urlsplit(lab_url)
-    request = urllib.request.Request(f"{parts.scheme}://{parts.netloc}/{path}?{parts.query}", method=method,
-                                     data=None if body is None else json.dumps(body).encode(),
-                                     headers={"Content-Type": "application/json"})
+    request = urllib.request.Request(
+        f"{parts.scheme}://{parts.netloc}/{path}?{parts.query}",
+        method=method,
+        data=None if body is None else json.dumps(body).encode(),
+        headers={"Content-Type": "application/json"},
+    )
     with urllib.request.urlopen(request, timeout=30) as response:
         text = response.read()
     return json.loads(text) if text else None
@@ -52,11 +55,13 @@ def server_api(lab_url: str, path: str, method: str = "GET", body: Any = None) -
 
 def notebook(lab_url: str, path: str, *sources: str) -> None:
     """Save a Python notebook with these code cells on the Lab server."""
-    cells = [{"cell_type": "code", "source": source, "metadata": {}, "outputs": [], "execution_count": None}
-             for source in sources]
-    content = {"cells": cells, "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3",
-                                                           "language": "python"}},
-               "nbformat": 4, "nbformat_minor": 5}
+    cells = [{"cell_type": "code", "source": source, "metadata": {}, "outputs": [], "execution_count": None} for source in sources]
+    content = {
+        "cells": cells,
+        "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
+        "nbformat": 4,
+        "nbformat_minor": 5,
+    }
     server_api(lab_url, f"api/contents/{path}", "PUT", {"type": "notebook", "format": "json", "content": content})
 
 
@@ -116,7 +121,7 @@ def test_dockerd_log_and_containers_follow_their_sandbox_until_it_is_gone(panel:
 
         page.locator('.lm-TabBar-tab:has-text("containers: ' + name + '")').click()
         view.locator('tr[data-name="second"] .jp-SandboxAction-removeContainer').click()
-        page.locator(".jp-Dialog", has_text='Remove container “second”').locator(".jp-Dialog-button.jp-mod-warn").click()
+        page.locator(".jp-Dialog", has_text="Remove container “second”").locator(".jp-Dialog-button.jp-mod-warn").click()
         view.locator('tr[data-name="second"]').wait_for(state="detached")
         page.screenshot(path=str(OUTPUT / "detail-containers.png"))
 
@@ -160,10 +165,13 @@ def test_terminate_names_the_notebook_whose_kernel_uses_the_sandbox(browser: Any
 
 def token_color(cell: Any, text: str) -> str:
     """The computed color of the editor span holding exactly ``text`` in a cell ('' if none)."""
-    return cell.evaluate("""(cell, text) => {
+    return cell.evaluate(
+        """(cell, text) => {
         const span = [...cell.querySelectorAll('.cm-line span')].find(s => s.textContent === text);
         return span ? getComputedStyle(span).color : '';
-    }""", text)
+    }""",
+        text,
+    )
 
 
 def test_sandbox_docker_cells_are_highlighted_as_shell(browser: Any, lab_url: str) -> None:

@@ -33,8 +33,15 @@ from jupyter_sandbox import labels as L
 
 SCHEMA_ID = "https://events.jupyter.org/jupyter_sandbox/sandbox/v1"
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--headless",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 REPO = Path(__file__).resolve().parent.parent
 OUTPUT = REPO / "test-output"
 BUILD = REPO / "jupyter_sandbox" / "labextension"
@@ -85,11 +92,22 @@ def lab_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     port, token = free_port(), secrets.token_hex(16)
     env = {**os.environ, "JUPYTER_CONFIG_DIR": str(home / "config"), "JUPYTER_RUNTIME_DIR": str(home / "runtime")}
     env.pop(L.SERVER_ENV, None)
-    command = [sys.executable, "-m", "jupyterlab", "--no-browser", "--allow-root", "--ip=127.0.0.1", f"--port={port}",
-               f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={home}",
-               f"--LabApp.workspaces_dir={home / 'workspaces'}", f"--LabApp.user_settings_dir={home / 'settings'}",
-               f"--LabApp.extra_labextensions_path={extensions}",
-               "--LabApp.news_url=None", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"]
+    command = [
+        sys.executable,
+        "-m",
+        "jupyterlab",
+        "--no-browser",
+        "--allow-root",
+        "--ip=127.0.0.1",
+        f"--port={port}",
+        f"--IdentityProvider.token={token}",
+        f"--ServerApp.root_dir={home}",
+        f"--LabApp.workspaces_dir={home / 'workspaces'}",
+        f"--LabApp.user_settings_dir={home / 'settings'}",
+        f"--LabApp.extra_labextensions_path={extensions}",
+        "--LabApp.news_url=None",
+        "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+    ]
     log = open(home / "lab.log", "wb")
     process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
@@ -164,7 +182,8 @@ def card(page: Any, name: str) -> Any:
 
 def record_card_states(page: Any, name: str) -> None:
     """Remember, in the page, every (state, phases done) the card shows as it changes."""
-    page.evaluate("""name => {
+    page.evaluate(
+        """name => {
         window.__cardStates = [];
         const look = () => {
             const card = document.querySelector(`.jp-SandboxCard[data-sandbox-name="${name}"]`);
@@ -174,7 +193,9 @@ def record_card_states(page: Any, name: str) -> None:
             if (window.__cardStates[window.__cardStates.length - 1] !== seen) window.__cardStates.push(seen);
         };
         new MutationObserver(look).observe(document.body, {subtree: true, childList: true, attributes: true});
-    }""", name)
+    }""",
+        name,
+    )
 
 
 def test_create_watch_phases_and_terminate_from_the_panel(panel: Any) -> None:
@@ -288,8 +309,12 @@ def test_a_web_app_in_a_sandbox_opens_in_a_lab_tab_in_an_origin_of_its_own(panel
     try:
         sandbox.files.upload(str(Path(__file__).parent / "data" / "site"), "/root/site")
         assert sandbox.docker.load(test_images["tiny"]).wait() == 0
-        assert sandbox.docker.run(test_images["tiny"], "busybox", "httpd", "-f", "-p", "8000", "-h", "/site",
-                                  detach=True, network="host", volume="/root/site:/site").wait() == 0
+        assert (
+            sandbox.docker.run(
+                test_images["tiny"], "busybox", "httpd", "-f", "-p", "8000", "-h", "/site", detach=True, network="host", volume="/root/site:/site"
+            ).wait()
+            == 0
+        )
         card(page, name).locator(".jp-SandboxAction-ports").click()
         page.locator('.jp-SandboxPortsView tr[data-port="8000"] .jp-SandboxAction-openPort').click()
         page.locator(".jp-SandboxPortFrame iframe").wait_for()
@@ -352,8 +377,7 @@ def test_terminal_usage_and_the_status_bar_count(panel: Any) -> None:
         this.locator('.jp-SandboxBadge[data-state="ready"]').wait_for()
         usage = this.locator(".jp-SandboxCard-usage")
         usage.wait_for()
-        assert re.fullmatch(r"CPU [\d.]+% \(limit 1 CPU\) · memory [\d.]+ (KiB|MiB) / 768 MiB \(\d+%\)",
-                            usage.inner_text()), usage.inner_text()
+        assert re.fullmatch(r"CPU [\d.]+% \(limit 1 CPU\) · memory [\d.]+ (KiB|MiB) / 768 MiB \(\d+%\)", usage.inner_text()), usage.inner_text()
         status = page.locator(".jp-SandboxStatus")
         deadline = time.monotonic() + 30
         while True:  # other processes may start or stop sandboxes meanwhile: compare with the panel at one moment
@@ -403,12 +427,15 @@ def test_the_shell_magic_shows_a_button_that_opens_the_terminal(panel: Any, lab_
     base, token = lab_url.split("/lab/")[0], lab_url.split("token=")[1]
     notebook = f"shell-{secrets.token_hex(3)}.ipynb"
     cells = [f"%load_ext jupyter_sandbox\n%sandbox shell {name}"]  # one cell: one key press runs it
-    content = {"cells": [{"cell_type": "code", "source": source, "metadata": {}, "outputs": [], "execution_count": None}
-                         for source in cells],
-               "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
-               "nbformat": 4, "nbformat_minor": 5}
-    request = urllib.request.Request(f"{base}/api/contents/{notebook}?token={token}", method="PUT",
-                                     data=json.dumps({"type": "notebook", "content": content}).encode())
+    content = {
+        "cells": [{"cell_type": "code", "source": source, "metadata": {}, "outputs": [], "execution_count": None} for source in cells],
+        "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
+        "nbformat": 4,
+        "nbformat_minor": 5,
+    }
+    request = urllib.request.Request(
+        f"{base}/api/contents/{notebook}?token={token}", method="PUT", data=json.dumps({"type": "notebook", "content": content}).encode()
+    )
     urllib.request.urlopen(request, timeout=30).close()
     try:
         page.goto(lab_url.format(workspace=f"e2e-{secrets.token_hex(4)}").replace("?token=", f"/tree/{notebook}?token="))

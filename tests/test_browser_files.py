@@ -31,8 +31,7 @@ CLI = [sys.executable, "-m", "jupyter_sandbox.cli"]
 
 def item(page: Any, name: str) -> Any:
     """The sandbox file browser's row of one entry."""
-    return page.locator(".jp-SandboxFiles .jp-DirListing-item").filter(
-        has=page.locator(f'.jp-DirListing-itemText span:text-is("{name}")'))
+    return page.locator(".jp-SandboxFiles .jp-DirListing-item").filter(has=page.locator(f'.jp-DirListing-itemText span:text-is("{name}")'))
 
 
 def test_browse_upload_open_and_download_a_sandboxes_files(browser: Any, lab_url: str, tmp_path: Path) -> None:  # noqa: F811
@@ -90,8 +89,12 @@ def test_browse_upload_open_and_download_a_sandboxes_files(browser: Any, lab_url
         assert sandbox.files.read("/root/hello.txt") == (text + "edited in Lab\n").encode()
         page.screenshot(path=str(OUTPUT / "files-editor.png"))
 
-        notebook = {"cells": [{"cell_type": "markdown", "id": "a1", "metadata": {}, "source": ["Notebook in a sandbox"]}],
-                    "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
+        notebook = {
+            "cells": [{"cell_type": "markdown", "id": "a1", "metadata": {}, "source": ["Notebook in a sandbox"]}],
+            "metadata": {},
+            "nbformat": 4,
+            "nbformat_minor": 5,
+        }
         sandbox.files.write("/root/note.ipynb", json.dumps(notebook))
         files.locator(".jp-SandboxFiles-refresh").click()
         item(page, "note.ipynb").dblclick()
@@ -108,8 +111,7 @@ def test_browse_upload_open_and_download_a_sandboxes_files(browser: Any, lab_url
     except Exception:
         page.screenshot(path=str(OUTPUT / "files-failure.png"))
         print("browser console:", *console[-20:], sep="\n")
-        print("cards:", page.locator(".jp-SandboxCard").evaluate_all(
-            "cards => cards.map(c => `${c.dataset.sandboxName}:${c.dataset.state}`)"))
+        print("cards:", page.locator(".jp-SandboxCard").evaluate_all("cards => cards.map(c => `${c.dataset.sandboxName}:${c.dataset.state}`)"))
         raise
     finally:
         subprocess.run([*CLI, "rm", name], check=False, capture_output=True)

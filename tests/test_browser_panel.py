@@ -48,8 +48,9 @@ def api(lab_url: str, path: str, method: str = "GET", body: Any = None, prefix: 
     parts = urllib.parse.urlsplit(lab_url.format(workspace="x"))
     token = urllib.parse.parse_qs(parts.query)["token"][0]
     url = f"{parts.scheme}://{parts.netloc}/{prefix}{path}"
-    request = urllib.request.Request(url, method=method, headers={"Authorization": f"token {token}"},
-                                     data=None if body is None else json.dumps(body).encode())
+    request = urllib.request.Request(
+        url, method=method, headers={"Authorization": f"token {token}"}, data=None if body is None else json.dumps(body).encode()
+    )
     with urllib.request.urlopen(request, timeout=60) as response:
         text = response.read().decode()
     return json.loads(text) if text else None
@@ -61,9 +62,9 @@ def png_is_blank(path: Path) -> bool:
     assert data[:8] == b"\x89PNG\r\n\x1a\n", path
     offset, idat = 8, b""
     while offset < len(data):
-        length, kind = struct.unpack(">I4s", data[offset:offset + 8])
+        length, kind = struct.unpack(">I4s", data[offset : offset + 8])
         if kind == b"IDAT":
-            idat += data[offset + 8:offset + 8 + length]
+            idat += data[offset + 8 : offset + 8 + length]
         offset += 12 + length
     return len(set(zlib.decompress(idat))) < 16
 
@@ -123,8 +124,7 @@ def set_theme(page: Any, theme: str) -> None:
 # -- item 1 and 5: feedback on create, one "ready in" figure -------------------------
 
 
-def test_create_keeps_the_form_on_a_wrong_field_then_shows_the_new_card_at_once_with_the_servers_ready_figure(
-        panel: Any, lab_url: str) -> None:
+def test_create_keeps_the_form_on_a_wrong_field_then_shows_the_new_card_at_once_with_the_servers_ready_figure(panel: Any, lab_url: str) -> None:
     page = panel
     name = unique_name("pn-create")
     try:
@@ -175,8 +175,7 @@ def test_create_keeps_the_form_on_a_wrong_field_then_shows_the_new_card_at_once_
 # -- item 2: a "Recently removed" group, live ones first, a filter ---------------------
 
 
-def test_removed_sandboxes_collapse_into_a_group_that_clears_and_the_filter_tells_mine_from_all(
-        panel: Any, lab_url: str) -> None:
+def test_removed_sandboxes_collapse_into_a_group_that_clears_and_the_filter_tells_mine_from_all(panel: Any, lab_url: str) -> None:
     page = panel
     mine = unique_name("pn-mine")
     own = [unique_name("pn-cli"), unique_name("pn-cli"), unique_name("pn-cli")]

@@ -20,9 +20,12 @@ def put_settings(url: str, raw: str) -> None:
     """Save the plugin's user settings through Lab's settings API, as the Settings Editor does."""
     parts = urllib.parse.urlsplit(url.replace("{workspace}", "x"))
     token = urllib.parse.parse_qs(parts.query)["token"][0]
-    request = urllib.request.Request(f"{parts.scheme}://{parts.netloc}/lab/api/settings/{PLUGIN}", method="PUT",
-                                     data=json.dumps({"raw": raw}).encode(),
-                                     headers={"Authorization": f"token {token}", "Content-Type": "application/json"})
+    request = urllib.request.Request(
+        f"{parts.scheme}://{parts.netloc}/lab/api/settings/{PLUGIN}",
+        method="PUT",
+        data=json.dumps({"raw": raw}).encode(),
+        headers={"Authorization": f"token {token}", "Content-Type": "application/json"},
+    )
     with urllib.request.urlopen(request, timeout=30) as response:
         assert response.status == 204
 

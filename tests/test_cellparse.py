@@ -59,8 +59,7 @@ command = st.lists(argument, min_size=1, max_size=6).filter(lambda argv: argv[0]
 
 
 @settings(max_examples=300)
-@given(commands=st.lists(command, max_size=5), prefix=st.booleans(), comments=st.booleans(),
-       continuation=st.booleans(), blank=st.booleans())
+@given(commands=st.lists(command, max_size=5), prefix=st.booleans(), comments=st.booleans(), continuation=st.booleans(), blank=st.booleans())
 def test_quoted_commands_round_trip(commands, prefix, comments, continuation, blank):
     """Whatever shlex.quote produced comes back argument for argument, with the cell dressing around it."""
     lines = []

@@ -12,8 +12,13 @@ PROJECT = {
     "name": "demo",
     "networks": {"default": {"name": "demo_default"}, "front": {"name": "demo_front"}},
     "services": {
-        "web": {"image": "web", "ports": [{"target": 80, "published": "8080", "protocol": "tcp"}],
-                "networks": {"front": {"aliases": ["www"]}}, "hostname": "web1", "environment": {"COST": "$5"}},
+        "web": {
+            "image": "web",
+            "ports": [{"target": 80, "published": "8080", "protocol": "tcp"}],
+            "networks": {"front": {"aliases": ["www"]}},
+            "hostname": "web1",
+            "environment": {"COST": "$5"},
+        },
         "db": {"image": "db", "networks": {"default": None}, "extra_hosts": ["cache:10.9.9.9"]},
         "offline": {"image": "x", "network_mode": "none"},
         "built": {"build": {"context": "/p"}, "network_mode": "host"},
@@ -27,8 +32,7 @@ def test_services_share_the_sandbox_stack_and_reach_each_other_by_name():
     assert "networks" not in result.project
     assert web["network_mode"] == db["network_mode"] == "host" and offline == {"image": "x", "network_mode": "none"}
     assert "hostname" not in web and "networks" not in web and "ports" not in web
-    assert set(db["extra_hosts"]) == {"cache:10.9.9.9", "web:127.0.0.1", "www:127.0.0.1", "offline:127.0.0.1",
-                                      "built:127.0.0.1"}
+    assert set(db["extra_hosts"]) == {"cache:10.9.9.9", "web:127.0.0.1", "www:127.0.0.1", "offline:127.0.0.1", "built:127.0.0.1"}
     assert "db:127.0.0.1" in web["extra_hosts"] and "web:127.0.0.1" not in web["extra_hosts"]
     assert result.project["services"]["built"]["build"] == {"context": "/p", "network": "host"}
 

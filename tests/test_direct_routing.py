@@ -67,8 +67,10 @@ def test_copy_progress_shows_megabytes_and_rate_only_past_a_second(monkeypatch):
 
 
 def test_a_dead_daemon_behind_the_relay_gets_the_restart_hint():
-    stderr = ('error during connect: Get "http://%2Frun%2Fx%2Fdocker.sock/v1.50/containers/json": '
-              "read unix @->/run/jupyter-sandbox/api/docker.sock: read: connection reset by peer\n")
+    stderr = (
+        'error during connect: Get "http://%2Frun%2Fx%2Fdocker.sock/v1.50/containers/json": '
+        "read unix @->/run/jupyter-sandbox/api/docker.sock: read: connection reset by peer\n"
+    )
     assert "restart_daemon" in explain_failure(["docker", "ps"], stderr, "none")
 
 

@@ -56,8 +56,7 @@ def build(sb, tiny, network, context):
 def exec_into(sb, tiny, privileged):
     name = unique_name("exec")
     try:
-        return (ran(sb.docker.run(tiny, "sleep", "300", detach=True, name=name, privileged=privileged))
-                and ran(sb.docker.exec(name, "true")))
+        return ran(sb.docker.run(tiny, "sleep", "300", detach=True, name=name, privileged=privileged)) and ran(sb.docker.exec(name, "true"))
     finally:
         sb.docker("rm", "-f", name).wait()
 
@@ -66,15 +65,17 @@ def container_to_container(sb, tiny, by_name: bool):
     network, server = unique_name("net"), unique_name("srv")
     try:
         assert ran(sb.docker("network", "create", network))
-        assert ran(sb.docker.run(tiny, "sh", "-c", "mkdir -p /w && echo hi > /w/i && exec busybox httpd -f -p 80 -h /w",
-                                 detach=True, name=server, network=network))
+        assert ran(
+            sb.docker.run(
+                tiny, "sh", "-c", "mkdir -p /w && echo hi > /w/i && exec busybox httpd -f -p 80 -h /w", detach=True, name=server, network=network
+            )
+        )
         address = server
         if not by_name:
             inspect = sb.docker("inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}", server)
             assert ran(inspect)
             address = inspect.stdout.read().strip()
-        return ran(sb.docker.run(tiny, "busybox", "wget", "-qO-", f"http://{address}/i", rm=True, network=network,
-                                 timeout=30))
+        return ran(sb.docker.run(tiny, "busybox", "wget", "-qO-", f"http://{address}/i", rm=True, network=network, timeout=30))
     except Exception:
         return False
     finally:
@@ -85,10 +86,12 @@ def container_to_container(sb, tiny, by_name: bool):
 def publish(sb, tiny):
     server = unique_name("pub")
     try:
-        assert ran(sb.docker.run(tiny, "sh", "-c", "mkdir -p /w && echo hi > /w/i && exec busybox httpd -f -p 80 -h /w",
-                                 detach=True, name=server, publish="18080:80"))
-        return ran(sb.docker.run(tiny, "busybox", "wget", "-qO-", "http://127.0.0.1:18080/i", rm=True, network="host",
-                                 timeout=30))
+        assert ran(
+            sb.docker.run(
+                tiny, "sh", "-c", "mkdir -p /w && echo hi > /w/i && exec busybox httpd -f -p 80 -h /w", detach=True, name=server, publish="18080:80"
+            )
+        )
+        return ran(sb.docker.run(tiny, "busybox", "wget", "-qO-", "http://127.0.0.1:18080/i", rm=True, network="host", timeout=30))
     except Exception:
         return False
     finally:
@@ -99,7 +102,8 @@ def compose(sb, tiny, folder, verbs, privileged=False):
     project = folder / unique_name("fidelity")  # compose makes the project's name (and image names) from it
     project.mkdir()
     (project / "compose.yaml").write_text(
-        "services:\n  app:\n    build: .\n    command: sleep 300\n" + ("    privileged: true\n" if privileged else ""))
+        "services:\n  app:\n    build: .\n    command: sleep 300\n" + ("    privileged: true\n" if privileged else "")
+    )
     (project / "Dockerfile").write_text(f"FROM {tiny}\nRUN echo built > /built\n")
     try:
         return all(ran(sb.docker.compose(*verb, project_dir=project)) for verb in verbs)
@@ -116,30 +120,55 @@ ROWS = [
     Row("`docker build`", "default", False, True, "", lambda sb, t, p: build(sb, t, "default", p)),
     Row("`docker exec`", "default", False, True, "", lambda sb, t, p: exec_into(sb, t, False)),
     Row("`docker exec`", "default", True, True, "", lambda sb, t, p: exec_into(sb, t, True)),
-    Row("`docker compose build` + `run`", "rewritten", False, True, "",
-        lambda sb, t, p: compose(sb, t, p, [("build",), ("run", "--rm", "app", "cat", "/built")])),
-    Row("`docker compose up` + `exec`", "rewritten", False, True, "",
-        lambda sb, t, p: compose(sb, t, p, [("up", "-d", "--build"), ("exec", "-T", "app", "cat", "/built")])),
-    Row("`docker compose up` + `exec`", "rewritten", True, True, "",
-        lambda sb, t, p: compose(sb, t, p, [("up", "-d", "--build"), ("exec", "-T", "app", "cat", "/built")],
-                                 privileged=True)),
-    Row("container to container by address", "user bridge", False, True, "",
-        lambda sb, t, p: container_to_container(sb, t, by_name=False)),
-    Row("container to container by name", "user bridge", False, False,
+    Row(
+        "`docker compose build` + `run`",
+        "rewritten",
+        False,
+        True,
+        "",
+        lambda sb, t, p: compose(sb, t, p, [("build",), ("run", "--rm", "app", "cat", "/built")]),
+    ),
+    Row(
+        "`docker compose up` + `exec`",
+        "rewritten",
+        False,
+        True,
+        "",
+        lambda sb, t, p: compose(sb, t, p, [("up", "-d", "--build"), ("exec", "-T", "app", "cat", "/built")]),
+    ),
+    Row(
+        "`docker compose up` + `exec`",
+        "rewritten",
+        True,
+        True,
+        "",
+        lambda sb, t, p: compose(sb, t, p, [("up", "-d", "--build"), ("exec", "-T", "app", "cat", "/built")], privileged=True),
+    ),
+    Row("container to container by address", "user bridge", False, True, "", lambda sb, t, p: container_to_container(sb, t, by_name=False)),
+    Row(
+        "container to container by name",
+        "user bridge",
+        False,
+        False,
         "the inner dockerd runs without iptables (gVisor 20240729's netstack lacks `-m addrtype`), and Docker's "
         "embedded DNS needs it; compose projects are rewritten so service names resolve (to 127.0.0.1)",
-        lambda sb, t, p: container_to_container(sb, t, by_name=True)),
-    Row("`docker run -p`", "default", False, False,
+        lambda sb, t, p: container_to_container(sb, t, by_name=True),
+    ),
+    Row(
+        "`docker run -p`",
+        "default",
+        False,
+        False,
         "publishing needs iptables too; with `--network=host` a service is reachable on its own port",
-        lambda sb, t, p: publish(sb, t)),
+        lambda sb, t, p: publish(sb, t),
+    ),
 ]
 
 
 def table() -> str:
     lines = ["| capability | inner network | privileged | works here | why not |", "|---|---|---|---|---|"]
     for row in ROWS:
-        lines.append(f"| {row.what} | {row.network} | {'yes' if row.privileged else 'no'} | "
-                     f"{'yes' if row.works else 'no'} | {row.why} |")
+        lines.append(f"| {row.what} | {row.network} | {'yes' if row.privileged else 'no'} | {'yes' if row.works else 'no'} | {row.why} |")
     return "\n".join(lines)
 
 
@@ -147,8 +176,8 @@ def table() -> str:
 def test_row(row, docker_sandbox, test_images, tmp_path):
     outcome = row.check(docker_sandbox, test_images["tiny"], tmp_path)
     assert outcome == row.works, (
-        f"{row.what} ({row.network}, privileged={row.privileged}) now {'works' if outcome else 'fails'}: "
-        "update ROWS and the README's table")
+        f"{row.what} ({row.network}, privileged={row.privileged}) now {'works' if outcome else 'fails'}: update ROWS and the README's table"
+    )
 
 
 def test_the_readme_table_is_the_one_these_rows_make():

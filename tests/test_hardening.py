@@ -22,9 +22,20 @@ def test_pids_values(value, pids):
     assert parse_pids(value) == pids
 
 
-@pytest.mark.parametrize("value, words", [(0, "from 16"), (-5, "from 16"), (15, "from 16"), ("many", "whole number"),
-                                          ("²", "whole number"), (1.5, "whole number"), (True, "whole number"),
-                                          (10**30, "from 16"), ([], "whole number")])
+@pytest.mark.parametrize(
+    "value, words",
+    [
+        (0, "from 16"),
+        (-5, "from 16"),
+        (15, "from 16"),
+        ("many", "whole number"),
+        ("²", "whole number"),
+        (1.5, "whole number"),
+        (True, "whole number"),
+        (10**30, "from 16"),
+        ([], "whole number"),
+    ],
+)
 def test_bad_pids_are_refused_naming_the_field(value, words):
     with pytest.raises(SpecError) as caught:
         SandboxSpec.parse("ok", pids=value)
@@ -91,7 +102,7 @@ def test_the_runtime_check_reads_the_binary_not_its_name(tmp_path):
     if os.path.exists(WRAPPER_PATH):
         assert is_gvisor(WRAPPER_PATH)  # the netns wrapper execs runsc, which answers
     fake = tmp_path / "runsc"
-    fake.write_text("#!/bin/sh\nexec runc \"$@\"\n")
+    fake.write_text('#!/bin/sh\nexec runc "$@"\n')
     fake.chmod(fake.stat().st_mode | stat.S_IXUSR)
     assert not is_gvisor(str(fake))
     registered = {"runsc": {"path": str(fake), "runtimeArgs": ["--network=none"]}}
@@ -100,10 +111,20 @@ def test_the_runtime_check_reads_the_binary_not_its_name(tmp_path):
     assert runtime_for("none", registered) == "real"
 
 
-@given(st.dictionaries(st.sampled_from(["name", "cpu", "memory", "pids", "env", "docker", "timeout", "network"]),
-                       st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), st.text(max_size=12),
-                                 st.lists(st.text(max_size=4), max_size=3),
-                                 st.dictionaries(st.text(max_size=4), st.text(max_size=4), max_size=2))))
+@given(
+    st.dictionaries(
+        st.sampled_from(["name", "cpu", "memory", "pids", "env", "docker", "timeout", "network"]),
+        st.one_of(
+            st.none(),
+            st.booleans(),
+            st.integers(),
+            st.floats(),
+            st.text(max_size=12),
+            st.lists(st.text(max_size=4), max_size=3),
+            st.dictionaries(st.text(max_size=4), st.text(max_size=4), max_size=2),
+        ),
+    )
+)
 def test_any_body_is_a_spec_or_a_spec_error(body):
     try:
         spec = SandboxSpec.from_dict(body)
@@ -117,10 +138,12 @@ def test_the_cli_refuses_bad_limits_with_exit_2_naming_the_field_or_variable():
     import subprocess
     import sys
 
-    bad = subprocess.run([sys.executable, "-m", "jupyter_sandbox.cli", "create", "--pids", "3", "--name", "hd-never"],
-                         capture_output=True, text=True, timeout=60)
+    bad = subprocess.run(
+        [sys.executable, "-m", "jupyter_sandbox.cli", "create", "--pids", "3", "--name", "hd-never"], capture_output=True, text=True, timeout=60
+    )
     assert bad.returncode == 2 and "pids: must be from 16" in bad.stderr and "Traceback" not in bad.stderr
     env = {**os.environ, "JUPYTER_SANDBOX_DEFAULT_MEMORY": "4Gb"}
-    bad = subprocess.run([sys.executable, "-m", "jupyter_sandbox.cli", "create", "--name", "hd-never"],
-                         capture_output=True, text=True, timeout=60, env=env)
+    bad = subprocess.run(
+        [sys.executable, "-m", "jupyter_sandbox.cli", "create", "--name", "hd-never"], capture_output=True, text=True, timeout=60, env=env
+    )
     assert bad.returncode == 2 and "JUPYTER_SANDBOX_DEFAULT_MEMORY" in bad.stderr and "Traceback" not in bad.stderr

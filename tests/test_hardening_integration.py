@@ -48,8 +48,10 @@ def test_a_fork_bomb_hits_the_sandbox_pids_limit_and_the_host_keeps_working(engi
         held = host_pids(cid)
         assert subprocess.run(["true"]).returncode == 0  # the host still starts processes
         spawned = int(sandbox.run(["cat", "/tmp/spawned"]).stdout.read())
-        print(f"fork bomb: {spawned} sleeps, then {err.strip()!r}; host PIDs of the sandbox {before} before, "
-              f"{held} after (backstop {host_pids_limit(64)})")
+        print(
+            f"fork bomb: {spawned} sleeps, then {err.strip()!r}; host PIDs of the sandbox {before} before, "
+            f"{held} after (backstop {host_pids_limit(64)})"
+        )
         assert code != 0 and "Cannot fork" in err  # the fork's own error: EAGAIN inside the sandbox
         assert "limit of 64 processes" in bomb.hint and "pids=" in bomb.hint  # and the product says why
         assert 16 < spawned < 64  # stopped by the sandbox's own limit, not by the loop's end
@@ -183,9 +185,15 @@ def test_downloads_never_plant_links_pointing_outside_what_was_downloaded(tmp_pa
     secret = tmp_path / "notebook_secret.txt"
     secret.write_text("host secret\n")
     with create("links") as sandbox:
-        made = sandbox.run(["sh", "-c", "set -e; cd /root; echo data > data.txt; ln -s notebook_secret.txt result.csv; "
-                            "mkdir out; echo inner > out/a.txt; ln -s a.txt out/ok; ln -s ../notebook_secret.txt out/up; "
-                            "ln -s /etc/passwd out/abs; mkdir out/sub; ln -s ../a.txt out/sub/fine"])
+        made = sandbox.run(
+            [
+                "sh",
+                "-c",
+                "set -e; cd /root; echo data > data.txt; ln -s notebook_secret.txt result.csv; "
+                "mkdir out; echo inner > out/a.txt; ln -s a.txt out/ok; ln -s ../notebook_secret.txt out/up; "
+                "ln -s /etc/passwd out/abs; mkdir out/sub; ln -s ../a.txt out/sub/fine",
+            ]
+        )
         assert made.exit_code == 0, made.stderr.read()
 
         with pytest.raises(UnsafeLink, match="symbolic link"):  # the probe's exact attack: refused, nothing written
@@ -232,8 +240,7 @@ def test_docker_on_the_host_network_is_refused_and_a_host_sandbox_cannot_touch_h
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            sandbox = Sandbox.create(unique_name("hd-nethost"), image=test_images["tiny"], network="host", owner="test",
-                                     use_pool=False)
+            sandbox = Sandbox.create(unique_name("hd-nethost"), image=test_images["tiny"], network="host", owner="test", use_pool=False)
         try:
             deleted = sandbox.run(["busybox", "ip", "link", "del", bridge])
             assert deleted.exit_code != 0 and "Permission denied" in deleted.stderr.read()
@@ -243,14 +250,17 @@ def test_docker_on_the_host_network_is_refused_and_a_host_sandbox_cannot_touch_h
     finally:
         subprocess.run(["ip", "link", "del", bridge], capture_output=True)
 
+
 def test_a_sandbox_runs_more_inner_containers_than_gvisors_key_quota(test_images, no_leaks):
     """gVisor never frees a session keyring, and allows 200: before the inner runc was given
     --no-new-keyring, the 201st inner container of a sandbox failed ("unable to create session
     key: disk quota exceeded") and so did every one after it."""
     runs = 205
     with create("keyring", docker=True, images=[test_images["tiny"]]) as sandbox:
-        loop = (f"i=0; while [ $i -lt {runs} ]; do i=$((i+1)); "
-                f"docker run --rm --network=host {test_images['tiny']} true 2>/tmp/err "
-                "|| { echo \"run $i\"; cat /tmp/err; exit 1; }; done; echo ok")
+        loop = (
+            f"i=0; while [ $i -lt {runs} ]; do i=$((i+1)); "
+            f"docker run --rm --network=host {test_images['tiny']} true 2>/tmp/err "
+            '|| { echo "run $i"; cat /tmp/err; exit 1; }; done; echo ok'
+        )
         result = sandbox.run(["sh", "-c", loop], timeout=900)
         assert result.exit_code == 0 and "ok" in result.stdout.read(), result.stdout.read() + result.stderr.read()

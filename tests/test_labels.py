@@ -33,8 +33,12 @@ def engine_with_image_volumes(volumes: dict | None) -> Engine:
 
 def test_the_images_volumes_are_mounted_with_labels_except_where_something_is_mounted():
     engine = engine_with_image_volumes({"/data": {}, "/cache": {}, DISK_PATH: {}, "/run/api": {}})
-    options = {"image": "x", "labels": {L.MANAGED: "1", L.NAME: "a", L.SPEC: "{}"}, "tmpfs": {DISK_PATH: "size=1"},
-               "mounts": [{"Target": "/run/api", "Source": "/host/api", "Type": "bind"}]}
+    options = {
+        "image": "x",
+        "labels": {L.MANAGED: "1", L.NAME: "a", L.SPEC: "{}"},
+        "tmpfs": {DISK_PATH: "size=1"},
+        "mounts": [{"Target": "/run/api", "Source": "/host/api", "Type": "bind"}],
+    }
     mounts = engine._labelled_volumes(options)["mounts"]
     assert [m["Target"] for m in mounts] == ["/run/api", "/cache", "/data"]
     for mount in mounts[1:]:

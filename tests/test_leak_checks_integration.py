@@ -49,15 +49,19 @@ def test_others_objects_do_not_count_and_this_runs_leftovers_do(engine_client, t
     made = []
     try:
         # another process's: unlabelled (any other user of the engine), and a sandbox of another test run
-        made += [engine_client.networks.create(name + "-net"), engine_client.volumes.create(name + "-vol"),
-                 engine_client.volumes.create(name + "-othervol", labels=other),
-                 engine_client.containers.create(test_images["tiny"], ["true"], name=L.container_name(name + "-other"), labels=other)]
+        made += [
+            engine_client.networks.create(name + "-net"),
+            engine_client.volumes.create(name + "-vol"),
+            engine_client.volumes.create(name + "-othervol", labels=other),
+            engine_client.containers.create(test_images["tiny"], ["true"], name=L.container_name(name + "-other"), labels=other),
+        ]
         assert leaks(before, run_resources(engine_client)) == []
         # this run's: a volume and a network with its label, a sandbox container of this process
         volume = engine_client.volumes.create(name + "-myvol", labels={L.RUN: RUN_ID})
         network = engine_client.networks.create(name + "-mynet", labels={L.RUN: RUN_ID})
-        container = engine_client.containers.create(test_images["tiny"], ["true"], name=L.container_name(name + "-mine"),
-                                                    labels={L.MANAGED: "1", L.OWNER_PID: str(os.getpid())})
+        container = engine_client.containers.create(
+            test_images["tiny"], ["true"], name=L.container_name(name + "-mine"), labels={L.MANAGED: "1", L.OWNER_PID: str(os.getpid())}
+        )
         made += [volume, network, container]
         assert leaks(before, run_resources(engine_client)) == [
             f"sandbox containers left behind: {[container.id]}",
@@ -65,8 +69,10 @@ def test_others_objects_do_not_count_and_this_runs_leftovers_do(engine_client, t
             f"networks left behind: {[network.name]}",
         ]
         # one of this run's removed meanwhile hides no other: sets, not counts
-        assert leaks({**before, "volumes": before["volumes"] | {"gone-meanwhile"}}, run_resources(engine_client))[1] == \
-            f"volumes left behind: {[volume.name]}"
+        assert (
+            leaks({**before, "volumes": before["volumes"] | {"gone-meanwhile"}}, run_resources(engine_client))[1]
+            == f"volumes left behind: {[volume.name]}"
+        )
     finally:
         remove(*made)
     assert leaks(before, run_resources(engine_client)) == []
@@ -83,7 +89,9 @@ def test_a_sandboxs_volume_carries_its_labels_and_goes_with_it(engine_client, vo
         assert labels[L.RUN] == RUN_ID and labels[L.OWNER_PID] == str(os.getpid()) and labels[L.MANAGED] == "1"
         assert L.SPEC not in labels  # ownership only: the spec stays on the container
         assert leaks(before, run_resources(engine_client)) == [
-            f"sandbox containers left behind: {[sandbox.core.container_id]}", f"volumes left behind: {[volumes[0].name]}"]
+            f"sandbox containers left behind: {[sandbox.core.container_id]}",
+            f"volumes left behind: {[volumes[0].name]}",
+        ]
     finally:
         sandbox.terminate()
     assert leaks(before, run_resources(engine_client)) == []

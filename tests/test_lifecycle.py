@@ -15,15 +15,27 @@ from jupyter_sandbox.spec import SandboxSpec, format_duration, parse_duration
 from jupyter_sandbox.status import derive_state, info_from_container
 
 
-@pytest.mark.parametrize("text,seconds", [(5, 5.0), ("5", 5.0), ("5s", 5.0), ("90s", 90.0), ("30m", 1800.0),
-                                          ("2h", 7200.0), ("1d", 86400.0), ("1.5h", 5400.0), (" 2H ", 7200.0),
-                                          (None, None), ("", None)])
+@pytest.mark.parametrize(
+    "text,seconds",
+    [
+        (5, 5.0),
+        ("5", 5.0),
+        ("5s", 5.0),
+        ("90s", 90.0),
+        ("30m", 1800.0),
+        ("2h", 7200.0),
+        ("1d", 86400.0),
+        ("1.5h", 5400.0),
+        (" 2H ", 7200.0),
+        (None, None),
+        ("", None),
+    ],
+)
 def test_durations_parse(text, seconds):
     assert parse_duration(text, "ttl") == seconds
 
 
-@pytest.mark.parametrize("value", [-5, "-5", "-1h", 0, 0.5, "31d", 40 * 86400, "soon", "5 weeks", True,
-                                   float("nan"), float("inf"), [5]])
+@pytest.mark.parametrize("value", [-5, "-5", "-1h", 0, 0.5, "31d", 40 * 86400, "soon", "5 weeks", True, float("nan"), float("inf"), [5]])
 def test_bad_durations_name_the_field_and_the_fix(value):
     with pytest.raises(SpecError) as caught:
         SandboxSpec.parse("x", idle_timeout=value)
@@ -45,15 +57,17 @@ def test_expiry_and_formatting():
     labels = {L.EXPIRES: f"{time.time() - 3:.3f}", L.SPEC: json.dumps({"ttl": 5})}
     assert lifecycle.expired(labels) and not lifecycle.expired({})
     assert "its ttl of 5s ran out 3s ago" in lifecycle.expired_message("demo", labels)
-    assert [format_duration(s) for s in (0, 59, 60, 61, 3600, 5400, 86400, 90000)] == [
-        "0s", "59s", "1m", "1m01s", "1h", "1h30m", "1d", "1d1h"]
+    assert [format_duration(s) for s in (0, 59, 60, 61, 3600, 5400, 86400, 90000)] == ["0s", "59s", "1m", "1m01s", "1h", "1h30m", "1d", "1d1h"]
 
 
 def test_the_activity_marker_moves_the_last_activity(tmp_path, monkeypatch):
     monkeypatch.setenv(lifecycle.STATE_DIR_ENV, str(tmp_path))
     created = time.time() - 100
-    attrs = {"Id": "c0ffee", "Config": {"Labels": {L.CREATED: f"{created:.3f}", L.SPEC: json.dumps({"idle_timeout": 30})}},
-             "State": {"Status": "running", "Running": True, "StartedAt": "0001-01-01T00:00:00Z"}}
+    attrs = {
+        "Id": "c0ffee",
+        "Config": {"Labels": {L.CREATED: f"{created:.3f}", L.SPEC: json.dumps({"idle_timeout": 30})}},
+        "State": {"Status": "running", "Running": True, "StartedAt": "0001-01-01T00:00:00Z"},
+    }
     assert lifecycle.idle_for(attrs) == (30.0, pytest.approx(100, abs=1))
     lifecycle.touch("c0ffee")
     assert os.path.exists(tmp_path / "activity" / "c0ffee")

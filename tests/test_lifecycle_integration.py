@@ -94,8 +94,7 @@ def test_a_paused_sandbox_uses_no_cpu(notices, no_leaks):
 
 def test_ttl_from_the_cli_is_removed_by_the_next_ls_with_nothing_watching(no_leaks):
     name = unique_name("lc")
-    created = subprocess.run(["jupyter", "sandbox", "create", "--name", name, "--ttl", "5s"],
-                             capture_output=True, text=True, timeout=120)
+    created = subprocess.run(["jupyter", "sandbox", "create", "--name", name, "--ttl", "5s"], capture_output=True, text=True, timeout=120)
     assert created.returncode == 0, created.stderr
     labels = docker.from_env().containers.get(L.container_name(name)).labels
     deadline = float(labels[L.EXPIRES])
@@ -152,8 +151,9 @@ def test_idle_timeout_pauses_and_an_exec_resumes(test_images, notices, no_leaks)
         assert inner_sleeper_up(sb, "sleeper")
 
 
-@pytest.mark.parametrize("field,value", [("ttl", -5), ("ttl", "-1h"), ("ttl", "40d"), ("idle_timeout", 0),
-                                         ("idle_timeout", "soon"), ("ttl", float("inf"))])
+@pytest.mark.parametrize(
+    "field,value", [("ttl", -5), ("ttl", "-1h"), ("ttl", "40d"), ("idle_timeout", 0), ("idle_timeout", "soon"), ("ttl", float("inf"))]
+)
 def test_bad_times_are_refused_before_anything_is_created(field, value, engine_client, no_leaks):
     name = unique_name("lc")
     with pytest.raises(SpecError) as caught:
@@ -161,8 +161,7 @@ def test_bad_times_are_refused_before_anything_is_created(field, value, engine_c
     assert caught.value.field == field and caught.value.fix
     assert not container_exists(name)
     flag = "--" + field.replace("_", "-")
-    cli = subprocess.run(["jupyter", "sandbox", "create", "--name", name, f"{flag}={value}"],
-                         capture_output=True, text=True, timeout=60)
+    cli = subprocess.run(["jupyter", "sandbox", "create", "--name", name, f"{flag}={value}"], capture_output=True, text=True, timeout=60)
     assert cli.returncode == 2, cli.stderr
     assert f"{field}:" in cli.stderr and "How to fix" in cli.stderr and "Traceback" not in cli.stderr
     assert not container_exists(name)

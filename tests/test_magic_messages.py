@@ -10,16 +10,19 @@ from jupyter_sandbox.errors import SandboxNotFound
 from jupyter_sandbox.magics import ACTIONS, in_magic_terms, shown_errors
 
 
-@pytest.mark.parametrize("cli, magic", [
-    ("`jupyter sandbox ls` lists the sandboxes", "`%sandbox ls` lists the sandboxes"),
-    ("create a new one (`jupyter sandbox rm demo` clears the name)", "create a new one (`%sandbox rm demo` clears the name)"),
-    ("run `jupyter sandbox restart-daemon demo`", "run `%sandbox restart-daemon demo`"),
-    ("`jupyter sandbox snapshot rm base` first", "`%sandbox snapshot rm base` first"),
-    # what the magic cannot do keeps its terminal form
-    ("build it: `jupyter sandbox image build --docker --offline`", "build it: `jupyter sandbox image build --docker --offline`"),
-    ("eval \"$(jupyter sandbox env demo)\"", "eval \"$(jupyter sandbox env demo)\""),
-    ("no command here", "no command here"),
-])
+@pytest.mark.parametrize(
+    "cli, magic",
+    [
+        ("`jupyter sandbox ls` lists the sandboxes", "`%sandbox ls` lists the sandboxes"),
+        ("create a new one (`jupyter sandbox rm demo` clears the name)", "create a new one (`%sandbox rm demo` clears the name)"),
+        ("run `jupyter sandbox restart-daemon demo`", "run `%sandbox restart-daemon demo`"),
+        ("`jupyter sandbox snapshot rm base` first", "`%sandbox snapshot rm base` first"),
+        # what the magic cannot do keeps its terminal form
+        ("build it: `jupyter sandbox image build --docker --offline`", "build it: `jupyter sandbox image build --docker --offline`"),
+        ('eval "$(jupyter sandbox env demo)"', 'eval "$(jupyter sandbox env demo)"'),
+        ("no command here", "no command here"),
+    ],
+)
 def test_hints_name_the_magic_where_it_has_the_action(cli, magic):
     assert in_magic_terms(cli) == magic
 
@@ -41,10 +44,13 @@ def test_a_bare_sandbox_magic_lists_the_actions(shell):
         assert action in text, f"{action} is not in the summary"
 
 
-@pytest.mark.parametrize("stderr, expected", [
-    ("docker: unknown command: docker imgaes\n\nRun 'docker --help' for more information", "Did you mean `docker images`"),
-    ("docker: 'psx' is not a docker command.\nSee 'docker --help'", "Did you mean `docker ps`?"),
-])
+@pytest.mark.parametrize(
+    "stderr, expected",
+    [
+        ("docker: unknown command: docker imgaes\n\nRun 'docker --help' for more information", "Did you mean `docker images`"),
+        ("docker: 'psx' is not a docker command.\nSee 'docker --help'", "Did you mean `docker ps`?"),
+    ],
+)
 def test_a_mistyped_docker_command_gets_did_you_mean(stderr, expected):
     assert expected in (explain_failure(["docker", "x"], stderr, "sandbox") or "")
 

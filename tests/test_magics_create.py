@@ -33,7 +33,7 @@ def test_text_progress_shows_every_phase_in_order_and_returns_the_current_sandbo
         lines = out.splitlines()
         assert lines[0] == f"Sandbox {name}: starting (Docker inside)"
         labels = [phase.label for phase in DOCKER_PHASES]
-        phase_lines = lines[1:1 + len(labels)]
+        phase_lines = lines[1 : 1 + len(labels)]
         assert [line[4:30].strip() for line in phase_lines] == labels
         assert all(line.startswith("  ✔ ") for line in phase_lines)
         assert lines[-1].startswith("✔ Docker daemon ready in ") and lines[-1].endswith(" s")
@@ -52,8 +52,7 @@ def test_text_progress_shows_every_phase_in_order_and_returns_the_current_sandbo
 def test_image_load_shows_a_phase_per_image_and_the_image_is_there(shell, capsys, test_images, no_leaks):
     name = unique_name("st-mg")
     tiny = test_images["tiny"]
-    sandbox = shell.run_line_magic("sandbox", f"create --docker --name {name} --memory 1Gi --disk 512Mi "
-                                              f"--image-load {tiny} --progress text")
+    sandbox = shell.run_line_magic("sandbox", f"create --docker --name {name} --memory 1Gi --disk 512Mi --image-load {tiny} --progress text")
     try:
         lines = capsys.readouterr().out.splitlines()
         loaded = [i for i, line in enumerate(lines) if f"Image loaded: {tiny}" in line]
@@ -101,12 +100,22 @@ def test_widget_model_ends_failed_with_cause_fix_and_log_tail(shell, test_images
     assert name not in session().sandboxes and session().current != name
 
 
-@pytest.mark.parametrize("line", [
-    "create --docker --memory 4Gb", "create --docker --cpu -1", "create --docker --name ../x",
-    "create --docker --network bridge", "create --docker --bogus", "create --docker extra-positional",
-    "ls --docker", "explode", "create --docker --disk lots", "create --docker --memory 1Gi --disk 2Gi",
-    "ls --disk 1Gi",
-])
+@pytest.mark.parametrize(
+    "line",
+    [
+        "create --docker --memory 4Gb",
+        "create --docker --cpu -1",
+        "create --docker --name ../x",
+        "create --docker --network bridge",
+        "create --docker --bogus",
+        "create --docker extra-positional",
+        "ls --docker",
+        "explode",
+        "create --docker --disk lots",
+        "create --docker --memory 1Gi --disk 2Gi",
+        "ls --disk 1Gi",
+    ],
+)
 def test_bad_arguments_give_the_message_and_create_nothing(shell, engine_client, line, no_leaks):
     with creates_nothing(engine_client), pytest.raises((UsageError, SpecError)) as caught:
         shell.run_line_magic("sandbox", line)
@@ -119,8 +128,7 @@ def test_bad_arguments_give_the_message_and_create_nothing(shell, engine_client,
 def test_help_is_generated_from_the_arguments(shell, capsys):
     shell.run_line_magic("sandbox", "--help")
     text = capsys.readouterr().out
-    for option in ("--docker", "--name", "--image", "--cpu", "--memory", "--network", "--env", "--timeout", "--keep",
-                   "--progress", "--all"):
+    for option in ("--docker", "--name", "--image", "--cpu", "--memory", "--network", "--env", "--timeout", "--keep", "--progress", "--all"):
         assert option in text
     assert text.startswith("usage: %sandbox [-h] [--docker]")
     assert "exec and load: stop the command after this many seconds" in " ".join(text.split())
@@ -133,8 +141,7 @@ def test_interrupting_a_create_removes_the_half_made_sandbox(shell, engine_clien
     tripwire = Tripwire("dockerd started", lambda: threading.Thread(target=_thread.interrupt_main).start())
     monkeypatch.setattr("sys.stdout", tripwire)
     with pytest.raises(KeyboardInterrupt):
-        shell.run_line_magic("sandbox", f"create --docker --name {name} --image {test_images['dockerd_silent']} "
-                                        "--timeout 120 --progress text")
+        shell.run_line_magic("sandbox", f"create --docker --name {name} --image {test_images['dockerd_silent']} --timeout 120 --progress text")
     monkeypatch.undo()
     assert tripwire.fired
     assert containers_named(engine_client, name) == []

@@ -44,8 +44,10 @@ def test_output_reaches_the_cell_before_the_command_ends(shell, sb, tiny, monkey
     sb.run(["sh", "-c", "mkdir -p /gate && rm -f /gate/go"])
     out = Tripwire("first\n", lambda: sb.files.write("/gate/go", ""))
     monkeypatch.setattr("sys.stdout", out)
-    result = shell.run_cell(f"%%sandbox_docker --timeout 120\n"
-                            f"run --rm -v /gate:/gate {tiny} sh -c 'echo first; while [ ! -e /gate/go ]; do sleep 0.05; done; echo second'\n")
+    result = shell.run_cell(
+        f"%%sandbox_docker --timeout 120\n"
+        f"run --rm -v /gate:/gate {tiny} sh -c 'echo first; while [ ! -e /gate/go ]; do sleep 0.05; done; echo second'\n"
+    )
     monkeypatch.undo()
     assert result.success, result.error_in_exec
     assert out.fired and out.getvalue() == "first\nsecond\n"

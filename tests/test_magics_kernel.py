@@ -59,8 +59,7 @@ def test_create_in_a_kernel_shows_the_live_widget_over_comms(kernel, engine_clie
         assert shown[0]["text/plain"] == f"Sandbox {name}: startup progress (live widget)"
         opened = {m["content"]["data"]["state"]["_model_name"] for m in messages if m["msg_type"] == "comm_open"}
         assert {"VBoxModel", "HTMLModel", "IntProgressModel", "AccordionModel", "OutputModel"} <= opened
-        updates = [m["content"]["data"]["state"] for m in messages if m["msg_type"] == "comm_msg"
-                   and m["content"]["data"].get("method") == "update"]
+        updates = [m["content"]["data"]["state"] for m in messages if m["msg_type"] == "comm_msg" and m["content"]["data"].get("method") == "update"]
         phases = len(DOCKER_PHASES)
         assert {"value": phases, "bar_style": "success", "description": f"{phases}/{phases}"} in updates  # batched with hold_sync
         assert any("Docker daemon ready in" in str(update.get("value", "")) for update in updates)

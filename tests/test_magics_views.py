@@ -40,8 +40,7 @@ def test_a_failure_shows_cause_fix_and_the_log_once():
     widget(event("image_check", "done", 0.1))
     widget(event("socket", "failed", 0.5, "dockerd exited with code 1", "Last lines of the dockerd log:\nboom"))
     assert widget.log.outputs[0]["text"] == "boom\n"  # the panel's title already says what it is
-    error = DockerdCrashed("dockerd exited with code 1 in sandbox 'demo'.", exit_code=1, log_tail="boom",
-                           fix="read the log")
+    error = DockerdCrashed("dockerd exited with code 1 in sandbox 'demo'.", exit_code=1, log_tail="boom", fix="read the log")
     widget.finish(error)
     assert widget.state == "failed" and widget.bar.bar_style == "danger"
     assert "read the log" in widget.outcome.value and len(widget.log.outputs) == 1

@@ -7,15 +7,25 @@ from jupyter_sandbox.errors import SpecError
 from jupyter_sandbox.spec import SandboxSpec, parse_egress
 
 
-@pytest.mark.parametrize("args", [["-p", "8080:80", "img"], ["--publish=80", "img"], ["-P", "img"], ["-p8080:80", "img"],
-                                  ["-d", "--network", "bridge", "-p", "1:1", "img"]])
+@pytest.mark.parametrize(
+    "args",
+    [["-p", "8080:80", "img"], ["--publish=80", "img"], ["-P", "img"], ["-p8080:80", "img"], ["-d", "--network", "bridge", "-p", "1:1", "img"]],
+)
 def test_publishing_gets_advice(args):
     text = advise_run(args)
     assert text and "publish nothing" in text and "--network=host" in text
 
 
-@pytest.mark.parametrize("args", [["--network=host", "-p", "80:80", "img"], ["--net", "host", "-P", "img"], ["img", "-p"],
-                                  ["--rm", "img", "echo", "hi"], ["--network=none", "img"]])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--network=host", "-p", "80:80", "img"],
+        ["--net", "host", "-P", "img"],
+        ["img", "-p"],
+        ["--rm", "img", "echo", "hi"],
+        ["--network=none", "img"],
+    ],
+)
 def test_no_advice_where_it_works(args):
     assert advise_run(args) is None
 
@@ -29,8 +39,12 @@ def test_compose_ports_and_names():
     web = {"image": "w", "ports": ["8080:80"]}
     assert "publish nothing" in advise_compose({"services": {"web": web}})
     assert "by their names" in advise_compose({"services": {"web": {"image": "w"}, "db": {"image": "d"}}})
-    assert advise_compose({"services": {"web": {"image": "w", "network_mode": "host", "ports": ["80:80"]},
-                                        "db": {"image": "d", "network_mode": "host"}}}) is None
+    assert (
+        advise_compose(
+            {"services": {"web": {"image": "w", "network_mode": "host", "ports": ["80:80"]}, "db": {"image": "d", "network_mode": "host"}}}
+        )
+        is None
+    )
     assert advise_compose({"services": {"one": {"image": "w"}}}) is None
 
 
@@ -42,9 +56,18 @@ def test_egress_policies_parse():
     assert spec.egress == ("198.51.100.1:80",) and spec.network == "sandbox"
 
 
-@pytest.mark.parametrize("value, words", [("example.org", "host:port"), ("a:0", "host:port"), ("::1", "IPv6"),
-                                          ([], "empty"), (5, "must be"), (["bad host:80"], "not a host name"),
-                                          ("10.0.0.0/33", "host:port")])
+@pytest.mark.parametrize(
+    "value, words",
+    [
+        ("example.org", "host:port"),
+        ("a:0", "host:port"),
+        ("::1", "IPv6"),
+        ([], "empty"),
+        (5, "must be"),
+        (["bad host:80"], "not a host name"),
+        ("10.0.0.0/33", "host:port"),
+    ],
+)
 def test_bad_egress_is_refused_with_the_field(value, words):
     with pytest.raises(SpecError) as caught:
         parse_egress(value)
@@ -78,9 +101,13 @@ def test_a_sandbox_mode_sandbox_is_ready_only_once_its_rules_are_installed():
     from jupyter_sandbox.status import info_from_container
 
     spec = SandboxSpec.parse("rules-pending")
-    attrs = {"Id": "0" * 64, "Name": "/jupyter-sandbox-rules-pending", "State": {"Status": "running", "Running": True},
-             "Config": {"Labels": {L.SPEC: _json.dumps(spec.to_dict()), L.NAME: spec.name}},
-             "NetworkSettings": {"Networks": {"jupyter-sandbox": {"IPAddress": "172.29.16.250"}}}}
+    attrs = {
+        "Id": "0" * 64,
+        "Name": "/jupyter-sandbox-rules-pending",
+        "State": {"Status": "running", "Running": True},
+        "Config": {"Labels": {L.SPEC: _json.dumps(spec.to_dict()), L.NAME: spec.name}},
+        "NetworkSettings": {"Networks": {"jupyter-sandbox": {"IPAddress": "172.29.16.250"}}},
+    }
     ready = [InitReport("ready", "done", 0.5, "", "")]
     info = info_from_container(attrs, ready)  # no rules for this id: the init program said ready too early
     assert info.state == "starting" and "firewall" in info.reason

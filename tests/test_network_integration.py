@@ -121,8 +121,13 @@ def namespace() -> Iterator[dict]:
                 s.bind(("127.0.0.1", 0))
                 ports.append(s.getsockname()[1])
         for port in ports:
-            listeners.append(subprocess.Popen(["ip", "netns", "exec", ns, sys.executable, "-c", LISTENER, ns_ip, str(port)],
-                                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+            listeners.append(
+                subprocess.Popen(
+                    ["ip", "netns", "exec", ns, sys.executable, "-c", LISTENER, ns_ip, str(port)],
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
+            )
         for port in ports:
             for _ in range(100):
                 if host_can_connect(ns_ip, port):
@@ -162,9 +167,15 @@ def test_host_servers_unreachable_on_every_host_address(public):
 def test_other_sandboxes_unreachable_but_the_host_reaches_them(public):
     with Sandbox.create(unique_name("net"), owner="test", use_pool=False) as other:
         port = 18080
-        other.exec(["perl", "-MIO::Socket::INET", "-e",
-                    f"$s=IO::Socket::INET->new(LocalAddr=>'0.0.0.0:{port}',Listen=>5,ReuseAddr=>1) or die; "
-                    "while($c=$s->accept){print $c \"hi\\n\"; close $c}"])
+        other.exec(
+            [
+                "perl",
+                "-MIO::Socket::INET",
+                "-e",
+                f"$s=IO::Socket::INET->new(LocalAddr=>'0.0.0.0:{port}',Listen=>5,ReuseAddr=>1) or die; "
+                'while($c=$s->accept){print $c "hi\\n"; close $c}',
+            ]
+        )
         address = other.status().address
         for _ in range(50):
             if probe(other, "127.0.0.1", port) == 0:
@@ -214,12 +225,10 @@ def test_link_local_private_and_ipv6_rules_are_installed(public):
     for cidr in ("169.254.0.0/16", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10"):
         assert f"-A {chain} -d {cidr} -j DROP" in rules
     address = public.status().address
-    assert any(line.startswith(f"-A {firewall.EGRESS} -s {address}/32 -m physdev --physdev-in ") and
-               line.endswith(f"-g {chain}") for line in rules)
+    assert any(line.startswith(f"-A {firewall.EGRESS} -s {address}/32 -m physdev --physdev-in ") and line.endswith(f"-g {chain}") for line in rules)
     assert f"-A DOCKER-USER -i {N.BRIDGE} -j {firewall.EGRESS}" in rules
     assert f"-A INPUT -i {N.BRIDGE} -j {firewall.HOST}" in rules
-    assert rules.index(f"-A {firewall.HOST} -m conntrack --ctstate RELATED,ESTABLISHED -j RETURN") < \
-        rules.index(f"-A {firewall.HOST} -j DROP")
+    assert rules.index(f"-A {firewall.HOST} -m conntrack --ctstate RELATED,ESTABLISHED -j RETURN") < rules.index(f"-A {firewall.HOST} -j DROP")
     v6 = firewall.saved(6).splitlines()
     for cidr in ("fc00::/7", "fe80::/10"):
         assert f"-A {firewall.EGRESS} -d {cidr} -j DROP" in v6
@@ -240,15 +249,13 @@ def _rules_of(container_id: str) -> list[str]:
 
 def test_rules_go_with_the_sandbox(no_leaks):
     N.setup()
-    base = sum(1 for line in firewall.saved(4).splitlines() if line.startswith(f"-A {firewall.HOST} ")
-               and " -s " not in line)
+    base = sum(1 for line in firewall.saved(4).splitlines() if line.startswith(f"-A {firewall.HOST} ") and " -s " not in line)
     sandbox = Sandbox.create(unique_name("net"), owner="test", use_pool=False)
     container_id = sandbox.core.container_id
     assert len(_rules_of(container_id)) > 5 and firewall.record_of(container_id)
     sandbox.terminate()
     assert _rules_of(container_id) == [] and firewall.record_of(container_id) is None
-    assert base == sum(1 for line in firewall.saved(4).splitlines() if line.startswith(f"-A {firewall.HOST} ")
-                       and " -s " not in line)
+    assert base == sum(1 for line in firewall.saved(4).splitlines() if line.startswith(f"-A {firewall.HOST} ") and " -s " not in line)
 
 
 def test_rules_of_a_sandbox_removed_behind_our_back_are_pruned(no_leaks):
@@ -265,6 +272,7 @@ def test_setup_is_idempotent():
     N.setup()
     first = firewall.saved(4), firewall.saved(6)
     N.setup()
+
     def strip(text: str) -> list[str]:
         return [line for line in text.splitlines() if not line.startswith("#") and not line.startswith(":")]
 
@@ -273,9 +281,30 @@ def test_setup_is_idempotent():
 
 def test_inner_publish_gets_a_true_hint(docker_sandbox, test_images):
     name = f"pub-{os.getpid()}"
-    result = subprocess.run(["jupyter", "sandbox", "docker", docker_sandbox.name, "--", "run", "-d", "--name", name,
-                             "-p", "18081:80", test_images["tiny"], "busybox", "httpd", "-f", "-p", "80"],
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [
+            "jupyter",
+            "sandbox",
+            "docker",
+            docker_sandbox.name,
+            "--",
+            "run",
+            "-d",
+            "--name",
+            name,
+            "-p",
+            "18081:80",
+            test_images["tiny"],
+            "busybox",
+            "httpd",
+            "-f",
+            "-p",
+            "80",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     try:
         assert result.returncode == 0, result.stderr
         assert "hint:" in result.stderr and "publish nothing" in result.stderr and "--network=host" in result.stderr
@@ -303,8 +332,7 @@ def test_cli_egress_shows_and_changes_the_policy(public):
 
 def test_host_network_warns_in_the_cli_and_the_magic(shell, capsys, no_leaks):
     name = unique_name("net-host")
-    created = subprocess.run(["jupyter", "sandbox", "create", "--network", "host", "--name", name], capture_output=True,
-                             text=True, timeout=120)
+    created = subprocess.run(["jupyter", "sandbox", "create", "--network", "host", "--name", name], capture_output=True, text=True, timeout=120)
     try:
         assert created.returncode == 0, created.stderr
         assert "warning:" in created.stderr and "host's network namespace" in created.stderr

@@ -32,24 +32,35 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 REPO = pathlib.Path(__file__).resolve().parent.parent
 OUTPUT = REPO / "test-output"
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--headless",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 SPINNER = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
 
 
 def quickstart_create_cell() -> str:
     notebook = json.loads((REPO / "notebooks" / "quickstart.ipynb").read_text())
-    return next("".join(cell["source"]) for cell in notebook["cells"]
-                if cell["cell_type"] == "code" and "%sandbox create" in "".join(cell["source"]))
+    return next("".join(cell["source"]) for cell in notebook["cells"] if cell["cell_type"] == "code" and "%sandbox create" in "".join(cell["source"]))
 
 
 def notebook_json(cells: list[str]) -> str:
-    return json.dumps({
-        "cells": [{"cell_type": "code", "execution_count": None, "id": f"c{i}", "metadata": {}, "outputs": [],
-                   "source": source} for i, source in enumerate(cells)],
-        "metadata": {"kernelspec": {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}},
-        "nbformat": 4, "nbformat_minor": 5,
-    })
+    return json.dumps(
+        {
+            "cells": [
+                {"cell_type": "code", "execution_count": None, "id": f"c{i}", "metadata": {}, "outputs": [], "source": source}
+                for i, source in enumerate(cells)
+            ],
+            "metadata": {"kernelspec": {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}},
+            "nbformat": 4,
+            "nbformat_minor": 5,
+        }
+    )
 
 
 def free_port() -> int:
@@ -62,8 +73,12 @@ def free_port() -> int:
 def lab(tmp_path_factory, test_images, engine_client) -> Iterator[str]:
     """A JupyterLab server on a free port with the demo notebook; yields the notebook's URL."""
     root = tmp_path_factory.mktemp("lab")
-    cells = ["%load_ext jupyter_sandbox", quickstart_create_cell(), "%sandbox rm",
-             f"hung = %sandbox create --docker --image {test_images['dockerd_silent']} --timeout 12"]
+    cells = [
+        "%load_ext jupyter_sandbox",
+        quickstart_create_cell(),
+        "%sandbox rm",
+        f"hung = %sandbox create --docker --image {test_images['dockerd_silent']} --timeout 12",
+    ]
     (root / "demo.ipynb").write_text(notebook_json(cells))
     port, token = free_port(), secrets.token_hex(16)
     env = {key: value for key, value in os.environ.items() if key != PROGRESS_ENV}
@@ -75,12 +90,27 @@ def lab(tmp_path_factory, test_images, engine_client) -> Iterator[str]:
     notification.write_text(json.dumps({"fetchNews": "false"}))
     log = open(root / "lab.log", "w")
     server = subprocess.Popen(
-        [sys.executable, "-m", "jupyterlab", "--no-browser", f"--port={port}", "--ip=127.0.0.1",
-         "--allow-root", f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}",
-         "--LabApp.news_url=None", "--LabApp.extension_manager=readonly",
-         "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
-         f"--LabApp.workspaces_dir={root / 'workspaces'}", f"--LabApp.user_settings_dir={root / 'settings'}"],
-        stdout=log, stderr=subprocess.STDOUT, env=env, cwd=root)
+        [
+            sys.executable,
+            "-m",
+            "jupyterlab",
+            "--no-browser",
+            f"--port={port}",
+            "--ip=127.0.0.1",
+            "--allow-root",
+            f"--IdentityProvider.token={token}",
+            f"--ServerApp.root_dir={root}",
+            "--LabApp.news_url=None",
+            "--LabApp.extension_manager=readonly",
+            "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+            f"--LabApp.workspaces_dir={root / 'workspaces'}",
+            f"--LabApp.user_settings_dir={root / 'settings'}",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=env,
+        cwd=root,
+    )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and server.poll() is None:
         with socket.socket() as probe:
@@ -100,8 +130,7 @@ def lab(tmp_path_factory, test_images, engine_client) -> Iterator[str]:
         log.close()
         if OUTPUT.exists():
             shutil.copy(root / "lab.log", OUTPUT / "lab-server.log")
-        leaked = [c for c in engine_client.containers.list(all=True, filters={"label": f"{L.OWNER}=kernel"})
-                  if c.labels.get(L.OWNER_PID) in kernels]
+        leaked = [c for c in engine_client.containers.list(all=True, filters={"label": f"{L.OWNER}=kernel"}) if c.labels.get(L.OWNER_PID) in kernels]
         for container in leaked:
             container.remove(force=True)
         assert not leaked, f"the Lab kernel left sandboxes behind: {[c.name for c in leaked]}"
@@ -200,7 +229,9 @@ def run_cell(page, index: int, wait: bool = True) -> None:
         try:
             page.wait_for_function(
                 f"() => /\\[(\\*|\\d+)\\]/.test(document.querySelectorAll('.jp-Notebook .jp-Cell')[{index}]"
-                ".querySelector('.jp-InputPrompt').innerText)", timeout=10_000)
+                ".querySelector('.jp-InputPrompt').innerText)",
+                timeout=10_000,
+            )
             break
         except PlaywrightTimeout:  # Lab did not take the keypress yet
             continue
@@ -209,8 +240,9 @@ def run_cell(page, index: int, wait: bool = True) -> None:
         pytest.fail(f"Lab did not run cell {index} after 5 tries; dialogs it raised: {dialogs or 'none'}")
     if wait:
         page.wait_for_function(
-            f"() => /\\[\\d+\\]/.test(document.querySelectorAll('.jp-Notebook .jp-Cell')[{index}]"
-            ".querySelector('.jp-InputPrompt').innerText)", timeout=120_000)
+            f"() => /\\[\\d+\\]/.test(document.querySelectorAll('.jp-Notebook .jp-Cell')[{index}].querySelector('.jp-InputPrompt').innerText)",
+            timeout=120_000,
+        )
 
 
 def output_text(page, index: int) -> str:
@@ -246,20 +278,15 @@ def test_a_hung_startup_ticks_live_then_shows_the_cause_fix_and_log(page):
     cell = page.locator(".jp-Notebook .jp-Cell").nth(3)
     # Wait until the phase dockerd hangs in is the running one, spinning, with a second or more on its clock.
     page.wait_for_function(
-        "() => /[⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏]\\s*Docker socket up\\s*[1-9]/"
-        ".test(document.querySelectorAll('.jp-Notebook .jp-Cell')[3].innerText)", timeout=60_000)
+        "() => /[⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏]\\s*Docker socket up\\s*[1-9]/.test(document.querySelectorAll('.jp-Notebook .jp-Cell')[3].innerText)", timeout=60_000
+    )
     first = output_text(page, 3)
     cell.screenshot(path=str(OUTPUT / "lab-widget-live.png"))
     # The running phase's elapsed time ticks on its own (no event arrives while dockerd hangs).
-    page.wait_for_function(
-        "(before) => document.querySelectorAll('.jp-Notebook .jp-Cell')[3].innerText !== before", arg=first,
-        timeout=30_000)
-    page.wait_for_function("document.querySelectorAll('.jp-Notebook .jp-Cell')[3].innerText.includes('How to fix')",
-                           timeout=60_000)
+    page.wait_for_function("(before) => document.querySelectorAll('.jp-Notebook .jp-Cell')[3].innerText !== before", arg=first, timeout=30_000)
+    page.wait_for_function("document.querySelectorAll('.jp-Notebook .jp-Cell')[3].innerText.includes('How to fix')", timeout=60_000)
     cell.get_by_text("dockerd log (last lines)").click()
-    page.wait_for_function(
-        "document.querySelectorAll('.jp-Notebook .jp-Cell')[3].innerText.includes('never opening the socket')",
-        timeout=30_000)
+    page.wait_for_function("document.querySelectorAll('.jp-Notebook .jp-Cell')[3].innerText.includes('never opening the socket')", timeout=30_000)
     text = output_text(page, 3)
     cell.screenshot(path=str(OUTPUT / "lab-widget-failed.png"))
     assert "✘" in text and "stuck in phase 'socket'" in text and "raise the timeout" in text

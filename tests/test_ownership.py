@@ -7,8 +7,15 @@ import os
 from jupyter_sandbox import labels as L
 from jupyter_sandbox import lifecycle, ownership
 
-POOL_LABELS = {L.MANAGED: "1", L.OWNER: "pool", L.OWNER_HOST: "elsewhere", L.OWNER_PID: "1", L.OWNER_STARTED: "1",
-               L.SERVER: "pool-server", L.NAME: "abcd1234"}
+POOL_LABELS = {
+    L.MANAGED: "1",
+    L.OWNER: "pool",
+    L.OWNER_HOST: "elsewhere",
+    L.OWNER_PID: "1",
+    L.OWNER_STARTED: "1",
+    L.SERVER: "pool-server",
+    L.NAME: "abcd1234",
+}
 
 
 def test_a_claim_record_replaces_the_pools_owner_labels(tmp_path, monkeypatch):
@@ -32,8 +39,10 @@ def test_orphans_among_pool_members_and_claimed_ones(tmp_path, monkeypatch):
     assert ownership.orphaned(L.POOL_CONTAINER_PREFIX + "abcd1234", "c2", dead), "an unclaimed member of a dead pool"
     assert not ownership.orphaned(L.container_name("x"), "c2", dead), "claimed, no record: its owner cannot be told"
     with open(_make(tmp_path, "c2"), "w") as record:
-        record.write('{"io.jupyter.sandbox.owner": "kernel", "io.jupyter.sandbox.owner.host": "%s", '
-                     '"io.jupyter.sandbox.owner.pid": "999999999"}' % socket.gethostname())
+        record.write(
+            '{"io.jupyter.sandbox.owner": "kernel", "io.jupyter.sandbox.owner.host": "%s", '
+            '"io.jupyter.sandbox.owner.pid": "999999999"}' % socket.gethostname()
+        )
     assert ownership.orphaned(L.container_name("x"), "c2", dead), "claimed by a process that is gone"
     lifecycle.prune(present={"other"}, grace=-1)
     assert not os.path.exists(os.path.join(tmp_path, "claims", "c2.json")), "records of vanished containers are pruned"

@@ -104,8 +104,10 @@ def test_a_claimed_member_is_orphaned_with_its_claimer_not_before(template, engi
     pool = WarmPool([template], size=2)
     call(pool.fill)
     dead, alive = f"claimed-dead-{os.getpid()}", f"claimed-alive-{os.getpid()}"
-    script = (f"from jupyter_sandbox.sync import Sandbox\n"
-              f"assert Sandbox.create({dead!r}, docker=True, env={template.env!r}, owner='kernel').core.from_pool\n")
+    script = (
+        f"from jupyter_sandbox.sync import Sandbox\n"
+        f"assert Sandbox.create({dead!r}, docker=True, env={template.env!r}, owner='kernel').core.from_pool\n"
+    )
     try:
         subprocess.run([sys.executable, "-c", script], check=True, timeout=120)  # claims one, exits without cleaning up
         with Sandbox.create(alive, docker=True, env=template.env, owner="kernel") as mine:

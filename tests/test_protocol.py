@@ -27,7 +27,7 @@ def test_parser_handles_any_chunking():
         parser = InitReportParser()
         pieces = []
         for start in range(0, len(OUTPUT), size):
-            pieces += parser.feed(OUTPUT[start:start + size])
+            pieces += parser.feed(OUTPUT[start : start + size])
         assert pieces == whole
     assert [r.phase for r in whole] == ["booted", "dockerd_present", "socket"]
     assert whole[0].uptime == 0.41 and whole[0].message == "kernel 4.4.0"
@@ -92,8 +92,13 @@ def test_bus_replays_history_to_late_listeners():
 
 
 def test_flags():
-    assert to_flags({"rm": True, "network": "host", "detach": False, "env": {"A": "1"}, "p": ["80:80", "81:81"], "x": None}) == \
-        ["--rm", "--network=host", "--env=A=1", "-p=80:80", "-p=81:81"]
+    assert to_flags({"rm": True, "network": "host", "detach": False, "env": {"A": "1"}, "p": ["80:80", "81:81"], "x": None}) == [
+        "--rm",
+        "--network=host",
+        "--env=A=1",
+        "-p=80:80",
+        "-p=81:81",
+    ]
 
 
 def test_decoder_survives_split_and_invalid_utf8():
@@ -108,7 +113,7 @@ def test_hints():
     assert "Compose v2" in explain_failure(["docker", "compose", "up"], "docker: 'compose' is not a docker command.", "none")
     assert explain_failure(["docker", "ps"], "", "none") is None
     assert "--pid=host" in explain_failure(["docker", "exec", "c", "true"], "OCI runtime exec failed: error executing setns process", "none")
-    assert "runsc 20240729" in diagnose("level=fatal msg=\"Devices cgroup isn't mounted\"")
+    assert "runsc 20240729" in diagnose('level=fatal msg="Devices cgroup isn\'t mounted"')
 
 
 def test_runtime_lookup_and_merge():

@@ -36,8 +36,10 @@ BIG_MB = 50
 UPLOAD_MB = 20
 HTTP_PORT, WS_PORT, LOOPBACK_PORT, CLOSED_PORT = 8080, 8765, 9000, 8099
 COUNT_CGI = "#!/bin/sh\nprintf 'Content-Type: text/plain\\r\\n\\r\\n'\nwc -c\n"
-LOOPBACK_LISTENER = ("use IO::Socket::INET; my $s = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => "
-                     f"{LOOPBACK_PORT}, Listen => 5, ReuseAddr => 1) or die $!; sleep 900")
+LOOPBACK_LISTENER = (
+    "use IO::Socket::INET; my $s = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => "
+    f"{LOOPBACK_PORT}, Listen => 5, ReuseAddr => 1) or die $!; sleep 900"
+)
 
 
 @pytest.fixture
@@ -57,19 +59,36 @@ def wait_listening(sandbox: Sandbox, *ports: int, timeout: float = 60) -> None:
 @pytest.fixture(scope="module")
 def web_sandbox(test_images: dict[str, str]) -> Iterator[Sandbox]:
     """A network-'sandbox' sandbox serving HTTP (inner container), a websocket echo and a loopback-only port."""
-    core = call(AsyncSandbox.create, name=unique_name("px-web"), docker=True, network="sandbox", memory="1Gi",
-                owner="test", use_pool=False)
+    core = call(AsyncSandbox.create, name=unique_name("px-web"), docker=True, network="sandbox", memory="1Gi", owner="test", use_pool=False)
     sandbox = Sandbox(core)
     try:
         assert sandbox.docker.load(test_images["tiny"]).wait() == 0
-        setup = sandbox.run(["sh", "-c", f"mkdir -p /root/www/cgi-bin && printf '{PAGE}' > /root/www/index.html && "
-                                         f"dd if=/dev/zero of=/root/www/big bs=1M count={BIG_MB} 2>/dev/null"])
+        setup = sandbox.run(
+            [
+                "sh",
+                "-c",
+                f"mkdir -p /root/www/cgi-bin && printf '{PAGE}' > /root/www/index.html && "
+                f"dd if=/dev/zero of=/root/www/big bs=1M count={BIG_MB} 2>/dev/null",
+            ]
+        )
         assert setup.exit_code == 0, setup.stderr.read()
         sandbox.files.write("/root/www/cgi-bin/count", COUNT_CGI)
         sandbox.files.write("/root/ws_echo.pl", (Path(__file__).parent / "data" / "ws_echo.pl").read_text())
         assert sandbox.run(["chmod", "+x", "/root/www/cgi-bin/count"]).exit_code == 0
-        web = sandbox.docker.run(test_images["tiny"], "busybox", "httpd", "-f", "-p", str(HTTP_PORT), "-h", "/www",
-                                 detach=True, network="host", volume="/root/www:/www", name="web")
+        web = sandbox.docker.run(
+            test_images["tiny"],
+            "busybox",
+            "httpd",
+            "-f",
+            "-p",
+            str(HTTP_PORT),
+            "-h",
+            "/www",
+            detach=True,
+            network="host",
+            volume="/root/www:/www",
+            name="web",
+        )
         assert web.wait() == 0, web.stderr.read()
         echo = sandbox.exec(["perl", "/root/ws_echo.pl", str(WS_PORT)])
         loopback = sandbox.exec(["perl", "-e", LOOPBACK_LISTENER])
@@ -122,8 +141,7 @@ async def test_inner_container_page_with_a_token_and_403_without(jp_fetch: Any, 
     assert response.code == 200
     assert response.body.decode() == PAGE
     assert "sandbox" in response.headers["Content-Security-Policy"]  # the page gets an origin of its own
-    body = await expect_error(jp_fetch, 403, "sandbox", "proxy", name, str(HTTP_PORT), "index.html",
-                              headers={"Authorization": ""})
+    body = await expect_error(jp_fetch, 403, "sandbox", "proxy", name, str(HTTP_PORT), "index.html", headers={"Authorization": ""})
     assert PAGE not in body and "token" in body
     # The port root without its slash redirects to it, under the server's base URL.
     response = await jp_fetch("sandbox", "proxy", name, str(HTTP_PORT), follow_redirects=False, raise_error=False)
@@ -131,8 +149,7 @@ async def test_inner_container_page_with_a_token_and_403_without(jp_fetch: Any, 
     assert response.headers["Location"].endswith(f"/sandbox/proxy/{name}/{HTTP_PORT}/")
 
 
-async def test_websocket_echo_through_the_proxy(jp_ws_fetch: Any, jp_http_port: int, jp_base_url: str,
-                                                web_sandbox: Sandbox) -> None:
+async def test_websocket_echo_through_the_proxy(jp_ws_fetch: Any, jp_http_port: int, jp_base_url: str, web_sandbox: Sandbox) -> None:
     ws = await jp_ws_fetch("sandbox", "proxy", web_sandbox.name, str(WS_PORT), "echo")
     try:
         for message in ["hello", "x" * 70000, b"\x00\x01binary"]:
@@ -154,8 +171,7 @@ async def test_50_mb_download_streams_with_bounded_server_memory(jp_fetch: Any, 
 
     started = time.monotonic()
     async with rss_growth() as growth:
-        response = await jp_fetch("sandbox", "proxy", web_sandbox.name, str(HTTP_PORT), "big",
-                                  streaming_callback=on_chunk, request_timeout=600)
+        response = await jp_fetch("sandbox", "proxy", web_sandbox.name, str(HTTP_PORT), "big", streaming_callback=on_chunk, request_timeout=600)
     seconds = time.monotonic() - started
     grew = growth[0]
     print(f"{BIG_MB} MB in {seconds:.2f} s; server process RSS grew by {grew / 2**20:.1f} MiB at most")
@@ -172,9 +188,18 @@ async def test_20_mb_upload_streams_to_the_sandbox(jp_fetch: Any, web_sandbox: S
             await write(chunk)
 
     async with rss_growth() as growth:
-        response = await jp_fetch("sandbox", "proxy", web_sandbox.name, str(HTTP_PORT), "cgi-bin", "count",
-                                  method="POST", body_producer=produce,
-                                  headers={"Content-Length": str(UPLOAD_MB * 2**20)}, request_timeout=600)
+        response = await jp_fetch(
+            "sandbox",
+            "proxy",
+            web_sandbox.name,
+            str(HTTP_PORT),
+            "cgi-bin",
+            "count",
+            method="POST",
+            body_producer=produce,
+            headers={"Content-Length": str(UPLOAD_MB * 2**20)},
+            request_timeout=600,
+        )
     grew = growth[0]
     print(f"{UPLOAD_MB} MB upload: server process RSS grew by {grew / 2**20:.1f} MiB at most")
     assert response.code == 200
@@ -197,16 +222,15 @@ async def test_closed_and_loopback_ports_are_502_saying_why(jp_fetch: Any, web_s
     assert "listens only on 127.0.0.1" in body and "0.0.0.0" in body
 
 
-async def test_unknown_none_mode_and_other_servers_sandboxes(jp_fetch: Any, jp_serverapp: Any, test_images: dict[str, str],
-                                                             monkeypatch: pytest.MonkeyPatch, no_leaks: None) -> None:
+async def test_unknown_none_mode_and_other_servers_sandboxes(
+    jp_fetch: Any, jp_serverapp: Any, test_images: dict[str, str], monkeypatch: pytest.MonkeyPatch, no_leaks: None
+) -> None:
     body = await expect_error(jp_fetch, 404, "sandbox", "proxy", unique_name("px-nope"), "80", "index.html")
     assert "No sandbox named" in body
-    offline = await AsyncSandbox.create(name=unique_name("px-none"), image=test_images["tiny"], network="none",
-                                        owner="test", use_pool=False)
+    offline = await AsyncSandbox.create(name=unique_name("px-none"), image=test_images["tiny"], network="none", owner="test", use_pool=False)
     server_id = os.environ[L.SERVER_ENV]
     monkeypatch.setenv(L.SERVER_ENV, "another-host:1:feed")
-    foreign = await AsyncSandbox.create(name=unique_name("px-other"), image=test_images["tiny"], network="none",
-                                        owner="test", use_pool=False)
+    foreign = await AsyncSandbox.create(name=unique_name("px-other"), image=test_images["tiny"], network="none", owner="test", use_pool=False)
     monkeypatch.setenv(L.SERVER_ENV, server_id)
     try:
         body = await expect_error(jp_fetch, 409, "sandbox", "proxy", offline.name, "80", "index.html")
@@ -237,16 +261,18 @@ def test_expose_magic_shows_a_clickable_link(shell: Any, web_sandbox: Sandbox) -
 
 
 async def test_a_page_continues_under_a_capability_path_in_an_origin_of_its_own(
-        jp_fetch: Any, jp_http_port: int, jp_base_url: str, web_sandbox: Sandbox) -> None:
+    jp_fetch: Any, jp_http_port: int, jp_base_url: str, web_sandbox: Sandbox
+) -> None:
     name = web_sandbox.name
     # A browser loading the port as a page is sent on to the capability path ...
-    response = await jp_fetch("sandbox", "proxy", name, str(HTTP_PORT), "index.html", follow_redirects=False,
-                              raise_error=False, headers={"Sec-Fetch-Mode": "navigate"})
+    response = await jp_fetch(
+        "sandbox", "proxy", name, str(HTTP_PORT), "index.html", follow_redirects=False, raise_error=False, headers={"Sec-Fetch-Mode": "navigate"}
+    )
     assert response.code == 302
     location = response.headers["Location"]
     prefix = f"{jp_base_url}sandbox/proxy/{name}/{HTTP_PORT}/~"
     assert location.startswith(prefix) and location.endswith("/index.html")
-    capability = location[len(prefix):].split("/", 1)[0]
+    capability = location[len(prefix) :].split("/", 1)[0]
     assert len(capability) == 32
     # ... where the page and its own requests need no Jupyter token or cookie (a sandboxed page sends none) ...
     parts = ("sandbox", "proxy", name, str(HTTP_PORT), f"~{capability}", "index.html")
@@ -254,29 +280,32 @@ async def test_a_page_continues_under_a_capability_path_in_an_origin_of_its_own(
     assert response.body.decode() == PAGE
     assert response.headers["Content-Security-Policy"].startswith("sandbox allow-scripts")
     assert response.headers["Referrer-Policy"] == "no-referrer"
-    preflight = await jp_fetch(*parts, method="OPTIONS", headers={
-        "Authorization": "", "Origin": "null", "Access-Control-Request-Method": "PUT",
-        "Access-Control-Request-Headers": "content-type"})
+    preflight = await jp_fetch(
+        *parts,
+        method="OPTIONS",
+        headers={"Authorization": "", "Origin": "null", "Access-Control-Request-Method": "PUT", "Access-Control-Request-Headers": "content-type"},
+    )
     assert preflight.code == 204 and preflight.headers["Access-Control-Allow-Origin"] == "*"
     assert "PUT" in preflight.headers["Access-Control-Allow-Methods"]
     assert preflight.headers["Access-Control-Allow-Headers"] == "content-type"
     # ... and a capability admits only the port and sandbox it was made for.
     with pytest.raises(HTTPClientError) as caught:
-        await websocket_connect(HTTPRequest(f"ws://127.0.0.1:{jp_http_port}{jp_base_url}sandbox/proxy/{name}/"
-                                            f"{WS_PORT}/~{capability}/echo", headers={"Origin": "null"}))
+        await websocket_connect(
+            HTTPRequest(f"ws://127.0.0.1:{jp_http_port}{jp_base_url}sandbox/proxy/{name}/{WS_PORT}/~{capability}/echo", headers={"Origin": "null"})
+        )
     assert caught.value.code == 403
     forged = "0" * 32
-    body = await expect_error(jp_fetch, 403, "sandbox", "proxy", name, str(HTTP_PORT), f"~{forged}", "index.html",
-                              headers={"Authorization": ""})
+    body = await expect_error(jp_fetch, 403, "sandbox", "proxy", name, str(HTTP_PORT), f"~{forged}", "index.html", headers={"Authorization": ""})
     assert "no longer valid" in body
-    await expect_error(jp_fetch, 403, "sandbox", "proxy", name, str(WS_PORT), f"~{capability}", "index.html",
-                       headers={"Authorization": ""})
+    await expect_error(jp_fetch, 403, "sandbox", "proxy", name, str(WS_PORT), f"~{capability}", "index.html", headers={"Authorization": ""})
 
 
 async def test_a_page_websocket_from_its_own_origin_through_its_capability(
-        jp_fetch: Any, jp_http_port: int, jp_base_url: str, web_sandbox: Sandbox) -> None:
-    response = await jp_fetch("sandbox", "proxy", web_sandbox.name, str(WS_PORT), "", follow_redirects=False,
-                              raise_error=False, headers={"Sec-Fetch-Mode": "navigate"})
+    jp_fetch: Any, jp_http_port: int, jp_base_url: str, web_sandbox: Sandbox
+) -> None:
+    response = await jp_fetch(
+        "sandbox", "proxy", web_sandbox.name, str(WS_PORT), "", follow_redirects=False, raise_error=False, headers={"Sec-Fetch-Mode": "navigate"}
+    )
     path = response.headers["Location"]
     ws = await websocket_connect(HTTPRequest(f"ws://127.0.0.1:{jp_http_port}{path}echo", headers={"Origin": "null"}))
     try:
@@ -285,7 +314,7 @@ async def test_a_page_websocket_from_its_own_origin_through_its_capability(
     finally:
         ws.close()
     with pytest.raises(HTTPClientError) as caught:  # a page has no token: without the capability it is refused
-        await websocket_connect(HTTPRequest(
-            f"ws://127.0.0.1:{jp_http_port}{jp_base_url}sandbox/proxy/{web_sandbox.name}/{WS_PORT}/echo",
-            headers={"Origin": "null"}))
+        await websocket_connect(
+            HTTPRequest(f"ws://127.0.0.1:{jp_http_port}{jp_base_url}sandbox/proxy/{web_sandbox.name}/{WS_PORT}/echo", headers={"Origin": "null"})
+        )
     assert caught.value.code == 403

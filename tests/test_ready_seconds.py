@@ -20,8 +20,12 @@ def state_dir(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
 
 def attrs(container_id: str, status: str = "running") -> dict[str, Any]:
     spec = SandboxSpec(name="pn-ready", docker=False)
-    return {"Id": container_id, "Name": "/pn-ready", "State": {"Status": status, "Running": status == "running"},
-            "Config": {"Labels": L.sandbox_labels(spec, "cli")}}
+    return {
+        "Id": container_id,
+        "Name": "/pn-ready",
+        "State": {"Status": status, "Running": status == "running"},
+        "Config": {"Labels": L.sandbox_labels(spec, "cli")},
+    }
 
 
 def test_the_recorded_figure_is_read_back_exactly() -> None:

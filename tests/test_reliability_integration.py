@@ -67,7 +67,7 @@ def test_sandboxes_survive_their_creator_and_orphans_are_removed(engine_client):
     script = textwrap.dedent(f"""
         from jupyter_sandbox.sync import Sandbox
         Sandbox.create({name!r}, owner="kernel")
-        Sandbox.create({name + '-kept'!r}, owner="cli")
+        Sandbox.create({name + "-kept"!r}, owner="cli")
     """)
     subprocess.run([sys.executable, "-c", script], check=True, timeout=120)  # exits without cleaning up
     try:
@@ -83,8 +83,7 @@ def test_sandboxes_survive_their_creator_and_orphans_are_removed(engine_client):
 
 def test_ctrl_c_during_cli_create_leaves_nothing(engine_client):
     name = f"interrupted-{os.getpid()}"
-    process = subprocess.Popen(["jupyter", "sandbox", "create", "--docker", "--name", name, "--json"],
-                               stdout=subprocess.PIPE, text=True)
+    process = subprocess.Popen(["jupyter", "sandbox", "create", "--docker", "--name", name, "--json"], stdout=subprocess.PIPE, text=True)
     assert process.stdout is not None
     for line in process.stdout:
         if '"sandbox_start", "state": "done"' in line:
@@ -99,10 +98,12 @@ def test_cancelling_an_async_create_half_way_leaves_nothing(no_leaks):
 
     async def create_and_cancel() -> None:
         with anyio.CancelScope() as scope:
+
             def on_event(event) -> None:
                 seen.append(event.phase)
                 if event.phase == "cgroups":
                     scope.cancel()
+
             await AsyncSandbox.create(docker=True, owner="test", on_event=on_event)
         assert scope.cancelled_caught
 
@@ -169,8 +170,9 @@ def test_nothing_of_the_host_is_given_unless_asked(engine_client):
         host = attrs["HostConfig"]
         # network "sandbox" (the default): one read-only file, its resolv.conf, and the product's own network;
         # with Docker, the sandbox's own socket directory, where it may create (never open) a socket.
-        assert sorted((m["Destination"], m["RW"], m["Source"]) for m in attrs["Mounts"]) == sorted([
-            ("/etc/resolv.conf", False, RESOLV_CONF), (API_DIR, True, os.path.dirname(sandbox.docker.socket))])
+        assert sorted((m["Destination"], m["RW"], m["Source"]) for m in attrs["Mounts"]) == sorted(
+            [("/etc/resolv.conf", False, RESOLV_CONF), (API_DIR, True, os.path.dirname(sandbox.docker.socket))]
+        )
         assert not host.get("Binds")
         assert host["NetworkMode"] == NETWORK_NAME and not host["Privileged"]
         assert host["Runtime"] == "runsc-sandbox"

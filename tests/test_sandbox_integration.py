@@ -44,13 +44,15 @@ def test_inner_build_from_a_local_context(docker_sandbox, test_images, tmp_path)
 
 
 def test_compose_run_a_service(docker_sandbox, test_images, tmp_path):
-    (tmp_path / "compose.yaml").write_text(textwrap.dedent(f"""\
+    (tmp_path / "compose.yaml").write_text(
+        textwrap.dedent(f"""\
         services:
           hello:
-            image: {test_images['tiny']}
+            image: {test_images["tiny"]}
             network_mode: host
             command: ["echo", "hello from compose"]
-    """))
+    """)
+    )
     process = docker_sandbox.docker.compose("run", "--rm", "hello", project_dir=tmp_path)
     assert process.wait() == 0, process.stderr.read()
     assert "hello from compose" in process.stdout.read()
@@ -95,6 +97,7 @@ def test_closing_a_reader_early_kills_the_process_tree_inside(docker_sandbox):
             async for chunk in chunks:
                 assert chunk.data == b"started\n"
                 break  # leaving early = the reader is gone
+
     call(start_and_leave)
     assert "sleep 4343" not in _running_commands(docker_sandbox)
 
@@ -105,6 +108,7 @@ def test_cancelling_a_waiting_task_kills_the_process_inside(docker_sandbox):
         with anyio.move_on_after(1):
             await process.wait()
         assert process.killed
+
     call(start_and_cancel)
     assert "sleep 4444" not in _running_commands(docker_sandbox)
 
@@ -185,12 +189,10 @@ networks:
     try:
         notes = up.stderr.read()
         assert "service web: port 8080->8000/tcp is not published" in notes and "127.0.0.1:8000" in notes
-        by_name = docker_sandbox.docker.compose("exec", "-T", "client", "busybox", "wget", "-qO-",
-                                                "http://web:8000/", project_dir=tmp_path)
+        by_name = docker_sandbox.docker.compose("exec", "-T", "client", "busybox", "wget", "-qO-", "http://web:8000/", project_dir=tmp_path)
         assert by_name.wait() == 0 and by_name.stdout.read() == "hello-from-web\n"
         assert "jupyter-sandbox:" not in by_name.stderr.read()
-        by_port = docker_sandbox.docker.run(tiny, "busybox", "wget", "-qO-", "http://127.0.0.1:8000/",
-                                            rm=True, network="host")
+        by_port = docker_sandbox.docker.run(tiny, "busybox", "wget", "-qO-", "http://127.0.0.1:8000/", rm=True, network="host")
         assert by_port.wait() == 0 and by_port.stdout.read() == "hello-from-web\n"
     finally:
         assert docker_sandbox.docker.compose("down", "-t", "1", project_dir=tmp_path).wait() == 0

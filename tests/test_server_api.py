@@ -63,12 +63,12 @@ async def wait_for_state(jp_fetch: Any, name: str, states: tuple[str, ...] = ("r
 
 
 @pytest.mark.integration
-async def test_create_use_and_delete_a_docker_sandbox(jp_fetch: Any, jp_serverapp: Any, test_images: dict[str, str],
-                                                        no_leaks: None) -> None:
+async def test_create_use_and_delete_a_docker_sandbox(jp_fetch: Any, jp_serverapp: Any, test_images: dict[str, str], no_leaks: None) -> None:
     name = new_name("life")
     started = time.monotonic()
-    response = await jp_fetch("sandbox", "api", "sandboxes", method="POST",
-                              body=json.dumps({"name": name, "docker": True, "memory": "1Gi", "cpu": 1}))
+    response = await jp_fetch(
+        "sandbox", "api", "sandboxes", method="POST", body=json.dumps({"name": name, "docker": True, "memory": "1Gi", "cpu": 1})
+    )
     accepted_after = time.monotonic() - started
     assert response.code == 202
     assert json.loads(response.body)["name"] == name
@@ -90,8 +90,9 @@ async def test_create_use_and_delete_a_docker_sandbox(jp_fetch: Any, jp_serverap
         assert labels[L.SERVER] == os.environ[L.SERVER_ENV]
         assert labels[L.OWNER_PID] == str(os.getpid())
 
-        response = await jp_fetch("sandbox", "api", "sandboxes", name, "exec", method="POST",
-                                  body=json.dumps({"command": ["sh", "-c", "echo out; echo err >&2; exit 3"]}))
+        response = await jp_fetch(
+            "sandbox", "api", "sandboxes", name, "exec", method="POST", body=json.dumps({"command": ["sh", "-c", "echo out; echo err >&2; exit 3"]})
+        )
         assert response.headers["Content-Type"].startswith("application/x-ndjson")
         lines = [json.loads(line) for line in response.body.decode().splitlines()]
         assert {"stream": "stdout", "text": "out\n"} in lines
@@ -134,9 +135,16 @@ async def test_exec_output_is_streamed_as_it_arrives(jp_fetch: Any, jp_serverapp
             await (await sandbox.exec(["touch", "/tmp/go"])).wait()
 
         release = asyncio.ensure_future(release_when_first_arrives())
-        response = await jp_fetch("sandbox", "api", "sandboxes", name, "exec", method="POST",
-                                  body=json.dumps({"command": ["sh", "-c", script], "timeout": 60}),
-                                  streaming_callback=deliveries.append)
+        response = await jp_fetch(
+            "sandbox",
+            "api",
+            "sandboxes",
+            name,
+            "exec",
+            method="POST",
+            body=json.dumps({"command": ["sh", "-c", script], "timeout": 60}),
+            streaming_callback=deliveries.append,
+        )
         await release
         assert response.code == 200
         first = next(i for i, chunk in enumerate(deliveries) if b"first" in chunk)
@@ -166,16 +174,14 @@ async def test_bad_bodies_get_400_naming_the_field(jp_fetch: Any, jp_serverapp: 
         assert error["message"] and error["error"] == "bad_spec"
     error = await expect_error(jp_fetch, 400, "sandbox", "api", "sandboxes", method="POST", body="{not json")
     assert error["field"] == "body"
-    error = await expect_error(jp_fetch, 400, "sandbox", "api", "sandboxes", "whatever", "exec", method="POST",
-                               body=json.dumps({"command": "ls -l"}))
+    error = await expect_error(jp_fetch, 400, "sandbox", "api", "sandboxes", "whatever", "exec", method="POST", body=json.dumps({"command": "ls -l"}))
     assert error["field"] == "command"
     error = await expect_error(jp_fetch, 400, "sandbox", "api", "sandboxes", "whatever", "logs", params={"lines": "many"})
     assert error["field"] == "lines"
 
 
 @pytest.mark.integration
-async def test_disk_and_preloaded_images_through_rest(jp_fetch: Any, jp_serverapp: Any, test_images: dict[str, str],
-                                                      no_leaks: None) -> None:
+async def test_disk_and_preloaded_images_through_rest(jp_fetch: Any, jp_serverapp: Any, test_images: dict[str, str], no_leaks: None) -> None:
     name = new_name("disk")
     tiny = test_images["tiny"]
     body = {"name": name, "docker": True, "memory": "1Gi", "disk": "256Mi", "images": [tiny]}
@@ -185,8 +191,9 @@ async def test_disk_and_preloaded_images_through_rest(jp_fetch: Any, jp_serverap
         assert (await wait_for_state(jp_fetch, name))["state"] == "ready"
 
         async def run(*command: str) -> list[dict[str, Any]]:
-            response = await jp_fetch("sandbox", "api", "sandboxes", name, "exec", method="POST",
-                                      body=json.dumps({"command": list(command), "timeout": 120}))
+            response = await jp_fetch(
+                "sandbox", "api", "sandboxes", name, "exec", method="POST", body=json.dumps({"command": list(command), "timeout": 120})
+            )
             return [json.loads(line) for line in response.body.decode().splitlines()]
 
         listed = await run("docker", "images", "--quiet", "--filter", f"reference={tiny}")
@@ -200,15 +207,19 @@ async def test_disk_and_preloaded_images_through_rest(jp_fetch: Any, jp_serverap
 
 async def test_unknown_sandbox_gets_404_everywhere(jp_fetch: Any, jp_serverapp: Any) -> None:
     name = new_name("absent")
-    for parts, method, body in [((), "GET", None), ((), "DELETE", None), (("logs",), "GET", None),
-                                (("containers",), "GET", None), (("exec",), "POST", json.dumps({"command": ["true"]}))]:
+    for parts, method, body in [
+        ((), "GET", None),
+        ((), "DELETE", None),
+        (("logs",), "GET", None),
+        (("containers",), "GET", None),
+        (("exec",), "POST", json.dumps({"command": ["true"]})),
+    ]:
         error = await expect_error(jp_fetch, 404, "sandbox", "api", "sandboxes", name, *parts, method=method, body=body)
         assert error["error"] == "not_found" and name in error["message"] and error["fix"]
 
 
 @pytest.mark.integration
-async def test_name_clash_and_plain_sandbox_without_docker(jp_fetch: Any, jp_serverapp: Any, test_images: dict[str, str],
-                                                            no_leaks: None) -> None:
+async def test_name_clash_and_plain_sandbox_without_docker(jp_fetch: Any, jp_serverapp: Any, test_images: dict[str, str], no_leaks: None) -> None:
     name = new_name("plain")
     await jp_fetch("sandbox", "api", "sandboxes", method="POST", body=json.dumps({"name": name, "image": test_images["tiny"]}))
     try:
@@ -225,10 +236,12 @@ async def test_requests_without_a_valid_token_get_403_and_create_nothing(jp_fetc
     name = new_name("noauth")
     for headers in ({"Authorization": ""}, {"Authorization": "token not-the-token"}):
         await expect_error(jp_fetch, 403, "sandbox", "api", "sandboxes", headers=headers)
-        await expect_error(jp_fetch, 403, "sandbox", "api", "sandboxes", method="POST",
-                           body=json.dumps({"name": name, "docker": True}), headers=headers)
-        await expect_error(jp_fetch, 403, "sandbox", "api", "sandboxes", name, "exec", method="POST",
-                           body=json.dumps({"command": ["true"]}), headers=headers)
+        await expect_error(
+            jp_fetch, 403, "sandbox", "api", "sandboxes", method="POST", body=json.dumps({"name": name, "docker": True}), headers=headers
+        )
+        await expect_error(
+            jp_fetch, 403, "sandbox", "api", "sandboxes", name, "exec", method="POST", body=json.dumps({"command": ["true"]}), headers=headers
+        )
         await expect_error(jp_fetch, 403, "sandbox", "api", "sandboxes", name, method="DELETE", headers=headers)
     await asyncio.sleep(0)  # a create would have been scheduled by now
     manager = jp_serverapp.web_app.settings["jupyter_sandbox_manager"]
@@ -265,9 +278,9 @@ async def test_configured_defaults_and_keep_on_exit(jp_fetch: Any, jp_serverapp:
 
 
 @pytest.mark.integration
-async def test_another_servers_sandboxes_are_neither_listed_nor_touched(jp_fetch: Any, jp_serverapp: Any,
-                                                                         monkeypatch: pytest.MonkeyPatch,
-                                                                         no_leaks: None) -> None:
+async def test_another_servers_sandboxes_are_neither_listed_nor_touched(
+    jp_fetch: Any, jp_serverapp: Any, monkeypatch: pytest.MonkeyPatch, no_leaks: None
+) -> None:
     mine = os.environ[L.SERVER_ENV]
     name = new_name("foreign")
     monkeypatch.setenv(L.SERVER_ENV, "other-host:1:feedbeef")  # as a kernel of another server would create it
@@ -282,8 +295,7 @@ async def test_another_servers_sandboxes_are_neither_listed_nor_touched(jp_fetch
         assert name not in listed and user_name in listed
         await expect_error(jp_fetch, 404, "sandbox", "api", "sandboxes", name)
         await expect_error(jp_fetch, 404, "sandbox", "api", "sandboxes", name, method="DELETE")
-        await expect_error(jp_fetch, 404, "sandbox", "api", "sandboxes", name, "exec", method="POST",
-                           body=json.dumps({"command": ["true"]}))
+        await expect_error(jp_fetch, 404, "sandbox", "api", "sandboxes", name, "exec", method="POST", body=json.dumps({"command": ["true"]}))
         assert (await foreign.status()).state == "ready"  # untouched
         manager = jp_serverapp.web_app.settings["jupyter_sandbox_manager"]
         assert name not in [s["name"] for s in manager.watcher.snapshot()]
@@ -298,14 +310,16 @@ POOL_CONFIG = server_config(pool_size=1, docker=True, memory="640Mi")
 @pytest.mark.integration
 @pytest.mark.warm_pool
 @pytest.mark.parametrize("jp_server_config", [POOL_CONFIG])
-async def test_server_warm_pool_serves_creates_and_empties_on_stop(jp_fetch: Any, jp_serverapp: Any,
-                                                                   no_leaks: None) -> None:
+async def test_server_warm_pool_serves_creates_and_empties_on_stop(jp_fetch: Any, jp_serverapp: Any, no_leaks: None) -> None:
     manager = jp_serverapp.web_app.settings["jupyter_sandbox_manager"]
     manager.start()
 
     def members() -> list[Any]:
-        return [c for c in docker.from_env().containers.list(filters={"label": f"{L.POOL}=1"})
-                if L.in_pool(c.name) and c.labels.get(L.OWNER_PID) == str(os.getpid())]
+        return [
+            c
+            for c in docker.from_env().containers.list(filters={"label": f"{L.POOL}=1"})
+            if L.in_pool(c.name) and c.labels.get(L.OWNER_PID) == str(os.getpid())
+        ]
 
     deadline = time.monotonic() + READY_TIMEOUT
     while not members() or (await AsyncSandbox.from_container(members()[0]).status()).state != "ready":
@@ -322,8 +336,7 @@ async def test_server_warm_pool_serves_creates_and_empties_on_stop(jp_fetch: Any
 
 
 @pytest.mark.integration
-async def test_delete_while_starting_cancels_the_create_and_leaves_nothing(jp_fetch: Any, jp_serverapp: Any,
-                                                                          no_leaks: None) -> None:
+async def test_delete_while_starting_cancels_the_create_and_leaves_nothing(jp_fetch: Any, jp_serverapp: Any, no_leaks: None) -> None:
     name = new_name("cancel")
     await jp_fetch("sandbox", "api", "sandboxes", method="POST", body=json.dumps({"name": name, "docker": True}))
     response = await jp_fetch("sandbox", "api", "sandboxes", name, method="DELETE")

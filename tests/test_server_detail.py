@@ -68,13 +68,15 @@ async def processes_named(sandbox: AsyncSandbox, word: str) -> int:
 
 
 async def test_dockerd_log_follows_with_its_notes_and_inner_containers_have_logs_stop_and_remove(
-        jp_fetch: Any, jp_serverapp: Any, test_images: dict[str, str], no_leaks: None) -> None:
+    jp_fetch: Any, jp_serverapp: Any, test_images: dict[str, str], no_leaks: None
+) -> None:
     name = unique_name("dt-srv")
     sandbox = await AsyncSandbox.create(name=name, docker=True, owner="test", use_pool=False)
     api = ("sandbox", "api", "sandboxes", name)
     try:
-        lines = await follow(jp_fetch, *api, "logs", follow="true", lines="500",
-                             until=lambda got: any("API listen" in line.get("text", "") for line in got))
+        lines = await follow(
+            jp_fetch, *api, "logs", follow="true", lines="500", until=lambda got: any("API listen" in line.get("text", "") for line in got)
+        )
         assert lines[0] == {"notes": [entry._asdict() for entry in HARMLESS]}
         text = "".join(line.get("text", "") for line in lines[1:])
         assert any(harmless(line) for line in text.splitlines()), "no expected gVisor warning in a dockerd log"
@@ -87,8 +89,16 @@ async def test_dockerd_log_follows_with_its_notes_and_inner_containers_have_logs
         script = "i=0; while true; do i=$((i+1)); echo line $i; sleep 0.2; done"
         run = await sandbox.docker.run(test_images["tiny"], "busybox", "sh", "-c", script, detach=True, name="ticker")
         assert await run.wait() == 0
-        got = await follow(jp_fetch, *api, "containers", "ticker", "logs", follow="true", lines="1",
-                           until=lambda got: "line 5" in "".join(line.get("text", "") for line in got))
+        got = await follow(
+            jp_fetch,
+            *api,
+            "containers",
+            "ticker",
+            "logs",
+            follow="true",
+            lines="1",
+            until=lambda got: "line 5" in "".join(line.get("text", "") for line in got),
+        )
         assert "line 5" in "".join(line.get("text", "") for line in got)
 
         await jp_fetch(*api, "containers", "ticker", "stop", method="POST", body="")
@@ -113,11 +123,18 @@ async def test_dockerd_log_follows_with_its_notes_and_inner_containers_have_logs
         await sandbox.terminate()
 
 
-async def test_used_by_names_the_notebook_whose_kernel_created_the_sandbox(
-        jp_fetch: Any, jp_serverapp: Any, no_leaks: None) -> None:
+async def test_used_by_names_the_notebook_whose_kernel_created_the_sandbox(jp_fetch: Any, jp_serverapp: Any, no_leaks: None) -> None:
     name = unique_name("dt-used")
-    session = json.loads((await jp_fetch("api", "sessions", method="POST", body=json.dumps(
-        {"path": "work/analysis.ipynb", "type": "notebook", "name": "analysis.ipynb", "kernel": {"name": "python3"}}))).body)
+    session = json.loads(
+        (
+            await jp_fetch(
+                "api",
+                "sessions",
+                method="POST",
+                body=json.dumps({"path": "work/analysis.ipynb", "type": "notebook", "name": "analysis.ipynb", "kernel": {"name": "python3"}}),
+            )
+        ).body
+    )
     kernel_id = session["kernel"]["id"]
     client = jp_serverapp.kernel_manager.get_kernel(kernel_id).client()
     client.start_channels()
@@ -125,8 +142,10 @@ async def test_used_by_names_the_notebook_whose_kernel_created_the_sandbox(
         await client.wait_for_ready(timeout=60)
         outputs: list[str] = []
         reply = await client.execute_interactive(
-            f"%load_ext jupyter_sandbox\n%sandbox create --name {name} --progress text", timeout=TIMEOUT,
-            output_hook=lambda msg: outputs.append(json.dumps(msg["content"])))
+            f"%load_ext jupyter_sandbox\n%sandbox create --name {name} --progress text",
+            timeout=TIMEOUT,
+            output_hook=lambda msg: outputs.append(json.dumps(msg["content"])),
+        )
         assert reply["content"]["status"] == "ok", outputs
         info = json.loads((await jp_fetch("sandbox", "api", "sandboxes", name)).body)
         assert info["owner"] == "kernel" and info["kernel"] == kernel_id

@@ -69,8 +69,7 @@ class Emissions:
 
     def phases(self, name: str) -> list[tuple[str, str]]:
         """(phase, state) of every progress event seen for ``name``."""
-        return [(m["event"]["phase"], m["event"]["state"]) for m in self.seen
-                if m["kind"] == "event" and m["event"]["sandbox"] == name]
+        return [(m["event"]["phase"], m["event"]["state"]) for m in self.seen if m["kind"] == "event" and m["event"]["sandbox"] == name]
 
     def first(self, name: str) -> float | None:
         """When the first emission about ``name`` arrived."""
@@ -104,8 +103,9 @@ async def watched(jp_fetch: Any) -> dict[str, Any]:
 
 async def cli(*args: str) -> int:
     """Run ``jupyter-sandbox ARGS`` in another process, without blocking the server's loop."""
-    process = await asyncio.create_subprocess_exec(sys.executable, "-m", "jupyter_sandbox.cli", *args,
-                                                   stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "jupyter_sandbox.cli", *args, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE
+    )
     _, stderr = await process.communicate()
     assert process.returncode == 0, stderr.decode()
     return process.returncode
@@ -121,8 +121,7 @@ async def test_the_server_serves_the_phases_of_events_py(jp_fetch: Any, jp_serve
     assert served["image_label"] + "alpine:3" == E.phase_label(E.image_phase("alpine:3"))
 
 
-async def test_the_schema_is_registered_and_the_bus_is_never_silent_past_a_heartbeat(
-        jp_fetch: Any, jp_ws_fetch: Any, jp_serverapp: Any) -> None:
+async def test_the_schema_is_registered_and_the_bus_is_never_silent_past_a_heartbeat(jp_fetch: Any, jp_ws_fetch: Any, jp_serverapp: Any) -> None:
     schema = jp_serverapp.event_logger.schemas.get(SCHEMA_ID)
     assert str(schema.version) == SCHEMA_VERSION
     emissions = await subscribe(jp_ws_fetch, jp_fetch)
@@ -165,8 +164,7 @@ async def test_a_heartbeat_after_each_silence_numbered_with_the_rest() -> None:
 
 
 @pytest.mark.integration
-async def test_state_then_live_phases_of_a_server_create(jp_fetch: Any, jp_ws_fetch: Any, jp_serverapp: Any,
-                                                         no_leaks: None) -> None:
+async def test_state_then_live_phases_of_a_server_create(jp_fetch: Any, jp_ws_fetch: Any, jp_serverapp: Any, no_leaks: None) -> None:
     emissions = await subscribe(jp_ws_fetch, jp_fetch)
     name = new_name("srv")
     await jp_fetch("sandbox", "api", "sandboxes", method="POST", body=json.dumps({"name": name, "docker": True}))
@@ -174,8 +172,15 @@ async def test_state_then_live_phases_of_a_server_create(jp_fetch: Any, jp_ws_fe
         ready = await emissions.until_state(name, "ready", "failed")
         assert ready["state"] == "ready", ready
         phases = emissions.phases(name)
-        for expected in [("image_check", "done"), ("sandbox_start", "done"), ("booted", "done"),
-                         ("cgroups", "done"), ("socket", "done"), ("answering", "done"), ("ready", "done")]:
+        for expected in [
+            ("image_check", "done"),
+            ("sandbox_start", "done"),
+            ("booted", "done"),
+            ("cgroups", "done"),
+            ("socket", "done"),
+            ("answering", "done"),
+            ("ready", "done"),
+        ]:
             assert expected in phases, phases
         assert len(phases) == len(set(phases)), f"duplicate events: {phases}"
         assert all(m["event"]["label"] == E.phase_label(m["event"]["phase"]) for m in emissions.seen if m["kind"] == "event")
@@ -195,8 +200,7 @@ async def test_state_then_live_phases_of_a_server_create(jp_fetch: Any, jp_ws_fe
 
 
 @pytest.mark.integration
-async def test_a_sandbox_made_by_another_process_appears_with_its_phases(jp_fetch: Any, jp_ws_fetch: Any,
-                                                                        jp_serverapp: Any) -> None:
+async def test_a_sandbox_made_by_another_process_appears_with_its_phases(jp_fetch: Any, jp_ws_fetch: Any, jp_serverapp: Any) -> None:
     emissions = await subscribe(jp_ws_fetch, jp_fetch)
     name = new_name("cli")
     try:
@@ -208,8 +212,7 @@ async def test_a_sandbox_made_by_another_process_appears_with_its_phases(jp_fetc
         assert first is not None and ready["created"] is not None
         print(f"\nthe CLI's sandbox reached the event bus {first - ready['created']:.3f} s after its container was created")
         phases = emissions.phases(name)
-        for expected in [("sandbox_start", "done"), ("booted", "done"), ("dockerd_started", "done"),
-                         ("answering", "done"), ("ready", "done")]:
+        for expected in [("sandbox_start", "done"), ("booted", "done"), ("dockerd_started", "done"), ("answering", "done"), ("ready", "done")]:
             assert expected in phases, phases
     finally:
         await cli("rm", name)
@@ -218,12 +221,10 @@ async def test_a_sandbox_made_by_another_process_appears_with_its_phases(jp_fetc
 
 
 @pytest.mark.integration
-async def test_a_create_that_fails_before_its_container_shows_failed_until_dismissed(
-        jp_fetch: Any, jp_ws_fetch: Any, jp_serverapp: Any) -> None:
+async def test_a_create_that_fails_before_its_container_shows_failed_until_dismissed(jp_fetch: Any, jp_ws_fetch: Any, jp_serverapp: Any) -> None:
     emissions = await subscribe(jp_ws_fetch, jp_fetch)
     name = new_name("noimage")
-    await jp_fetch("sandbox", "api", "sandboxes", method="POST",
-                   body=json.dumps({"name": name, "image": "jupyter-sandbox-test/absent:0"}))
+    await jp_fetch("sandbox", "api", "sandboxes", method="POST", body=json.dumps({"name": name, "image": "jupyter-sandbox-test/absent:0"}))
     failed = await emissions.until_state(name, "failed")
     assert "not in the host Docker engine" in failed["reason"]
     assert ("image_check", "failed") in emissions.phases(name)
@@ -241,15 +242,21 @@ async def test_a_create_that_fails_before_its_container_shows_failed_until_dismi
 
 
 @pytest.mark.integration
-async def test_a_dockerd_crash_after_ready_reaches_the_panel(jp_fetch: Any, jp_ws_fetch: Any, jp_serverapp: Any,
-                                                             no_leaks: None) -> None:
+async def test_a_dockerd_crash_after_ready_reaches_the_panel(jp_fetch: Any, jp_ws_fetch: Any, jp_serverapp: Any, no_leaks: None) -> None:
     emissions = await subscribe(jp_ws_fetch, jp_fetch)
     name = new_name("crash")
     await jp_fetch("sandbox", "api", "sandboxes", method="POST", body=json.dumps({"name": name, "docker": True}))
     try:
         assert (await emissions.until_state(name, "ready", "failed"))["state"] == "ready"
-        await jp_fetch("sandbox", "api", "sandboxes", name, "exec", method="POST",
-                       body=json.dumps({"command": ["sh", "-c", "kill -9 $(cat /run/jupyter-sandbox/dockerd.pid)"]}))
+        await jp_fetch(
+            "sandbox",
+            "api",
+            "sandboxes",
+            name,
+            "exec",
+            method="POST",
+            body=json.dumps({"command": ["sh", "-c", "kill -9 $(cat /run/jupyter-sandbox/dockerd.pid)"]}),
+        )
         failed = await emissions.until_state(name, "failed")
         assert "dockerd exited" in failed["reason"]
         assert ("daemon", "failed") in emissions.phases(name)

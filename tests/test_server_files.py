@@ -51,8 +51,12 @@ async def upload_in_chunks(jp_fetch: Any, name: str, path: str, data: bytes) -> 
     answer: dict[str, Any] = {}
     for start in range(0, len(data), CHUNK):
         last = start + CHUNK >= len(data)
-        body = {"type": "file", "format": "base64", "content": base64.b64encode(data[start:start + CHUNK]).decode(),
-                "chunk": -1 if last else start // CHUNK + 1}
+        body = {
+            "type": "file",
+            "format": "base64",
+            "content": base64.b64encode(data[start : start + CHUNK]).decode(),
+            "chunk": -1 if last else start // CHUNK + 1,
+        }
         answer = await fetch_json(jp_fetch, *files(name, path), method="PUT", body=json.dumps(body))
     return answer
 
@@ -70,8 +74,9 @@ async def test_browse_upload_read_rename_delete_and_download(jp_fetch: Any) -> N
         await fetch_json(jp_fetch, *files(name, "/root/Untitled Folder"), method="PATCH", body=json.dumps({"path": "/root/up"}))
 
         text = "héllo from Lab\n"
-        saved = await fetch_json(jp_fetch, *files(name, "/root/up/hello.txt"), method="PUT",
-                                 body=json.dumps({"type": "file", "format": "text", "content": text}))
+        saved = await fetch_json(
+            jp_fetch, *files(name, "/root/up/hello.txt"), method="PUT", body=json.dumps({"type": "file", "format": "text", "content": text})
+        )
         assert saved["size"] == len(text.encode()) and saved["mimetype"] == "text/plain"
         binary = os.urandom(3 * CHUNK + 12345)
         uploaded = await upload_in_chunks(jp_fetch, name, "/root/up/blob.bin", binary)
@@ -79,7 +84,9 @@ async def test_browse_upload_read_rename_delete_and_download(jp_fetch: Any) -> N
 
         listing = await fetch_json(jp_fetch, *files(name, "/root/up"))
         assert sorted((e["name"], e["type"], e["size"]) for e in listing["content"]) == [
-            ("blob.bin", "file", len(binary)), ("hello.txt", "file", len(text.encode()))]
+            ("blob.bin", "file", len(binary)),
+            ("hello.txt", "file", len(text.encode())),
+        ]
         read = await fetch_json(jp_fetch, *files(name, "/root/up/hello.txt"), params={"format": "text"})
         assert read["format"] == "text" and read["content"] == text
         read = await fetch_json(jp_fetch, *files(name, "/root/up/blob.bin"))
@@ -87,8 +94,7 @@ async def test_browse_upload_read_rename_delete_and_download(jp_fetch: Any) -> N
         bare = await fetch_json(jp_fetch, *files(name, "/root/up/blob.bin"), params={"content": "0"})
         assert bare["content"] is None and bare["size"] == len(binary)
 
-        moved = await fetch_json(jp_fetch, *files(name, "/root/up/blob.bin"), method="PATCH",
-                                 body=json.dumps({"path": "/root/up/data é.bin"}))
+        moved = await fetch_json(jp_fetch, *files(name, "/root/up/blob.bin"), method="PATCH", body=json.dumps({"path": "/root/up/data é.bin"}))
         assert moved["name"] == "data é.bin"
         response = await jp_fetch("sandbox", "api", "sandboxes", name, "download", "root", "up", "data é.bin")
         assert response.body == binary
@@ -96,11 +102,13 @@ async def test_browse_upload_read_rename_delete_and_download(jp_fetch: Any) -> N
         assert response.headers["Content-Length"] == str(len(binary))
         assert response.headers["Content-Type"] == "application/octet-stream"
 
-        made = await jp_fetch("sandbox", "api", "sandboxes", name, "exec", method="POST",
-                              body=json.dumps({"command": ["chmod", "750", "/root/up/hello.txt"]}))
+        made = await jp_fetch(
+            "sandbox", "api", "sandboxes", name, "exec", method="POST", body=json.dumps({"command": ["chmod", "750", "/root/up/hello.txt"]})
+        )
         await jp_fetch(*files(name, "/root/up/hello.txt"), method="PUT", body=json.dumps({"content": "#!/bin/sh\n"}))
-        made = await jp_fetch("sandbox", "api", "sandboxes", name, "exec", method="POST",
-                              body=json.dumps({"command": ["stat", "-c", "%a", "/root/up/hello.txt"]}))
+        made = await jp_fetch(
+            "sandbox", "api", "sandboxes", name, "exec", method="POST", body=json.dumps({"command": ["stat", "-c", "%a", "/root/up/hello.txt"]})
+        )
         assert json.loads(made.body.splitlines()[0])["text"] == "750\n"  # a rewrite keeps the file's permissions
 
         await jp_fetch(*files(name, "/root/up/hello.txt"), method="DELETE")
@@ -111,8 +119,9 @@ async def test_browse_upload_read_rename_delete_and_download(jp_fetch: Any) -> N
 async def test_links_and_errors_answer_json_with_a_fix(jp_fetch: Any) -> None:
     """A link to /etc/shadow is listed as a link and never read through (as ``sb.files.read`` refuses it)."""
     async with new_sandbox(jp_fetch) as name:
-        made = await jp_fetch("sandbox", "api", "sandboxes", name, "exec", method="POST",
-                              body=json.dumps({"command": ["ln", "-s", "/etc/shadow", "/root/shadow"]}))
+        made = await jp_fetch(
+            "sandbox", "api", "sandboxes", name, "exec", method="POST", body=json.dumps({"command": ["ln", "-s", "/etc/shadow", "/root/shadow"]})
+        )
         assert json.loads(made.body.splitlines()[-1]) == {"exit_code": 0}
         listing = await fetch_json(jp_fetch, *files(name, "/root"))
         link = next(e for e in listing["content"] if e["name"] == "shadow")
@@ -121,8 +130,9 @@ async def test_links_and_errors_answer_json_with_a_fix(jp_fetch: Any) -> None:
         for parts in (files(name, "/root/shadow"), ("sandbox", "api", "sandboxes", name, "download", "root", "shadow")):
             error = await expect_error(jp_fetch, 400, *parts)
             assert error["error"] == "unsafe_link" and "'/etc/shadow'" in error["message"] and error["fix"]
-        error = await expect_error(jp_fetch, 400, *files(name, "/root/shadow"), method="PUT",
-                                   body=json.dumps({"type": "file", "format": "text", "content": "x"}))
+        error = await expect_error(
+            jp_fetch, 400, *files(name, "/root/shadow"), method="PUT", body=json.dumps({"type": "file", "format": "text", "content": "x"})
+        )
         assert error["error"] == "unsafe_link"
         await jp_fetch(*files(name, "/root/shadow"), method="DELETE")  # removes the link, not what it points to
         assert (await fetch_json(jp_fetch, *files(name, "/etc/shadow"), params={"content": "0"}))["kind"] == "file"
@@ -149,8 +159,15 @@ async def test_links_and_errors_answer_json_with_a_fix(jp_fetch: Any) -> None:
         assert "create the folder first" in error["fix"]
 
         big = 17 << 20  # over the 16 MiB a JSON model carries: opened as a download instead
-        made = await jp_fetch("sandbox", "api", "sandboxes", name, "exec", method="POST",
-                              body=json.dumps({"command": ["sh", "-c", f"head -c {big} /dev/urandom > /tmp/big"]}))
+        made = await jp_fetch(
+            "sandbox",
+            "api",
+            "sandboxes",
+            name,
+            "exec",
+            method="POST",
+            body=json.dumps({"command": ["sh", "-c", f"head -c {big} /dev/urandom > /tmp/big"]}),
+        )
         assert json.loads(made.body.splitlines()[-1]) == {"exit_code": 0}
         error = await expect_error(jp_fetch, 413, *files(name, "/tmp/big"))
         assert error["error"] == "too_large" and "download" in error["fix"]

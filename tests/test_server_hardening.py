@@ -48,10 +48,23 @@ class Server:
         if docker_host:
             env["DOCKER_HOST"] = docker_host
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "jupyter_server", f"--ServerApp.port={self.port}", "--ServerApp.ip=127.0.0.1",
-             f"--IdentityProvider.token={self.token}", "--ServerApp.open_browser=False", f"--ServerApp.root_dir={tmp}",
-             "--ServerApp.jpserver_extensions=jupyter_sandbox_server=True", "--ServerApp.port_retries=0", "--ServerApp.allow_root=True"],
-            env=env, stdout=subprocess.DEVNULL, stderr=open(os.path.join(tmp, "server.log"), "wb"))
+            [
+                sys.executable,
+                "-m",
+                "jupyter_server",
+                f"--ServerApp.port={self.port}",
+                "--ServerApp.ip=127.0.0.1",
+                f"--IdentityProvider.token={self.token}",
+                "--ServerApp.open_browser=False",
+                f"--ServerApp.root_dir={tmp}",
+                "--ServerApp.jpserver_extensions=jupyter_sandbox_server=True",
+                "--ServerApp.port_retries=0",
+                "--ServerApp.allow_root=True",
+            ],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=open(os.path.join(tmp, "server.log"), "wb"),
+        )
         self.session = requests.Session()
         self.session.headers["Authorization"] = f"token {self.token}"
         deadline = time.monotonic() + 60
@@ -113,14 +126,15 @@ def test_oversized_and_unauthenticated_bodies_are_refused_before_being_read(serv
     baseline = vm_kib(pid, "VmHWM")
     for headers, chunked, expected in (({}, False, "403"), (token, False, "413"), (token, True, "")):
         results: list[tuple[int, str]] = []
-        threads = [threading.Thread(target=lambda: results.append(flood(server.port, path, headers, chunked)))
-                   for _ in range(3)]
+        threads = [threading.Thread(target=lambda: results.append(flood(server.port, path, headers, chunked))) for _ in range(3)]
         for thread in threads:
             thread.start()
         for thread in threads:
             thread.join()
-        print(f"3 x 200 MB ({'token' if headers else 'no token'}, {'chunked' if chunked else 'Content-Length'}): "
-              f"sent before the server closed {[round(r[0] / 2**20, 1) for r in results]} MB, answers {[r[1] for r in results]}")
+        print(
+            f"3 x 200 MB ({'token' if headers else 'no token'}, {'chunked' if chunked else 'Content-Length'}): "
+            f"sent before the server closed {[round(r[0] / 2**20, 1) for r in results]} MB, answers {[r[1] for r in results]}"
+        )
         assert all(sent < FLOOD_BYTES for sent, _ in results), "the server read a whole 200 MB body"
         assert all(expected in status for _, status in results), results
     grown = (vm_kib(pid, "VmHWM") - baseline) / 1024
@@ -136,8 +150,7 @@ def test_known_500s_are_400s_naming_the_field(server: Server) -> None:
     for depth in (40, 5000, 100000):
         answer = server.session.post(server.url + "sandboxes", data="[" * depth + "]" * depth, timeout=10)
         assert answer.status_code == 400 and answer.json()["field"] == "body", answer.text[:200]
-        answer = server.session.post(server.url + "sandboxes/hd-x/exec", data='{"command": ' + "[" * depth + "]" * depth + "}",
-                                     timeout=10)
+        answer = server.session.post(server.url + "sandboxes/hd-x/exec", data='{"command": ' + "[" * depth + "]" * depth + "}", timeout=10)
         assert answer.status_code == 400 and answer.json()["field"] == "body"
     answer = server.session.post(server.url + "sandboxes", data=json.dumps({"cpu": 10**400}), timeout=10)
     assert answer.status_code == 400 and answer.json()["field"] == "cpu"
@@ -145,9 +158,11 @@ def test_known_500s_are_400s_naming_the_field(server: Server) -> None:
     assert answer.status_code == 400 and answer.json()["field"] == "pids"
 
 
-JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
-                    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
-                    max_leaves=20)
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    max_leaves=20,
+)
 FIELDS = st.sampled_from(["name", "image", "docker", "cpu", "memory", "network", "env", "timeout", "pids", "command"])
 BODIES = st.one_of(
     JSON.map(json.dumps),
@@ -155,9 +170,16 @@ BODIES = st.one_of(
     st.integers(1, 3000).map(lambda n: '{"env": ' + '{"a": ' * n + "1" + "}" * n + "}"),
     st.binary(max_size=64).map(lambda b: b.decode("latin-1")),
 )
-ROUTES = st.sampled_from([("POST", "sandboxes"), ("POST", "sandboxes/hd-fuzz/exec"), ("GET", "sandboxes/hd-fuzz/logs"),
-                          ("GET", "sandboxes/hd-fuzz/containers"), ("DELETE", "sandboxes/hd-fuzz"),
-                          ("GET", "sandboxes/hd-fuzz")])
+ROUTES = st.sampled_from(
+    [
+        ("POST", "sandboxes"),
+        ("POST", "sandboxes/hd-fuzz/exec"),
+        ("GET", "sandboxes/hd-fuzz/logs"),
+        ("GET", "sandboxes/hd-fuzz/containers"),
+        ("DELETE", "sandboxes/hd-fuzz"),
+        ("GET", "sandboxes/hd-fuzz"),
+    ]
+)
 
 
 @pytest.mark.slow
@@ -165,9 +187,9 @@ ROUTES = st.sampled_from([("POST", "sandboxes"), ("POST", "sandboxes/hd-fuzz/exe
 @given(route=ROUTES, body=BODIES, query=st.dictionaries(st.sampled_from(["lines", "all"]), st.text(max_size=8), max_size=2))
 def test_fuzzed_requests_never_get_a_500(server: Server, route: tuple[str, str], body: str, query: dict[str, str]) -> None:
     method, path = route
-    answer = server.session.request(method, server.url + path, params=query,
-                                    data=body.encode("utf-8", errors="surrogatepass") if method != "GET" else None,
-                                    timeout=30)
+    answer = server.session.request(
+        method, server.url + path, params=query, data=body.encode("utf-8", errors="surrogatepass") if method != "GET" else None, timeout=30
+    )
     assert answer.status_code < 500 or answer.status_code == 503, (answer.status_code, answer.text[:300])
     if answer.status_code == 400 and answer.headers.get("Content-Type", "").startswith("application/json"):
         error: Any = answer.json()
@@ -182,17 +204,18 @@ def test_a_create_and_an_exec_through_the_streamed_bodies_still_work(tmp_path, n
     real = Server(str(tmp_path), docker_host=None)
     name = unique_name("hd-rest")
     try:
-        answer = real.session.post(real.url + "sandboxes", data=json.dumps({"name": name, "pids": 128, "env": {"HD": name}}),
-                                   timeout=30)
+        answer = real.session.post(real.url + "sandboxes", data=json.dumps({"name": name, "pids": 128, "env": {"HD": name}}), timeout=30)
         assert answer.status_code == 202 and answer.json()["spec"]["pids"] == 128
         deadline = time.monotonic() + 120
         while (info := real.session.get(real.url + f"sandboxes/{name}", timeout=30).json())["state"] == "starting":
             assert time.monotonic() < deadline
             time.sleep(0.2)
         assert info["state"] == "ready", info
-        answer = real.session.post(real.url + f"sandboxes/{name}/exec", timeout=60,
-                                   data=json.dumps({"command": ["sh", "-c", "grep processes /proc/self/limits "
-                                                                "| tr -s ' ' | cut -d' ' -f4; echo $HD"]}))
+        answer = real.session.post(
+            real.url + f"sandboxes/{name}/exec",
+            timeout=60,
+            data=json.dumps({"command": ["sh", "-c", "grep processes /proc/self/limits | tr -s ' ' | cut -d' ' -f4; echo $HD"]}),
+        )
         lines = [json.loads(line) for line in answer.text.splitlines()]
         assert "".join(line.get("text", "") for line in lines) == f"128\n{name}\n" and lines[-1] == {"exit_code": 0}
     finally:

@@ -41,10 +41,10 @@ async def test_bad_times_and_the_maximum_are_refused_with_the_field(jp_fetch: An
     assert manager.spec_from_body({"name": "x", "ttl": "10m", "idle_timeout": 60}).ttl == 600
 
 
-async def test_pause_resume_routes_and_a_proxied_request_resumes(jp_fetch: Any, jp_serverapp: Any,
-                                                                   test_images: dict[str, str], no_leaks: None) -> None:
-    sandbox = await AsyncSandbox.create(name=unique_name("lc"), docker=True, network="sandbox", owner="test",
-                                        use_pool=False)
+async def test_pause_resume_routes_and_a_proxied_request_resumes(
+    jp_fetch: Any, jp_serverapp: Any, test_images: dict[str, str], no_leaks: None
+) -> None:
+    sandbox = await AsyncSandbox.create(name=unique_name("lc"), docker=True, network="sandbox", owner="test", use_pool=False)
     notices: list[dict[str, Any]] = []
     manager = jp_serverapp.web_app.settings["jupyter_sandbox_manager"]
     manager.start()
@@ -53,8 +53,20 @@ async def test_pause_resume_routes_and_a_proxied_request_resumes(jp_fetch: Any, 
         assert await (await sandbox.docker.load(test_images["tiny"])).wait() == 0
         setup = await sandbox.run(["sh", "-c", f"mkdir -p /root/www && printf '{PAGE}' > /root/www/index.html"])
         assert setup.exit_code == 0
-        web = await sandbox.docker.run(test_images["tiny"], "busybox", "httpd", "-f", "-p", "8080", "-h", "/www",
-                                       detach=True, network="host", volume="/root/www:/www", name="web")
+        web = await sandbox.docker.run(
+            test_images["tiny"],
+            "busybox",
+            "httpd",
+            "-f",
+            "-p",
+            "8080",
+            "-h",
+            "/www",
+            detach=True,
+            network="host",
+            volume="/root/www:/www",
+            name="web",
+        )
         assert await web.wait() == 0
         base = ("sandbox", "api", "sandboxes", sandbox.name)
 
@@ -76,8 +88,7 @@ async def test_pause_resume_routes_and_a_proxied_request_resumes(jp_fetch: Any, 
         await sandbox.terminate()
 
 
-async def test_the_server_pauses_an_idle_sandbox_and_removes_an_expired_one(jp_fetch: Any, jp_serverapp: Any,
-                                                                           no_leaks: None) -> None:
+async def test_the_server_pauses_an_idle_sandbox_and_removes_an_expired_one(jp_fetch: Any, jp_serverapp: Any, no_leaks: None) -> None:
     manager = jp_serverapp.web_app.settings["jupyter_sandbox_manager"]
     manager.start()
     idle, short = unique_name("lc"), unique_name("lc")
@@ -99,8 +110,7 @@ async def test_the_server_pauses_an_idle_sandbox_and_removes_an_expired_one(jp_f
         assert not container_exists(short)
         gone = await jp_fetch("sandbox", "api", "sandboxes", short, method="DELETE", raise_error=False)
         assert gone.code == 404  # removed by the server itself; a DELETE finds nothing left
-        out = await jp_fetch("sandbox", "api", "sandboxes", idle, "exec", method="POST",
-                             body=json.dumps({"command": ["echo", "hi"]}))
+        out = await jp_fetch("sandbox", "api", "sandboxes", idle, "exec", method="POST", body=json.dumps({"command": ["echo", "hi"]}))
         lines = [json.loads(line) for line in out.body.decode().splitlines()]
         assert lines[-1] == {"exit_code": 0} and {"stream": "stdout", "text": "hi\n"} in lines
         assert (await fetch_json(jp_fetch, "sandbox", "api", "sandboxes", idle))["state"] == "ready"
@@ -114,8 +124,10 @@ async def test_the_server_pauses_an_idle_sandbox_and_removes_an_expired_one(jp_f
 
 @pytest.mark.parametrize("jp_server_config", [server_config(limits_interval=3600)])
 async def test_get_of_an_expired_sandbox_is_410_and_delete_is_204(jp_fetch: Any, jp_serverapp: Any, no_leaks: None) -> None:
-    looked, deleted = (await AsyncSandbox.create(name=unique_name("lc"), ttl=1, owner="test", use_pool=False),
-                       await AsyncSandbox.create(name=unique_name("lc"), ttl=1, owner="test", use_pool=False))
+    looked, deleted = (
+        await AsyncSandbox.create(name=unique_name("lc"), ttl=1, owner="test", use_pool=False),
+        await AsyncSandbox.create(name=unique_name("lc"), ttl=1, owner="test", use_pool=False),
+    )
     try:
         await asyncio.sleep(1.2)  # nothing of ours checks in between (the server's interval is an hour)
         assert container_exists(looked.name) and container_exists(deleted.name)
@@ -137,21 +149,24 @@ async def test_snapshot_routes_fork_list_refuse_and_remove(jp_fetch: Any, jp_ser
     source = await AsyncSandbox.create(name=unique_name("lc-snap"), network="none", owner="test", use_pool=False)
     tag, fork = unique_name("lc-tag"), unique_name("lc-fork")
     try:
-        taken = await fetch_json(jp_fetch, "sandbox", "api", "sandboxes", source.name, "snapshots", method="POST",
-                                 body=json.dumps({"tag": tag}))
+        taken = await fetch_json(jp_fetch, "sandbox", "api", "sandboxes", source.name, "snapshots", method="POST", body=json.dumps({"tag": tag}))
         assert taken["tag"] == tag and taken["source"] == source.name and taken["size"] > 0
-        again = await expect_error(jp_fetch, 409, "sandbox", "api", "sandboxes", source.name, "snapshots", method="POST",
-                                   body=json.dumps({"tag": tag}))
+        again = await expect_error(
+            jp_fetch, 409, "sandbox", "api", "sandboxes", source.name, "snapshots", method="POST", body=json.dumps({"tag": tag})
+        )
         assert again["error"] == "snapshot_exists" and again["fix"]
-        bad = await expect_error(jp_fetch, 400, "sandbox", "api", "sandboxes", source.name, "snapshots", method="POST",
-                                 body=json.dumps({"tag": "No Good"}))
+        bad = await expect_error(
+            jp_fetch, 400, "sandbox", "api", "sandboxes", source.name, "snapshots", method="POST", body=json.dumps({"tag": "No Good"})
+        )
         assert bad["field"] == "snapshot"
         assert tag in [s["tag"] for s in await fetch_json(jp_fetch, "sandbox", "api", "snapshots")]
-        unknown = await expect_error(jp_fetch, 404, "sandbox", "api", "sandboxes", method="POST",
-                                     body=json.dumps({"name": fork, "snapshot": "never-made"}))
+        unknown = await expect_error(
+            jp_fetch, 404, "sandbox", "api", "sandboxes", method="POST", body=json.dumps({"name": fork, "snapshot": "never-made"})
+        )
         assert unknown["error"] == "snapshot_not_found" and not container_exists(fork)
-        clash = await expect_error(jp_fetch, 400, "sandbox", "api", "sandboxes", method="POST",
-                                   body=json.dumps({"name": fork, "snapshot": tag, "cpu": 1}))
+        clash = await expect_error(
+            jp_fetch, 400, "sandbox", "api", "sandboxes", method="POST", body=json.dumps({"name": fork, "snapshot": tag, "cpu": 1})
+        )
         assert clash["field"] == "cpu" and not container_exists(fork)
         await jp_fetch("sandbox", "api", "sandboxes", method="POST", body=json.dumps({"name": fork, "snapshot": tag}))
         info = await wait_for_state(jp_fetch, fork)
@@ -182,8 +197,11 @@ async def test_a_member_the_server_claimed_is_its_own_after_a_restart(jp_fetch: 
     manager.start()
 
     def members() -> list[Any]:
-        return [c for c in docker.from_env().containers.list(filters={"label": f"{L.POOL}=1"})
-                if L.in_pool(c.name) and c.labels.get(L.OWNER_PID) == str(os.getpid())]
+        return [
+            c
+            for c in docker.from_env().containers.list(filters={"label": f"{L.POOL}=1"})
+            if L.in_pool(c.name) and c.labels.get(L.OWNER_PID) == str(os.getpid())
+        ]
 
     deadline = time.monotonic() + 120
     while not members() or (await AsyncSandbox.from_container(members()[0]).status()).state != "ready":

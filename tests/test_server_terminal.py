@@ -64,8 +64,7 @@ class Terminal:
         return self.text[start:]
 
 
-async def test_a_terminal_runs_a_real_tty_shell_inside(jp_fetch: Any, jp_ws_fetch: Any, jp_serverapp: Any,
-                                                       no_leaks: None) -> None:
+async def test_a_terminal_runs_a_real_tty_shell_inside(jp_fetch: Any, jp_ws_fetch: Any, jp_serverapp: Any, no_leaks: None) -> None:
     sandbox = await AsyncSandbox.create(name=unique_name("term"), memory=MEMORY, cpu=1, owner="test", use_pool=False)
     base = ("sandbox", "api", "sandboxes", sandbox.name)
     try:
@@ -96,10 +95,8 @@ async def test_a_terminal_runs_a_real_tty_shell_inside(jp_fetch: Any, jp_ws_fetc
         await sandbox.terminate()
 
 
-async def test_terminal_errors_are_4xx_with_the_fix(jp_fetch: Any, jp_serverapp: Any, engine_client: Any,
-                                                    no_leaks: None) -> None:
-    missing = await expect_error(jp_fetch, 404, "sandbox", "api", "sandboxes", "no-such-sandbox", "terminal",
-                                 method="POST", body="")
+async def test_terminal_errors_are_4xx_with_the_fix(jp_fetch: Any, jp_serverapp: Any, engine_client: Any, no_leaks: None) -> None:
+    missing = await expect_error(jp_fetch, 404, "sandbox", "api", "sandboxes", "no-such-sandbox", "terminal", method="POST", body="")
     assert "no-such-sandbox" in missing["message"] and missing["fix"], missing
     with pytest.raises(HTTPClientError) as caught:  # not a sandbox name at all: no route takes it
         await jp_fetch("sandbox", "api", "sandboxes", "-bad name", "terminal", method="POST", body="")

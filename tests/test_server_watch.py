@@ -99,8 +99,7 @@ def test_watcher_reconnects_and_resynchronises(test_images: dict[str, str], no_l
     name = unique_name("watch")
 
     def state_of(wanted: str) -> Any:
-        return next((u for u in reversed(updates) if u.kind == "sandbox" and u.data["name"] == name
-                     and u.data["state"] == wanted), None)
+        return next((u for u in reversed(updates) if u.kind == "sandbox" and u.data["name"] == name and u.data["state"] == wanted), None)
 
     async def wait_for(condition: Any) -> None:
         with anyio.fail_after(WAIT):
@@ -114,8 +113,7 @@ def test_watcher_reconnects_and_resynchronises(test_images: dict[str, str], no_l
             sandbox = await AsyncSandbox.create(name=name, image=test_images["tiny"], owner="test")
             try:
                 await wait_for(lambda: state_of("ready"))
-                phases = [(e["phase"], e["state"]) for e in (u.data for u in updates if u.kind == "event")
-                          if e["sandbox"] == name]
+                phases = [(e["phase"], e["state"]) for e in (u.data for u in updates if u.kind == "event") if e["sandbox"] == name]
                 assert ("booted", "done") in phases and ("ready", "done") in phases
 
                 relay.cut()  # the engine "goes away" for the watcher only

@@ -67,8 +67,7 @@ def test_the_cli_shell_is_a_real_tty_that_resizes_and_takes_ctrl_c(plain_sandbox
 
 
 def test_the_cli_shell_reads_a_pipe_and_names_a_missing_sandbox(plain_sandbox: Sandbox) -> None:
-    piped = subprocess.run([*CLI, "shell", plain_sandbox.name], input="echo hi-$((6*7)); tty; exit 3\n",
-                           capture_output=True, text=True, timeout=60)
+    piped = subprocess.run([*CLI, "shell", plain_sandbox.name], input="echo hi-$((6*7)); tty; exit 3\n", capture_output=True, text=True, timeout=60)
     assert piped.returncode == 3 and piped.stdout.splitlines() == ["hi-42", "not a tty"], piped
     missing = subprocess.run([*CLI, "shell", "no-such-sandbox"], capture_output=True, text=True, timeout=60)
     assert missing.returncode == 1 and "No sandbox named 'no-such-sandbox'" in missing.stderr

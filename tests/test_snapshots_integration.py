@@ -21,8 +21,10 @@ from jupyter_sandbox.snapshots import SnapshotExists, SnapshotNotFound, root
 
 pytestmark = pytest.mark.integration
 
-BUILD = ("mkdir -p /tmp/ctx && printf 'FROM {tiny}\\nRUN echo built > /built\\n' > /tmp/ctx/Dockerfile && "
-         "docker build -q --network=host -t snaptest/built:1 /tmp/ctx")
+BUILD = (
+    "mkdir -p /tmp/ctx && printf 'FROM {tiny}\\nRUN echo built > /built\\n' > /tmp/ctx/Dockerfile && "
+    "docker build -q --network=host -t snaptest/built:1 /tmp/ctx"
+)
 
 
 def images_of(sandbox: Sandbox) -> set[str]:

@@ -24,19 +24,23 @@ def test_random_name_when_left_out():
     assert a.name != b.name and a.name.startswith("sb-")
 
 
-@pytest.mark.parametrize("text, size", [("512Mi", 512 * 2**20), ("4Gi", 4 * 2**30), ("1G", 2**30),
-                                        ("100m", 100 * 2**20), ("1.5Gi", int(1.5 * 2**30)), (2**30, 2**30)])
+@pytest.mark.parametrize(
+    "text, size", [("512Mi", 512 * 2**20), ("4Gi", 4 * 2**30), ("1G", 2**30), ("100m", 100 * 2**20), ("1.5Gi", int(1.5 * 2**30)), (2**30, 2**30)]
+)
 def test_memory_sizes(text, size):
     assert parse_memory(text) == size
 
 
-@pytest.mark.parametrize("value, field, words", [
-    ("", "name", "empty"),
-    ("x" * 64, "name", "64 characters"),
-    ("../x", "name", "not allowed"),
-    ("my box", "name", "not allowed"),
-    ("naïve", "name", "not allowed"),
-])
+@pytest.mark.parametrize(
+    "value, field, words",
+    [
+        ("", "name", "empty"),
+        ("x" * 64, "name", "64 characters"),
+        ("../x", "name", "not allowed"),
+        ("my box", "name", "not allowed"),
+        ("naïve", "name", "not allowed"),
+    ],
+)
 def test_bad_names(value, field, words):
     with pytest.raises(SpecError) as caught:
         SandboxSpec.parse(value)
@@ -45,36 +49,39 @@ def test_bad_names(value, field, words):
     assert "How to fix" in str(caught.value)
 
 
-@pytest.mark.parametrize("kwargs, field, words", [
-    ({"cpu": 0}, "cpu", "more than 0"),
-    ({"cpu": -1}, "cpu", "more than 0"),
-    ({"cpu": (os.cpu_count() or 1) + 1}, "cpu", "more than this host"),
-    ({"cpu": "abc"}, "cpu", "not a number"),
-    ({"memory": "4Gb"}, "memory", "unknown unit 'Gb'"),
-    ({"memory": "-1"}, "memory", "not a size"),
-    ({"memory": "abc"}, "memory", "not a size"),
-    ({"memory": "1Ki"}, "memory", "minimum"),
-    ({"memory": "64Ti"}, "memory", "more than this host"),
-    ({"memory": float("inf")}, "memory", "not a size"),
-    ({"memory": "64Mi", "docker": True}, "memory", "at least 128Mi"),
-    ({"network": "bridge"}, "network", "not a network mode"),
-    ({"timeout": 0}, "timeout", "more than 0"),
-    ({"timeout": "soon"}, "timeout", "not a number"),
-    ({"timeout": 10**6}, "timeout", "at most"),
-    ({"docker": "yes"}, "docker", "true or false"),
-    ({"env": {"1BAD": "x"}}, "env", "not a variable name"),
-    ({"env": ["NOEQUALS"]}, "env", "KEY=VALUE"),
-    ({"image": "has space"}, "image", "not an image reference"),
-    ({"docker": True, "disk": "8 parsecs"}, "disk", "unknown unit"),
-    ({"docker": True, "disk": "1Mi"}, "disk", "below the smallest store"),
-    ({"docker": True, "memory": "1Gi", "disk": "1Gi"}, "disk", "does not fit in memory 1Gi"),
-    ({"docker": True, "memory": "150Mi"}, "memory", "no room for the disk store"),
-    ({"disk": "1Gi"}, "disk", "with Docker inside"),
-    ({"docker": True, "storage": "zfs"}, "storage", "not a storage choice"),
-    ({"images": ["x"]}, "images", "this sandbox has none"),
-    ({"docker": True, "images": "two words"}, "images", "not an image reference"),
-    ({"docker": True, "images": {"a": 1}}, "images", "must be a list"),
-])
+@pytest.mark.parametrize(
+    "kwargs, field, words",
+    [
+        ({"cpu": 0}, "cpu", "more than 0"),
+        ({"cpu": -1}, "cpu", "more than 0"),
+        ({"cpu": (os.cpu_count() or 1) + 1}, "cpu", "more than this host"),
+        ({"cpu": "abc"}, "cpu", "not a number"),
+        ({"memory": "4Gb"}, "memory", "unknown unit 'Gb'"),
+        ({"memory": "-1"}, "memory", "not a size"),
+        ({"memory": "abc"}, "memory", "not a size"),
+        ({"memory": "1Ki"}, "memory", "minimum"),
+        ({"memory": "64Ti"}, "memory", "more than this host"),
+        ({"memory": float("inf")}, "memory", "not a size"),
+        ({"memory": "64Mi", "docker": True}, "memory", "at least 128Mi"),
+        ({"network": "bridge"}, "network", "not a network mode"),
+        ({"timeout": 0}, "timeout", "more than 0"),
+        ({"timeout": "soon"}, "timeout", "not a number"),
+        ({"timeout": 10**6}, "timeout", "at most"),
+        ({"docker": "yes"}, "docker", "true or false"),
+        ({"env": {"1BAD": "x"}}, "env", "not a variable name"),
+        ({"env": ["NOEQUALS"]}, "env", "KEY=VALUE"),
+        ({"image": "has space"}, "image", "not an image reference"),
+        ({"docker": True, "disk": "8 parsecs"}, "disk", "unknown unit"),
+        ({"docker": True, "disk": "1Mi"}, "disk", "below the smallest store"),
+        ({"docker": True, "memory": "1Gi", "disk": "1Gi"}, "disk", "does not fit in memory 1Gi"),
+        ({"docker": True, "memory": "150Mi"}, "memory", "no room for the disk store"),
+        ({"disk": "1Gi"}, "disk", "with Docker inside"),
+        ({"docker": True, "storage": "zfs"}, "storage", "not a storage choice"),
+        ({"images": ["x"]}, "images", "this sandbox has none"),
+        ({"docker": True, "images": "two words"}, "images", "not an image reference"),
+        ({"docker": True, "images": {"a": 1}}, "images", "must be a list"),
+    ],
+)
 def test_bad_values(kwargs, field, words):
     with pytest.raises(SpecError) as caught:
         SandboxSpec.parse("ok", **kwargs)
@@ -136,6 +143,8 @@ def test_labels_of_a_newer_version_with_extra_spec_fields_still_read() -> None:
 
     spec = _labels.spec_from_labels({_labels.SPEC: _json.dumps({"name": "x", "network": "sandbox", "disk": "2Gi"})})
     assert (spec.name, spec.network) == ("x", "sandbox")
+
+
 def test_disk_defaults_to_half_the_memory_and_says_how_to_fit():
     assert SandboxSpec.parse("a", docker=True, memory="2Gi").disk == 2**30
     assert SandboxSpec.parse("a", docker=True, memory="unlimited").disk == 4 * 2**30

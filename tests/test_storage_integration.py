@@ -55,14 +55,12 @@ def fill(sandbox: Sandbox, path: str, megabytes: int) -> tuple[int, str, object]
     return code, process.stderr.read() + process.stdout.read(), process.error
 
 
-def test_writes_past_the_disk_fail_inside_with_enospc_and_a_typed_error_outside(test_images: dict[str, str],
-                                                                                 no_leaks: None) -> None:
+def test_writes_past_the_disk_fail_inside_with_enospc_and_a_typed_error_outside(test_images: dict[str, str], no_leaks: None) -> None:
     tiny = test_images["tiny"]
     events: list[ProgressEvent] = []
     name = unique_name("st-disk")
     free = host_free()
-    with Sandbox.create(name, docker=True, memory="1Gi", disk=DISK, images=[tiny], owner="test", timeout=120,
-                        on_event=events.append) as sandbox:
+    with Sandbox.create(name, docker=True, memory="1Gi", disk=DISK, images=[tiny], owner="test", timeout=120, on_event=events.append) as sandbox:
         # Preloaded: one phase for the image, done before ready, and the image is there at once.
         loads = [e for e in events if e.phase == image_phase(tiny)]
         assert [e.state for e in loads][0] == "started" and loads[-1].state == "done", loads
@@ -93,8 +91,13 @@ def test_writes_past_the_disk_fail_inside_with_enospc_and_a_typed_error_outside(
 
         # The CLI face: the same typed error, as the hint after the command's own exit code.
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
-        cli = subprocess.run([sys.executable, "-m", "jupyter_sandbox.cli", "exec", name, "--", "dd", "if=/dev/zero",
-                              "of=/tmp/fill", "bs=1M", "count=400"], capture_output=True, text=True, env=env, timeout=120)
+        cli = subprocess.run(
+            [sys.executable, "-m", "jupyter_sandbox.cli", "exec", name, "--", "dd", "if=/dev/zero", "of=/tmp/fill", "bs=1M", "count=400"],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=120,
+        )
         assert cli.returncode != 0 and "disk (256Mi) is full" in cli.stderr, cli.stderr
         assert sandbox.run(["rm", "-f", "/tmp/fill"]).exit_code == 0
 
@@ -105,13 +108,16 @@ def test_writes_past_the_disk_fail_inside_with_enospc_and_a_typed_error_outside(
     assert not container_exists(name)
 
 
-@pytest.mark.parametrize("fields, field", [
-    ({"disk": "lots"}, "disk"),
-    ({"disk": "1Mi"}, "disk"),
-    ({"memory": "1Gi", "disk": "1Gi"}, "disk"),
-    ({"memory": "150Mi"}, "memory"),
-    ({"images": ["has space"]}, "images"),
-])
+@pytest.mark.parametrize(
+    "fields, field",
+    [
+        ({"disk": "lots"}, "disk"),
+        ({"disk": "1Mi"}, "disk"),
+        ({"memory": "1Gi", "disk": "1Gi"}, "disk"),
+        ({"memory": "150Mi"}, "memory"),
+        ({"images": ["has space"]}, "images"),
+    ],
+)
 def test_bad_disk_values_are_refused_before_anything_is_created(fields: dict, field: str, no_leaks: None) -> None:
     name = unique_name("st-bad")
     with pytest.raises(SpecError) as caught:
@@ -123,8 +129,13 @@ def test_bad_disk_values_are_refused_before_anything_is_created(fields: dict, fi
 def test_cli_refuses_an_impossible_disk_with_exit_2(no_leaks: None) -> None:
     name = unique_name("st-bad")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
-    cli = subprocess.run([sys.executable, "-m", "jupyter_sandbox.cli", "create", "--docker", "--name", name,
-                          "--memory", "1Gi", "--disk", "2Gi"], capture_output=True, text=True, env=env, timeout=60)
+    cli = subprocess.run(
+        [sys.executable, "-m", "jupyter_sandbox.cli", "create", "--docker", "--name", name, "--memory", "1Gi", "--disk", "2Gi"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
     assert cli.returncode == 2, cli.stderr
     assert "disk" in cli.stderr and "raise memory to at least" in cli.stderr
     assert not container_exists(name)
@@ -145,8 +156,7 @@ def test_a_preload_bigger_than_the_disk_fails_the_create_with_disk_full(no_leaks
     name = unique_name("st-full")
     events: list[ProgressEvent] = []
     with pytest.raises(DiskFull) as caught:
-        Sandbox.create(name, docker=True, memory="1Gi", disk="256Mi", images=[DEFAULT_IMAGE], owner="test",
-                       timeout=180, on_event=events.append)
+        Sandbox.create(name, docker=True, memory="1Gi", disk="256Mi", images=[DEFAULT_IMAGE], owner="test", timeout=180, on_event=events.append)
     assert "disk (256Mi) is full" in caught.value.message and "disk='2Gi'" in (caught.value.fix or "")
     assert events[-1].phase == image_phase(DEFAULT_IMAGE) and events[-1].state == "failed"
     assert not container_exists(name)

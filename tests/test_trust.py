@@ -48,8 +48,7 @@ def test_the_archive_puts_the_certificates_under_the_sandbox_ca_dir():
 
 
 def test_proxy_settings_are_passed_on_only_when_set():
-    assert trust.proxy_environment({"HTTPS_PROXY": "http://proxy:3128", "NO_PROXY": "", "PATH": "/bin"}) == {
-        "HTTPS_PROXY": "http://proxy:3128"}
+    assert trust.proxy_environment({"HTTPS_PROXY": "http://proxy:3128", "NO_PROXY": "", "PATH": "/bin"}) == {"HTTPS_PROXY": "http://proxy:3128"}
 
 
 def body(pem: bytes) -> str:

@@ -69,9 +69,15 @@ class SandboxEventPublisher:
 
     def state(self) -> dict[str, Any]:
         """Every sandbox the watcher knows (phases included) and the engine's state, as of emission ``seq``."""
-        return {"schema_id": SCHEMA_ID, "version": SCHEMA_VERSION, "stream": self.stream, "seq": self.seq,
-                "heartbeat": self.heartbeat_interval, "sandboxes": self.watcher.snapshot(),
-                "engine": {"connected": self.watcher.connected, "message": self.watcher.last_error}}
+        return {
+            "schema_id": SCHEMA_ID,
+            "version": SCHEMA_VERSION,
+            "stream": self.stream,
+            "seq": self.seq,
+            "heartbeat": self.heartbeat_interval,
+            "sandboxes": self.watcher.snapshot(),
+            "engine": {"connected": self.watcher.connected, "message": self.watcher.last_error},
+        }
 
     def publish(self, update: WatchUpdate) -> None:
         """Emit one update; a phase event at once, anything else just after (order kept).

@@ -52,9 +52,19 @@ def model(entry: Entry) -> dict[str, Any]:
     """A contents model without content: a link is a ``file`` whose ``kind`` says ``link``."""
     directory = entry.kind == "directory"
     mimetype = None if directory or entry.kind != "file" else mimetypes.guess_type(entry.name)[0] or "text/plain"
-    return {"name": entry.name, "path": entry.path, "type": "directory" if directory else "file", "kind": entry.kind,
-            "size": None if directory else entry.size, "last_modified": iso(entry.modified), "created": iso(entry.modified),
-            "mimetype": mimetype, "writable": True, "format": None, "content": None}
+    return {
+        "name": entry.name,
+        "path": entry.path,
+        "type": "directory" if directory else "file",
+        "kind": entry.kind,
+        "size": None if directory else entry.size,
+        "last_modified": iso(entry.modified),
+        "created": iso(entry.modified),
+        "mimetype": mimetype,
+        "writable": True,
+        "format": None,
+        "content": None,
+    }
 
 
 def decode_content(body: dict[str, Any]) -> bytes:
@@ -73,7 +83,7 @@ def decode_content(body: dict[str, Any]) -> bytes:
         try:
             return content.encode()
         except UnicodeEncodeError:  # a lone surrogate escaped in the JSON
-            raise SpecError("content", "is not valid Unicode text", fix="send binary files with \"format\": \"base64\"") from None
+            raise SpecError("content", "is not valid Unicode text", fix='send binary files with "format": "base64"') from None
     raise SpecError("format", f"must be 'text' or 'base64', got {fmt!r}", fix='use "format": "base64" for binary files')
 
 
@@ -103,8 +113,10 @@ class FilesHandler(SandboxAPIHandler):
                 answer.update(format="json", content=[model(e) for e in entries])
         elif want:
             if top.kind == "file" and top.size > MAX_CONTENT_BYTES:
-                raise FileTooLarge(f"{path!r} is {top.size} bytes; files over {MAX_CONTENT_BYTES} bytes are not opened "
-                                   "in Lab.", fix="download it (right-click, Download), or read it in a terminal")
+                raise FileTooLarge(
+                    f"{path!r} is {top.size} bytes; files over {MAX_CONTENT_BYTES} bytes are not opened in Lab.",
+                    fix="download it (right-click, Download), or read it in a terminal",
+                )
             data = b"".join([piece async for piece in files.stream(path)])  # a link or device raises here
             answer.update(self.encoded(path, data, fmt), size=len(data))
         self.write_json(answer)
@@ -165,8 +177,7 @@ class FilesHandler(SandboxAPIHandler):
             raise SpecError("ext", f"must be a file name extension such as '.py', got {ext!r}", fix='send e.g. {"ext": ".py"}')
         stem = "Untitled Folder" if kind == "directory" else "untitled"
         suffix = "" if kind == "directory" else (ext if ext.startswith(".") else "." + ext)
-        new = next(f"{stem}{n or ''}{suffix}" for n in range(len(taken) + 2)
-                   if f"{stem}{n or ''}{suffix}" not in taken)
+        new = next(f"{stem}{n or ''}{suffix}" for n in range(len(taken) + 2) if f"{stem}{n or ''}{suffix}" not in taken)
         target = posixpath.join(folder, new)
         await (files.mkdir(target) if kind == "directory" else files.write(target, b""))
         self.write_json(model(await files.stat(target)), status=201)
@@ -209,8 +220,7 @@ class DownloadHandler(SandboxAPIHandler):
         fallback = filename.encode("ascii", "replace").decode().replace('"', "_").replace("?", "_")
         mimetype = mimetypes.guess_type(filename)[0] or "application/octet-stream"
         self.set_header("Content-Type", mimetype)
-        self.set_header("Content-Disposition",
-                        f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{urllib.parse.quote(filename)}")
+        self.set_header("Content-Disposition", f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{urllib.parse.quote(filename)}")
         self.set_header("Content-Length", str(top.size))
         self.set_header("X-Content-Type-Options", "nosniff")
         self.set_header("Cache-Control", "no-store")

@@ -117,8 +117,11 @@ class SandboxAPIHandler(APIHandler):
         """The request body as JSON (a :class:`SpecError` naming ``body`` if it is not)."""
         text = self.body.decode("utf-8", errors="replace") or "{}"
         if json_depth_exceeds(text, MAX_JSON_DEPTH):
-            raise SpecError("body", f"nests arrays or objects deeper than {MAX_JSON_DEPTH} levels",
-                            fix='send a flat object, e.g. {"name": "demo", "docker": true}')
+            raise SpecError(
+                "body",
+                f"nests arrays or objects deeper than {MAX_JSON_DEPTH} levels",
+                fix='send a flat object, e.g. {"name": "demo", "docker": true}',
+            )
         try:
             return json.loads(text)
         except (ValueError, RecursionError) as error:
@@ -213,8 +216,7 @@ class SandboxesHandler(SandboxAPIHandler):
         spec = self.manager.spec_from_body(self.json_body())
         await self.manager.create(spec)
         self.set_header("Location", self.request.path.rstrip("/") + "/" + spec.name)
-        self.write_json({"name": spec.name, "state": "starting", "spec": spec.to_dict(), "warnings": spec.warnings},
-                        status=202)
+        self.write_json({"name": spec.name, "state": "starting", "spec": spec.to_dict(), "warnings": spec.warnings}, status=202)
 
 
 class WatchHandler(SandboxAPIHandler):

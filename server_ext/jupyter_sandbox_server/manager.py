@@ -60,42 +60,75 @@ class SandboxManager(LoggingConfigurable):
 
     image = Unicode(DEFAULT_IMAGE, help="Host image a sandbox runs when a create does not name one (--image).").tag(config=True)
     docker = Bool(False, help="Start a Docker daemon inside sandboxes whose create does not say (--docker).").tag(config=True)
-    cpu = Union([Float(), Unicode()], default_value=None, allow_none=True,
-                help="CPU limit for creates that give none, e.g. 1, 0.5, '500m' or 'unlimited' (--cpu). "
-                "Unset: $JUPYTER_SANDBOX_DEFAULT_CPU, else half the host's CPUs.").tag(config=True)
-    memory = Unicode(None, allow_none=True, help="Memory limit for creates that give none, e.g. '512Mi' or 'unlimited' "
-                     "(--memory). Unset: $JUPYTER_SANDBOX_DEFAULT_MEMORY, else 4Gi.").tag(config=True)
-    pids = Union([Int(), Unicode()], default_value=None, allow_none=True,
-                 help="Most processes and threads inside sandboxes whose create gives none, e.g. 512 or 'unlimited' "
-                 "(--pids). Unset: $JUPYTER_SANDBOX_DEFAULT_PIDS, else 512.").tag(config=True)
+    cpu = Union(
+        [Float(), Unicode()],
+        default_value=None,
+        allow_none=True,
+        help="CPU limit for creates that give none, e.g. 1, 0.5, '500m' or 'unlimited' (--cpu). "
+        "Unset: $JUPYTER_SANDBOX_DEFAULT_CPU, else half the host's CPUs.",
+    ).tag(config=True)
+    memory = Unicode(
+        None,
+        allow_none=True,
+        help="Memory limit for creates that give none, e.g. '512Mi' or 'unlimited' (--memory). Unset: $JUPYTER_SANDBOX_DEFAULT_MEMORY, else 4Gi.",
+    ).tag(config=True)
+    pids = Union(
+        [Int(), Unicode()],
+        default_value=None,
+        allow_none=True,
+        help="Most processes and threads inside sandboxes whose create gives none, e.g. 512 or 'unlimited' "
+        "(--pids). Unset: $JUPYTER_SANDBOX_DEFAULT_PIDS, else 512.",
+    ).tag(config=True)
     network = Unicode("sandbox", help="Network mode for creates that give none: sandbox, none or host (--network).").tag(config=True)
-    allowed_networks = List(Unicode(), default_value=["sandbox", "none"],
-                            help="Network modes a create may ask for; others are refused with 403. Add 'host' only if "
-                            "users of this server may reach the host's own services (it is not isolated).").tag(config=True)
+    allowed_networks = List(
+        Unicode(),
+        default_value=["sandbox", "none"],
+        help="Network modes a create may ask for; others are refused with 403. Add 'host' only if "
+        "users of this server may reach the host's own services (it is not isolated).",
+    ).tag(config=True)
     timeout = Float(DEFAULT_DAEMON_TIMEOUT, help="Seconds a startup may take for creates that give none (--timeout).").tag(config=True)
     keep_on_exit = Bool(False, help="Keep the sandboxes this server created when it stops (by default they are removed).").tag(config=True)
-    pool_size = Int(0, help="Warm pool: Docker-ready sandboxes to keep booted for creates with the default spec "
-                    "(0: no pool). A matching create takes one in milliseconds; the pool is emptied when the server stops.").tag(config=True)
+    pool_size = Int(
+        0,
+        help="Warm pool: Docker-ready sandboxes to keep booted for creates with the default spec "
+        "(0: no pool). A matching create takes one in milliseconds; the pool is emptied when the server stops.",
+    ).tag(config=True)
     proxy_csp = Unicode(
         "sandbox allow-scripts allow-forms allow-popups allow-modals allow-downloads; frame-ancestors 'self'",
         help="Content-Security-Policy added to every answer of sandbox/proxy/. The default 'sandbox' directive gives "
         "pages from a sandbox an origin of their own, so their scripts cannot use your Jupyter session (they reach "
         "their own app through the link's capability path); '' serves them at Jupyter's origin, where their "
-        "scripts can act as you: only for apps you trust.").tag(config=True)
+        "scripts can act as you: only for apps you trust.",
+    ).tag(config=True)
     pool_max_age = Float(None, allow_none=True, help="Warm pool: replace members older than this many seconds.").tag(config=True)
-    default_ttl = Union([Float(), Unicode()], default_value=None, allow_none=True,
-                        help="Time to live of sandboxes whose create gives none: seconds or '30m', '2h', '1d' "
-                        "(--ttl; None: they live until removed). A sandbox with a time limit never comes from the warm pool.").tag(config=True)
-    max_ttl = Union([Float(), Unicode()], default_value=None, allow_none=True,
-                    help="Longest ttl a create may ask for; creates that give none get the default_ttl, or this "
-                    "(None: no maximum).").tag(config=True)
-    idle_timeout = Union([Float(), Unicode()], default_value=None, allow_none=True,
-                         help="Pause sandboxes whose create gives no idle_timeout after this long without use "
-                         "(--idle-timeout; None: never). Their next use resumes them.").tag(config=True)
-    heartbeat_interval = Float(10.0, help="Seconds of silence after which a heartbeat goes on the event bus, so "
-                               "the Lab panel notices within that time that it missed events (0: none).").tag(config=True)
-    limits_interval = Float(5.0, help="Seconds between two checks of every sandbox's ttl and idle timeout "
-                            "(expired ones are removed, idle ones paused).").tag(config=True)
+    default_ttl = Union(
+        [Float(), Unicode()],
+        default_value=None,
+        allow_none=True,
+        help="Time to live of sandboxes whose create gives none: seconds or '30m', '2h', '1d' "
+        "(--ttl; None: they live until removed). A sandbox with a time limit never comes from the warm pool.",
+    ).tag(config=True)
+    max_ttl = Union(
+        [Float(), Unicode()],
+        default_value=None,
+        allow_none=True,
+        help="Longest ttl a create may ask for; creates that give none get the default_ttl, or this (None: no maximum).",
+    ).tag(config=True)
+    idle_timeout = Union(
+        [Float(), Unicode()],
+        default_value=None,
+        allow_none=True,
+        help="Pause sandboxes whose create gives no idle_timeout after this long without use "
+        "(--idle-timeout; None: never). Their next use resumes them.",
+    ).tag(config=True)
+    heartbeat_interval = Float(
+        10.0,
+        help="Seconds of silence after which a heartbeat goes on the event bus, so "
+        "the Lab panel notices within that time that it missed events (0: none).",
+    ).tag(config=True)
+    limits_interval = Float(
+        5.0, help="Seconds between two checks of every sandbox's ttl and idle timeout (expired ones are removed, idle ones paused)."
+    ).tag(config=True)
 
     def __init__(self, **kwargs: Any):
         super().__init__(**kwargs)
@@ -127,8 +160,10 @@ class SandboxManager(LoggingConfigurable):
         if self.pool_size > 0 and (self._pool_task is None or self._pool_task.done()):
             template = self.spec_from_body({"name": "pool-template", "docker": True})
             if template.ttl is not None or template.idle_timeout is not None:
-                self.log.warning("jupyter-sandbox: creates get a ttl or idle timeout by default here, and a sandbox "
-                                 "with a time limit never comes from the warm pool: pool_size has no effect")
+                self.log.warning(
+                    "jupyter-sandbox: creates get a ttl or idle timeout by default here, and a sandbox "
+                    "with a time limit never comes from the warm pool: pool_size has no effect"
+                )
                 return
             pool = WarmPool([template], size=self.pool_size, max_age=self.pool_max_age, engine=self.engine)
             self._pool_task = asyncio.ensure_future(pool.run())
@@ -138,8 +173,7 @@ class SandboxManager(LoggingConfigurable):
         if self._stop_notices is not None:
             self._stop_notices()
             self._stop_notices = None
-        tasks = [t for t in [self._watch_task, self._pool_task, self._limits_task, *self._creates.values()]
-                 if t is not None and not t.done()]
+        tasks = [t for t in [self._watch_task, self._pool_task, self._limits_task, *self._creates.values()] if t is not None and not t.done()]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -155,8 +189,7 @@ class SandboxManager(LoggingConfigurable):
             return
         for container in containers:
             labels = ownership.labels_of(container.id, container.labels)  # pool members it claimed are its own too
-            if labels.get(L.OWNER) == OWNER and labels.get(L.OWNER_PID) == str(os.getpid()) \
-                    and labels.get(L.OWNER_HOST) == socket.gethostname():
+            if labels.get(L.OWNER) == OWNER and labels.get(L.OWNER_PID) == str(os.getpid()) and labels.get(L.OWNER_HOST) == socket.gethostname():
                 removed += await self.engine.remove(container.id)
         if removed:
             self.log.info("jupyter-sandbox: removed %d sandbox(es) this server created", removed)
@@ -171,9 +204,17 @@ class SandboxManager(LoggingConfigurable):
         """
         if not isinstance(body, dict):
             return SandboxSpec.from_dict(body)  # raises, naming the body
-        defaults = {"image": self.image, "docker": self.docker, "cpu": self.cpu, "memory": self.memory,
-                    "network": self.network, "timeout": self.timeout, "pids": self.pids, "ttl": self.default_ttl,
-                    "idle_timeout": self.idle_timeout}
+        defaults = {
+            "image": self.image,
+            "docker": self.docker,
+            "cpu": self.cpu,
+            "memory": self.memory,
+            "network": self.network,
+            "timeout": self.timeout,
+            "pids": self.pids,
+            "ttl": self.default_ttl,
+            "idle_timeout": self.idle_timeout,
+        }
         if body.get("snapshot") is not None:  # a fork: the rest is the snapshot's
             defaults = {k: v for k, v in defaults.items() if k in ("timeout", "ttl", "idle_timeout")}
             self.snapshot(body["snapshot"])  # one this server may see, else 404
@@ -182,8 +223,8 @@ class SandboxManager(LoggingConfigurable):
         if spec.network not in self.allowed_networks:
             raise NetworkNotAllowed(
                 f"network {spec.network!r} is not allowed on this server (allowed: {', '.join(self.allowed_networks) or 'none'}).",
-                fix="use network 'sandbox' (isolated, with egress) or 'none'; an administrator can change "
-                "c.SandboxManager.allowed_networks")
+                fix="use network 'sandbox' (isolated, with egress) or 'none'; an administrator can change c.SandboxManager.allowed_networks",
+            )
         return spec
 
     # -- snapshots -------------------------------------------------------------------
@@ -220,8 +261,11 @@ class SandboxManager(LoggingConfigurable):
         if spec.ttl is None:
             return dataclasses.replace(spec, ttl=most)
         if spec.ttl > most:
-            raise SpecError("ttl", f"{format_duration(spec.ttl)} is more than this server's maximum of {format_duration(most)}",
-                            fix=f"ask for at most {format_duration(most)} (c.SandboxManager.max_ttl)")
+            raise SpecError(
+                "ttl",
+                f"{format_duration(spec.ttl)} is more than this server's maximum of {format_duration(most)}",
+                fix=f"ask for at most {format_duration(most)} (c.SandboxManager.max_ttl)",
+            )
         return spec
 
     # -- pause, resume, time limits --------------------------------------------------
@@ -325,8 +369,10 @@ class SandboxManager(LoggingConfigurable):
             SandboxExists: If the name is taken (checked before anything starts).
         """
         if spec.name in self._creates or await self.engine.find(spec.name) is not None:
-            raise SandboxExists(f"A sandbox named {spec.name!r} already exists.",
-                                fix=f"choose another name, or remove it first (DELETE /sandbox/api/sandboxes/{spec.name})")
+            raise SandboxExists(
+                f"A sandbox named {spec.name!r} already exists.",
+                fix=f"choose another name, or remove it first (DELETE /sandbox/api/sandboxes/{spec.name})",
+            )
         self.start()
         sandbox = AsyncSandbox.prepare(spec, engine=self.engine, owner=OWNER)
         self.watcher.announce(spec, OWNER)
@@ -336,8 +382,12 @@ class SandboxManager(LoggingConfigurable):
     async def _run_create(self, sandbox: AsyncSandbox) -> None:
         try:
             await sandbox.start()
-            self.log.info("jupyter-sandbox: %s", ready_text(sandbox.spec.docker, sandbox.ready_seconds or 0, name=sandbox.name,
-                                                           pool=sandbox.from_pool, snapshot=sandbox.spec.snapshot))
+            self.log.info(
+                "jupyter-sandbox: %s",
+                ready_text(
+                    sandbox.spec.docker, sandbox.ready_seconds or 0, name=sandbox.name, pool=sandbox.from_pool, snapshot=sandbox.spec.snapshot
+                ),
+            )
         except SandboxError as error:  # already published as a failed phase
             self.log.warning("jupyter-sandbox: creating %s failed: %s", sandbox.name, error.message)
         finally:
@@ -363,8 +413,7 @@ class SandboxManager(LoggingConfigurable):
     async def exec(self, name: str, command: Any, timeout: Any = None) -> AsyncProcess:
         """Start an argv list in a sandbox and return the running process."""
         if not isinstance(command, list) or not command or not all(isinstance(a, str) for a in command):
-            raise SpecError("command", f"must be a non-empty list of strings, got {json.dumps(command)}",
-                            fix='send e.g. {"command": ["ls", "-l"]}')
+            raise SpecError("command", f"must be a non-empty list of strings, got {json.dumps(command)}", fix='send e.g. {"command": ["ls", "-l"]}')
         if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0):
             raise SpecError("timeout", f"must be a positive number of seconds, got {json.dumps(timeout)}", fix="use e.g. 30")
         sandbox = await self.find(name)
@@ -403,8 +452,10 @@ class SandboxManager(LoggingConfigurable):
         process = await sandbox.docker.ps(all=include_stopped, format="{{json .}}")
         await process.wait()
         if process.exit_code != 0:
-            raise SandboxError(f"`docker ps` failed in sandbox {name!r}: {process.stderr_text.strip()}",
-                               fix=f"look at its dockerd log (GET /sandbox/api/sandboxes/{name}/logs)")
+            raise SandboxError(
+                f"`docker ps` failed in sandbox {name!r}: {process.stderr_text.strip()}",
+                fix=f"look at its dockerd log (GET /sandbox/api/sandboxes/{name}/logs)",
+            )
         return [json.loads(line) for line in process.stdout_text.splitlines() if line.strip()]
 
     async def proxy_target(self, name: str, port: int) -> tuple[str, str]:
@@ -429,16 +480,16 @@ class SandboxManager(LoggingConfigurable):
 
     async def port_unreachable(self, name: str, port: int, detail: str) -> PortUnreachable:
         """The error for a port that refused the proxy's connection, saying why when the sandbox shows it."""
-        fix = (f"start a server on port {port} in {name!r} that listens on 0.0.0.0 (for an inner container: "
-               "`docker run --network=host ...`)")
+        fix = f"start a server on port {port} in {name!r} that listens on 0.0.0.0 (for an inner container: `docker run --network=host ...`)"
         try:
             listening = {p.port: p for p in await (await self.find(name)).listening_ports()}
         except SandboxError:
             listening = {}
         found = listening.get(port)
         if found is not None and not found.reachable:
-            message = (f"Port {port} in sandbox {name!r} listens only on {', '.join(found.addresses)}, "
-                       "which cannot be reached from outside the sandbox.")
+            message = (
+                f"Port {port} in sandbox {name!r} listens only on {', '.join(found.addresses)}, which cannot be reached from outside the sandbox."
+            )
             fix = "make the server listen on 0.0.0.0 (all addresses) instead of the loopback address"
         elif found is None:
             others = ", ".join(str(p) for p, lp in sorted(listening.items()) if lp.reachable) or "none"
@@ -457,9 +508,11 @@ class SandboxManager(LoggingConfigurable):
             ``{"sandbox", "terminal"}``: the terminal's name, for ``/terminals/websocket/<name>`` and Lab's ``terminal:open``.
         """
         if terminals is None:
-            raise TerminalsDisabled("This Jupyter server runs without terminals, so it cannot open a shell in a sandbox.",
-                                    fix="start it with terminals on (c.ServerApp.terminals_enabled = True, jupyter_server_terminals "
-                                    f"installed), or run `jupyter sandbox shell {name}` in a shell on the host")
+            raise TerminalsDisabled(
+                "This Jupyter server runs without terminals, so it cannot open a shell in a sandbox.",
+                fix="start it with terminals on (c.ServerApp.terminals_enabled = True, jupyter_server_terminals "
+                f"installed), or run `jupyter sandbox shell {name}` in a shell on the host",
+            )
         argv = await shell_command(await self.find(name))
         model = terminals.create(shell_command=argv)
         self.log.info("jupyter-sandbox: terminal %s opened a shell in %s", model["name"], name)
@@ -467,13 +520,13 @@ class SandboxManager(LoggingConfigurable):
 
     async def usage(self) -> list[dict[str, Any]]:
         """CPU and memory of every running sandbox this server may see (one engine stats call each, at once)."""
-        containers = [(L.name_of(c.name or "", c.labels), c) for c in await self.engine.containers()
-                      if L.visible_to(c.labels, self.server_id)]
+        containers = [(L.name_of(c.name or "", c.labels), c) for c in await self.engine.containers() if L.visible_to(c.labels, self.server_id)]
         return [usage.to_dict() for usage in await usage_of(self.engine, containers)]
 
     async def _docker_sandbox(self, name: str) -> AsyncSandbox:
         sandbox = await self.find(name)
         if not sandbox.spec.docker:
-            raise DockerNotEnabled(f"Sandbox {name!r} was created without Docker inside, so it has no dockerd.",
-                                   fix="create one with Docker on (\"docker\": true)")
+            raise DockerNotEnabled(
+                f"Sandbox {name!r} was created without Docker inside, so it has no dockerd.", fix='create one with Docker on ("docker": true)'
+            )
         return sandbox

@@ -48,15 +48,26 @@ CAPABILITY_HEX = 32
 BODY_QUEUE_CHUNKS = 4
 """Request-body chunks held between the browser and the sandbox before reading from the browser waits."""
 TUNNEL_CHUNK = 64 * 1024
-HOP_BY_HOP = {"connection", "keep-alive", "proxy-connection", "transfer-encoding", "te", "trailer", "upgrade",
-              "proxy-authorization", "proxy-authenticate"}
+HOP_BY_HOP = {
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "transfer-encoding",
+    "te",
+    "trailer",
+    "upgrade",
+    "proxy-authorization",
+    "proxy-authenticate",
+}
 METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 
 
 def route() -> str:
     """The proxy's route pattern, relative to the server's base URL (an optional capability segment first)."""
-    return (PROXY_PREFIX + r"/(?P<name>[A-Za-z0-9][A-Za-z0-9_.-]{0,62})/(?P<port>[0-9]{1,5})"
-            rf"(?:/{re.escape(CAPABILITY_MARK)}(?P<capability>[0-9a-f]{{{CAPABILITY_HEX}}}))?(?P<path>/.*)?")
+    return (
+        PROXY_PREFIX + r"/(?P<name>[A-Za-z0-9][A-Za-z0-9_.-]{0,62})/(?P<port>[0-9]{1,5})"
+        rf"(?:/{re.escape(CAPABILITY_MARK)}(?P<capability>[0-9a-f]{{{CAPABILITY_HEX}}}))?(?P<path>/.*)?"
+    )
 
 
 def host_port(host: str, port: int) -> str:
@@ -90,16 +101,21 @@ class SandboxProxyHandler(JupyterHandler):
     async def prepare(self) -> None:  # type: ignore[override]
         """Authenticate (Jupyter's login, or the link's capability) and authorize, find the sandbox, start forwarding."""
         await super().prepare(_redirect_to_login=False)
-        name, port, path, capability = (self.path_kwargs["name"], int(self.path_kwargs["port"]),
-                                        self.path_kwargs["path"], self.path_kwargs.get("capability"))
+        name, port, path, capability = (
+            self.path_kwargs["name"],
+            int(self.path_kwargs["port"]),
+            self.path_kwargs["path"],
+            self.path_kwargs.get("capability"),
+        )
         upgrade = bool(self.request.headers.get("Upgrade"))
         if capability is None:
             await self._check_jupyter_user(upgrade)
         address, container_id = await self.manager.proxy_target(name, port)
         expected = self._capability(name, port, container_id)
         if capability is not None and not hmac.compare_digest(capability, expected):
-            raise tornado.web.HTTPError(403, "this link to a sandbox port is no longer valid (the sandbox or the server "
-                                        "was restarted): open the port again from Jupyter")
+            raise tornado.web.HTTPError(
+                403, "this link to a sandbox port is no longer valid (the sandbox or the server was restarted): open the port again from Jupyter"
+            )
         self._target = (address, port)
         if capability is None and self._is_navigation() and self.manager.proxy_csp:
             # A page: continue under the capability path, so its own requests need no Jupyter cookie
@@ -136,8 +152,7 @@ class SandboxProxyHandler(JupyterHandler):
 
     def _is_navigation(self) -> bool:
         """Whether a browser is loading this as a page (a tab or an iframe), not as part of one."""
-        return (self.request.method == "GET" and self.request.headers.get("Sec-Fetch-Mode") == "navigate"
-                and not self.request.headers.get("Upgrade"))
+        return self.request.method == "GET" and self.request.headers.get("Sec-Fetch-Mode") == "navigate" and not self.request.headers.get("Upgrade")
 
     def _query(self) -> str:
         return urlencode([(k, v) for k, v in parse_qsl(self.request.query, keep_blank_values=True) if k != "token"])
@@ -148,8 +163,7 @@ class SandboxProxyHandler(JupyterHandler):
         self.set_status(204)
         self.set_header("Access-Control-Allow-Origin", "*")
         self.set_header("Access-Control-Allow-Methods", ", ".join(METHODS))
-        self.set_header("Access-Control-Allow-Headers",
-                        self.request.headers.get("Access-Control-Request-Headers", "*"))
+        self.set_header("Access-Control-Allow-Headers", self.request.headers.get("Access-Control-Request-Headers", "*"))
         self.set_header("Access-Control-Max-Age", "600")
         self.finish()
 
@@ -263,11 +277,18 @@ class SandboxProxyHandler(JupyterHandler):
 
         client = SimpleAsyncHTTPClient(force_instance=True, max_body_size=1 << 62)
         request = httpclient.HTTPRequest(
-            f"http://{host_port(host, port)}{self._client_path(path)}", method=self.request.method,
-            headers=self._request_headers(), body_producer=self._body_producer if has_body else None,
-            allow_nonstandard_methods=True, follow_redirects=False, decompress_response=False,
-            connect_timeout=CONNECT_TIMEOUT, request_timeout=0,
-            header_callback=header_line, streaming_callback=body_chunk)
+            f"http://{host_port(host, port)}{self._client_path(path)}",
+            method=self.request.method,
+            headers=self._request_headers(),
+            body_producer=self._body_producer if has_body else None,
+            allow_nonstandard_methods=True,
+            follow_redirects=False,
+            decompress_response=False,
+            connect_timeout=CONNECT_TIMEOUT,
+            request_timeout=0,
+            header_callback=header_line,
+            streaming_callback=body_chunk,
+        )
         try:
             await client.fetch(request, raise_error=False)
         except (OSError, iostream.StreamClosedError, httpclient.HTTPClientError) as error:
