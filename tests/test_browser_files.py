@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
 from test_browser_e2e import (  # noqa: F401 (fixtures)
     OUTPUT,
     browser,
@@ -25,6 +26,8 @@ from test_browser_e2e import (  # noqa: F401 (fixtures)
 )
 
 from jupyter_sandbox.sync import Sandbox
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 CLI = [sys.executable, "-m", "jupyter_sandbox.cli"]
 
