@@ -53,10 +53,23 @@ def pytest_configure(config: pytest.Config) -> None:
         signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
+REAL_PARTS = {"browser", "lab_url", "panel", "test_images", "docker_sandbox"}
+"""Fixtures that start real sandboxes, a real Lab or Chromium: a test using one is an integration test."""
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Tests marked ``restarts_engine`` stop the host's dockerd, with every container on it: they run
     in CI (``CI=true``, a machine of its own) or when asked with JUPYTER_SANDBOX_TEST_RESTART_ENGINE=1,
-    and are deselected (said on the terminal, never skipped quietly) on anyone else's machine."""
+    and are deselected (said on the terminal, never skipped quietly) on anyone else's machine.  And a
+    test that uses real parts (:data:`REAL_PARTS`) without the ``integration`` marker stops the run."""
+    unmarked = [
+        item.nodeid for item in items if REAL_PARTS & set(getattr(item, "fixturenames", ())) and item.get_closest_marker("integration") is None
+    ]
+    if unmarked:
+        raise pytest.UsageError(
+            "these tests use real sandboxes, Lab or Chromium but are not marked integration "
+            "(the other Pythons' unit runs would pick them up): " + ", ".join(unmarked)
+        )
     if os.environ.get("CI") == "true" or os.environ.get(RESTARTS_ENGINE_OPT_IN) == "1":
         return
     chosen = [item for item in items if item.get_closest_marker("restarts_engine") is None]
