@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from .errors import SandboxError, SandboxExpired, SpecError
-from .options import add_limit_arguments, add_spec_arguments
+from .options import add_limit_arguments, add_spec_arguments, spec_fields
 from .progress import ready_text
 from .spec import DEFAULT_IMAGE
 
@@ -136,25 +136,7 @@ def cmd_create(args: argparse.Namespace) -> int:
     from .sync import Sandbox, call
     from .terminal import JsonLines, LiveProgress
 
-    core = Sandbox.prepare(
-        args.name,
-        docker=args.docker,
-        image=args.image,
-        cpu=args.cpu,
-        memory=args.memory,
-        network=args.network,
-        egress=args.egress,
-        env=args.env,
-        timeout=args.timeout,
-        pids=args.pids,
-        disk=args.disk,
-        storage=args.storage,
-        images=args.images,
-        owner="cli",
-        ttl=args.ttl,
-        idle_timeout=args.idle_timeout,
-        snapshot=args.snapshot,
-    )
+    core = Sandbox.prepare(args.name, owner="cli", **spec_fields(args))
     for warning in core.spec.warnings:
         err.print(f"[yellow]warning:[/] {escape(warning)}")
     lines = JsonLines() if args.json else None
@@ -482,22 +464,7 @@ def cmd_pool(args: argparse.Namespace) -> int:
     if args.pool_command == "drain":
         err.print(f"removed {call(drain_all)} pool members")
         return 0
-    template = SandboxSpec.parse(
-        "template",
-        docker=args.docker,
-        image=args.image,
-        cpu=args.cpu,
-        memory=args.memory,
-        network=args.network,
-        egress=args.egress,
-        env=args.env,
-        timeout=args.timeout,
-        pids=args.pids,
-        disk=args.disk,
-        storage=args.storage,
-        images=args.images,
-        snapshot=args.snapshot,
-    )
+    template = SandboxSpec.parse("template", **spec_fields(args, limits=False), snapshot=args.snapshot)
     pool = WarmPool([template], size=args.size, max_age=args.max_age)
     if args.once:
         call(pool.fill)

@@ -23,7 +23,7 @@ from IPython.core.magic_arguments import ArgDecorator, argument, argument_group,
 from .cellparse import DockerLine, bounded_lines, split_command
 from .errors import ExecTimeout, SandboxError
 from .notebook import KernelSandboxes, session
-from .options import add_limit_arguments, add_spec_arguments
+from .options import add_limit_arguments, add_spec_arguments, spec_fields
 from .progress import MODES
 from .streaming import CommandResult, load_image, run_command, run_docker, save_image
 
@@ -258,26 +258,7 @@ class SandboxMagics(Magics):
         return self.sandboxes.get(args.names[0] if args.names else None)
 
     def _create(self, args: Any, command: list[str]) -> Any:
-        return self.sandboxes.create(
-            args.name,
-            docker=args.docker,
-            image=args.image,
-            cpu=args.cpu,
-            memory=args.memory,
-            network=args.network,
-            egress=args.egress,
-            env=args.env,
-            timeout=args.timeout,
-            pids=args.pids,
-            keep=args.keep,
-            progress=args.progress,
-            disk=args.disk,
-            storage=args.storage,
-            images=args.images,
-            ttl=args.ttl,
-            idle_timeout=args.idle_timeout,
-            snapshot=args.snapshot,
-        )
+        return self.sandboxes.create(args.name, keep=args.keep, progress=args.progress, **spec_fields(args))
 
     def _snapshot(self, args: Any, command: list[str]) -> None:
         from .sync import Sandbox

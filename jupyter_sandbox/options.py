@@ -7,6 +7,7 @@ the CLI (and rich, and its consoles) for them.
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 from .spec import DEFAULT_IMAGE, NETWORK_MODES
 
@@ -46,6 +47,17 @@ def add_spec_arguments(parser: argparse.ArgumentParser, timeout_help: str = STAR
         metavar="IMAGE",
         help="host image to load into the sandbox's Docker before it is ready (repeatable)",
     )
+
+
+SPEC_FIELDS = ("docker", "image", "cpu", "memory", "network", "egress", "env", "timeout", "pids", "disk", "storage", "images")
+"""The spec fields :func:`add_spec_arguments` defines (argparse destinations named as the spec's fields)."""
+LIMIT_FIELDS = ("ttl", "idle_timeout", "snapshot")
+"""The fields :func:`add_limit_arguments` defines."""
+
+
+def spec_fields(args: argparse.Namespace, *, limits: bool = True) -> dict[str, Any]:
+    """The create options a face parsed, as keyword arguments for a spec (``Sandbox.create``, ``SandboxSpec.parse``)."""
+    return {field: getattr(args, field) for field in SPEC_FIELDS + (LIMIT_FIELDS if limits else ())}
 
 
 def add_limit_arguments(parser: argparse.ArgumentParser) -> None:
