@@ -23,7 +23,7 @@ from IPython.core.magic_arguments import ArgDecorator, argument, argument_group,
 from .cellparse import DockerLine, bounded_lines, split_command
 from .errors import ExecTimeout, SandboxError
 from .notebook import KernelSandboxes, session
-from .options import add_limit_arguments, add_spec_arguments, spec_fields
+from .options import LIMIT_FIELDS, SPEC_FIELDS, add_limit_arguments, add_spec_arguments, spec_fields
 from .progress import MODES
 from .streaming import CommandResult, load_image, run_command, run_docker, save_image
 
@@ -46,25 +46,8 @@ ACTIONS = (
     "save",
     "shell",
 )
-CREATE_ONLY = (
-    "docker",
-    "name",
-    "image",
-    "cpu",
-    "memory",
-    "network",
-    "egress",
-    "env",
-    "keep",
-    "progress",
-    "pids",
-    "disk",
-    "storage",
-    "images",
-    "ttl",
-    "idle_timeout",
-    "snapshot",
-)
+CREATE_ONLY = ("name", "keep", "progress", *(field for field in SPEC_FIELDS + LIMIT_FIELDS if field != "timeout"))
+"""The options only ``create`` takes (``--timeout`` also bounds exec, load and save)."""
 TIMEOUT_EXIT_CODE = 124
 """``_exit_code`` after a command was killed for its timeout (as coreutils' ``timeout`` reports it)."""
 RED, RESET = "\x1b[0;31m", "\x1b[0m"
