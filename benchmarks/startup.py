@@ -68,12 +68,9 @@ def default_limits() -> list[str]:
     return [*([f"--cpus={cpu:g}"] if cpu else []), *([f"--memory={memory}"] if memory else []), *([f"--pids-limit={pids}"] if pids else [])]
 
 
-def floor_command(name: str, image: str) -> list[str]:
-    """The floor: a bare ``docker run`` of the init program, with a create's disk store and default limits."""
+def floor_container(name: str, image: str) -> list[str]:
+    """The floor's container as ``docker run`` flags up to the image: runsc, a create's disk store and default limits."""
     return [
-        "docker",
-        "run",
-        "--rm",
         "--name",
         name,
         "--runtime=runsc",
@@ -83,8 +80,12 @@ def floor_command(name: str, image: str) -> list[str]:
         f"--tmpfs={DISK_PATH}:size={FLOOR_DISK},mode=0755,exec",
         "--entrypoint=",
         image,
-        *init_command(True, FLOOR_DISK),
     ]
+
+
+def floor_command(name: str, image: str) -> list[str]:
+    """The floor: a bare ``docker run`` of the init program, with a create's disk store and default limits."""
+    return ["docker", "run", "--rm", *floor_container(name, image), *init_command(True, FLOOR_DISK)]
 
 
 def floor_options(image: str) -> dict[str, Any]:
@@ -162,22 +163,7 @@ def run_seed(image: str, index: int) -> float:
     remove(name)
     start = time.monotonic()
     subprocess.run(
-        [
-            "docker",
-            "run",
-            "-d",
-            "--name",
-            name,
-            "--runtime=runsc",
-            "--network=none",
-            *default_limits(),
-            "--cap-add=ALL",
-            f"--tmpfs={DISK_PATH}:size={FLOOR_DISK},mode=0755,exec",
-            "--entrypoint=",
-            image,
-            "sleep",
-            "infinity",
-        ],
+        ["docker", "run", "-d", *floor_container(name, image), "sleep", "infinity"],
         check=True,
         capture_output=True,
     )

@@ -22,6 +22,7 @@ import warnings
 from typing import Iterator
 
 import pytest
+from test_browser_e2e import CHROMIUM, CHROMIUM_ARGS
 
 from jupyter_sandbox import labels as L
 from jupyter_sandbox.events import DOCKER_PHASES
@@ -31,16 +32,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 OUTPUT = REPO / "test-output"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--headless",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 SPINNER = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
 
 
