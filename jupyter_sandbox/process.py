@@ -22,6 +22,7 @@ import docker.utils.socket as docker_socket
 
 from .engine import Engine
 from .errors import ENOSPC_TEXT, ExecTimeout, SandboxDied, SandboxError
+from .lifecycle import touch
 from .threads import iterate_in_thread, poll_until
 
 RUNSC_GONE = b'urpc method "containerManager'
@@ -233,6 +234,7 @@ class AsyncProcess:
                 await self._collect_exit_code()
                 if self.exit_code == 128 and RUNSC_GONE in self._stderr_tail:
                     self.sandbox_error = await self._sandbox_death()
+            touch(self.container_id)  # a use ends now: idle time counts from here, however long it ran
             self._finished.set()
         if self.timed_out:
             raise self._timeout_error()

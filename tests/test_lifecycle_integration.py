@@ -138,9 +138,11 @@ def test_get_and_use_of_an_expired_sandbox_remove_it_and_say_so(notices, no_leak
 
 def test_idle_timeout_pauses_and_an_exec_resumes(test_images, notices, no_leaks):
     with Sandbox.create(unique_name("lc"), docker=True, idle_timeout=4, owner="test", use_pool=False) as sb:
-        assert sb.docker.load(test_images["tiny"]).wait() == 0
-        assert sb.docker.run(test_images["tiny"], "sleep", "3600", detach=True, name="sleeper", network="none").wait() == 0
-        assert sb.status().state == "ready"  # just used: not idle
+        loaded = sb.docker.load(test_images["tiny"])
+        assert loaded.wait() == 0, loaded.stderr.read()
+        sleeper = sb.docker.run(test_images["tiny"], "sleep", "3600", detach=True, name="sleeper", network="none")
+        assert sleeper.wait() == 0, sleeper.stderr.read()
+        assert sb.status().state == "ready"  # just used (idle time counts from the end of a use, however long it ran)
         time.sleep(4.5)
         states = {i.name: i.state for i in Sandbox.list()}  # a face looks: the idle sandbox is paused
         assert states[sb.name] == "paused"
@@ -149,6 +151,14 @@ def test_idle_timeout_pauses_and_an_exec_resumes(test_images, notices, no_leaks)
         assert [n.action for n in notices if n.sandbox == sb.name] == ["idle-paused", "resumed"]
         assert sb.status().state == "ready"
         assert inner_sleeper_up(sb, "sleeper")
+
+
+def test_idle_time_counts_from_the_end_of_a_long_use(notices, no_leaks):
+    with Sandbox.create(unique_name("lc"), idle_timeout=2, owner="test", use_pool=False) as sb:
+        assert sb.exec(["sleep", "3"]).wait() == 0  # longer than the idle timeout, and nobody looked meanwhile
+        states = {i.name: i.state for i in Sandbox.list()}
+        assert states[sb.name] == "ready"
+        assert [n.action for n in notices if n.sandbox == sb.name] == []
 
 
 @pytest.mark.parametrize(
