@@ -144,19 +144,15 @@ fi
 # 2025-07 cannot setns into a nested PID namespace, so `docker exec` fails for every inner container
 # that has its own: with SHARED_PID=1 the filter also drops the PID namespace from each new
 # container's OCI config, so every inner container shares the sandbox's, however it was created.
-# It also answers `--version` from a copy taken at boot: dockerd runs it on every `docker version`,
-# and a process start costs 35-70 ms under gVisor (measured), the most of that API call.
-runc --version > $RUN/runc.version 2>/dev/null &
+# It also answers `--version` itself, with the text runc printed at boot written into the filter (a
+# rewrite in the background, swapped in whole): dockerd starts it on every `docker version`, and
+# under gVisor a process start costs about 10 ms, runc's own 35-70 ms, and every file read more
+# (measured: 13-16 ms when the filter read a copy of the text, 9.5-10 ms with the text inside it).
 cat > $RUN/runc <<RUNC
 #!/bin/sh
 SHARED_PID=${JUPYTER_SANDBOX_SHARED_PID:-0}
-VERSION=$RUN/runc.version
 RUNC
 cat >> $RUN/runc <<'RUNC'
-if [ "$*" = --version ] && [ -s "$VERSION" ]; then
-  while IFS= read -r line; do printf '%s\n' "$line"; done < "$VERSION"
-  exit 0
-fi
 # One pass: the arguments go back as they came, with --no-new-keyring right after the command
 # (the first word that is neither an option nor a global option's value) when it creates a container.
 first=1 prev= bundle= cmd=
@@ -182,6 +178,9 @@ esac
 exec runc "$@"
 RUNC
 chmod 755 $RUN/runc
+{ version=$(runc --version 2>/dev/null) && case $version in ""|*"'"*) false ;; esac &&
+  { printf '#!/bin/sh\nif [ "$*" = --version ]; then printf %s; exit 0; fi\n' "'%s\\n' '$version'"; tail -n +2 $RUN/runc; } > $RUN/runc.new &&
+  chmod 755 $RUN/runc.new && mv -f $RUN/runc.new $RUN/runc; } &
 DOCKERD_FLAGS="$DOCKERD_FLAGS --add-runtime=sandboxed-runc=$RUN/runc --default-runtime=sandboxed-runc"
 
 tail_log() {

@@ -266,6 +266,12 @@ class AsyncSandbox(LifecycleMixin):
                 return await self.status()
         return info
 
+    @property
+    def daemon_known_ready(self) -> bool:
+        """Whether this object has seen the sandbox ready (then :meth:`wait_ready` costs one engine
+        inspect: it still resumes a paused sandbox and removes an expired one)."""
+        return self._ready
+
     async def wait_ready(self, timeout: float | None = None) -> None:
         """Return once the sandbox is ready (at once if it already is), for a use that follows.
 

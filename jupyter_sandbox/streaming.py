@@ -75,8 +75,8 @@ Starter = Callable[[AsyncSandbox], Awaitable[AsyncProcess]]
 
 async def _run(sandbox: Sandbox, start: Starter, needs_daemon: bool, output: "queue.Queue[Any]") -> AsyncProcess:
     core = sandbox.core
-    if needs_daemon:
-        await core.wait_ready()  # may take a while: stays interruptible
+    if needs_daemon and not core.daemon_known_ready:
+        await core.wait_ready()  # may take a while: stays interruptible (the start below checks again, quickly)
     # Once started, the process must be known to the code that kills it: no cancellation in between.
     with anyio.CancelScope(shield=True):
         process = await start(core)
