@@ -14,11 +14,11 @@ Lines (each a whole command, from start to its output; every variant runs WARMUP
                                                 the sandbox through `docker exec`
   docker-py version() on the socket             one API call from this process, no CLI start
 
-Loads: ``sb.docker.load(IMAGE)`` (the host engine's save stream into the
-sandbox's ``docker load`` through the socket) against the host's own
-``docker save IMAGE | docker load`` of the same image in the same run. The
-host already has the layers, so its load skips most of the writing: the
-sandbox's load is timed like that too (layers present) and new to it.
+Loads: ``sb.docker.load(IMAGE)`` (the host's saved copy of the image, or with the cache off
+the host engine's save stream, into the sandbox's ``docker load`` through the socket) against
+the host's own ``docker load -i`` of the image's tar (the goal's baseline) and ``docker save IMAGE
+| docker load``, in the same run. The host already has the layers, so its loads skip most of the
+writing: the sandbox's load is timed like that too (layers present) and new to it.
 """
 
 from __future__ import annotations
@@ -30,8 +30,9 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
-from typing import Any
+from typing import Any, Callable
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from startup import summary, table, time_alternately  # noqa: E402
@@ -96,37 +97,81 @@ def lines(sandbox: Any, runs: int) -> dict[str, dict[str, float]]:
 
 
 def loads(sandbox: Any, image: str, runs: int) -> dict[str, dict[str, float]]:
-    """Time loading ``image`` into the sandbox against the host's own save-and-load of it.
+    """Time loading ``image`` into the sandbox against the host's own loads of it.
 
-    The host engine already has the image's layers, so its load reads the stream and writes
-    little; a load into the sandbox is timed both ways: new to it (every layer written by its
-    daemon) and with its layers already there (like the host's).
+    The host engine already has the image's layers, so its loads read the stream and write
+    little.  A load into the sandbox is timed: when the sandbox has the image already (not
+    copied), with its layers there under another name (copied, like the host's), and new to it
+    (every layer written by its daemon); the copies read the host's saved copy of the image
+    (:mod:`jupyter_sandbox.imagecache`), and once more with the cache off, saving the image
+    again each time as every load did before.
     """
+    from jupyter_sandbox import imagecache
+
+    keeper = "bench-keep:1"  # a second name inside that keeps the layers when the image's own name is removed
+
+    def inside(*argv: str) -> None:
+        process = sandbox.docker(*argv)
+        assert process.wait() == 0, process.stderr.read()
 
     def ours() -> None:
         process = sandbox.docker.load(image)
         assert process.wait() == 0, process.stderr.read()
 
-    def fresh() -> None:
-        sandbox.docker("rmi", image).wait()  # untimed below: removed before each new load
-        start = time.monotonic()
-        ours()
-        timings.append(time.monotonic() - start)
+    def timed_after(prepare: Callable[[], None], label: str, cache: bool = True) -> Callable[[], None]:
+        def run() -> None:
+            prepare()  # untimed
+            if not cache:
+                os.environ[imagecache.SIZE_ENV] = "0"
+            try:
+                start = time.monotonic()
+                ours()
+                timings.setdefault(label, []).append(time.monotonic() - start)
+            finally:
+                os.environ.pop(imagecache.SIZE_ENV, None)
 
-    def host() -> None:
-        subprocess.run(f"docker save {image} | docker load", shell=True, check=True, capture_output=True)
+        return run
 
-    timings: list[float] = []
-    results = time_alternately(
-        {
-            "sb.docker.load, new to the sandbox (total)": fresh,
-            "sb.docker.load, layers present": ours,
-            "host docker save | docker load (layers present)": host,
-        },
-        runs,
-    )
-    results["sb.docker.load, new to the sandbox"] = summary(timings)
-    del results["sb.docker.load, new to the sandbox (total)"]
+    def untag() -> None:
+        inside("rmi", image)
+
+    def remove_all() -> None:
+        inside("rmi", image, keeper)
+
+    def keep_layers() -> None:
+        inside("tag", image, keeper)
+
+    with tempfile.TemporaryDirectory() as folder:
+        tar = os.path.join(folder, "image.tar")
+        subprocess.run(["docker", "save", "-o", tar, image], check=True)  # the issue's baseline: a load of the image's tar
+        ours()  # untimed: makes the saved copy
+        keep_layers()
+        timings: dict[str, list[float]] = {}
+
+        def new_to_the_sandbox() -> None:
+            timed_after(remove_all, "sb.docker.load, new to the sandbox")()
+            keep_layers()
+
+        time_alternately(
+            {
+                "new": new_to_the_sandbox,
+                "present": timed_after(untag, "sb.docker.load, layers present"),
+                "present, cache off": timed_after(untag, "sb.docker.load, layers present, cache off", cache=False),
+                "there": timed_after(lambda: None, "sb.docker.load, image already there (nothing copied)"),
+            },
+            runs,
+        )
+        results = {label: summary(values) for label, values in timings.items()}
+
+        def host_tar() -> None:
+            subprocess.run(["docker", "load", "-i", tar], check=True, capture_output=True)
+
+        def host_pipe() -> None:
+            subprocess.run(f"docker save {image} | docker load", shell=True, check=True, capture_output=True)
+
+        host = {"host docker load -i TAR (layers present)": host_tar, "host docker save | docker load (layers present)": host_pipe}
+        results.update(time_alternately(host, runs))
+        inside("rmi", keeper)
     return results
 
 
@@ -162,14 +207,14 @@ def main(argv: list[str] | None = None) -> int:
     throughput: dict[str, float] = {}
     if load_results:
         throughput = {label: size / 1e6 / stats["median"] for label, stats in load_results.items()}
-        host_rate = throughput["host docker save | docker load (layers present)"]
-        ratios["load throughput / host, layers present"] = throughput["sb.docker.load, layers present"] / host_rate
-        ratios["load throughput / host, new to the sandbox"] = throughput["sb.docker.load, new to the sandbox"] / host_rate
+        host_rate = throughput["host docker load -i TAR (layers present)"]
+        for label in ("image already there (nothing copied)", "layers present", "layers present, cache off", "new to the sandbox"):
+            ratios[f"load throughput / host, {label}"] = throughput[f"sb.docker.load, {label}"] / host_rate
         print(f"\nload of {args.load_image} ({size / 1e6:.0f} MB), goal: at least {LOAD_GOAL:g}x the host's throughput:")
         for label, value in throughput.items():
-            print(f"  {label:<50}{value:>7.1f} MB/s")
-        for label in ("layers present", "new to the sandbox"):
-            print(f"  {'ratio, ' + label:<50}{ratios['load throughput / host, ' + label]:>7.2f}x")
+            print(f"  {label:<54}{value:>9.1f} MB/s")
+        for label in ("image already there (nothing copied)", "layers present", "layers present, cache off", "new to the sandbox"):
+            print(f"  {'ratio, ' + label:<54}{ratios['load throughput / host, ' + label]:>7.2f}x")
     if args.json:
         with open(args.json, "w") as f:
             json.dump(

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
 import docker.errors as docker_errors
 
 from . import compose as compose_rewrite
-from . import hostcli
+from . import hostcli, imagecache
 from .errors import DockerNotEnabled, ImageExists, ImageNotFound, InnerContainerNotFound, SandboxError, SpecError
 from .files import iterate_file, tar_stream
 from .hostcli import HostProcess
@@ -301,6 +301,14 @@ class AsyncDocker:
         verb = next((arg for arg in args if not arg.startswith("-")), "")
         return verb not in PLUGINS or hostcli.has_plugin(verb)
 
+    async def _image_id(self, image: str) -> str | None:
+        """The id of the sandbox daemon's image called ``image``, if it has one (None also when it cannot say)."""
+        try:
+            found = await run_sync(self.client.api.inspect_image, image)
+        except (docker_errors.DockerException, SandboxError):  # not there, or no socket now: copy as usual
+            return None
+        return str(found.get("Id") or "") or None
+
     def _check_enabled(self) -> None:
         if not self._sandbox.spec.docker:
             raise DockerNotEnabled(
@@ -487,8 +495,12 @@ class AsyncDocker:
         """Copy an image from the host engine into the sandbox's daemon, streamed, with progress on stderr.
 
         The host engine's ``docker save`` stream (docker-py ``get_image``) is fed
-        to ``docker load`` on the sandbox's socket: no temporary copy anywhere.
-        Progress (MB and MB/s) is written to stderr when the copy takes more than a second.
+        to ``docker load`` on the sandbox's socket, and kept on the host as the
+        image's saved copy: later loads of the same image read that copy instead
+        of saving it again (:mod:`jupyter_sandbox.imagecache`).  An image the
+        sandbox's daemon already has under that name, with the same id, is not
+        copied at all.  Progress (MB and MB/s) is written to stderr when the copy
+        takes more than a second.
 
         Args:
             on_progress: Called with (bytes sent, seconds) from the thread feeding the copy.
@@ -641,9 +653,11 @@ async def load_image(
     """Start copying a host image into a sandbox's daemon, without waiting for the sandbox to be ready.
 
     The one path every load takes (``load()`` and the images preloaded during
-    startup): the host engine's ``docker save`` stream fed to ``docker load`` on
-    the sandbox's host socket, or, for a sandbox without one, to ``docker load``
-    run inside it through exec.
+    startup): the host's saved copy of the image, or else the host engine's
+    ``docker save`` stream (kept as that copy on the way), fed to ``docker load``
+    on the sandbox's host socket, or, for a sandbox without one, to ``docker
+    load`` run inside it through exec.  Over the socket, an image the sandbox
+    already has (same name, same id) is not copied: the process only confirms it.
 
     Args:
         on_progress: Called with (bytes sent so far, seconds since the start), in the feeding thread.
@@ -654,14 +668,25 @@ async def load_image(
     docker = sandbox.docker
     docker._check_enabled()
     engine = sandbox.engine
-    await engine.image(image)
+    found = await engine.image(image)
+    image_id = str(found.get("Id") or "")
+    saved = imagecache.lookup(image_id, image) if image_id else None
 
     def source() -> Iterable[bytes]:  # runs in the stdin thread, off the event loop
+        if saved is not None:
+            try:
+                return imagecache.read(saved)
+            except OSError:  # removed since: save it again
+                pass
         stream: Iterable[bytes] = engine.client.api.get_image(image, chunk_size=COPY_CHUNK)
-        return stream
+        return imagecache.keep(stream, image_id, image, expected=found.get("Size")) if image_id else stream
 
     if docker.direct(["load"]):
-        return await docker._copy(source, docker.socket, f"{image} into sandbox {sandbox.name}", timeout, on_progress=on_progress)
+        if image_id and await docker._image_id(image) == image_id:  # already there, under that name: nothing to copy
+            argv = ["docker", "image", "inspect", "--format", f"Loaded image: {image} (already in the sandbox: nothing copied)", image]
+            return await HostProcess.start_cli(engine, sandbox.container_id, docker.socket, argv, timeout=timeout, sandbox=sandbox.name)
+        what = f"{image} into sandbox {sandbox.name}" + (" (the host's saved copy)" if saved else "")
+        return await docker._copy(source, docker.socket, what, timeout, on_progress=on_progress)
     started = time.monotonic()
 
     def chunks() -> Iterator[bytes]:

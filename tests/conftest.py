@@ -4,13 +4,16 @@ if the host is not set up they fail (they never skip), since that is what they t
 from __future__ import annotations
 
 import os
+import shutil
 import signal
+import tempfile
 from typing import Iterator
 
 import docker
 import pytest
 from sandbox_test_support import RUN_ID, leaks, run_resources, unique_name
 
+from jupyter_sandbox import imagecache
 from jupyter_sandbox import labels as L
 from jupyter_sandbox.images import busybox_image
 from jupyter_sandbox.ports import BASE_URL_ENV
@@ -49,8 +52,18 @@ def pytest_configure(config: pytest.Config) -> None:
     does nothing where SIGINT is ignored, as it is for a background job of a shell without job control
     (``bash .ci/run &``): those tests then waited forever. Give SIGINT back its KeyboardInterrupt."""
     os.environ[L.RUN_ENV] = RUN_ID
+    # The host's saved image copies go to a folder of this run's own (children inherit it): a test
+    # that counts host saves then never finds a copy an earlier run left, and the run leaves none.
+    os.environ.setdefault(imagecache.DIR_ENV, tempfile.mkdtemp(prefix="jupyter-sandbox-test-images-"))
     if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
         signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Remove this run's saved image copies (see :func:`pytest_configure`)."""
+    folder = os.environ.get(imagecache.DIR_ENV, "")
+    if os.path.basename(folder).startswith("jupyter-sandbox-test-images-"):
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 REAL_PARTS = {"browser", "lab_url", "panel", "test_images", "docker_sandbox"}

@@ -16,7 +16,7 @@ import IPython
 import pytest
 from sandbox_test_support import unique_name
 
-from jupyter_sandbox import apisocket, hostcli
+from jupyter_sandbox import apisocket, hostcli, imagecache
 from jupyter_sandbox import labels as L
 from jupyter_sandbox.bootstrap import API_DIR, HOST_READY
 from jupyter_sandbox.errors import ImageExists, SandboxError
@@ -285,3 +285,35 @@ def test_a_copy_over_a_second_shows_its_progress_between_the_output(sb, test_ima
     assert "copying tiny, slowly: " in err and " MB/s\n" in err
     assert f"copied tiny, slowly: {len(tar) / 1e6:.1f} MB" in err
     assert process.stdout_text.startswith("Loaded image")
+
+
+def host_saves(image_id: str, since: float) -> int:
+    """How many times the host engine saved this image since ``since`` (its events)."""
+    events = docker.from_env().api.events(since=since, until=time.time() + 0.5, decode=True, filters={"type": "image", "event": "save"})
+    return sum(1 for event in events if event.get("Actor", {}).get("ID") == image_id)
+
+
+def test_a_second_load_reads_the_hosts_saved_copy_and_an_image_already_there_is_not_copied(test_images, no_leaks):
+    tiny = test_images["tiny"]
+    image_id = docker.from_env().images.get(tiny).id
+    copy = imagecache.path_for(image_id, tiny)
+    if os.path.exists(copy):
+        os.unlink(copy)  # an earlier test of this run loaded it: start without a copy
+    sandbox = fresh(network="none")
+    try:
+        since = time.time()
+        assert sandbox.docker.load(tiny).wait() == 0
+        assert host_saves(image_id, since) == 1
+        assert stat.S_IMODE(os.stat(copy).st_mode) == 0o600 and stat.S_IMODE(os.stat(os.path.dirname(copy)).st_mode) == 0o700
+        removed = sandbox.docker("rmi", tiny)
+        assert removed.wait() == 0, removed.stderr.read()
+        since = time.time()
+        loaded = sandbox.docker.load(tiny)
+        assert loaded.wait() == 0, loaded.stderr.read()
+        assert host_saves(image_id, since) == 0  # from the copy, not the engine
+        ran = sandbox.docker.run(tiny, "echo", "from the copy", rm=True, network="none")
+        assert ran.wait() == 0 and ran.stdout.read() == "from the copy\n"
+        again = sandbox.docker.load(tiny)  # there already, same id: nothing to copy
+        assert again.wait() == 0 and again.stdout.read() == f"Loaded image: {tiny} (already in the sandbox: nothing copied)\n"
+    finally:
+        sandbox.terminate()
