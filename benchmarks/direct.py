@@ -101,10 +101,10 @@ def loads(sandbox: Any, image: str, runs: int) -> dict[str, dict[str, float]]:
 
     The host engine already has the image's layers, so its loads read the stream and write
     little.  A load into the sandbox is timed: when the sandbox has the image already (not
-    copied), with its layers there under another name (copied, like the host's), and new to it
-    (every layer written by its daemon); the copies read the host's saved copy of the image
-    (:mod:`jupyter_sandbox.imagecache`), and once more with the cache off, saving the image
-    again each time as every load did before.
+    copied), with its layers there under another name (the host's saved copy of the image goes
+    without them, :mod:`jupyter_sandbox.imagecache`), the same with the cache off (the host
+    engine saves the whole image again each time, as every load did before), and new to it
+    (the whole saved copy, every layer written by its daemon).
     """
     from jupyter_sandbox import imagecache
 

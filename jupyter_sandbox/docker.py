@@ -301,6 +301,24 @@ class AsyncDocker:
         verb = next((arg for arg in args if not arg.startswith("-")), "")
         return verb not in PLUGINS or hostcli.has_plugin(verb)
 
+    async def _image_layers(self) -> list[list[str]]:
+        """The layers (diff ids, base first) of every image the sandbox's daemon has ([] when it cannot say)."""
+
+        def collect() -> list[list[str]]:
+            api = self.client.api
+            found = []
+            for summary in api.images():
+                try:
+                    found.append(list((api.inspect_image(summary["Id"]).get("RootFS") or {}).get("Layers") or []))
+                except docker_errors.NotFound:  # removed meanwhile
+                    continue
+            return found
+
+        try:
+            return await run_sync(collect)
+        except (docker_errors.DockerException, SandboxError):
+            return []
+
     async def _image_id(self, image: str) -> str | None:
         """The id of the sandbox daemon's image called ``image``, if it has one (None also when it cannot say)."""
         try:
@@ -497,9 +515,9 @@ class AsyncDocker:
         The host engine's ``docker save`` stream (docker-py ``get_image``) is fed
         to ``docker load`` on the sandbox's socket, and kept on the host as the
         image's saved copy: later loads of the same image read that copy instead
-        of saving it again (:mod:`jupyter_sandbox.imagecache`).  An image the
-        sandbox's daemon already has under that name, with the same id, is not
-        copied at all.  Progress (MB and MB/s) is written to stderr when the copy
+        of saving it again, and send only the layers the sandbox's daemon lacks
+        (:mod:`jupyter_sandbox.imagecache`).  An image the daemon already has
+        under that name, with the same id, is not copied at all.  Progress (MB and MB/s) is written to stderr when the copy
         takes more than a second.
 
         Args:
@@ -656,8 +674,10 @@ async def load_image(
     startup): the host's saved copy of the image, or else the host engine's
     ``docker save`` stream (kept as that copy on the way), fed to ``docker load``
     on the sandbox's host socket, or, for a sandbox without one, to ``docker
-    load`` run inside it through exec.  Over the socket, an image the sandbox
-    already has (same name, same id) is not copied: the process only confirms it.
+    load`` run inside it through exec.  Over the socket, a saved copy goes
+    without the layers the sandbox's daemon has (empty files in their place,
+    which its ``docker load`` never opens), and an image it already has (same
+    name, same id) is not copied: the process only confirms it.
 
     Args:
         on_progress: Called with (bytes sent so far, seconds since the start), in the feeding thread.
@@ -672,7 +692,11 @@ async def load_image(
     image_id = str(found.get("Id") or "")
     saved = imagecache.lookup(image_id, image) if image_id else None
 
+    thin: Iterable[bytes] | None = None  # the saved copy without the layers the sandbox has (set below)
+
     def source() -> Iterable[bytes]:  # runs in the stdin thread, off the event loop
+        if thin is not None:
+            return thin
         if saved is not None:
             try:
                 return imagecache.read(saved)
@@ -685,7 +709,15 @@ async def load_image(
         if image_id and await docker._image_id(image) == image_id:  # already there, under that name: nothing to copy
             argv = ["docker", "image", "inspect", "--format", f"Loaded image: {image} (already in the sandbox: nothing copied)", image]
             return await HostProcess.start_cli(engine, sandbox.container_id, docker.socket, argv, timeout=timeout, sandbox=sandbox.name)
-        what = f"{image} into sandbox {sandbox.name}" + (" (the host's saved copy)" if saved else "")
+        what = f"{image} into sandbox {sandbox.name}"
+        if saved is not None:  # only the layers the sandbox's daemon lacks
+            chains = imagecache.layer_chains(await docker._image_layers())
+            try:
+                thin, left_out = await run_sync(imagecache.without_layers, saved, chains)
+            except OSError:  # removed since: save it again
+                pass
+            else:
+                what += f" (the host's saved copy{f', without {left_out / 1e6:.1f} MB of layers it has' if left_out else ''})"
         return await docker._copy(source, docker.socket, what, timeout, on_progress=on_progress)
     started = time.monotonic()
 

@@ -25,10 +25,13 @@ the same image under the same name read that file instead.
 
 from __future__ import annotations
 
+import copy
 import hashlib
+import json
 import logging
 import os
 import shutil
+import tarfile
 import tempfile
 import time
 from typing import IO, Iterable, Iterator, NamedTuple
@@ -214,3 +217,106 @@ def evict(budget: int, keep_path: str | None = None) -> list[str]:
         except OSError:
             pass
     return removed
+
+
+# -- thin copies ---------------------------------------------------------------------
+
+
+def layer_chains(layer_lists: Iterable[Iterable[str]]) -> set[tuple[str, ...]]:
+    """Every layer chain a daemon has, from its images' ``RootFS.Layers`` (diff ids, base first).
+
+    A daemon keeps a layer by its chain (the layer with everything under it), so an image's
+    ``i``-th layer is there when its first ``i + 1`` diff ids are a prefix of some image's list.
+    """
+    chains: set[tuple[str, ...]] = set()
+    for layers in layer_lists:
+        diff_ids = tuple(layers)
+        chains.update(diff_ids[: n + 1] for n in range(len(diff_ids)))
+    return chains
+
+
+def without_layers(path: str, chains: set[tuple[str, ...]]) -> tuple[Iterator[bytes], int]:
+    """A saved copy as a stream in which every layer the target daemon already has is an empty file,
+    and how many layer bytes that leaves out.
+
+    ``docker load`` looks up each layer by its chain (from the image's config, which is sent
+    whole) and opens a layer's file only when it does not have it, so those files are never read
+    (moby ``image/tarexport/load.go``).  A copy whose layout is not the plain one (``manifest.json``
+    naming each layer's file, no links between layer files) is streamed whole.
+    """
+    skip = _present_layer_files(path, chains)
+    if not skip:
+        return read(path), 0
+    left_out = 0
+    with tarfile.open(path) as tar:
+        for member in tar.getmembers():
+            if member.name in skip:
+                left_out += member.size
+    return _rewrite(path, skip), left_out
+
+
+def _present_layer_files(path: str, chains: set[tuple[str, ...]]) -> set[str]:
+    try:
+        with tarfile.open(path) as tar:
+            members = {member.name: member for member in tar.getmembers()}
+            manifest = json.load(_member(tar, members, "manifest.json"))
+            skip: set[str] = set()
+            for entry in manifest:
+                config = json.load(_member(tar, members, entry["Config"]))
+                diff_ids = list(config["rootfs"]["diff_ids"])
+                layer_files = list(entry["Layers"])
+                if len(diff_ids) != len(layer_files):
+                    return set()
+                for n, layer_file in enumerate(layer_files):
+                    if tuple(diff_ids[: n + 1]) in chains:
+                        skip.add(layer_file)
+            if any(members[name].issym() or members[name].islnk() for name in members if name.endswith("layer.tar")):
+                return set()  # a link between layer files: leave the layout alone
+            if any(name not in members or not members[name].isfile() for name in skip):
+                return set()
+            return skip
+    except (OSError, tarfile.TarError, ValueError, KeyError, TypeError):
+        return set()
+
+
+def _member(tar: tarfile.TarFile, members: dict[str, tarfile.TarInfo], name: str) -> IO[bytes]:
+    member = members.get(name)
+    opened = tar.extractfile(member) if member is not None else None
+    if opened is None:
+        raise KeyError(name)
+    return opened
+
+
+def _rewrite(path: str, skip: set[str]) -> Iterator[bytes]:
+    """The tar at ``path`` again, member by member, with the members in ``skip`` emptied (opened at
+    once: a missing file raises here, not later)."""
+    tar = tarfile.open(path)
+    raw = open(path, "rb")
+
+    def chunks() -> Iterator[bytes]:
+        with tar, raw:
+            yield from _members(tar, raw, path, skip)
+
+    return chunks()
+
+
+def _members(tar: tarfile.TarFile, raw: IO[bytes], path: str, skip: set[str]) -> Iterator[bytes]:
+    for member in tar:
+        if member.name in skip:
+            empty = copy.copy(member)
+            empty.size = 0
+            yield empty.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
+            continue
+        yield member.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
+        if member.isfile() and member.size:
+            raw.seek(member.offset_data)
+            left = member.size
+            while left:
+                chunk = raw.read(min(CHUNK, left))
+                if not chunk:
+                    raise OSError(f"{path} ends inside {member.name}")
+                left -= len(chunk)
+                yield chunk
+            if member.size % tarfile.BLOCKSIZE:
+                yield tarfile.NUL * (tarfile.BLOCKSIZE - member.size % tarfile.BLOCKSIZE)
+    yield tarfile.NUL * (2 * tarfile.BLOCKSIZE)

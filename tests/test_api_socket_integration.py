@@ -317,3 +317,23 @@ def test_a_second_load_reads_the_hosts_saved_copy_and_an_image_already_there_is_
         assert again.wait() == 0 and again.stdout.read() == f"Loaded image: {tiny} (already in the sandbox: nothing copied)\n"
     finally:
         sandbox.terminate()
+
+
+def test_a_load_sends_only_the_layers_the_sandbox_lacks(test_images, no_leaks):
+    tiny = test_images["tiny"]
+    whole = sum(len(chunk) for chunk in docker.from_env().api.get_image(tiny))
+    sandbox = fresh(network="none")
+    try:
+        first = sandbox.docker.load(tiny)
+        assert first.wait() == 0, first.stderr.read()
+        for argv in (["tag", tiny, "keeper:1"], ["rmi", tiny]):  # the image's name goes, its layer stays
+            step = sandbox.docker(*argv)
+            assert step.wait() == 0, step.stderr.read()
+        sent: list[int] = []
+        loaded = sandbox.docker.load(tiny, on_progress=lambda count, seconds: sent.append(count))
+        assert loaded.wait() == 0, loaded.stderr.read()
+        assert sent and max(sent) < whole / 10, (max(sent), whole)
+        ran = sandbox.docker.run(tiny, "sh", "-c", "echo layers intact; ls /bin | wc -l", rm=True, network="none")
+        assert ran.wait() == 0 and ran.stdout.read().startswith("layers intact\n"), ran.stderr.read()
+    finally:
+        sandbox.terminate()

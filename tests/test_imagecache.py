@@ -89,3 +89,51 @@ def test_old_partial_copies_are_swept(cache_folder):
     os.utime(partial, (time.time() - 7200, time.time() - 7200))
     assert imagecache.evict(100) == [str(partial)]
     assert fresh.exists()
+
+
+def saved_image(path, layers: dict[str, bytes], diff_ids: list[str]) -> None:
+    """A tar laid out as `docker save` writes one: a folder per layer, the config, manifest.json."""
+    import io
+    import json
+    import tarfile
+
+    config = json.dumps({"rootfs": {"type": "layers", "diff_ids": diff_ids}}).encode()
+    manifest = json.dumps([{"Config": "cfg.json", "RepoTags": ["demo:1"], "Layers": [f"{name}/layer.tar" for name in layers]}]).encode()
+    with tarfile.open(path, "w") as tar:
+        for name, content in [*((f"{n}/layer.tar", c) for n, c in layers.items()), ("cfg.json", config), ("manifest.json", manifest)]:
+            info = tarfile.TarInfo(name)
+            info.size = len(content)
+            tar.addfile(info, io.BytesIO(content))
+
+
+def test_layer_chains_are_every_prefix_of_every_image():
+    assert imagecache.layer_chains([["a", "b"], ["a", "c"]]) == {("a",), ("a", "b"), ("a", "c")}
+
+
+def test_a_thin_copy_empties_the_layers_the_daemon_has_and_keeps_the_rest(tmp_path):
+    import io
+    import tarfile
+
+    path = tmp_path / "image.tar"
+    saved_image(path, {"base": b"B" * 1000, "top": b"T" * 700}, ["sha256:b", "sha256:t"])
+    stream, left_out = imagecache.without_layers(str(path), imagecache.layer_chains([["sha256:b", "sha256:other"]]))
+    data = b"".join(stream)
+    assert left_out == 1000
+    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+        contents = {m.name: tar.extractfile(m).read() for m in tar.getmembers()}
+    assert contents["base/layer.tar"] == b"" and contents["top/layer.tar"] == b"T" * 700
+    assert b"diff_ids" in contents["cfg.json"] and b"demo:1" in contents["manifest.json"]
+
+
+def test_a_layer_is_there_only_with_everything_under_it(tmp_path):
+    path = tmp_path / "image.tar"
+    saved_image(path, {"base": b"B" * 10, "top": b"T" * 10}, ["sha256:b", "sha256:t"])
+    _, left_out = imagecache.without_layers(str(path), imagecache.layer_chains([["sha256:t"]]))  # same diff id, other base
+    assert left_out == 0
+
+
+def test_a_copy_it_cannot_read_as_a_saved_image_is_sent_whole(tmp_path):
+    path = tmp_path / "image.tar"
+    path.write_bytes(b"not a tar at all" * 100)
+    stream, left_out = imagecache.without_layers(str(path), {("sha256:b",)})
+    assert left_out == 0 and b"".join(stream) == path.read_bytes()
