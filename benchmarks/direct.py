@@ -175,6 +175,50 @@ def loads(sandbox: Any, image: str, runs: int) -> dict[str, dict[str, float]]:
     return results
 
 
+def new_layers(sandbox: Any, base: str, runs: int) -> dict[str, dict[str, float]]:
+    """Time a load of layers neither side has: the host engine's ``docker load -i`` of a tar
+    against ``sb.docker.load`` of the same image, each after removing the image from its daemon.
+
+    The image is ``base``'s filesystem imported as one new layer (``docker export | docker
+    import``), removed from the host before each host load so that its layer is written again.
+    """
+    from jupyter_sandbox import imagecache
+
+    tag = f"jupyter-sandbox-bench/new-layers:{os.getpid()}"
+    container = subprocess.run(["docker", "create", base, "true"], check=True, capture_output=True, text=True).stdout.strip()
+    try:
+        subprocess.run(f"docker export {container} | docker import - {tag}", shell=True, check=True, capture_output=True)
+    finally:
+        subprocess.run(["docker", "rm", container], capture_output=True)
+    timings: dict[str, list[float]] = {}
+
+    def timed(label: str, argv: list[str] | None = None) -> None:
+        start = time.monotonic()
+        if argv is not None:
+            subprocess.run(argv, check=True, capture_output=True)
+        else:
+            process = sandbox.docker.load(tag)
+            assert process.wait() == 0, process.stderr.read()
+        timings.setdefault(label, []).append(time.monotonic() - start)
+
+    with tempfile.TemporaryDirectory() as folder:
+        tar = os.path.join(folder, "image.tar")
+        subprocess.run(["docker", "save", "-o", tar, tag], check=True)
+        image_id = subprocess.run(["docker", "image", "inspect", "-f", "{{.Id}}", tag], check=True, capture_output=True, text=True).stdout.strip()
+        try:
+            for _ in range(runs):
+                subprocess.run(["docker", "rmi", tag], check=True, capture_output=True)  # untimed: its layer goes with it
+                timed("host docker load -i TAR, every layer new", ["docker", "load", "-i", tar])
+                sandbox.docker("rmi", tag).wait()  # untimed (fails the first time: nothing to remove)
+                timed("sb.docker.load, every layer new (same image)")
+        finally:
+            sandbox.docker("rmi", tag).wait()
+            subprocess.run(["docker", "rmi", tag], capture_output=True)
+            with contextlib.suppress(OSError):
+                os.unlink(imagecache.path_for(image_id, tag))
+    return {label: summary(values) for label, values in timings.items()}
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark and print (and optionally save) the results."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -192,6 +236,8 @@ def main(argv: list[str] | None = None) -> int:
         line_results = lines(sandbox, args.runs)
         size = image_bytes(args.load_image)
         load_results = loads(sandbox, args.load_image, args.load_runs) if args.load_runs else {}
+        if args.load_runs:
+            load_results.update(new_layers(sandbox, args.load_image, args.load_runs))
     finally:
         sandbox.terminate()
 
@@ -210,11 +256,16 @@ def main(argv: list[str] | None = None) -> int:
         host_rate = throughput["host docker load -i TAR (layers present)"]
         for label in ("image already there (nothing copied)", "layers present", "layers present, cache off", "new to the sandbox"):
             ratios[f"load throughput / host, {label}"] = throughput[f"sb.docker.load, {label}"] / host_rate
+        ratios["load throughput / host, every layer new on both sides"] = (
+            load_results["host docker load -i TAR, every layer new"]["median"]
+            / load_results["sb.docker.load, every layer new (same image)"]["median"]
+        )
         print(f"\nload of {args.load_image} ({size / 1e6:.0f} MB), goal: at least {LOAD_GOAL:g}x the host's throughput:")
         for label, value in throughput.items():
             print(f"  {label:<54}{value:>9.1f} MB/s")
         for label in ("image already there (nothing copied)", "layers present", "layers present, cache off", "new to the sandbox"):
             print(f"  {'ratio, ' + label:<54}{ratios['load throughput / host, ' + label]:>7.2f}x")
+        print(f"  {'ratio, every layer new on both sides':<54}{ratios['load throughput / host, every layer new on both sides']:>7.2f}x")
     if args.json:
         with open(args.json, "w") as f:
             json.dump(
