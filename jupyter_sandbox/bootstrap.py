@@ -144,8 +144,8 @@ fi
 # 2025-07 cannot setns into a nested PID namespace, so `docker exec` fails for every inner container
 # that has its own: with SHARED_PID=1 the filter also drops the PID namespace from each new
 # container's OCI config, so every inner container shares the sandbox's, however it was created.
-# It also answers `--version` itself, with the text runc printed at boot written into the filter (a
-# rewrite in the background, swapped in whole): dockerd starts it on every `docker version`, and
+# It also answers `--version` itself, with the text runc printed written into the filter (a rewrite in
+# the background once the daemon is ready, swapped in whole): dockerd starts it on every `docker version`, and
 # under gVisor a process start costs about 10 ms, runc's own 35-70 ms, and every file read more
 # (measured: 13-16 ms when the filter read a copy of the text, 9.5-10 ms with the text inside it).
 cat > $RUN/runc <<RUNC
@@ -178,9 +178,12 @@ esac
 exec runc "$@"
 RUNC
 chmod 755 $RUN/runc
-{ version=$(runc --version 2>/dev/null) && case $version in ""|*"'"*) false ;; esac &&
-  { printf '#!/bin/sh\nif [ "$*" = --version ]; then printf %s; exit 0; fi\n' "'%s\\n' '$version'"; tail -n +2 $RUN/runc; } > $RUN/runc.new &&
-  chmod 755 $RUN/runc.new && mv -f $RUN/runc.new $RUN/runc; } &
+# Run once the daemon is ready (not during boot, where its process starts would compete with dockerd's).
+answer_version() {
+  { version=$(runc --version 2>/dev/null) && case $version in ""|*"'"*) false ;; esac &&
+    { printf '#!/bin/sh\nif [ "$*" = --version ]; then printf %s; exit 0; fi\n' "'%s\\n' '$version'"; tail -n +2 $RUN/runc; } > $RUN/runc.new &&
+    chmod 755 $RUN/runc.new && mv -f $RUN/runc.new $RUN/runc; } &
+}
 DOCKERD_FLAGS="$DOCKERD_FLAGS --add-runtime=sandboxed-runc=$RUN/runc --default-runtime=sandboxed-runc"
 
 tail_log() {
@@ -340,6 +343,7 @@ trap 'want=open relay_change=1' HUP
 trap 'close_relay; kill "$pid" 2>/dev/null; exit 0' TERM INT
 start_dockerd
 await_ready || exit 5
+answer_version
 running=1
 while :; do
   # Wake on a signal, dockerd's exit or the relay's exit (bash); sh waits for dockerd or a signal only.
