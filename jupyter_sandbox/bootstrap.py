@@ -192,7 +192,7 @@ tail_log() {
 # The host socket: relayed (closable for checkpoints) by one perl process, else socat; with neither,
 # dockerd listens on it itself. Perl comes first: socat forks a process per connection, and a fork under
 # gVisor made every new connection's first answer 10-17 ms late (measured; 1-2 ms through perl).
-relay= want=open
+relay= relay_listening=0 want=open
 if grep -q " $API " /proc/self/mountinfo 2>/dev/null; then
   if command -v perl >/dev/null 2>&1; then HOSTSOCK=relay RELAY=perl
     cat > $RUN/relay.pl <<'RELAY'
@@ -261,7 +261,10 @@ RELAY
   else HOSTSOCK=direct
     DOCKERD_FLAGS="$DOCKERD_FLAGS -H unix:///var/run/docker.sock -H unix://$API/docker.sock"; fi
 else HOSTSOCK=none; fi
-open_relay() {
+# Started as soon as dockerd is (a perl start under gVisor is slow, and it overlaps dockerd's own start
+# that way); the socket is waited for only before "answering".  Until dockerd listens, a connection
+# through it is closed at once.
+spawn_relay() {
   [ "$HOSTSOCK" = relay ] && [ "$want" = open ] && [ -z "$relay" ] || return 0
   rm -f "$API/docker.sock"
   if [ "$RELAY" = perl ]; then
@@ -272,11 +275,17 @@ open_relay() {
     # -b: 1 MiB transfers; socat's 8 KiB default caps a stream at ~50 MB/s under gVisor (measured).
     socat -t 86400 -b 1048576 UNIX-LISTEN:"$API/docker.sock",fork,mode=600,backlog=128 UNIX-CONNECT:/var/run/docker.sock 2>>"$RUN/relay.log" &
   fi
-  relay=$!
+  relay=$! relay_listening=0
+}
+open_relay() {
+  [ "$HOSTSOCK" = relay ] && [ "$want" = open ] || return 0
+  spawn_relay
+  [ "$relay_listening" = 0 ] || return 0
   while [ ! -S "$API/docker.sock" ]; do
     alive "$relay" || { wait "$relay"; relay=; return 1; }
     nap
   done
+  relay_listening=1
 }
 close_relay() {
   [ -n "$relay" ] || return 0
@@ -342,6 +351,7 @@ trap 'want=closed relay_change=1' USR2
 trap 'want=open relay_change=1' HUP
 trap 'close_relay; kill "$pid" 2>/dev/null; exit 0' TERM INT
 start_dockerd
+spawn_relay
 await_ready || exit 5
 answer_version
 running=1
