@@ -247,15 +247,12 @@ def without_layers(path: str, chains: set[tuple[str, ...]]) -> tuple[Iterator[by
     skip = _present_layer_files(path, chains)
     if not skip:
         return read(path), 0
-    left_out = 0
-    with tarfile.open(path) as tar:
-        for member in tar.getmembers():
-            if member.name in skip:
-                left_out += member.size
-    return _rewrite(path, skip), left_out
+    return _rewrite(path, set(skip)), sum(skip.values())
 
 
-def _present_layer_files(path: str, chains: set[tuple[str, ...]]) -> set[str]:
+def _present_layer_files(path: str, chains: set[tuple[str, ...]]) -> dict[str, int]:
+    """The layer files of the copy at ``path`` whose layers are in ``chains``, with their sizes
+    (none when the copy is not laid out plainly)."""
     try:
         with tarfile.open(path) as tar:
             members = {member.name: member for member in tar.getmembers()}
@@ -266,17 +263,17 @@ def _present_layer_files(path: str, chains: set[tuple[str, ...]]) -> set[str]:
                 diff_ids = list(config["rootfs"]["diff_ids"])
                 layer_files = list(entry["Layers"])
                 if len(diff_ids) != len(layer_files):
-                    return set()
+                    return {}
                 for n, layer_file in enumerate(layer_files):
                     if tuple(diff_ids[: n + 1]) in chains:
                         skip.add(layer_file)
             if any(members[name].issym() or members[name].islnk() for name in members if name.endswith("layer.tar")):
-                return set()  # a link between layer files: leave the layout alone
+                return {}  # a link between layer files: leave the layout alone
             if any(name not in members or not members[name].isfile() for name in skip):
-                return set()
-            return skip
+                return {}
+            return {name: members[name].size for name in skip}
     except (OSError, tarfile.TarError, ValueError, KeyError, TypeError):
-        return set()
+        return {}
 
 
 def _member(tar: tarfile.TarFile, members: dict[str, tarfile.TarInfo], name: str) -> IO[bytes]:
