@@ -517,8 +517,8 @@ class AsyncDocker:
         image's saved copy: later loads of the same image read that copy instead
         of saving it again, and send only the layers the sandbox's daemon lacks
         (:mod:`jupyter_sandbox.imagecache`).  An image the daemon already has
-        under that name, with the same id, is not copied at all.  Progress (MB and MB/s) is written to stderr when the copy
-        takes more than a second.
+        under that name, with the same id, is not copied at all.  Progress (MB
+        and MB/s) is written to stderr when the copy takes more than a second.
 
         Args:
             on_progress: Called with (bytes sent, seconds) from the thread feeding the copy.
