@@ -10,10 +10,12 @@ Prints median, p95 and min per variant, and the ratios the product is held to:
           of the same image on the host.
   load    `sb.docker.load(IMAGE)` against a host `docker load -i` of the same image's tar.
           The image is a one-layer copy of the default image with a unique layer, made
-          for this run, so the host load really imports it (a host load of layers the
-          engine already has only hashes them). Also timed apart, to see where load time
-          goes: the host's `docker save`, the exec stream alone (`cat > /dev/null` fed the
-          tar) and the inner `docker load -i` of the tar copied inside.
+          for this run, so both loads really write it (a host load of layers the engine
+          already has only hashes them; the sandbox's is removed before each load, and
+          from the second load on it comes from the host's saved copy). Also timed apart,
+          to see where load time goes: the host's `docker save`, an exec stream alone
+          (`cat > /dev/null` fed the tar) and the inner `docker load -i` of the tar
+          copied inside.
   build   a small `docker build --no-cache` (FROM the busybox test image, COPY, RUN)
           inside against the host's classic builder.
   create  `create(docker=True)` until ready against the floor (benchmarks/startup.py's
@@ -23,6 +25,7 @@ Prints median, p95 and min per variant, and the ratios the product is held to:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import io
 import json
 import os
@@ -37,6 +40,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from startup import run_floor, run_ours, table, time_alternately  # noqa: E402
 
+from jupyter_sandbox import imagecache  # noqa: E402
 from jupyter_sandbox.spec import DEFAULT_IMAGE  # noqa: E402
 from jupyter_sandbox.sync import Sandbox, call  # noqa: E402
 
@@ -95,9 +99,11 @@ def load_variants(sandbox: Sandbox, runs: int) -> tuple[dict[str, dict[str, floa
     image = unique_image(DEFAULT_IMAGE)
     folder = tempfile.mkdtemp(prefix="bench-load-")
     tar = os.path.join(folder, "image.tar")
+    image_id = ""
     try:
         docker("save", "-o", tar, image)
         size = os.path.getsize(tar)
+        image_id = subprocess.run(["docker", "image", "inspect", "-f", "{{.Id}}", image], check=True, capture_output=True, text=True).stdout.strip()
 
         def inner_rmi() -> None:
             sandbox.docker("rmi", "-f", image).wait()
@@ -136,7 +142,7 @@ def load_variants(sandbox: Sandbox, runs: int) -> tuple[dict[str, dict[str, floa
 
         timings = time_alternately(
             {
-                "inner load (ours: save | exec | load)": inner,
+                "inner load (sb.docker.load)": inner,
                 "host docker load -i": host,
                 "  part: host docker save > /dev/null": save,
                 "  part: exec stream into cat > /dev/null": stream,
@@ -149,6 +155,9 @@ def load_variants(sandbox: Sandbox, runs: int) -> tuple[dict[str, dict[str, floa
     finally:
         subprocess.run(["docker", "rmi", "-f", image], capture_output=True)
         subprocess.run(["rm", "-rf", folder])
+        if image_id:  # the host's saved copy of this one-off image
+            with contextlib.suppress(OSError):
+                os.unlink(imagecache.path_for(image_id, image))
 
 
 def build_variants(sandbox: Sandbox, runs: int) -> dict[str, dict[str, float]]:
@@ -212,7 +221,7 @@ def main(argv: list[str] | None = None) -> int:
     results.update(create_variants(args.runs))
 
     mb = size / 1e6
-    inner_load, host_load = results["inner load (ours: save | exec | load)"], results["host docker load -i"]
+    inner_load, host_load = results["inner load (sb.docker.load)"], results["host docker load -i"]
     ratios = {
         "inner run / host runsc run": ratio(results, "inner docker run --rm (ours)", "host docker run --rm, runsc"),
         "inner run / host runc run": ratio(results, "inner docker run --rm (ours)", "host docker run --rm, runc"),
