@@ -36,6 +36,8 @@ import tempfile
 import time
 from typing import IO, Iterable, Iterator, NamedTuple
 
+from .files import iterate_file
+
 log = logging.getLogger(__name__)
 
 DIR_ENV = "JUPYTER_SANDBOX_IMAGE_CACHE"
@@ -99,14 +101,7 @@ def lookup(image_id: str, name: str) -> str | None:
 
 def read(path: str) -> Iterator[bytes]:
     """A saved copy's bytes, a chunk at a time (opened at once: a missing file raises here, not later)."""
-    saved = open(path, "rb")
-
-    def chunks() -> Iterator[bytes]:
-        with saved:
-            while chunk := saved.read(CHUNK):
-                yield chunk
-
-    return chunks()
+    return iterate_file(open(path, "rb"))
 
 
 def keep(stream: Iterable[bytes], image_id: str, name: str, expected: int | None = None) -> Iterator[bytes]:
@@ -175,10 +170,7 @@ def _discard(spool: Spool) -> None:
 
 def _commit(spool: Spool, target: str, budget: int) -> None:
     try:
-        spool.file.close()
-        if os.path.getsize(spool.path) > budget:
-            os.unlink(spool.path)
-            return
+        spool.file.close()  # never over the budget: keep() stops spooling past it
         os.replace(spool.path, target)
     except OSError as error:
         log.info("could not keep %s: %s", target, error)
